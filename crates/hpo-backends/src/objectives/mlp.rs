@@ -1,0 +1,286 @@
+//! A small multi-layer perceptron trained with Adam, epoch by epoch, like scikit-learn's
+//! `MLPClassifier(solver="adam")` that made the digits-mlp benchmark.
+
+use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::objectives::digits::{CLASSES, Digits, digits};
+use crate::objectives::{float_or, int_or};
+use crate::threads::{Reporter, TrialContext, TrialError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    Tanh,
+}
+
+/// The hyperparameters the MLP reads from a config (missing ones take the defaults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MlpSettings {
+    pub hidden_width: usize,
+    pub num_layers: usize,
+    pub learning_rate: f32,
+    pub batch_size: usize,
+    pub weight_decay: f32,
+    pub activation: Activation,
+    pub epochs: usize,
+}
+
+impl MlpSettings {
+    /// Reads `hidden_width` (64), `num_layers` (1), `learning_rate` (1e-3), `batch_size` (64),
+    /// `weight_decay` (1e-4), `activation` ("relu" or "tanh") and the number of epochs from
+    /// `epochs_key` (else `epochs`, default 10).
+    pub fn from_config(
+        config: &hpo_core::Config,
+        epochs_key: Option<&str>,
+    ) -> Result<Self, TrialError> {
+        let positive = |key: &str, v: i64| -> Result<usize, TrialError> {
+            usize::try_from(v)
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("`{key}` must be a positive integer, got {v}").into())
+        };
+        let activation = match config.get("activation") {
+            None => Activation::Relu,
+            Some(_) => match config.str("activation")? {
+                "relu" => Activation::Relu,
+                "tanh" => Activation::Tanh,
+                other => {
+                    return Err(
+                        format!("`activation` must be \"relu\" or \"tanh\", got {other:?}").into(),
+                    );
+                }
+            },
+        };
+        let epochs_key = epochs_key.unwrap_or("epochs");
+        Ok(MlpSettings {
+            hidden_width: positive("hidden_width", int_or(config, "hidden_width", 64)?)?,
+            num_layers: positive("num_layers", int_or(config, "num_layers", 1)?)?,
+            learning_rate: float_or(config, "learning_rate", 1e-3)? as f32,
+            batch_size: positive("batch_size", int_or(config, "batch_size", 64)?)?,
+            weight_decay: float_or(config, "weight_decay", 1e-4)? as f32,
+            activation,
+            epochs: positive(epochs_key, int_or(config, epochs_key, 10)?)?,
+        })
+    }
+}
+
+/// Adam's moment estimates for one parameter array.
+struct Moments<D: ndarray::Dimension> {
+    m: ndarray::Array<f32, D>,
+    v: ndarray::Array<f32, D>,
+}
+
+impl<D: ndarray::Dimension> Moments<D> {
+    fn new(shape: D) -> Self {
+        Moments {
+            m: ndarray::Array::zeros(shape.clone()),
+            v: ndarray::Array::zeros(shape),
+        }
+    }
+
+    fn step(
+        &mut self,
+        param: &mut ndarray::Array<f32, D>,
+        grad: &ndarray::Array<f32, D>,
+        lr_t: f32,
+    ) {
+        const B1: f32 = 0.9;
+        const B2: f32 = 0.999;
+        const EPS: f32 = 1e-8;
+        Zip::from(param)
+            .and(&mut self.m)
+            .and(&mut self.v)
+            .and(grad)
+            .for_each(|p, m, v, &g| {
+                *m = B1 * *m + (1.0 - B1) * g;
+                *v = B2 * *v + (1.0 - B2) * g * g;
+                *p -= lr_t * *m / (v.sqrt() + EPS);
+            });
+    }
+}
+
+/// A fully connected network with softmax output.
+pub struct Mlp {
+    weights: Vec<Array2<f32>>,
+    biases: Vec<Array1<f32>>,
+    activation: Activation,
+    w_moments: Vec<Moments<ndarray::Ix2>>,
+    b_moments: Vec<Moments<ndarray::Ix1>>,
+    steps: i32,
+}
+
+impl Mlp {
+    /// Layer sizes from input to output; Glorot-uniform initial weights, as scikit-learn.
+    pub fn new(sizes: &[usize], activation: Activation, rng: &mut ChaCha8Rng) -> Mlp {
+        let mut weights = Vec::new();
+        let mut biases = Vec::new();
+        for pair in sizes.windows(2) {
+            let (fan_in, fan_out) = (pair[0], pair[1]);
+            let bound = (6.0 / (fan_in + fan_out) as f32).sqrt();
+            weights.push(Array2::from_shape_simple_fn((fan_in, fan_out), || {
+                rng.random_range(-bound..bound)
+            }));
+            biases.push(Array1::from_shape_simple_fn(fan_out, || {
+                rng.random_range(-bound..bound)
+            }));
+        }
+        Mlp {
+            w_moments: weights.iter().map(|w| Moments::new(w.raw_dim())).collect(),
+            b_moments: biases.iter().map(|b| Moments::new(b.raw_dim())).collect(),
+            weights,
+            biases,
+            activation,
+            steps: 0,
+        }
+    }
+
+    /// Outputs of every layer: hidden activations, then the logits last.
+    fn forward(&self, x: ArrayView2<f32>) -> Vec<Array2<f32>> {
+        let mut outputs: Vec<Array2<f32>> = Vec::with_capacity(self.weights.len());
+        for (i, (w, b)) in self.weights.iter().zip(&self.biases).enumerate() {
+            let input = outputs.last().map_or(x, |o| o.view());
+            let mut z = input.dot(w) + b;
+            if i + 1 < self.weights.len() {
+                match self.activation {
+                    Activation::Relu => z.mapv_inplace(|v| v.max(0.0)),
+                    Activation::Tanh => z.mapv_inplace(f32::tanh),
+                }
+            }
+            outputs.push(z);
+        }
+        outputs
+    }
+
+    /// One pass over the training data in shuffled mini-batches; returns the mean loss.
+    pub fn train_epoch(&mut self, data: &Digits, s: &MlpSettings, rng: &mut ChaCha8Rng) -> f32 {
+        let n = data.y_train.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, rng.random_range(0..=i));
+        }
+        let mut total_loss = 0.0;
+        for batch in order.chunks(s.batch_size) {
+            let x = data.x_train.select(Axis(0), batch);
+            let labels: Vec<usize> = batch.iter().map(|&i| data.y_train[i]).collect();
+            total_loss += self.step(&x, &labels, s) * batch.len() as f32;
+        }
+        total_loss / n as f32
+    }
+
+    /// One Adam step on a mini-batch; returns its mean cross-entropy.
+    fn step(&mut self, x: &Array2<f32>, labels: &[usize], s: &MlpSettings) -> f32 {
+        let outputs = self.forward(x.view());
+        let Some(logits) = outputs.last() else {
+            return 0.0;
+        };
+        let batch = labels.len() as f32;
+        let (mut delta, loss) = softmax_cross_entropy(logits, labels);
+        delta /= batch;
+        self.steps += 1;
+        let lr_t = s.learning_rate * (1.0 - 0.999f32.powi(self.steps)).sqrt()
+            / (1.0 - 0.9f32.powi(self.steps));
+        for layer in (0..self.weights.len()).rev() {
+            let input = if layer == 0 {
+                x.view()
+            } else {
+                outputs[layer - 1].view()
+            };
+            let mut grad_w = input.t().dot(&delta);
+            grad_w.scaled_add(s.weight_decay, &self.weights[layer]);
+            let grad_b = delta.sum_axis(Axis(0));
+            if layer > 0 {
+                let mut next = delta.dot(&self.weights[layer].t());
+                let act = &outputs[layer - 1];
+                match self.activation {
+                    Activation::Relu => Zip::from(&mut next).and(act).for_each(|d, &a| {
+                        if a <= 0.0 {
+                            *d = 0.0;
+                        }
+                    }),
+                    Activation::Tanh => Zip::from(&mut next)
+                        .and(act)
+                        .for_each(|d, &a| *d *= 1.0 - a * a),
+                }
+                delta = next;
+            }
+            self.w_moments[layer].step(&mut self.weights[layer], &grad_w, lr_t);
+            self.b_moments[layer].step(&mut self.biases[layer], &grad_b, lr_t);
+        }
+        loss / batch
+    }
+
+    /// (error rate, mean log loss) on a labelled set.
+    pub fn evaluate(&self, x: &Array2<f32>, labels: &[usize]) -> (f64, f64) {
+        let outputs = self.forward(x.view());
+        let Some(logits) = outputs.last() else {
+            return (1.0, f64::NAN);
+        };
+        let (_, loss) = softmax_cross_entropy(logits, labels);
+        let wrong = logits
+            .outer_iter()
+            .zip(labels)
+            .filter(|(row, label)| {
+                let best = row
+                    .iter()
+                    .enumerate()
+                    .fold(
+                        (0, f32::NEG_INFINITY),
+                        |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+                    );
+                best.0 != **label
+            })
+            .count();
+        (
+            wrong as f64 / labels.len() as f64,
+            f64::from(loss) / labels.len() as f64,
+        )
+    }
+}
+
+/// Softmax probabilities minus one-hot labels (the logits' gradient, unscaled) and the
+/// summed cross-entropy.
+fn softmax_cross_entropy(logits: &Array2<f32>, labels: &[usize]) -> (Array2<f32>, f32) {
+    let mut probs = logits.clone();
+    let mut loss = 0.0;
+    for (mut row, &label) in probs.outer_iter_mut().zip(labels) {
+        let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        row.mapv_inplace(|v| (v - max).exp());
+        let sum = row.sum();
+        row /= sum;
+        loss -= row[label].max(1e-12).ln();
+        row[label] -= 1.0;
+    }
+    (probs, loss)
+}
+
+/// The `digits-mlp` objective: trains an MLP on the digits data, reporting `epoch`,
+/// `val_error`, `val_loss` and `train_loss` after every epoch.
+pub fn digits_mlp(
+    ctx: &TrialContext,
+    reporter: &mut Reporter,
+    epochs_key: Option<&str>,
+) -> Result<(), TrialError> {
+    let settings = MlpSettings::from_config(&ctx.config, epochs_key)?;
+    let data = digits()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed);
+    let mut sizes = vec![data.x_train.ncols()];
+    sizes.extend(std::iter::repeat_n(
+        settings.hidden_width,
+        settings.num_layers,
+    ));
+    sizes.push(CLASSES);
+    let mut mlp = Mlp::new(&sizes, settings.activation, &mut rng);
+    for epoch in 1..=settings.epochs {
+        let train_loss = mlp.train_epoch(data, &settings, &mut rng);
+        let (val_error, val_loss) = mlp.evaluate(&data.x_val, &data.y_val);
+        reporter.report([
+            ("epoch", epoch as f64),
+            ("val_error", val_error),
+            ("val_loss", val_loss),
+            ("train_loss", f64::from(train_loss)),
+        ])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! Building a backend from an experiment file's `[backend]` table.
+
+use std::path::Path;
+
+use hpo_core::{Backend, ExperimentError, ExperimentSpec};
+use serde::Deserialize;
+
+use crate::ThreadBackend;
+use crate::objectives::{BUILTIN, builtin};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThreadsSpec {
+    #[serde(rename = "type")]
+    _type: String,
+    objective: String,
+}
+
+/// The backend an experiment asks for. `trials_dir` is where per-trial folders go.
+pub fn build_backend(
+    spec: &ExperimentSpec,
+    trials_dir: Option<&Path>,
+) -> Result<Box<dyn Backend>, ExperimentError> {
+    let kind = spec
+        .backend
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("threads");
+    match kind {
+        "threads" => {
+            let threads: ThreadsSpec = serde_json::from_value(spec.backend.clone())
+                .map_err(|e| spec.origin.error("backend", e.to_string()))?;
+            let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+            let trial_fn = builtin(&threads.objective, spec.max_resource_attr.as_deref())
+                .ok_or_else(|| {
+                    spec.origin.error(
+                        "backend.objective",
+                        format!(
+                            "no built-in objective `{}`; expected one of {}",
+                            threads.objective,
+                            names.join(", ")
+                        ),
+                    )
+                })?;
+            let mut backend =
+                ThreadBackend::new(spec.workers, move |ctx, reporter| trial_fn(ctx, reporter))
+                    .seed(spec.seed);
+            if let Some(dir) = trials_dir {
+                backend = backend.trials_dir(dir);
+            }
+            Ok(Box::new(backend))
+        }
+        other => Err(spec.origin.error(
+            "backend.type",
+            format!("unknown backend `{other}`; expected \"threads\""),
+        )),
+    }
+}

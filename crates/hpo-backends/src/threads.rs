@@ -1,0 +1,349 @@
+//! The thread backend: runs a Rust function per trial on N worker threads of this process.
+//!
+//! Reports are synchronous: [`Reporter::report`] hands the metrics to the tuner and returns
+//! once the scheduler has decided, with `Err(Interrupted)` when the trial is to stop or
+//! pause, so a training loop written with `?` ends exactly where the scheduler said.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use hpo_core::{
+    Backend, BackendError, Config, Decision, Event, EventKind, Metrics, TrialId, TrialStart,
+    async_trait, derive_seed,
+};
+use tokio::sync::mpsc;
+
+/// What a trial function returns on failure: any error.
+pub type TrialError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A trial function: trains with `trial.config`, reporting through `reporter`.
+pub type TrialFn = dyn Fn(&TrialContext, &mut Reporter) -> Result<(), TrialError> + Send + Sync;
+
+/// What a trial function knows about its trial.
+#[derive(Clone, Debug)]
+pub struct TrialContext {
+    pub trial_id: TrialId,
+    pub config: Config,
+    /// A folder of this trial's own for checkpoints (kept across pause and resume), if the
+    /// backend was given a trials folder.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Whether the trial is being resumed after a pause.
+    pub resume: bool,
+    /// A seed for the trial's own randomness, derived from the master seed and trial id.
+    pub seed: u64,
+}
+
+/// Returned by [`Reporter::report`] when the scheduler stopped or paused the trial: let it
+/// propagate with `?`; the backend knows it is not a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interrupted(pub Decision);
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "trial interrupted by the scheduler ({:?})", self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+const RUNNING: u8 = 0;
+const AWAITING: u8 = 1;
+const STOP: u8 = 2;
+const PAUSE: u8 = 3;
+
+/// The channel between the tuner and one trial's thread.
+struct Control {
+    state: AtomicU8,
+    thread: OnceLock<Thread>,
+}
+
+impl Control {
+    fn interrupted(state: u8) -> Option<Interrupted> {
+        match state {
+            STOP => Some(Interrupted(Decision::Stop)),
+            PAUSE => Some(Interrupted(Decision::Pause)),
+            _ => None,
+        }
+    }
+}
+
+/// Hands a trial's metrics to the tuner and brings back the scheduler's decision.
+pub struct Reporter {
+    trial_id: TrialId,
+    control: Arc<Control>,
+    events: mpsc::UnboundedSender<Event>,
+    clock: Instant,
+}
+
+impl Reporter {
+    /// Reports metrics (e.g. `[("epoch", 3.0), ("val_loss", 0.2)]`) and waits for the
+    /// decision: `Ok` to go on, `Err(Interrupted)` to end the trial now.
+    pub fn report<K: Into<String>>(
+        &mut self,
+        metrics: impl IntoIterator<Item = (K, f64)>,
+    ) -> Result<(), Interrupted> {
+        let metrics: Metrics = metrics.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        if let Err(state) = self.control.state.compare_exchange(
+            RUNNING,
+            AWAITING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            return Err(Control::interrupted(state).unwrap_or(Interrupted(Decision::Stop)));
+        }
+        let event = Event {
+            time: self.clock.elapsed().as_secs_f64(),
+            trial_id: self.trial_id,
+            kind: EventKind::Report(metrics),
+        };
+        if self.events.send(event).is_err() {
+            return Err(Interrupted(Decision::Stop)); // the tuner is gone
+        }
+        let state = wait_while_awaiting(&self.control.state);
+        Control::interrupted(state).map_or(Ok(()), Err)
+    }
+
+    /// Whether the trial has been asked to stop or pause (without reporting).
+    pub fn interrupted(&self) -> bool {
+        Control::interrupted(self.control.state.load(Ordering::Acquire)).is_some()
+    }
+}
+
+/// Waits for the tuner's answer: a short spin (answers usually come within microseconds),
+/// then yields, then parks until unparked.
+fn wait_while_awaiting(state: &AtomicU8) -> u8 {
+    for round in 0u32.. {
+        let s = state.load(Ordering::Acquire);
+        if s != AWAITING {
+            return s;
+        }
+        match round {
+            0..200 => std::hint::spin_loop(),
+            200..400 => thread::yield_now(),
+            _ => thread::park_timeout(Duration::from_millis(50)),
+        }
+    }
+    STOP
+}
+
+struct Job {
+    context: TrialContext,
+    control: Arc<Control>,
+}
+
+/// Runs trial functions on worker threads.
+pub struct ThreadBackend {
+    jobs: Option<crossbeam_channel::Sender<Job>>,
+    events: mpsc::UnboundedReceiver<Event>,
+    controls: HashMap<TrialId, Arc<Control>>,
+    clock: Instant,
+    trials_dir: Option<PathBuf>,
+    seed: u64,
+}
+
+impl ThreadBackend {
+    /// `workers` threads running `trial_fn`. Give the tuner the same number of workers.
+    pub fn new(
+        workers: usize,
+        trial_fn: impl Fn(&TrialContext, &mut Reporter) -> Result<(), TrialError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> ThreadBackend {
+        let trial_fn: Arc<TrialFn> = Arc::new(trial_fn);
+        let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
+        let (event_tx, event_rx) = mpsc::unbounded_channel();
+        let clock = Instant::now();
+        for i in 0..workers.max(1) {
+            let jobs = job_rx.clone();
+            let events = event_tx.clone();
+            let trial_fn = Arc::clone(&trial_fn);
+            let spawned = thread::Builder::new()
+                .name(format!("hpo-worker-{i}"))
+                .spawn(move || worker(&jobs, &events, &*trial_fn, clock));
+            if let Err(e) = spawned {
+                eprintln!("hpo: could not start worker thread {i}: {e}");
+            }
+        }
+        ThreadBackend {
+            jobs: Some(job_tx),
+            events: event_rx,
+            controls: HashMap::new(),
+            clock,
+            trials_dir: None,
+            seed: 0,
+        }
+    }
+
+    /// Gives every trial a checkpoint folder `<dir>/<trial_id>/checkpoints`.
+    pub fn trials_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.trials_dir = Some(dir.into());
+        self
+    }
+
+    /// The master seed from which each trial's own seed is derived.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    fn drain(&mut self, out: &mut Vec<Event>) {
+        while let Ok(event) = self.events.try_recv() {
+            self.forget_if_ended(&event);
+            out.push(event);
+        }
+    }
+
+    fn forget_if_ended(&mut self, event: &Event) {
+        if !matches!(event.kind, EventKind::Report(_)) {
+            self.controls.remove(&event.trial_id);
+        }
+    }
+}
+
+fn worker(
+    jobs: &crossbeam_channel::Receiver<Job>,
+    events: &mpsc::UnboundedSender<Event>,
+    trial_fn: &TrialFn,
+    clock: Instant,
+) {
+    while let Ok(Job { context, control }) = jobs.recv() {
+        let _ = control.thread.set(thread::current());
+        let trial_id = context.trial_id;
+        let mut reporter = Reporter {
+            trial_id,
+            control: Arc::clone(&control),
+            events: events.clone(),
+            clock,
+        };
+        let outcome = match &context.checkpoint_dir {
+            Some(dir) => std::fs::create_dir_all(dir).map_err(|e| -> TrialError {
+                format!("cannot create {}: {e}", dir.display()).into()
+            }),
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            catch_unwind(AssertUnwindSafe(|| trial_fn(&context, &mut reporter)))
+                .unwrap_or_else(|p| Err(panic_message(&*p).into()))
+        });
+        let kind = match outcome {
+            Ok(()) => EventKind::Completed,
+            Err(e) => match e.downcast_ref::<Interrupted>() {
+                Some(Interrupted(Decision::Pause)) => EventKind::Paused,
+                Some(_) => EventKind::Stopped,
+                None => EventKind::Failed(e.to_string()),
+            },
+        };
+        let event = Event {
+            time: clock.elapsed().as_secs_f64(),
+            trial_id,
+            kind,
+        };
+        if events.send(event).is_err() {
+            return;
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into());
+    format!("the trial function panicked: {text}")
+}
+
+#[async_trait]
+impl Backend for ThreadBackend {
+    async fn start(&mut self, trial: TrialStart) -> Result<(), BackendError> {
+        let control = Arc::new(Control {
+            state: AtomicU8::new(RUNNING),
+            thread: OnceLock::new(),
+        });
+        self.controls.insert(trial.trial_id, Arc::clone(&control));
+        let context = TrialContext {
+            trial_id: trial.trial_id,
+            checkpoint_dir: self.checkpoint_dir(trial.trial_id),
+            config: trial.config,
+            resume: trial.resume,
+            seed: derive_seed(self.seed, &format!("trial/{}", trial.trial_id)),
+        };
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| BackendError("the thread backend is shut down".into()))?;
+        jobs.send(Job { context, control })
+            .map_err(|_| BackendError("every worker thread has exited".into()))
+    }
+
+    async fn decide(&mut self, trial_id: TrialId, decision: Decision) -> Result<(), BackendError> {
+        if let Some(control) = self.controls.get(&trial_id) {
+            let state = match decision {
+                Decision::Continue => RUNNING,
+                Decision::Stop => STOP,
+                Decision::Pause => PAUSE,
+            };
+            control.state.store(state, Ordering::Release);
+            if let Some(thread) = control.thread.get() {
+                thread.unpark();
+            }
+        }
+        Ok(())
+    }
+
+    async fn next_events(&mut self, out: &mut Vec<Event>) -> Result<(), BackendError> {
+        let before = out.len();
+        self.drain(out);
+        // Trials of a few microseconds answer before a thread could go to sleep and wake up:
+        // spin briefly before waiting.
+        for _ in 0..64 {
+            if out.len() > before {
+                return Ok(());
+            }
+            thread::yield_now();
+            self.drain(out);
+        }
+        if out.len() == before {
+            let event = self
+                .events
+                .recv()
+                .await
+                .ok_or_else(|| BackendError("every worker thread has exited".into()))?;
+            self.forget_if_ended(&event);
+            out.push(event);
+            self.drain(out);
+        }
+        Ok(())
+    }
+
+    fn now(&self) -> f64 {
+        self.clock.elapsed().as_secs_f64()
+    }
+
+    fn checkpoint_dir(&self, trial_id: TrialId) -> Option<PathBuf> {
+        self.trials_dir
+            .as_ref()
+            .map(|d| d.join(trial_id.to_string()).join("checkpoints"))
+    }
+}
+
+impl Drop for ThreadBackend {
+    /// Asks every trial still running to stop and lets the workers exit.
+    fn drop(&mut self) {
+        for control in self.controls.values() {
+            control.state.store(STOP, Ordering::Release);
+            if let Some(thread) = control.thread.get() {
+                thread.unpark();
+            }
+        }
+        self.jobs = None;
+    }
+}

@@ -1,0 +1,10 @@
+pub mod bench;
+pub mod results;
+pub mod run;
+
+/// A current-thread tokio runtime: the tuner is one task; trials run on their own threads.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,113 @@
+//! `hpo results DIR` and `hpo best DIR`: read an experiment's journal and show what it found.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use hpo_core::{ExperimentResults, read_journal};
+
+use crate::{BestArgs, ResultsArgs};
+
+fn load(dir: &Path) -> anyhow::Result<ExperimentResults> {
+    let path = dir.join("journal.jsonl");
+    if !path.exists() {
+        bail!(
+            "{} has no journal.jsonl: is it an experiment folder made by `hpo run`?",
+            dir.display()
+        );
+    }
+    let entries = read_journal(&path)?;
+    ExperimentResults::from_entries(&entries)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
+    let results = load(&args.dir)?;
+    if args.csv {
+        results.write_csv(std::io::stdout().lock())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ranked = results.ranked();
+    if args.json {
+        let rows: Vec<serde_json::Value> = ranked
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "trial_id": t.trial_id,
+                    "status": t.status.as_str(),
+                    results.objective.metric.clone(): t.best,
+                    "reports": t.reports,
+                    "config": t.config,
+                    "last_metrics": t.last_metrics,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let metric = &results.objective.metric;
+    let state = match &results.end {
+        Some((t, reason)) => format!("ended ({}) after {t:.1} s", reason.replace('_', " ")),
+        None => "running, or stopped without an end record".into(),
+    };
+    println!(
+        "Experiment `{}`: {} trials, {state}.",
+        results.name,
+        results.trials.len()
+    );
+    println!(
+        "Best {} of {} trials with a result ({} is {}):",
+        args.top.min(ranked.len()),
+        ranked.len(),
+        metric,
+        if results.objective.mode == hpo_core::Mode::Max {
+            "maximized"
+        } else {
+            "minimized"
+        }
+    );
+    let width = metric.len().max(10);
+    println!(
+        "{:>5}  {:>6}  {:<10}  {:>width$}  {:>7}  config",
+        "rank", "trial", "status", metric, "reports"
+    );
+    for (rank, t) in ranked.iter().take(args.top).enumerate() {
+        let value = t.best.map_or_else(|| "-".into(), |v| format!("{v:.6}"));
+        println!(
+            "{:>5}  {:>6}  {:<10}  {:>width$}  {:>7}  {}",
+            rank + 1,
+            t.trial_id,
+            t.status.as_str(),
+            value,
+            t.reports,
+            t.config
+        );
+    }
+    let failed: Vec<_> = results
+        .trials
+        .iter()
+        .filter(|t| t.error.is_some())
+        .collect();
+    if !failed.is_empty() {
+        println!(
+            "{} failed trials; the first: trial {}: {}",
+            failed.len(),
+            failed[0].trial_id,
+            failed[0].error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn best(args: BestArgs) -> anyhow::Result<ExitCode> {
+    let results = load(&args.dir)?;
+    let best = results.best().with_context(|| {
+        format!(
+            "no trial in {} reported a valid `{}`",
+            args.dir.display(),
+            results.objective.metric
+        )
+    })?;
+    println!("{}", serde_json::to_string(&best.config)?);
+    Ok(ExitCode::SUCCESS)
+}

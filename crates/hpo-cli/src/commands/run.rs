@@ -1,0 +1,194 @@
+//! `hpo run FILE`: run an experiment with a live progress line, then say where the results are.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use hpo_core::{
+    ExperimentResults, ExperimentSpec, Journal, Observer, Progress, Summary, TrialId, Tuner,
+    read_journal,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::RunArgs;
+use crate::commands::runtime;
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut spec = ExperimentSpec::from_file(&args.file)?;
+    apply_overrides(&mut spec, &args)?;
+    let dir = create_experiment_dir(&spec.output, &spec.name)?;
+    std::fs::write(dir.join("experiment.toml"), spec.to_toml()?)
+        .with_context(|| format!("writing {}", dir.join("experiment.toml").display()))?;
+    let trials_dir = dir.join("trials");
+    std::fs::create_dir_all(&trials_dir)
+        .with_context(|| format!("creating {}", trials_dir.display()))?;
+
+    let scheduler = spec.build_scheduler()?;
+    let backend = hpo_backends::build_backend(&spec, Some(&trials_dir))?;
+    let mut tuner = Tuner::new(spec.context(), scheduler, backend)
+        .workers(spec.workers)
+        .stop_when(spec.stop.clone())
+        .interrupt_on(async {
+            // If no handler can be installed, never interrupt rather than at once.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        });
+    let journal_path = dir.join("journal.jsonl");
+    if spec.journal {
+        let journal = Journal::create(&journal_path, &spec.name, spec.to_json())
+            .with_context(|| format!("creating {}", journal_path.display()))?;
+        tuner = tuner.journal(journal);
+    }
+    if !args.quiet {
+        tuner = tuner.observer(Box::new(ProgressLine::new(&spec)));
+    }
+    eprintln!("hpo: experiment `{}` in {}", spec.name, dir.display());
+    let outcome = runtime()?.block_on(tuner.run());
+    // Whatever happened, results.csv reflects everything the journal recorded.
+    if spec.journal {
+        let results = ExperimentResults::from_entries(&read_journal(&journal_path)?)
+            .map_err(anyhow::Error::msg)?;
+        results
+            .write_csv_file(&dir.join("results.csv"))
+            .with_context(|| format!("writing {}", dir.join("results.csv").display()))?;
+    }
+    let summary = outcome?;
+    print_summary(&spec, &summary, &dir);
+    Ok(if summary.reason.is_error() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn apply_overrides(spec: &mut ExperimentSpec, args: &RunArgs) -> anyhow::Result<()> {
+    if let Some(workers) = args.workers {
+        if workers == 0 {
+            bail!("--workers must be at least 1");
+        }
+        spec.workers = workers;
+    }
+    if let Some(seed) = args.seed {
+        spec.seed = seed;
+    }
+    if let Some(max) = args.max_trials {
+        spec.stop.max_trials = Some(max);
+    }
+    if let Some(d) = args.max_wallclock {
+        spec.stop.max_wallclock = Some(d);
+    }
+    if let Some(name) = &args.name {
+        if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+            bail!("--name `{name}` cannot be used as a folder name");
+        }
+        spec.name.clone_from(name);
+    }
+    if let Some(output) = &args.output {
+        spec.output.clone_from(output);
+    }
+    Ok(())
+}
+
+/// `<output>/<name>`, or `<name>-2`, `<name>-3`, ... if that exists: never touch an earlier run.
+fn create_experiment_dir(output: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
+    for n in 1.. {
+        let dir = if n == 1 {
+            output.join(name)
+        } else {
+            output.join(format!("{name}-{n}"))
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+    }
+    unreachable!("the loop above returns")
+}
+
+fn print_summary(spec: &ExperimentSpec, s: &Summary, dir: &Path) {
+    println!(
+        "Finished ({}) after {:.1} s: {} trials, {} completed, {} stopped, {} paused, {} failed.",
+        s.reason.as_str().replace('_', " "),
+        s.elapsed,
+        s.trials,
+        s.completed,
+        s.stopped,
+        s.paused,
+        s.failed
+    );
+    match &s.best {
+        Some(best) => {
+            println!(
+                "Best {} = {} (trial {}).",
+                spec.metric, best.value, best.trial_id
+            );
+            println!("Best config: {}", best.config);
+        }
+        None => println!("No trial reported a valid `{}`.", spec.metric),
+    }
+    println!("Results: {}", dir.display());
+    if spec.journal {
+        println!(
+            "  see them with `hpo results {}`; every report is in results.csv",
+            dir.display()
+        );
+    }
+}
+
+/// The live progress line: trials finished of the maximum, running, failed, best so far.
+struct ProgressLine {
+    bar: ProgressBar,
+    metric: String,
+}
+
+impl ProgressLine {
+    fn new(spec: &ExperimentSpec) -> Self {
+        let bar = match spec.stop.max_trials {
+            Some(max) => ProgressBar::new(max).with_style(
+                ProgressStyle::with_template(
+                    "{bar:25} {pos}/{len} trials [{elapsed_precise}] {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {pos} trials [{elapsed_precise}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ),
+        };
+        bar.enable_steady_tick(Duration::from_millis(200));
+        ProgressLine {
+            bar,
+            metric: spec.metric.clone(),
+        }
+    }
+}
+
+impl Observer for ProgressLine {
+    fn update(&mut self, p: &Progress) {
+        self.bar
+            .set_position((p.completed + p.stopped + p.failed) as u64);
+        let best = match p.best {
+            Some((value, trial)) => format!("best {} {value:.4} (trial {trial})", self.metric),
+            None => format!("no {} yet", self.metric),
+        };
+        self.bar.set_message(format!(
+            "running {} | completed {} | stopped {} | paused {} | failed {} | {best}",
+            p.running, p.completed, p.stopped, p.paused, p.failed
+        ));
+    }
+
+    fn trial_failed(&mut self, trial_id: TrialId, error: &str) {
+        self.bar
+            .println(format!("trial {trial_id} failed: {error}"));
+    }
+}
+
+impl Drop for ProgressLine {
+    fn drop(&mut self) {
+        self.bar.finish();
+    }
+}

@@ -1,0 +1,109 @@
+//! The `hpo` command line: a thin layer over the hpo crates, one module per subcommand.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Hyperparameter optimization: tune any training script or Rust function.
+#[derive(Debug, Parser)]
+#[command(name = "hpo", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an experiment described by a TOML file.
+    Run(RunArgs),
+    /// Show the best trials of an experiment folder.
+    Results(ResultsArgs),
+    /// Print the best config of an experiment folder as JSON.
+    Best(BestArgs),
+    /// Benchmarks that print one machine-readable line.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment file.
+    pub file: PathBuf,
+    /// Override `workers`: trials run at once.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Override `seed`: the master seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override `stop.max_trials`.
+    #[arg(long)]
+    pub max_trials: Option<u64>,
+    /// Override `stop.max_wallclock`, e.g. "90s" or "10m".
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub max_wallclock: Option<Duration>,
+    /// Override `name`: the experiment folder's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Override `output`: the folder experiment folders are created in.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    /// An experiment folder (holding `journal.jsonl`).
+    pub dir: PathBuf,
+    /// How many of the best trials to show.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// All trials, best first, as JSON.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Every report as CSV (the contents of `results.csv`).
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BestArgs {
+    /// An experiment folder (holding `journal.jsonl`).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Per-trial overhead of the tuner: random search + FIFO over a no-op function.
+    Overhead(OverheadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OverheadArgs {
+    #[arg(long, default_value_t = 100_000)]
+    pub trials: u64,
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Runs per setting; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Print one JSON line (otherwise a sentence).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a parsed command line; the exit code says whether the experiment went well.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    hpo_schedulers::register();
+    match cli.command {
+        Command::Run(args) => commands::run::run(args),
+        Command::Results(args) => commands::results::results(args),
+        Command::Best(args) => commands::results::best(args),
+        Command::Bench(BenchCommand::Overhead(args)) => commands::bench::overhead(args),
+    }
+}

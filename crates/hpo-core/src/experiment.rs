@@ -1,0 +1,279 @@
+//! The experiment file (DESIGN.md, "The experiment file"): parsing with errors that name the
+//! file, the line and the key, defaults filled in, and the resolved form written to
+//! `experiment.toml`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use hpo_space::{Space, line_of};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::traits::{Context, Scheduler};
+use crate::tuner::StopCriteria;
+use crate::types::{Mode, Objective};
+
+/// An experiment file that cannot be used: where and why.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub struct ExperimentError {
+    pub file: String,
+    pub line: Option<usize>,
+    /// The key at fault (`scheduler`, `stop.max_wallclock`, `space.lr`, ...), if known.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ExperimentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(key) = &self.key {
+            write!(f, "`{key}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+fn default_name() -> String {
+    "experiment".into()
+}
+fn default_workers() -> usize {
+    1
+}
+fn default_output() -> PathBuf {
+    "runs".into()
+}
+
+/// The file as written, with spans kept for error messages.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExperiment {
+    #[serde(default = "default_name")]
+    name: String,
+    metric: String,
+    #[serde(default)]
+    mode: Mode,
+    resource_attr: Option<String>,
+    max_resource_attr: Option<String>,
+    #[serde(default = "default_workers")]
+    workers: usize,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default = "default_output")]
+    output: PathBuf,
+    #[serde(default)]
+    journal: Option<bool>,
+    space: Spanned<BTreeMap<String, Spanned<toml::Value>>>,
+    searcher: Option<Spanned<toml::Table>>,
+    scheduler: Option<Spanned<toml::Table>>,
+    backend: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    stop: Option<Spanned<toml::Table>>,
+}
+
+/// A parsed, checked experiment with every default filled in.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExperimentSpec {
+    pub name: String,
+    pub metric: String,
+    pub mode: Mode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_attr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_resource_attr: Option<String>,
+    pub workers: usize,
+    pub seed: u64,
+    /// The folder that experiment folders are created in.
+    pub output: PathBuf,
+    /// Whether to write `journal.jsonl` (and so `results.csv`).
+    pub journal: bool,
+    pub space: Space,
+    /// The scheduler (with its searcher) in resolved, serialized form; see [`Self::build_scheduler`].
+    pub scheduler: serde_json::Value,
+    /// The backend's table, interpreted by the backend crate.
+    pub backend: serde_json::Value,
+    pub stop: StopCriteria,
+    /// Where the spec came from, to point errors found later at the right line.
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// The file a spec was read from and the line of each top-level table.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub file: String,
+    pub lines: BTreeMap<String, usize>,
+}
+
+impl Origin {
+    /// An error about `key` (a top-level table such as `backend`, or `backend.command`).
+    pub fn error(&self, key: &str, message: impl Into<String>) -> ExperimentError {
+        let table = key.split('.').next().unwrap_or(key);
+        ExperimentError {
+            file: self.file.clone(),
+            line: self.lines.get(table).copied(),
+            key: Some(key.to_owned()),
+            message: message.into(),
+        }
+    }
+}
+
+impl ExperimentSpec {
+    /// Reads and checks an experiment file.
+    pub fn from_file(path: &std::path::Path) -> Result<ExperimentSpec, ExperimentError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ExperimentError {
+            file: file.clone(),
+            line: None,
+            key: None,
+            message: format!("cannot read the experiment file: {e}"),
+        })?;
+        ExperimentSpec::from_toml_str(&text, &file)
+    }
+
+    /// Parses and checks an experiment from TOML text; `file` names it in errors.
+    pub fn from_toml_str(text: &str, file: &str) -> Result<ExperimentSpec, ExperimentError> {
+        let raw: RawExperiment = toml::from_str(text).map_err(|e| ExperimentError {
+            file: file.to_owned(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            key: None,
+            message: e.message().trim_end().to_owned(),
+        })?;
+        let mut origin = Origin {
+            file: file.to_owned(),
+            lines: BTreeMap::new(),
+        };
+        let mut note_line = |key: &str, start: usize| {
+            origin.lines.insert(key.to_owned(), line_of(text, start));
+        };
+        note_line("space", raw.space.span().start);
+        for (key, table) in [
+            ("searcher", &raw.searcher),
+            ("scheduler", &raw.scheduler),
+            ("backend", &raw.backend),
+            ("stop", &raw.stop),
+        ] {
+            if let Some(t) = table {
+                note_line(key, t.span().start);
+            }
+        }
+
+        let space = Space::from_toml_spanned(raw.space.get_ref(), file, text).map_err(|e| {
+            ExperimentError {
+                file: file.to_owned(),
+                line: e.location.and_then(|l| l.line),
+                key: Some(format!("space.{}", e.param)),
+                message: e.message,
+            }
+        })?;
+        if space.is_empty() {
+            return Err(origin.error("space", "the search space is empty"));
+        }
+
+        let mut scheduler = raw.scheduler.map(Spanned::into_inner).unwrap_or_default();
+        if !scheduler.contains_key("type") {
+            scheduler.insert("type".into(), "fifo".into());
+        }
+        if let Some(searcher) = raw.searcher {
+            if scheduler.contains_key("searcher") {
+                return Err(origin.error(
+                    "searcher",
+                    "given both as [searcher] and as scheduler.searcher; keep one",
+                ));
+            }
+            scheduler.insert("searcher".into(), toml::Value::Table(searcher.into_inner()));
+        }
+        let scheduler = resolve_scheduler(toml::Value::Table(scheduler))
+            .map_err(|m| origin.error("scheduler", m))?;
+
+        let stop: StopCriteria = match raw.stop {
+            Some(t) => toml::Value::Table(t.into_inner())
+                .try_into()
+                .map_err(|e: toml::de::Error| origin.error("stop", e.message().trim_end()))?,
+            None => StopCriteria::default(),
+        };
+        if raw.workers == 0 {
+            return Err(origin.error("workers", "must be at least 1"));
+        }
+        if raw.name.is_empty()
+            || raw.name.contains(['/', '\\'])
+            || raw.name == ".."
+            || raw.name == "."
+        {
+            return Err(origin.error(
+                "name",
+                format!("`{}` cannot be used as a folder name", raw.name),
+            ));
+        }
+        let backend = match raw.backend {
+            Some(t) => serde_json::to_value(t.into_inner())
+                .map_err(|e| origin.error("backend", e.to_string()))?,
+            None => serde_json::json!({ "type": "threads" }),
+        };
+        let spec = ExperimentSpec {
+            name: raw.name,
+            metric: raw.metric,
+            mode: raw.mode,
+            resource_attr: raw.resource_attr,
+            max_resource_attr: raw.max_resource_attr,
+            workers: raw.workers,
+            seed: raw.seed,
+            output: raw.output,
+            journal: raw.journal.unwrap_or(true),
+            space,
+            scheduler,
+            backend,
+            stop,
+            origin,
+        };
+        if let Some(attr) = &spec.max_resource_attr {
+            if spec.space.get(attr).is_none() {
+                return Err(spec.origin.error(
+                    "max_resource_attr",
+                    format!("`{attr}` is not a parameter of the search space"),
+                ));
+            }
+        }
+        Ok(spec)
+    }
+
+    /// A fresh scheduler (with its searcher) as the spec describes it.
+    pub fn build_scheduler(&self) -> Result<Box<dyn Scheduler>, ExperimentError> {
+        serde_json::from_value(self.scheduler.clone())
+            .map_err(|e| self.origin.error("scheduler", e.to_string()))
+    }
+
+    /// What the scheduler and searcher learn about the experiment.
+    pub fn context(&self) -> Context {
+        Context {
+            space: self.space.clone(),
+            objective: Objective::new(&self.metric, self.mode),
+            resource_attr: self.resource_attr.clone(),
+            max_resource_attr: self.max_resource_attr.clone(),
+            seed: self.seed,
+        }
+    }
+
+    /// The spec as JSON (the journal's header holds it).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// The resolved spec as TOML, as written to `experiment.toml`.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(&self.to_json())
+    }
+}
+
+/// Builds the scheduler once (so unknown types and fields are caught now) and serializes it
+/// back, which fills in every default.
+fn resolve_scheduler(table: toml::Value) -> Result<serde_json::Value, String> {
+    let scheduler: Box<dyn Scheduler> = table
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().trim_end().to_owned())?;
+    serde_json::to_value(&scheduler).map_err(|e| e.to_string())
+}

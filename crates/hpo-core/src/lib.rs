@@ -1,0 +1,31 @@
+//! The core of hpo: the vocabulary (configs, trials, reports, decisions, suggestions), the
+//! [`Searcher`], [`Scheduler`] and [`Backend`] traits, the [`Tuner`] loop with its stopping
+//! criteria and incumbent bookkeeping, the experiment file, and the journal from which
+//! results are computed.
+//!
+//! Metrics are minimized internally: [`Objective`] converts `mode = "max"` in one place.
+
+mod experiment;
+mod journal;
+mod results;
+mod rng;
+mod traits;
+mod tuner;
+mod types;
+
+pub use experiment::{ExperimentError, ExperimentSpec, Origin};
+pub use hpo_space::{Config, Domain, Grid, Space, Value};
+pub use journal::{Entry, JOURNAL_VERSION, Journal, JournalError, read_journal};
+pub use results::{ExperimentResults, Row, TrialSummary};
+pub use rng::{HpoRng, derive_rng, derive_seed};
+pub use traits::{
+    Backend, BackendError, Context, Event, EventKind, Scheduler, Searcher, SetupError, TrialStart,
+};
+pub use tuner::{
+    EndReason, Incumbent, Observer, Progress, StopCriteria, Summary, Tuner, TunerError,
+};
+pub use types::{Decision, Metrics, Mode, Objective, Report, Status, Suggestion, TrialId};
+
+/// Re-exported so that crates registering searchers and schedulers use the same version.
+pub use async_trait::async_trait;
+pub use typetag;

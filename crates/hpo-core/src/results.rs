@@ -1,0 +1,258 @@
+//! Results of an experiment, computed from its journal: per-trial summaries, the best
+//! trial, and `results.csv` with Syne Tune's column names.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use hpo_space::{Config, Value};
+
+use crate::journal::Entry;
+use crate::types::{Decision, Metrics, Mode, Objective, Status, TrialId};
+
+/// One trial as the journal tells it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrialSummary {
+    pub trial_id: TrialId,
+    pub config: Config,
+    pub status: Status,
+    pub reports: usize,
+    pub last_metrics: Metrics,
+    /// The best value of the optimized metric over all its reports, in the user's units.
+    pub best: Option<f64>,
+    /// The same as a value to minimize, for ranking.
+    pub best_objective: Option<f64>,
+    pub error: Option<String>,
+    pub started: f64,
+    pub ended: Option<f64>,
+}
+
+/// One report, as a row of `results.csv`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub trial_id: TrialId,
+    pub time: f64,
+    pub decision: Decision,
+    pub metrics: Metrics,
+}
+
+/// Everything `hpo results` shows, computed from a journal.
+#[derive(Clone, Debug)]
+pub struct ExperimentResults {
+    pub name: String,
+    pub spec: serde_json::Value,
+    pub objective: Objective,
+    pub trials: Vec<TrialSummary>,
+    pub rows: Vec<Row>,
+    /// When and why the experiment ended; `None` if it is still running or crashed.
+    pub end: Option<(f64, String)>,
+}
+
+impl ExperimentResults {
+    /// Replays journal entries (as from [`crate::read_journal`]).
+    pub fn from_entries(entries: &[Entry<'_>]) -> Result<Self, String> {
+        let Some(Entry::Experiment { name, spec, .. }) = entries.first() else {
+            return Err("the journal has no header".into());
+        };
+        let metric = spec["metric"]
+            .as_str()
+            .ok_or("the journal's spec names no metric")?;
+        let mode = if spec["mode"].as_str() == Some("max") {
+            Mode::Max
+        } else {
+            Mode::Min
+        };
+        let objective = Objective::new(metric, mode);
+        let mut results = ExperimentResults {
+            name: name.clone(),
+            spec: spec.clone(),
+            objective,
+            trials: Vec::new(),
+            rows: Vec::new(),
+            end: None,
+        };
+        for entry in &entries[1..] {
+            results.apply(entry)?;
+        }
+        Ok(results)
+    }
+
+    fn trial(&mut self, id: TrialId) -> Result<&mut TrialSummary, String> {
+        let index = usize::try_from(id).unwrap_or(usize::MAX);
+        self.trials
+            .get_mut(index)
+            .ok_or_else(|| format!("the journal mentions trial {id} before starting it"))
+    }
+
+    fn apply(&mut self, entry: &Entry<'_>) -> Result<(), String> {
+        match entry {
+            Entry::Experiment { .. } => return Err("a second experiment header".into()),
+            Entry::Start {
+                t, trial, config, ..
+            } => {
+                if *trial != self.trials.len() as TrialId {
+                    return Err(format!("trial {trial} started out of order"));
+                }
+                self.trials.push(TrialSummary {
+                    trial_id: *trial,
+                    config: config.clone().into_owned(),
+                    status: Status::InProgress,
+                    reports: 0,
+                    last_metrics: Metrics::new(),
+                    best: None,
+                    best_objective: None,
+                    error: None,
+                    started: *t,
+                    ended: None,
+                });
+            }
+            Entry::Resume { trial, config, .. } => {
+                let summary = self.trial(*trial)?;
+                summary.config = config.clone().into_owned();
+                summary.status = Status::InProgress;
+            }
+            Entry::Report {
+                t,
+                trial,
+                metrics,
+                decision,
+            } => {
+                let objective = self.objective.of(metrics).ok();
+                let mode = self.objective.mode;
+                let summary = self.trial(*trial)?;
+                summary.reports += 1;
+                summary.last_metrics = metrics.clone().into_owned();
+                if let Some(o) = objective
+                    && summary.best_objective.is_none_or(|b| o < b)
+                {
+                    summary.best_objective = Some(o);
+                    summary.best = Some(if mode == Mode::Max { -o } else { o });
+                }
+                self.rows.push(Row {
+                    trial_id: *trial,
+                    time: *t,
+                    decision: *decision,
+                    metrics: metrics.clone().into_owned(),
+                });
+            }
+            Entry::Complete { t, trial } => self.end_trial(*trial, *t, Status::Completed, None)?,
+            Entry::Fail { t, trial, error } => {
+                self.end_trial(*trial, *t, Status::Failed, Some(error.clone()))?
+            }
+            Entry::Stopped { t, trial } => self.end_trial(*trial, *t, Status::Stopped, None)?,
+            Entry::Paused { t, trial } => self.end_trial(*trial, *t, Status::Paused, None)?,
+            Entry::End { t, reason } => self.end = Some((*t, reason.clone())),
+        }
+        Ok(())
+    }
+
+    fn end_trial(
+        &mut self,
+        id: TrialId,
+        t: f64,
+        status: Status,
+        error: Option<String>,
+    ) -> Result<(), String> {
+        let summary = self.trial(id)?;
+        // A failure recorded first (e.g. a NaN metric) is not overwritten by the ack that follows.
+        if summary.status != Status::Failed {
+            summary.status = status;
+            summary.error = error;
+        }
+        summary.ended = Some(t);
+        Ok(())
+    }
+
+    /// Trials with at least one valid result, best first (ties: lower trial id first).
+    pub fn ranked(&self) -> Vec<&TrialSummary> {
+        let mut ranked: Vec<&TrialSummary> = self
+            .trials
+            .iter()
+            .filter(|t| t.best_objective.is_some())
+            .collect();
+        ranked.sort_by(|a, b| {
+            let (x, y) = (
+                a.best_objective.unwrap_or(f64::INFINITY),
+                b.best_objective.unwrap_or(f64::INFINITY),
+            );
+            x.total_cmp(&y).then(a.trial_id.cmp(&b.trial_id))
+        });
+        ranked
+    }
+
+    pub fn best(&self) -> Option<&TrialSummary> {
+        self.ranked().into_iter().next()
+    }
+
+    pub fn count(&self, status: Status) -> usize {
+        self.trials.iter().filter(|t| t.status == status).count()
+    }
+
+    /// Writes `results.csv`: one row per report with Syne Tune's column names
+    /// (`trial_id, st_tuner_time, st_decision, st_status, config_<name>..., <metrics>...`).
+    /// `st_status` is the trial's status after that report.
+    pub fn write_csv<W: std::io::Write>(&self, out: W) -> Result<(), csv::Error> {
+        let config_keys: BTreeSet<&str> = self
+            .trials
+            .iter()
+            .flat_map(|t| t.config.iter().map(|(k, _)| k))
+            .collect();
+        let metric_keys: BTreeSet<&str> = self
+            .rows
+            .iter()
+            .flat_map(|r| r.metrics.keys().map(String::as_str))
+            .collect();
+        let mut last_row_of = vec![usize::MAX; self.trials.len()];
+        for (i, row) in self.rows.iter().enumerate() {
+            last_row_of[row.trial_id as usize] = i;
+        }
+        let mut w = csv::Writer::from_writer(out);
+        let mut header = vec![
+            "trial_id".to_owned(),
+            "st_tuner_time".into(),
+            "st_decision".into(),
+            "st_status".into(),
+        ];
+        header.extend(config_keys.iter().map(|k| format!("config_{k}")));
+        header.extend(metric_keys.iter().map(|k| (*k).to_owned()));
+        w.write_record(&header)?;
+        for (i, row) in self.rows.iter().enumerate() {
+            let trial = &self.trials[row.trial_id as usize];
+            let status = match row.decision {
+                _ if last_row_of[row.trial_id as usize] == i
+                    && trial.status != Status::InProgress =>
+                {
+                    trial.status
+                }
+                Decision::Continue => Status::InProgress,
+                Decision::Pause => Status::Paused,
+                Decision::Stop => Status::Stopped,
+            };
+            let mut record = vec![
+                row.trial_id.to_string(),
+                format!("{:.6}", row.time),
+                row.decision.as_str().to_owned(),
+                status.as_str().to_owned(),
+            ];
+            record.extend(config_keys.iter().map(|k| {
+                trial
+                    .config
+                    .get(k)
+                    .map(Value::to_string)
+                    .unwrap_or_default()
+            }));
+            record.extend(
+                metric_keys
+                    .iter()
+                    .map(|k| row.metrics.get(*k).map(f64::to_string).unwrap_or_default()),
+            );
+            w.write_record(&record)?;
+        }
+        w.flush()?;
+        Ok(())
+    }
+
+    /// Writes `results.csv` to a file.
+    pub fn write_csv_file(&self, path: &Path) -> Result<(), csv::Error> {
+        self.write_csv(std::fs::File::create(path)?)
+    }
+}

@@ -1,0 +1,138 @@
+//! The three extension points: which config next ([`Searcher`]), when and how long trials
+//! run ([`Scheduler`]), and where they run ([`Backend`]).
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use hpo_space::{Config, Space};
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Decision, Metrics, Objective, Report, Suggestion, TrialId};
+
+/// What a searcher or scheduler learns about the experiment before the first suggestion.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Context {
+    pub space: Space,
+    #[serde(flatten)]
+    pub objective: Objective,
+    /// The reported key that counts training progress (e.g. `epoch`).
+    pub resource_attr: Option<String>,
+    /// The config key that tells a trial how far to train (e.g. `max_epochs`).
+    pub max_resource_attr: Option<String>,
+    /// The master seed; derive streams with [`crate::derive_rng`].
+    pub seed: u64,
+}
+
+/// A searcher or scheduler was configured in a way it cannot work with.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+/// Decides which config to evaluate next.
+///
+/// Searchers are named types: `[searcher] type = "random"` in an experiment file builds the
+/// one registered under that name.
+#[typetag::serde(tag = "type")]
+pub trait Searcher: Send {
+    /// Called once before the first suggestion.
+    fn init(&mut self, ctx: &Context) -> Result<(), SetupError>;
+
+    /// The config for the trial that will get `trial_id`, or `None` when there is none left.
+    fn suggest(&mut self, trial_id: TrialId) -> Option<Config>;
+
+    /// A trial reported a result (`objective` is to be minimized).
+    fn on_report(&mut self, _report: &Report<'_>) {}
+
+    /// A trial ended normally.
+    fn on_complete(&mut self, _trial_id: TrialId) {}
+
+    /// A trial failed; it will not report again.
+    fn on_fail(&mut self, _trial_id: TrialId) {}
+}
+
+/// Decides when and how long trials run; owns a searcher.
+///
+/// The tuner calls `suggest` whenever a worker is free and `on_report` for every report.
+/// All values it passes are to be minimized: the tuner handles `mode` once for everyone.
+#[typetag::serde(tag = "type")]
+pub trait Scheduler: Send {
+    /// Called once before the first suggestion.
+    fn init(&mut self, ctx: &Context) -> Result<(), SetupError>;
+
+    /// What a free worker should do; `trial_id` is the id a new trial would get.
+    fn suggest(&mut self, trial_id: TrialId) -> Suggestion;
+
+    /// A running trial reported; the answer says whether it goes on.
+    fn on_report(&mut self, report: &Report<'_>) -> Decision;
+
+    /// A trial ended normally (its training function returned).
+    fn on_complete(&mut self, trial_id: TrialId);
+
+    /// A trial failed (error, panic, missing or non-finite metric).
+    fn on_fail(&mut self, trial_id: TrialId);
+}
+
+/// How a trial is to be started.
+#[derive(Clone, Debug)]
+pub struct TrialStart {
+    pub trial_id: TrialId,
+    pub config: Config,
+    /// Whether this resumes a paused trial (with the same checkpoint folder).
+    pub resume: bool,
+    /// Start from a copy of this trial's checkpoint (population based training).
+    pub checkpoint_from: Option<TrialId>,
+}
+
+/// Something that happened to a running trial.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventKind {
+    /// The trial reported metrics and waits for [`Backend::decide`] where the backend
+    /// supports synchronous decisions.
+    Report(Metrics),
+    /// The training function returned normally.
+    Completed,
+    /// The trial failed; the message says why.
+    Failed(String),
+    /// The trial ended after being told to stop.
+    Stopped,
+    /// The trial ended after being told to pause; it may be resumed.
+    Paused,
+}
+
+/// An event with the backend's time (seconds since the backend started).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub time: f64,
+    pub trial_id: TrialId,
+    pub kind: EventKind,
+}
+
+/// A backend could not do what it was asked; the experiment cannot go on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+/// Runs trials: threads in this process, child processes, a simulator, a cluster.
+///
+/// A trial occupies a worker from `start` until its `Completed`, `Failed`, `Stopped` or
+/// `Paused` event.
+#[async_trait]
+pub trait Backend: Send {
+    /// Starts (or resumes) a trial on a free worker.
+    async fn start(&mut self, trial: TrialStart) -> Result<(), BackendError>;
+
+    /// Tells a trial what the scheduler decided after its latest report, or asks a running
+    /// trial to stop or pause at any time.
+    async fn decide(&mut self, trial_id: TrialId, decision: Decision) -> Result<(), BackendError>;
+
+    /// Waits until at least one event happened and appends everything that happened so far.
+    async fn next_events(&mut self, out: &mut Vec<Event>) -> Result<(), BackendError>;
+
+    /// Seconds since the backend started, on its own clock (simulated or wall).
+    fn now(&self) -> f64;
+
+    /// The folder where a trial keeps its checkpoints, if the backend keeps any.
+    fn checkpoint_dir(&self, _trial_id: TrialId) -> Option<PathBuf> {
+        None
+    }
+}

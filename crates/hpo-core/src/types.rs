@@ -1,0 +1,156 @@
+//! The vocabulary shared by searchers, schedulers, backends and the tuner.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use hpo_space::Config;
+use serde::{Deserialize, Serialize};
+
+/// Trials are numbered 0, 1, 2, ... in the order they are started.
+pub type TrialId = u64;
+
+/// The metrics of one report, by name (e.g. `epoch`, `val_loss`).
+pub type Metrics = BTreeMap<String, f64>;
+
+/// Whether the metric is minimized or maximized.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Min,
+    Max,
+}
+
+/// The metric being optimized and its direction.
+///
+/// This is the one place where `mode` is handled: every component below the tuner sees the
+/// *objective*, the metric turned into a value to minimize.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    pub metric: String,
+    pub mode: Mode,
+}
+
+impl Objective {
+    pub fn new(metric: impl Into<String>, mode: Mode) -> Self {
+        Objective {
+            metric: metric.into(),
+            mode,
+        }
+    }
+
+    /// The metric's value turned into a value to minimize.
+    pub fn to_minimize(&self, value: f64) -> f64 {
+        match self.mode {
+            Mode::Min => value,
+            Mode::Max => -value,
+        }
+    }
+
+    /// The inverse of [`Objective::to_minimize`]: back to the user's units.
+    pub fn to_metric(&self, objective: f64) -> f64 {
+        self.to_minimize(objective)
+    }
+
+    /// The objective of a report: `Err` says why there is none (missing or not finite).
+    pub fn of(&self, metrics: &Metrics) -> Result<f64, String> {
+        match metrics.get(&self.metric) {
+            None => Err(format!("report has no metric `{}`", self.metric)),
+            Some(v) if !v.is_finite() => {
+                Err(format!("metric `{}` is not finite ({v})", self.metric))
+            }
+            Some(&v) => Ok(self.to_minimize(v)),
+        }
+    }
+}
+
+/// One report of a trial as the scheduler sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Report<'a> {
+    pub trial_id: TrialId,
+    pub config: &'a Config,
+    pub metrics: &'a Metrics,
+    /// How far training has gone: the `resource_attr` metric, or else the number of
+    /// reports the trial has made so far (1 for the first).
+    pub resource: f64,
+    /// The optimized metric as a value to minimize (see [`Objective`]).
+    pub objective: f64,
+}
+
+/// What the scheduler wants done with a trial after a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Continue,
+    Pause,
+    Stop,
+}
+
+impl Decision {
+    /// Syne Tune's spelling, as used in `results.csv`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Continue => "CONTINUE",
+            Decision::Pause => "PAUSE",
+            Decision::Stop => "STOP",
+        }
+    }
+}
+
+/// What the scheduler wants a free worker to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Suggestion {
+    /// Start a new trial with this config, optionally from another trial's checkpoint.
+    Start {
+        config: Config,
+        checkpoint_from: Option<TrialId>,
+    },
+    /// Resume a paused trial with this (possibly changed) config.
+    Resume { trial_id: TrialId, config: Config },
+    /// Nothing to start now; ask again after the next event.
+    Wait,
+    /// Nothing to start ever again.
+    Done,
+}
+
+impl Suggestion {
+    pub fn start(config: Config) -> Self {
+        Suggestion::Start {
+            config,
+            checkpoint_from: None,
+        }
+    }
+}
+
+/// Where a trial is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    InProgress,
+    Paused,
+    Completed,
+    Failed,
+    Stopped,
+}
+
+impl Status {
+    /// Syne Tune's spelling, as used in `results.csv`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::InProgress => "InProgress",
+            Status::Paused => "Paused",
+            Status::Completed => "Completed",
+            Status::Failed => "Failed",
+            Status::Stopped => "Stopped",
+        }
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed | Status::Stopped)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

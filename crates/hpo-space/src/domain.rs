@@ -1,0 +1,504 @@
+//! Domains of single hyperparameters: sampling, membership, [0,1] encoding and grids.
+
+use rand::{Rng, RngExt};
+use serde_json::json;
+
+use crate::value::Value;
+
+/// The domain of one hyperparameter.
+///
+/// Integer ranges include both ends. `finrange`/`logfinrange` are `size` evenly spaced
+/// values from `low` to `high` inclusive (on a log scale for the latter). `ordinal` is an
+/// ordered list (encoded by position), `choice` an unordered one (encoded one-hot).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Domain {
+    Uniform { low: f64, high: f64 },
+    LogUniform { low: f64, high: f64 },
+    RandInt { low: i64, high: i64 },
+    LogRandInt { low: i64, high: i64 },
+    Choice(Vec<Value>),
+    Ordinal(Vec<Value>),
+    FinRange { low: f64, high: f64, size: usize },
+    LogFinRange { low: f64, high: f64, size: usize },
+    Constant(Value),
+}
+
+/// The keywords of the search-space syntax, e.g. `{ loguniform = [1e-4, 1e-1] }`.
+pub const KEYWORDS: [&str; 8] = [
+    "uniform",
+    "loguniform",
+    "randint",
+    "lograndint",
+    "choice",
+    "ordinal",
+    "finrange",
+    "logfinrange",
+];
+
+impl Domain {
+    /// Checks the domain's own parameters; the message says what was expected.
+    pub fn check(&self) -> Result<(), String> {
+        let kw = self.keyword();
+        match *self {
+            Domain::Uniform { low, high } => finite_ordered(kw, low, high),
+            Domain::LogUniform { low, high } => {
+                finite_ordered(kw, low, high)?;
+                positive(kw, low, high)
+            }
+            Domain::RandInt { low, high } => int_ordered(kw, low, high),
+            Domain::LogRandInt { low, high } => {
+                int_ordered(kw, low, high)?;
+                if low < 1 {
+                    return Err(format!(
+                        "`{kw}` is on a log scale and needs 1 <= low < high, got [{low}, {high}]"
+                    ));
+                }
+                Ok(())
+            }
+            Domain::Choice(ref values) | Domain::Ordinal(ref values) => {
+                if values.is_empty() {
+                    return Err(format!("`{kw}` needs at least one value"));
+                }
+                if let Some(x) = values
+                    .iter()
+                    .filter_map(Value::as_f64)
+                    .find(|x| !x.is_finite())
+                {
+                    return Err(format!("`{kw}` values must be finite, got {x}"));
+                }
+                Ok(())
+            }
+            Domain::FinRange { low, high, size } | Domain::LogFinRange { low, high, size } => {
+                finite_ordered(kw, low, high)?;
+                if matches!(self, Domain::LogFinRange { .. }) {
+                    positive(kw, low, high)?;
+                }
+                if size < 2 {
+                    return Err(format!("`{kw}` needs a size of at least 2, got {size}"));
+                }
+                Ok(())
+            }
+            Domain::Constant(Value::Float(x)) if !x.is_finite() => {
+                Err(format!("a constant must be finite, got {x}"))
+            }
+            Domain::Constant(_) => Ok(()),
+        }
+    }
+
+    /// The keyword that spells this domain (`"constant"` for constants).
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Domain::Uniform { .. } => "uniform",
+            Domain::LogUniform { .. } => "loguniform",
+            Domain::RandInt { .. } => "randint",
+            Domain::LogRandInt { .. } => "lograndint",
+            Domain::Choice(_) => "choice",
+            Domain::Ordinal(_) => "ordinal",
+            Domain::FinRange { .. } => "finrange",
+            Domain::LogFinRange { .. } => "logfinrange",
+            Domain::Constant(_) => "constant",
+        }
+    }
+
+    /// The number of values if the domain is finite.
+    pub fn cardinality(&self) -> Option<usize> {
+        match *self {
+            Domain::Uniform { .. } | Domain::LogUniform { .. } => None,
+            Domain::RandInt { low, high } | Domain::LogRandInt { low, high } => {
+                usize::try_from(high - low + 1).ok()
+            }
+            Domain::Choice(ref v) | Domain::Ordinal(ref v) => Some(v.len()),
+            Domain::FinRange { size, .. } | Domain::LogFinRange { size, .. } => Some(size),
+            Domain::Constant(_) => Some(1),
+        }
+    }
+
+    /// Draws a value uniformly (log-uniformly on log domains).
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Value {
+        match *self {
+            Domain::Uniform { low, high } => {
+                Value::Float((low + rng.random::<f64>() * (high - low)).min(high))
+            }
+            Domain::LogUniform { low, high } => {
+                let (a, b) = (low.ln(), high.ln());
+                Value::Float((a + rng.random::<f64>() * (b - a)).exp().clamp(low, high))
+            }
+            Domain::RandInt { low, high } => Value::Int(rng.random_range(low..=high)),
+            Domain::LogRandInt { low, high } => {
+                // Log-uniform over the widened interval, so each end gets half a step.
+                let (a, b) = (widened_ln_low(low), widened_ln_high(high));
+                let x = (a + rng.random::<f64>() * (b - a)).exp().round() as i64;
+                Value::Int(x.clamp(low, high))
+            }
+            Domain::Choice(ref v) | Domain::Ordinal(ref v) => {
+                v[rng.random_range(0..v.len())].clone()
+            }
+            Domain::FinRange { size, .. } | Domain::LogFinRange { size, .. } => {
+                self.nth_value(rng.random_range(0..size))
+            }
+            Domain::Constant(ref v) => v.clone(),
+        }
+    }
+
+    /// Whether `value` belongs to the domain; the message says why not.
+    pub fn validate(&self, value: &Value) -> Result<(), String> {
+        let ok = match *self {
+            Domain::Uniform { low, high } | Domain::LogUniform { low, high } => {
+                value.as_f64().is_some_and(|x| (low..=high).contains(&x))
+            }
+            Domain::RandInt { low, high } | Domain::LogRandInt { low, high } => {
+                value.as_i64().is_some_and(|x| (low..=high).contains(&x))
+            }
+            Domain::Constant(ref c) => c.matches(value),
+            _ => self.position(value).is_some(),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{value:?} is not in {}", self.to_json()))
+        }
+    }
+
+    /// How many coordinates the domain takes in the [0,1]^d encoding.
+    pub fn encoded_dim(&self) -> usize {
+        match self {
+            Domain::Choice(v) => v.len(),
+            Domain::Constant(_) => 0,
+            _ => 1,
+        }
+    }
+
+    /// Appends the [0,1] encoding of `value` (assumed valid) to `out`.
+    ///
+    /// Linear domains map affinely, log domains after taking logs; integers and positions in
+    /// finite domains are widened by half a step so every value owns an equal slice of [0,1];
+    /// `choice` is one-hot.
+    pub fn encode(&self, value: &Value, out: &mut Vec<f64>) {
+        match *self {
+            Domain::Uniform { low, high } => {
+                out.push(unit(value.as_f64().unwrap_or(low), low, high))
+            }
+            Domain::LogUniform { low, high } => out.push(unit(
+                value.as_f64().unwrap_or(low).ln(),
+                low.ln(),
+                high.ln(),
+            )),
+            Domain::RandInt { low, high } => {
+                let x = value.as_i64().unwrap_or(low);
+                out.push(((x - low) as f64 + 0.5) / ((high - low + 1) as f64))
+            }
+            Domain::LogRandInt { low, high } => {
+                let x = value.as_i64().unwrap_or(low) as f64;
+                out.push(unit(x.ln(), widened_ln_low(low), widened_ln_high(high)))
+            }
+            Domain::Choice(ref v) => {
+                let i = self.position(value).unwrap_or(0);
+                out.extend((0..v.len()).map(|j| if j == i { 1.0 } else { 0.0 }));
+            }
+            Domain::Ordinal(_) | Domain::FinRange { .. } | Domain::LogFinRange { .. } => {
+                let n = self.cardinality().unwrap_or(1);
+                out.push((self.position(value).unwrap_or(0) as f64 + 0.5) / n as f64)
+            }
+            Domain::Constant(_) => {}
+        }
+    }
+
+    /// The value whose encoding is nearest to `coords` (exactly `encoded_dim()` of them).
+    /// Coordinates outside [0,1] are clamped.
+    pub fn decode(&self, coords: &[f64]) -> Value {
+        let u = coords.first().copied().unwrap_or(0.5).clamp(0.0, 1.0);
+        match *self {
+            Domain::Uniform { low, high } => {
+                Value::Float((low + u * (high - low)).clamp(low, high))
+            }
+            Domain::LogUniform { low, high } => Value::Float(
+                (low.ln() + u * (high.ln() - low.ln()))
+                    .exp()
+                    .clamp(low, high),
+            ),
+            Domain::RandInt { low, high } => {
+                let n = (high - low + 1) as f64;
+                Value::Int((low + (u * n).floor() as i64).clamp(low, high))
+            }
+            Domain::LogRandInt { low, high } => {
+                let (a, b) = (widened_ln_low(low), widened_ln_high(high));
+                Value::Int(((a + u * (b - a)).exp().round() as i64).clamp(low, high))
+            }
+            Domain::Choice(ref v) => {
+                let best = coords
+                    .iter()
+                    .enumerate()
+                    .fold((0, f64::NEG_INFINITY), |best, (i, &c)| {
+                        if c > best.1 { (i, c) } else { best }
+                    });
+                v[best.0.min(v.len() - 1)].clone()
+            }
+            Domain::Ordinal(_) | Domain::FinRange { .. } | Domain::LogFinRange { .. } => {
+                let n = self.cardinality().unwrap_or(1);
+                self.nth_value(((u * n as f64).floor() as usize).min(n - 1))
+            }
+            Domain::Constant(ref c) => c.clone(),
+        }
+    }
+
+    /// Grid values: every value of a finite domain with at most `points` values (and of
+    /// every categorical), else `points` evenly spaced values (log-spaced on log domains).
+    pub fn grid(&self, points: usize) -> Vec<Value> {
+        let points = points.max(1);
+        match *self {
+            Domain::Choice(ref v) | Domain::Ordinal(ref v) => v.clone(),
+            Domain::FinRange { size, .. } | Domain::LogFinRange { size, .. } => {
+                (0..size).map(|i| self.nth_value(i)).collect()
+            }
+            Domain::Constant(ref c) => vec![c.clone()],
+            Domain::RandInt { low, high } if (high - low + 1) as usize <= points => {
+                (low..=high).map(Value::Int).collect()
+            }
+            _ => {
+                let mut values: Vec<Value> = (0..points)
+                    .map(|i| {
+                        let u = if points == 1 {
+                            0.5
+                        } else {
+                            i as f64 / (points - 1) as f64
+                        };
+                        self.at_fraction(u)
+                    })
+                    .collect();
+                values.dedup();
+                values
+            }
+        }
+    }
+
+    /// The value a fraction `u` of the way from low to high (on the domain's scale, ends
+    /// included), for grids over numeric domains.
+    fn at_fraction(&self, u: f64) -> Value {
+        match *self {
+            Domain::Uniform { low, high } => Value::Float(if u >= 1.0 {
+                high
+            } else {
+                low + u * (high - low)
+            }),
+            Domain::LogUniform { low, high } => Value::Float(if u >= 1.0 {
+                high
+            } else {
+                (low.ln() + u * (high.ln() - low.ln())).exp()
+            }),
+            Domain::RandInt { low, high } => {
+                Value::Int((low as f64 + u * (high - low) as f64).round() as i64)
+            }
+            Domain::LogRandInt { low, high } => Value::Int(
+                ((low as f64).ln() + u * ((high as f64).ln() - (low as f64).ln()))
+                    .exp()
+                    .round()
+                    .clamp(low as f64, high as f64) as i64,
+            ),
+            _ => self.decode(&[u]),
+        }
+    }
+
+    /// The i-th value of a finite, ordered domain (`choice`, `ordinal`, `finrange`, `logfinrange`).
+    fn nth_value(&self, i: usize) -> Value {
+        match *self {
+            Domain::Choice(ref v) | Domain::Ordinal(ref v) => v[i].clone(),
+            Domain::FinRange { low, high, size } => Value::Float(if i + 1 >= size {
+                high
+            } else {
+                low + (high - low) * i as f64 / (size - 1) as f64
+            }),
+            Domain::LogFinRange { low, high, size } => Value::Float(if i + 1 >= size {
+                high
+            } else {
+                (low.ln() + (high.ln() - low.ln()) * i as f64 / (size - 1) as f64).exp()
+            }),
+            Domain::RandInt { low, .. } | Domain::LogRandInt { low, .. } => {
+                Value::Int(low + i as i64)
+            }
+            Domain::Constant(ref c) => c.clone(),
+            Domain::Uniform { .. } | Domain::LogUniform { .. } => self.decode(&[0.5]),
+        }
+    }
+
+    /// Position of `value` among a finite domain's values.
+    fn position(&self, value: &Value) -> Option<usize> {
+        match self {
+            Domain::Choice(v) | Domain::Ordinal(v) => v.iter().position(|c| c.matches(value)),
+            Domain::FinRange { size, .. } | Domain::LogFinRange { size, .. } => {
+                (0..*size).find(|&i| self.nth_value(i).matches(value))
+            }
+            _ => None,
+        }
+    }
+
+    /// The domain in the search-space syntax, e.g. `{"uniform": [0.0, 1.0]}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let v = |values: &Vec<Value>| serde_json::to_value(values).unwrap_or_default();
+        match self {
+            Domain::Uniform { low, high } => json!({ "uniform": [low, high] }),
+            Domain::LogUniform { low, high } => json!({ "loguniform": [low, high] }),
+            Domain::RandInt { low, high } => json!({ "randint": [low, high] }),
+            Domain::LogRandInt { low, high } => json!({ "lograndint": [low, high] }),
+            Domain::Choice(values) => json!({ "choice": v(values) }),
+            Domain::Ordinal(values) => json!({ "ordinal": v(values) }),
+            Domain::FinRange { low, high, size } => json!({ "finrange": [low, high, size] }),
+            Domain::LogFinRange { low, high, size } => json!({ "logfinrange": [low, high, size] }),
+            Domain::Constant(c) => serde_json::to_value(c).unwrap_or_default(),
+        }
+    }
+
+    /// Parses one domain from the search-space syntax; a scalar is a constant.
+    pub fn from_json(spec: &serde_json::Value) -> Result<Domain, String> {
+        use serde_json::Value as J;
+        let domain = match spec {
+            J::Bool(b) => Domain::Constant(Value::Bool(*b)),
+            J::String(s) => Domain::Constant(Value::Str(s.clone())),
+            J::Number(n) => Domain::Constant(match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::Float(n.as_f64().ok_or("number out of range")?),
+            }),
+            J::Array(_) => {
+                return Err(
+                    "expected a domain such as { choice = [...] } or a constant, got a bare list"
+                        .into(),
+                );
+            }
+            J::Null => return Err("expected a domain or a constant, got null".into()),
+            J::Object(map) => {
+                let mut entries = map.iter();
+                let (Some((kw, args)), None) = (entries.next(), entries.next()) else {
+                    return Err(format!(
+                        "expected exactly one keyword ({}), got {} keys",
+                        KEYWORDS.join(", "),
+                        map.len()
+                    ));
+                };
+                parse_keyword(kw, args)?
+            }
+        };
+        domain.check()?;
+        Ok(domain)
+    }
+}
+
+fn parse_keyword(kw: &str, args: &serde_json::Value) -> Result<Domain, String> {
+    let list = || -> Result<&Vec<serde_json::Value>, String> {
+        args.as_array()
+            .ok_or_else(|| format!("`{kw}` expects a list, got {args}"))
+    };
+    let floats = |n: usize, what: &str| -> Result<Vec<f64>, String> {
+        let l = list()?;
+        let xs: Option<Vec<f64>> = l.iter().map(serde_json::Value::as_f64).collect();
+        match xs {
+            Some(xs) if xs.len() == n => Ok(xs),
+            _ => Err(format!("`{kw}` expects {what}, got {args}")),
+        }
+    };
+    let ints = || -> Result<(i64, i64), String> {
+        let l = list()?;
+        match l.as_slice() {
+            [a, b] if a.is_i64() && b.is_i64() => {
+                Ok((a.as_i64().unwrap_or(0), b.as_i64().unwrap_or(0)))
+            }
+            _ => Err(format!(
+                "`{kw}` expects two integers [low, high], got {args}"
+            )),
+        }
+    };
+    let values = || -> Result<Vec<Value>, String> {
+        serde_json::from_value(serde_json::Value::Array(list()?.clone())).map_err(|_| {
+            format!("`{kw}` expects a list of numbers, strings or booleans, got {args}")
+        })
+    };
+    let finrange = || -> Result<(f64, f64, usize), String> {
+        let l = list()?;
+        match l.as_slice() {
+            [a, b, n] if a.is_number() && b.is_number() && n.is_u64() => Ok((
+                a.as_f64().unwrap_or(0.0),
+                b.as_f64().unwrap_or(0.0),
+                n.as_u64().unwrap_or(0) as usize,
+            )),
+            _ => Err(format!(
+                "`{kw}` expects [low, high, size] with an integer size, got {args}"
+            )),
+        }
+    };
+    Ok(match kw {
+        "uniform" => {
+            let x = floats(2, "two numbers [low, high]")?;
+            Domain::Uniform {
+                low: x[0],
+                high: x[1],
+            }
+        }
+        "loguniform" => {
+            let x = floats(2, "two numbers [low, high]")?;
+            Domain::LogUniform {
+                low: x[0],
+                high: x[1],
+            }
+        }
+        "randint" => {
+            let (low, high) = ints()?;
+            Domain::RandInt { low, high }
+        }
+        "lograndint" => {
+            let (low, high) = ints()?;
+            Domain::LogRandInt { low, high }
+        }
+        "choice" => Domain::Choice(values()?),
+        "ordinal" => Domain::Ordinal(values()?),
+        "finrange" => {
+            let (low, high, size) = finrange()?;
+            Domain::FinRange { low, high, size }
+        }
+        "logfinrange" => {
+            let (low, high, size) = finrange()?;
+            Domain::LogFinRange { low, high, size }
+        }
+        other => {
+            return Err(format!(
+                "unknown keyword `{other}`; expected one of {}",
+                KEYWORDS.join(", ")
+            ));
+        }
+    })
+}
+
+fn finite_ordered(kw: &str, low: f64, high: f64) -> Result<(), String> {
+    if !(low.is_finite() && high.is_finite()) {
+        return Err(format!("`{kw}` needs finite bounds, got [{low}, {high}]"));
+    }
+    if low >= high {
+        return Err(format!("`{kw}` needs low < high, got [{low}, {high}]"));
+    }
+    Ok(())
+}
+
+fn positive(kw: &str, low: f64, high: f64) -> Result<(), String> {
+    if low <= 0.0 {
+        return Err(format!(
+            "`{kw}` is on a log scale and needs 0 < low < high, got [{low}, {high}]"
+        ));
+    }
+    Ok(())
+}
+
+fn int_ordered(kw: &str, low: i64, high: i64) -> Result<(), String> {
+    if low >= high {
+        return Err(format!("`{kw}` needs low < high, got [{low}, {high}]"));
+    }
+    Ok(())
+}
+
+fn unit(x: f64, low: f64, high: f64) -> f64 {
+    ((x - low) / (high - low)).clamp(0.0, 1.0)
+}
+
+fn widened_ln_low(low: i64) -> f64 {
+    (low as f64 - 0.5).ln()
+}
+
+fn widened_ln_high(high: i64) -> f64 {
+    (high as f64 + 0.5).ln()
+}

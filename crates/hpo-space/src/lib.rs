@@ -1,0 +1,26 @@
+//! Search spaces for hyperparameter optimization.
+//!
+//! A [`Space`] maps hyperparameter names to [`Domain`]s. It samples configs from a seeded
+//! RNG, validates configs, encodes them to and from [0,1]^d for model-based searchers, and
+//! enumerates grids. Spaces are written in TOML or JSON:
+//!
+//! ```
+//! let space = hpo_space::Space::from_toml_str(r#"
+//! learning_rate = { loguniform = [1e-4, 1e-1] }
+//! batch_size = { randint = [32, 256] }
+//! act = { choice = ["relu", "tanh"] }
+//! max_epochs = 10
+//! "#, "space.toml").unwrap();
+//! assert_eq!(space.len(), 4);
+//! assert_eq!(space.encoded_dim(), 4); // lr, batch_size, act as one-hot over 2, constant: none
+//! ```
+//!
+//! or built in code with [`Space::builder`].
+
+mod domain;
+mod space;
+mod value;
+
+pub use domain::{Domain, KEYWORDS};
+pub use space::{Grid, Location, Space, SpaceBuilder, SpaceError, line_of};
+pub use value::{Config, ConfigError, Value};

@@ -1,0 +1,362 @@
+//! A search space: named hyperparameters, each with a domain.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Domain;
+use crate::value::{Config, Value};
+
+/// Where a search space came from, so errors can name the file and line.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Location {
+    pub file: String,
+    pub line: Option<usize>,
+}
+
+/// A search space or config that is not valid: which parameter, where, and what was expected.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub struct SpaceError {
+    pub param: String,
+    pub location: Option<Location>,
+    pub message: String,
+}
+
+impl fmt::Display for SpaceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Some(Location {
+                file,
+                line: Some(line),
+            }) => write!(f, "{file}:{line}: ")?,
+            Some(Location { file, line: None }) => write!(f, "{file}: ")?,
+            None => {}
+        }
+        write!(
+            f,
+            "search space parameter `{}`: {}",
+            self.param, self.message
+        )
+    }
+}
+
+impl SpaceError {
+    fn new(param: &str, message: impl Into<String>) -> Self {
+        SpaceError {
+            param: param.to_owned(),
+            location: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Named hyperparameters with their domains, in name order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Space {
+    params: BTreeMap<String, Domain>,
+}
+
+impl Space {
+    /// Starts a space in code: `Space::builder().uniform("x", 0.0, 1.0).build()?`.
+    pub fn builder() -> SpaceBuilder {
+        SpaceBuilder::default()
+    }
+
+    /// A space from already checked domains.
+    pub fn from_domains(
+        params: impl IntoIterator<Item = (String, Domain)>,
+    ) -> Result<Space, SpaceError> {
+        let params: BTreeMap<String, Domain> = params.into_iter().collect();
+        for (name, domain) in &params {
+            domain.check().map_err(|m| SpaceError::new(name, m))?;
+        }
+        Ok(Space { params })
+    }
+
+    /// Parses the search-space syntax from a JSON object (`{"lr": {"loguniform": [1e-4, 1e-1]}}`).
+    pub fn from_json(spec: &serde_json::Value) -> Result<Space, SpaceError> {
+        let map = spec.as_object().ok_or_else(|| {
+            SpaceError::new("", format!("expected a table of parameters, got {spec}"))
+        })?;
+        let params = map
+            .iter()
+            .map(|(name, v)| {
+                Domain::from_json(v)
+                    .map(|d| (name.clone(), d))
+                    .map_err(|m| SpaceError::new(name, m))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Space { params })
+    }
+
+    /// Parses a TOML table of parameters as it appears under `[space]` in an experiment file,
+    /// reporting errors with the file name and the line of the offending parameter.
+    pub fn from_toml_spanned(
+        table: &BTreeMap<String, toml::Spanned<toml::Value>>,
+        file: &str,
+        source: &str,
+    ) -> Result<Space, SpaceError> {
+        let mut params = BTreeMap::new();
+        for (name, spanned) in table {
+            let located = |message: String| SpaceError {
+                param: name.clone(),
+                location: Some(Location {
+                    file: file.to_owned(),
+                    line: Some(line_of(source, spanned.span().start)),
+                }),
+                message,
+            };
+            let json =
+                serde_json::to_value(spanned.get_ref()).map_err(|e| located(e.to_string()))?;
+            params.insert(name.clone(), Domain::from_json(&json).map_err(located)?);
+        }
+        Ok(Space { params })
+    }
+
+    /// Parses a standalone TOML document whose top-level keys are the parameters.
+    pub fn from_toml_str(source: &str, file: &str) -> Result<Space, SpaceError> {
+        let table: BTreeMap<String, toml::Spanned<toml::Value>> =
+            toml::from_str(source).map_err(|e| SpaceError {
+                param: String::new(),
+                location: Some(Location {
+                    file: file.to_owned(),
+                    line: e.span().map(|s| line_of(source, s.start)),
+                }),
+                message: e.message().to_owned(),
+            })?;
+        Space::from_toml_spanned(&table, file, source)
+    }
+
+    /// The space in the search-space syntax, as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.params
+                .iter()
+                .map(|(k, d)| (k.clone(), d.to_json()))
+                .collect(),
+        )
+    }
+
+    pub fn params(&self) -> impl Iterator<Item = (&str, &Domain)> {
+        self.params.iter().map(|(k, d)| (k.as_str(), d))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Domain> {
+        self.params.get(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.params.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.params.is_empty()
+    }
+
+    /// Draws one config: every parameter independently from its domain.
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Config {
+        self.params
+            .iter()
+            .map(|(k, d)| (k.clone(), d.sample(rng)))
+            .collect()
+    }
+
+    /// Checks that `config` has exactly the space's parameters, each within its domain.
+    pub fn validate(&self, config: &Config) -> Result<(), SpaceError> {
+        for (name, domain) in &self.params {
+            let value = config
+                .get(name)
+                .ok_or_else(|| SpaceError::new(name, "missing from the config"))?;
+            domain
+                .validate(value)
+                .map_err(|m| SpaceError::new(name, m))?;
+        }
+        if let Some((extra, _)) = config.iter().find(|(k, _)| !self.params.contains_key(*k)) {
+            return Err(SpaceError::new(
+                extra,
+                "is in the config but not in the search space",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Length of the [0,1]^d encoding (constants take none, `choice` one per value).
+    pub fn encoded_dim(&self) -> usize {
+        self.params.values().map(Domain::encoded_dim).sum()
+    }
+
+    /// Encodes a valid config into [0,1]^d, parameters in name order.
+    pub fn encode(&self, config: &Config) -> Vec<f64> {
+        let mut out = Vec::with_capacity(self.encoded_dim());
+        for (name, domain) in &self.params {
+            let fallback = Value::Bool(false);
+            domain.encode(config.get(name).unwrap_or(&fallback), &mut out);
+        }
+        out
+    }
+
+    /// Decodes a point of [0,1]^d (length `encoded_dim()`) into the nearest config.
+    pub fn decode(&self, coords: &[f64]) -> Config {
+        let mut offset = 0;
+        self.params
+            .iter()
+            .map(|(name, domain)| {
+                let dim = domain.encoded_dim();
+                let end = (offset + dim).min(coords.len());
+                let value = domain.decode(&coords[offset.min(end)..end]);
+                offset += dim;
+                (name.clone(), value)
+            })
+            .collect()
+    }
+
+    /// Every combination of the parameters' grid values (see [`Domain::grid`]), in a fixed
+    /// order: the last parameter by name varies fastest.
+    pub fn grid(&self, points_per_numeric: usize) -> Grid {
+        let axes: Vec<(String, Vec<Value>)> = self
+            .params
+            .iter()
+            .map(|(k, d)| (k.clone(), d.grid(points_per_numeric)))
+            .collect();
+        let len = axes
+            .iter()
+            .map(|(_, v)| v.len())
+            .try_fold(1usize, |acc, n| acc.checked_mul(n));
+        Grid {
+            axes,
+            len: len.unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// The grid of a space: indexable without materializing every config.
+#[derive(Clone, Debug)]
+pub struct Grid {
+    axes: Vec<(String, Vec<Value>)>,
+    len: usize,
+}
+
+impl Grid {
+    /// The number of configs (saturates at `usize::MAX`).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `index`-th config in mixed-radix order, or `None` past the end.
+    pub fn get(&self, mut index: usize) -> Option<Config> {
+        if index >= self.len {
+            return None;
+        }
+        let mut config = Config::new();
+        for (name, values) in self.axes.iter().rev() {
+            config.insert(name.clone(), values[index % values.len()].clone());
+            index /= values.len();
+        }
+        Some(config)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Config> + '_ {
+        (0..self.len).map_while(|i| self.get(i))
+    }
+}
+
+impl Serialize for Space {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Space {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let json = serde_json::Value::deserialize(d)?;
+        Space::from_json(&json).map_err(serde::de::Error::custom)
+    }
+}
+
+/// 1-based line number of a byte offset.
+pub fn line_of(source: &str, offset: usize) -> usize {
+    source.as_bytes()[..offset.min(source.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Builds a [`Space`] in code; `build` reports the first invalid parameter.
+#[derive(Clone, Debug, Default)]
+pub struct SpaceBuilder {
+    params: Vec<(String, Domain)>,
+}
+
+impl SpaceBuilder {
+    pub fn param(mut self, name: impl Into<String>, domain: Domain) -> Self {
+        self.params.push((name.into(), domain));
+        self
+    }
+
+    pub fn uniform(self, name: impl Into<String>, low: f64, high: f64) -> Self {
+        self.param(name, Domain::Uniform { low, high })
+    }
+
+    pub fn loguniform(self, name: impl Into<String>, low: f64, high: f64) -> Self {
+        self.param(name, Domain::LogUniform { low, high })
+    }
+
+    pub fn randint(self, name: impl Into<String>, low: i64, high: i64) -> Self {
+        self.param(name, Domain::RandInt { low, high })
+    }
+
+    pub fn lograndint(self, name: impl Into<String>, low: i64, high: i64) -> Self {
+        self.param(name, Domain::LogRandInt { low, high })
+    }
+
+    pub fn choice<V: Into<Value>>(
+        self,
+        name: impl Into<String>,
+        values: impl IntoIterator<Item = V>,
+    ) -> Self {
+        self.param(
+            name,
+            Domain::Choice(values.into_iter().map(Into::into).collect()),
+        )
+    }
+
+    pub fn ordinal<V: Into<Value>>(
+        self,
+        name: impl Into<String>,
+        values: impl IntoIterator<Item = V>,
+    ) -> Self {
+        self.param(
+            name,
+            Domain::Ordinal(values.into_iter().map(Into::into).collect()),
+        )
+    }
+
+    pub fn finrange(self, name: impl Into<String>, low: f64, high: f64, size: usize) -> Self {
+        self.param(name, Domain::FinRange { low, high, size })
+    }
+
+    pub fn logfinrange(self, name: impl Into<String>, low: f64, high: f64, size: usize) -> Self {
+        self.param(name, Domain::LogFinRange { low, high, size })
+    }
+
+    pub fn constant(self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.param(name, Domain::Constant(value.into()))
+    }
+
+    pub fn build(self) -> Result<Space, SpaceError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, _) in &self.params {
+            if !seen.insert(name.as_str()) {
+                return Err(SpaceError::new(name, "is defined twice"));
+            }
+        }
+        Space::from_domains(self.params)
+    }
+}
