@@ -116,22 +116,26 @@ impl Reporter {
     }
 }
 
-/// Waits for the tuner's answer: a short spin (answers usually come within microseconds),
-/// then yields, then parks until unparked.
+/// Waits for the tuner's answer: yields for a while, then parks until unparked.
 fn wait_while_awaiting(state: &AtomicU8) -> u8 {
     for round in 0u32.. {
         let s = state.load(Ordering::Acquire);
         if s != AWAITING {
             return s;
         }
-        match round {
-            0..200 => std::hint::spin_loop(),
-            200..400 => thread::yield_now(),
-            _ => thread::park_timeout(Duration::from_millis(50)),
+        if round < YIELDS_BEFORE_BLOCKING {
+            thread::yield_now();
+        } else {
+            thread::park_timeout(Duration::from_millis(50));
         }
     }
     STOP
 }
+
+/// How often a thread waiting for another yields its core before it blocks. Answers usually
+/// come within microseconds, sooner than a blocked thread could be woken; spinning instead
+/// of yielding measured slower on 2 cores, where the answering thread may need this one's.
+const YIELDS_BEFORE_BLOCKING: u32 = 100;
 
 struct Job {
     context: TrialContext,
@@ -214,7 +218,7 @@ fn worker(
     trial_fn: &TrialFn,
     clock: Instant,
 ) {
-    while let Ok(Job { context, control }) = jobs.recv() {
+    while let Some(Job { context, control }) = next_job(jobs) {
         let _ = control.thread.set(thread::current());
         let trial_id = context.trial_id;
         let mut reporter = Reporter {
@@ -252,6 +256,20 @@ fn worker(
     }
 }
 
+/// The next trial to run, or `None` when the backend is gone. Polls with yields for a
+/// while before blocking: when trials take microseconds, the next one arrives sooner than a
+/// sleeping thread could be woken.
+fn next_job(jobs: &crossbeam_channel::Receiver<Job>) -> Option<Job> {
+    for _ in 0..YIELDS_BEFORE_BLOCKING {
+        match jobs.try_recv() {
+            Ok(job) => return Some(job),
+            Err(crossbeam_channel::TryRecvError::Empty) => thread::yield_now(),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+        }
+    }
+    jobs.recv().ok()
+}
+
 fn panic_message(payload: &(dyn Any + Send)) -> String {
     let text = payload
         .downcast_ref::<&str>()
@@ -274,7 +292,7 @@ impl Backend for ThreadBackend {
             checkpoint_dir: self.checkpoint_dir(trial.trial_id),
             config: trial.config,
             resume: trial.resume,
-            seed: derive_seed(self.seed, &format!("trial/{}", trial.trial_id)),
+            seed: derive_seed(self.seed, "trial").wrapping_add(trial.trial_id),
         };
         let jobs = self
             .jobs
@@ -304,7 +322,7 @@ impl Backend for ThreadBackend {
         self.drain(out);
         // Trials of a few microseconds answer before a thread could go to sleep and wake up:
         // spin briefly before waiting.
-        for _ in 0..64 {
+        for _ in 0..YIELDS_BEFORE_BLOCKING {
             if out.len() > before {
                 return Ok(());
             }

@@ -230,13 +230,12 @@ impl ExperimentSpec {
             stop,
             origin,
         };
-        if let Some(attr) = &spec.max_resource_attr {
-            if spec.space.get(attr).is_none() {
-                return Err(spec.origin.error(
-                    "max_resource_attr",
-                    format!("`{attr}` is not a parameter of the search space"),
-                ));
-            }
+        if let Some(attr) = &spec.max_resource_attr
+            && spec.space.get(attr).is_none()
+        {
+            return Err(spec
+                .origin
+                .error("max_resource_attr", format!("`{attr}` is not a parameter of the search space")));
         }
         Ok(spec)
     }

@@ -199,6 +199,7 @@ pub struct Tuner {
     best_objective: f64,
     trajectory: Vec<(f64, f64)>,
     decisions: Vec<(TrialId, Decision)>,
+    starts: Vec<TrialStart>,
 }
 
 impl Tuner {
@@ -224,6 +225,7 @@ impl Tuner {
             best_objective: f64::INFINITY,
             trajectory: Vec::new(),
             decisions: Vec::new(),
+            starts: Vec::new(),
         }
     }
 
@@ -258,46 +260,58 @@ impl Tuner {
     /// Runs the experiment to its end.
     pub async fn run(mut self) -> Result<Summary, TunerError> {
         self.scheduler.init(&self.ctx)?;
-        let deadline = self.criteria.max_wallclock.map(|d| {
-            tokio::time::Instant::now()
-                + d.saturating_sub(Duration::from_secs_f64(self.backend.now()))
-        });
+        let mut deadline = self
+            .criteria
+            .max_wallclock
+            .map(|d| tokio::time::Instant::now() + d.saturating_sub(Duration::from_secs_f64(self.backend.now())));
         let mut interrupt = self.interrupt.take();
         let mut events = Vec::new();
-        self.fill().await?;
+        self.fill()?;
+        self.act().await?;
         while self.running > 0 {
             events.clear();
             tokio::select! {
                 biased;
                 () = wait_for(&mut interrupt) => {
                     interrupt = None;
-                    self.end(EndReason::Interrupted).await?;
-                    continue;
+                    self.end(EndReason::Interrupted);
                 }
                 () = sleep_until(deadline) => {
-                    self.end(EndReason::MaxWallclock).await?;
-                    continue;
+                    deadline = None;
+                    self.end(EndReason::MaxWallclock);
                 }
                 result = self.backend.next_events(&mut events) => result?,
             }
             for event in events.drain(..) {
                 self.handle(event)?;
             }
-            if let Some(journal) = &mut self.journal {
-                journal.flush()?;
-            }
-            for (trial_id, decision) in std::mem::take(&mut self.decisions) {
-                self.backend.decide(trial_id, decision).await?;
-            }
-            self.check_criteria().await?;
-            self.fill().await?;
+            self.check_criteria();
+            self.fill()?;
+            self.act().await?;
             self.notify();
         }
         self.finish()
     }
 
-    /// Keeps every free worker busy with what the scheduler suggests.
-    async fn fill(&mut self) -> Result<(), TunerError> {
+    /// Carries out the decisions and starts of this round, once the journal has them.
+    async fn act(&mut self) -> Result<(), TunerError> {
+        if let Some(journal) = &mut self.journal {
+            journal.flush()?;
+        }
+        for (trial_id, decision) in std::mem::take(&mut self.decisions) {
+            self.backend.decide(trial_id, decision).await?;
+        }
+        let mut starts = std::mem::take(&mut self.starts);
+        for start in starts.drain(..) {
+            self.backend.start(start).await?;
+        }
+        self.starts = starts;
+        Ok(())
+    }
+
+    /// Plans work for every free worker from what the scheduler suggests; [`Self::act`]
+    /// starts it.
+    fn fill(&mut self) -> Result<(), TunerError> {
         while self.running < self.workers && self.ending.is_none() && !self.scheduler_done {
             if self
                 .criteria
@@ -324,7 +338,6 @@ impl Tuner {
                             config: Cow::Borrowed(&config),
                             checkpoint_from,
                         })?;
-                        journal.flush()?;
                     }
                     self.trials.push(TrialState {
                         config: config.clone(),
@@ -334,14 +347,12 @@ impl Tuner {
                     });
                     self.new_trials += 1;
                     self.running += 1;
-                    self.backend
-                        .start(TrialStart {
-                            trial_id: next_id,
-                            config,
-                            resume: false,
-                            checkpoint_from,
-                        })
-                        .await?;
+                    self.starts.push(TrialStart {
+                        trial_id: next_id,
+                        config,
+                        resume: false,
+                        checkpoint_from,
+                    });
                 }
                 Suggestion::Resume { trial_id, config } => {
                     let paused = self
@@ -360,21 +371,18 @@ impl Tuner {
                             trial: trial_id,
                             config: Cow::Borrowed(&config),
                         })?;
-                        journal.flush()?;
                     }
                     let state = &mut self.trials[trial_id as usize];
                     state.config = config.clone();
                     state.status = Status::InProgress;
                     state.ending = false;
                     self.running += 1;
-                    self.backend
-                        .start(TrialStart {
-                            trial_id,
-                            config,
-                            resume: true,
-                            checkpoint_from: None,
-                        })
-                        .await?;
+                    self.starts.push(TrialStart {
+                        trial_id,
+                        config,
+                        resume: true,
+                        checkpoint_from: None,
+                    });
                 }
                 Suggestion::Wait => {
                     self.stalled = self.running == 0;
@@ -537,9 +545,9 @@ impl Tuner {
         Ok(())
     }
 
-    async fn check_criteria(&mut self) -> Result<(), TunerError> {
+    fn check_criteria(&mut self) {
         if self.ending.is_some() {
-            return Ok(());
+            return;
         }
         let c = &self.criteria;
         let reason = if c.max_failures.is_some_and(|max| self.failures >= max) {
@@ -557,26 +565,24 @@ impl Tuner {
         } else {
             None
         };
-        match reason {
-            Some(reason) => self.end(reason).await,
-            None => Ok(()),
+        if let Some(reason) = reason {
+            self.end(reason);
         }
     }
 
-    /// Ends the experiment: no new trials, every running trial told to stop.
-    async fn end(&mut self, reason: EndReason) -> Result<(), TunerError> {
+    /// Ends the experiment: no new trials, every running trial told to stop (after any
+    /// decision already due this round, so the stop is the last word).
+    fn end(&mut self, reason: EndReason) {
         if self.ending.is_some() {
-            return Ok(());
+            return;
         }
         self.ending = Some(reason);
-        for id in 0..self.trials.len() {
-            let state = &mut self.trials[id];
+        for (id, state) in self.trials.iter_mut().enumerate() {
             if state.status == Status::InProgress && !state.ending {
                 state.ending = true;
-                self.backend.decide(id as TrialId, Decision::Stop).await?;
+                self.decisions.push((id as TrialId, Decision::Stop));
             }
         }
-        Ok(())
     }
 
     fn progress(&self) -> Progress {

@@ -25,13 +25,19 @@ fn default_points() -> usize {
 /// Shuffling materializes a permutation; beyond this many points, refuse.
 const MAX_SHUFFLED: usize = 10_000_000;
 
-impl Default for GridSearcher {
-    fn default() -> Self {
+impl GridSearcher {
+    pub fn new(points_per_numeric: usize, shuffle: bool) -> Self {
         GridSearcher {
-            points_per_numeric: default_points(),
-            shuffle: false,
+            points_per_numeric,
+            shuffle,
             state: None,
         }
+    }
+}
+
+impl Default for GridSearcher {
+    fn default() -> Self {
+        GridSearcher::new(default_points(), false)
     }
 }
 

@@ -1,0 +1,179 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+//! The `hpo` binary, run as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn hpo(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hpo")).args(args).current_dir(cwd).output().expect("run hpo")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+const HEIGHT: &str = r#"
+name = "height"
+metric = "mean_loss"
+mode = "min"
+resource_attr = "epoch"
+max_resource_attr = "steps"
+workers = 2
+seed = 3
+
+[space]
+steps = 5
+width = { randint = [0, 20] }
+height = { randint = [-100, 100] }
+activation = { choice = ["relu", "tanh"] }
+
+[searcher]
+type = "random"
+
+[scheduler]
+type = "fifo"
+
+[backend]
+type = "threads"
+objective = "height"
+
+[stop]
+max_trials = 12
+"#;
+
+#[test]
+fn run_writes_the_experiment_folder_and_results_read_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("exp.toml"), HEIGHT).unwrap();
+    let out = hpo(&["run", "exp.toml", "--quiet"], dir.path());
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Finished (max trials)"), "{stdout}");
+    assert!(stdout.contains("Best mean_loss = "), "{stdout}");
+    assert!(stdout.contains("runs/height"), "{stdout}");
+
+    let exp = dir.path().join("runs/height");
+    for file in ["experiment.toml", "journal.jsonl", "results.csv", "trials"] {
+        assert!(exp.join(file).exists(), "missing {file}");
+    }
+    // results.csv: Syne Tune's columns, one row per report
+    let mut reader = csv::Reader::from_path(exp.join("results.csv")).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    assert_eq!(
+        header,
+        [
+            "trial_id", "st_tuner_time", "st_decision", "st_status", "config_activation", "config_height", "config_steps",
+            "config_width", "epoch", "mean_loss"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 12 * 5);
+    let last_of_trial_0 = rows.iter().rfind(|r| &r[0] == "0").unwrap();
+    assert_eq!(&last_of_trial_0[3], "Completed");
+    assert_eq!(&last_of_trial_0[8], "5");
+
+    // the resolved spec is a valid experiment file with the defaults filled in
+    let resolved = std::fs::read_to_string(exp.join("experiment.toml")).unwrap();
+    assert!(resolved.contains("journal = true") && resolved.contains("max_trials = 12"), "{resolved}");
+
+    // hpo best prints the best config as JSON; hpo results agrees
+    let best = hpo(&["best", "runs/height"], dir.path());
+    assert!(best.status.success());
+    let best: serde_json::Value = serde_json::from_slice(&best.stdout).unwrap();
+    assert_eq!(best["steps"], 5);
+    let results = hpo(&["results", "runs/height", "--json"], dir.path());
+    let ranked: serde_json::Value = serde_json::from_slice(&results.stdout).unwrap();
+    assert_eq!(ranked[0]["config"], best);
+    assert_eq!(ranked.as_array().unwrap().len(), 12);
+    let values: Vec<f64> = ranked.as_array().unwrap().iter().map(|t| t["mean_loss"].as_f64().unwrap()).collect();
+    assert!(values.windows(2).all(|w| w[0] <= w[1]), "ranked best first");
+    let table = text(&hpo(&["results", "runs/height", "--top", "3"], dir.path())).0;
+    assert!(table.contains("Best 3 of 12 trials") && table.lines().count() == 6, "{table}");
+    let csv_out = text(&hpo(&["results", "runs/height", "--csv"], dir.path())).0;
+    assert_eq!(csv_out, std::fs::read_to_string(exp.join("results.csv")).unwrap());
+
+    // a second run never touches the first one's folder
+    let again = hpo(&["run", "exp.toml", "--quiet", "--max-trials", "2", "--seed", "9"], dir.path());
+    assert!(again.status.success());
+    assert!(dir.path().join("runs/height-2/journal.jsonl").exists());
+}
+
+#[test]
+fn overrides_take_precedence() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("exp.toml"), HEIGHT).unwrap();
+    let out = hpo(
+        &["run", "exp.toml", "-q", "--workers", "1", "--max-trials", "3", "--name", "other", "--output", "elsewhere", "--seed", "5"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let resolved = std::fs::read_to_string(dir.path().join("elsewhere/other/experiment.toml")).unwrap();
+    for expected in ["workers = 1", "max_trials = 3", "name = \"other\"", "seed = 5"] {
+        assert!(resolved.contains(expected), "{expected} not in\n{resolved}");
+    }
+    let table = text(&hpo(&["results", "elsewhere/other"], dir.path())).0;
+    assert!(table.contains("3 trials"), "{table}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_space = HEIGHT.replace("width = { randint = [0, 20] }", "width = { randint = [20, 0] }");
+    std::fs::write(dir.path().join("bad.toml"), bad_space).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", "bad.toml"], "bad.toml:12: `space.width`: `randint` needs low < high, got [20, 0]"),
+        (vec!["run", "missing.toml"], "missing.toml: cannot read the experiment file"),
+        (vec!["results", "."], "has no journal.jsonl"),
+        (vec!["best", "nowhere"], "has no journal.jsonl"),
+        (vec!["run", "bad.toml", "--workers", "0"], "bad.toml:12"),
+    ];
+    for (args, expected) in cases {
+        let out = hpo(&args, dir.path());
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    std::fs::write(dir.path().join("ok.toml"), HEIGHT).unwrap();
+    let out = hpo(&["run", "ok.toml", "--name", "a/b"], dir.path());
+    assert!(text(&out).1.contains("--name `a/b` cannot be used"), "{:?}", text(&out));
+    // a corrupt journal names its line
+    std::fs::create_dir_all(dir.path().join("broken")).unwrap();
+    std::fs::write(dir.path().join("broken/journal.jsonl"), "{\"event\":\"experiment\",\"v\":1,\"name\":\"x\",\"spec\":{\"metric\":\"m\"}}\nnot json\n{}\n").unwrap();
+    let out = hpo(&["results", "broken"], dir.path());
+    assert!(text(&out).1.contains("journal.jsonl:2:"), "{:?}", text(&out));
+}
+
+#[test]
+fn quickstart_runs_as_shipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let quickstart = repo_root().join("examples/quickstart.toml");
+    let out = hpo(&["run", quickstart.to_str().unwrap(), "--max-trials", "3", "--quiet"], dir.path());
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let best = hpo(&["best", "runs/quickstart"], dir.path());
+    let best: serde_json::Value = serde_json::from_slice(&best.stdout).unwrap();
+    assert_eq!(best["epochs"], 30);
+    let table = text(&hpo(&["results", "runs/quickstart", "--json"], dir.path())).0;
+    let ranked: serde_json::Value = serde_json::from_str(&table).unwrap();
+    // a real model learns: the best of 3 random configs beats guessing (0.9 error) by far
+    assert!(ranked[0]["val_error"].as_f64().unwrap() < 0.5, "{table}");
+    assert_eq!(ranked[0]["reports"], 30);
+}
+
+#[test]
+fn bench_overhead_prints_one_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hpo(&["bench", "overhead", "--trials", "2000", "--workers", "2", "--repeats", "1", "--json"], dir.path());
+    assert!(out.status.success(), "{:?}", text(&out));
+    let stdout = text(&out).0;
+    assert_eq!(stdout.lines().count(), 1);
+    let line: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(line["us_per_trial"].as_f64().unwrap() > 0.0);
+    assert!(line["us_per_trial_journal"].as_f64().unwrap() > 0.0);
+    assert_eq!(line["trials"], 2000);
+}

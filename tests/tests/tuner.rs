@@ -1,0 +1,243 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+//! The tuner loop through the public API: random and grid search on the thread backend,
+//! failures, stopping criteria, bookkeeping and reproducibility.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{context, max_trials, tune};
+use hpo_core::{Config, EndReason, Journal, Mode, Space, StopCriteria, Tuner, read_journal, ExperimentResults, Status};
+use hpo_schedulers::{Fifo, GridSearcher, RandomSearcher};
+
+fn space() -> Space {
+    Space::builder()
+        .uniform("x", -2.0, 2.0)
+        .loguniform("lr", 1e-4, 1e-1)
+        .randint("n", 1, 8)
+        .choice("act", ["relu", "tanh"])
+        .constant("epochs", 3)
+        .build()
+        .unwrap()
+}
+
+/// Runs random search and returns the configs by trial id.
+fn configs_of_run(seed: u64, workers: usize) -> Vec<Config> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    tune(context(space(), "loss", Mode::Min, seed), Box::new(Fifo::default()), workers, max_trials(30), move |t, r| {
+        record.lock().unwrap().push((t.trial_id, t.config.clone()));
+        for epoch in 1..=3 {
+            r.report([("epoch", f64::from(epoch)), ("loss", t.config.f64("x")?.powi(2))])?;
+        }
+        Ok(())
+    });
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_by_key(|(id, _)| *id);
+    seen.into_iter().map(|(_, c)| c).collect()
+}
+
+#[test]
+fn same_seed_same_configs() {
+    let a = configs_of_run(42, 2);
+    let b = configs_of_run(42, 2);
+    let c = configs_of_run(43, 2);
+    assert_eq!(a.len(), 30);
+    assert_eq!(a, b, "same seed must give the same sequence of configs");
+    assert_ne!(a, c, "another seed gives other configs");
+    for config in &a {
+        space().validate(config).unwrap();
+    }
+}
+
+#[test]
+fn random_search_finds_the_incumbent_and_its_trajectory() {
+    let summary = tune(
+        context(space(), "loss", Mode::Min, 1),
+        Box::new(Fifo::default()),
+        2,
+        max_trials(40),
+        |t, r| {
+            let x = t.config.f64("x")?;
+            for epoch in 1..=3 {
+                r.report([("epoch", f64::from(epoch)), ("loss", x * x + 1.0 / f64::from(epoch))])?;
+            }
+            Ok(())
+        },
+    );
+    assert_eq!(summary.reason, EndReason::MaxTrials);
+    assert_eq!((summary.trials, summary.completed, summary.failed), (40, 40, 0));
+    let best = summary.best.unwrap();
+    let x = best.config.f64("x").unwrap();
+    assert!((best.value - (x * x + 1.0 / 3.0)).abs() < 1e-12, "the best value is the best trial's last epoch");
+    // the any-time curve only ever improves, ends at the incumbent, and is ordered in time
+    assert!(summary.trajectory.windows(2).all(|w| w[1].1 < w[0].1 && w[1].0 >= w[0].0));
+    assert_eq!(summary.trajectory.last().unwrap().1, best.value);
+}
+
+#[test]
+fn mode_max_is_handled_once() {
+    let summary = tune(context(space(), "accuracy", Mode::Max, 3), Box::new(Fifo::default()), 1, max_trials(20), |t, r| {
+        r.report([("epoch", 1.0), ("accuracy", -t.config.f64("x")?.abs())])?;
+        Ok(())
+    });
+    let best = summary.best.unwrap();
+    assert!(best.value <= 0.0);
+    assert!(summary.trajectory.windows(2).all(|w| w[1].1 > w[0].1), "maximizing: the curve rises");
+    assert_eq!(best.value, -best.config.f64("x").unwrap().abs());
+}
+
+#[test]
+fn failed_trials_are_recorded_and_the_experiment_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.jsonl");
+    let ctx = context(space(), "loss", Mode::Min, 5);
+    let backend = hpo_backends::ThreadBackend::new(2, |t, r| {
+        match t.trial_id % 4 {
+            1 => return Err("out of memory".into()),
+            2 => panic!("objective bug"),
+            3 => {
+                r.report([("epoch", 1.0), ("loss", f64::NAN)])?;
+            }
+            _ => {
+                r.report([("epoch", 1.0), ("loss", 1.0)])?;
+            }
+        }
+        Ok(())
+    });
+    let journal = Journal::create(&path, "failures", serde_json::json!({"metric": "loss", "mode": "min"})).unwrap();
+    let tuner = Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
+        .workers(2)
+        .stop_when(max_trials(12))
+        .journal(journal);
+    let summary = common::runtime().block_on(tuner.run()).unwrap();
+    assert_eq!((summary.trials, summary.completed, summary.failed), (12, 3, 9));
+    let results = ExperimentResults::from_entries(&read_journal(&path).unwrap()).unwrap();
+    let error = |id: usize| results.trials[id].error.clone().unwrap_or_default();
+    assert_eq!(results.trials[0].status, Status::Completed);
+    assert!(error(1).contains("out of memory"), "{}", error(1));
+    assert!(error(2).contains("panicked: objective bug"), "{}", error(2));
+    assert!(error(3).contains("metric `loss` is not finite"), "{}", error(3));
+    assert_eq!(results.count(Status::Failed), 9);
+}
+
+#[test]
+fn max_failures_ends_the_experiment() {
+    let summary = tune(
+        context(space(), "loss", Mode::Min, 0),
+        Box::new(Fifo::default()),
+        2,
+        StopCriteria {
+            max_failures: Some(3),
+            max_trials: Some(1000),
+            ..StopCriteria::default()
+        },
+        |_, _| Err("broken".into()),
+    );
+    assert_eq!(summary.reason, EndReason::MaxFailures);
+    assert!(summary.failed >= 3 && summary.trials < 10, "{summary:?}");
+}
+
+#[test]
+fn metric_threshold_ends_the_experiment_and_stops_running_trials() {
+    let summary = tune(
+        context(space(), "loss", Mode::Min, 0),
+        Box::new(Fifo::default()),
+        2,
+        StopCriteria {
+            metric_threshold: Some(0.5),
+            ..StopCriteria::default()
+        },
+        |t, r| {
+            for epoch in 1..=1000 {
+                let loss = if t.trial_id == 3 { 0.1 } else { 1.0 };
+                r.report([("epoch", f64::from(epoch)), ("loss", loss)])?;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Ok(())
+        },
+    );
+    assert_eq!(summary.reason, EndReason::MetricThreshold);
+    assert_eq!(summary.best.as_ref().unwrap().trial_id, 3);
+    assert!(summary.stopped >= 1, "the other running trial was stopped: {summary:?}");
+}
+
+#[test]
+fn max_wallclock_ends_the_experiment() {
+    let start = std::time::Instant::now();
+    let summary = tune(
+        context(space(), "loss", Mode::Min, 0),
+        Box::new(Fifo::default()),
+        2,
+        StopCriteria {
+            max_wallclock: Some(Duration::from_millis(300)),
+            ..StopCriteria::default()
+        },
+        |_, r| {
+            for epoch in 1..=100_000 {
+                r.report([("epoch", f64::from(epoch)), ("loss", 1.0)])?;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        },
+    );
+    assert_eq!(summary.reason, EndReason::MaxWallclock);
+    assert_eq!(summary.stopped, 2);
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn grid_search_is_exhaustive_without_repeats_then_done() {
+    let space = Space::builder()
+        .uniform("x", 0.0, 1.0)
+        .choice("act", ["relu", "tanh"])
+        .build()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let grid = GridSearcher::new(4, false);
+    let summary = tune(context(space, "loss", Mode::Min, 0), Box::new(Fifo::new(Box::new(grid))), 2, StopCriteria::default(), move |t, r| {
+        record.lock().unwrap().push(t.config.to_string());
+        r.report([("loss", t.config.f64("x")?)])?;
+        Ok(())
+    });
+    assert_eq!(summary.reason, EndReason::SchedulerDone);
+    let mut seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 8);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 8, "no grid point twice");
+    assert_eq!(summary.best.unwrap().value, 0.0);
+}
+
+#[test]
+fn points_to_evaluate_come_first() {
+    let first: Config = [("x", hpo_core::Value::Float(0.25)), ("act", "tanh".into())].into_iter().collect();
+    let searcher = RandomSearcher::new(vec![first.clone()]);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    tune(context(space(), "loss", Mode::Min, 0), Box::new(Fifo::new(Box::new(searcher))), 1, max_trials(3), move |t, r| {
+        record.lock().unwrap().push(t.config.clone());
+        r.report([("loss", 1.0)])?;
+        Ok(())
+    });
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].get("x"), Some(&hpo_core::Value::Float(0.25)));
+    assert_eq!(seen[0].get("act"), Some(&"tanh".into()));
+    // the left-out parameters take the middle of their domains
+    assert_eq!(seen[0].get("n"), Some(&hpo_core::Value::Int(5)));
+    assert_eq!(seen[0].get("epochs"), Some(&hpo_core::Value::Int(3)));
+    assert_ne!(seen[1], seen[0]);
+}
+
+#[test]
+fn random_search_on_a_finite_space_never_repeats_and_ends() {
+    let space = Space::builder().randint("n", 1, 5).choice("c", ["a", "b"]).build().unwrap();
+    let summary = tune(context(space, "loss", Mode::Min, 9), Box::new(Fifo::default()), 2, max_trials(100), |t, r| {
+        r.report([("loss", t.config.f64("n")?)])?;
+        Ok(())
+    });
+    assert_eq!(summary.reason, EndReason::SchedulerDone);
+    assert_eq!(summary.trials, 10);
+}
