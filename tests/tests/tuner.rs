@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{context, max_trials, tune};
-use hpo_core::{Config, EndReason, Journal, Mode, Space, StopCriteria, Tuner, read_journal, ExperimentResults, Status};
+use hpo_core::{
+    Config, EndReason, ExperimentResults, Journal, Mode, Space, Status, StopCriteria, Tuner,
+    read_journal,
+};
 use hpo_schedulers::{Fifo, GridSearcher, RandomSearcher};
 
 fn space() -> Space {
@@ -26,13 +29,22 @@ fn space() -> Space {
 fn configs_of_run(seed: u64, workers: usize) -> Vec<Config> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
-    tune(context(space(), "loss", Mode::Min, seed), Box::new(Fifo::default()), workers, max_trials(30), move |t, r| {
-        record.lock().unwrap().push((t.trial_id, t.config.clone()));
-        for epoch in 1..=3 {
-            r.report([("epoch", f64::from(epoch)), ("loss", t.config.f64("x")?.powi(2))])?;
-        }
-        Ok(())
-    });
+    tune(
+        context(space(), "loss", Mode::Min, seed),
+        Box::new(Fifo::default()),
+        workers,
+        max_trials(30),
+        move |t, r| {
+            record.lock().unwrap().push((t.trial_id, t.config.clone()));
+            for epoch in 1..=3 {
+                r.report([
+                    ("epoch", f64::from(epoch)),
+                    ("loss", t.config.f64("x")?.powi(2)),
+                ])?;
+            }
+            Ok(())
+        },
+    );
     let mut seen = seen.lock().unwrap().clone();
     seen.sort_by_key(|(id, _)| *id);
     seen.into_iter().map(|(_, c)| c).collect()
@@ -61,30 +73,53 @@ fn random_search_finds_the_incumbent_and_its_trajectory() {
         |t, r| {
             let x = t.config.f64("x")?;
             for epoch in 1..=3 {
-                r.report([("epoch", f64::from(epoch)), ("loss", x * x + 1.0 / f64::from(epoch))])?;
+                r.report([
+                    ("epoch", f64::from(epoch)),
+                    ("loss", x * x + 1.0 / f64::from(epoch)),
+                ])?;
             }
             Ok(())
         },
     );
     assert_eq!(summary.reason, EndReason::MaxTrials);
-    assert_eq!((summary.trials, summary.completed, summary.failed), (40, 40, 0));
+    assert_eq!(
+        (summary.trials, summary.completed, summary.failed),
+        (40, 40, 0)
+    );
     let best = summary.best.unwrap();
     let x = best.config.f64("x").unwrap();
-    assert!((best.value - (x * x + 1.0 / 3.0)).abs() < 1e-12, "the best value is the best trial's last epoch");
+    assert!(
+        (best.value - (x * x + 1.0 / 3.0)).abs() < 1e-12,
+        "the best value is the best trial's last epoch"
+    );
     // the any-time curve only ever improves, ends at the incumbent, and is ordered in time
-    assert!(summary.trajectory.windows(2).all(|w| w[1].1 < w[0].1 && w[1].0 >= w[0].0));
+    assert!(
+        summary
+            .trajectory
+            .windows(2)
+            .all(|w| w[1].1 < w[0].1 && w[1].0 >= w[0].0)
+    );
     assert_eq!(summary.trajectory.last().unwrap().1, best.value);
 }
 
 #[test]
 fn mode_max_is_handled_once() {
-    let summary = tune(context(space(), "accuracy", Mode::Max, 3), Box::new(Fifo::default()), 1, max_trials(20), |t, r| {
-        r.report([("epoch", 1.0), ("accuracy", -t.config.f64("x")?.abs())])?;
-        Ok(())
-    });
+    let summary = tune(
+        context(space(), "accuracy", Mode::Max, 3),
+        Box::new(Fifo::default()),
+        1,
+        max_trials(20),
+        |t, r| {
+            r.report([("epoch", 1.0), ("accuracy", -t.config.f64("x")?.abs())])?;
+            Ok(())
+        },
+    );
     let best = summary.best.unwrap();
     assert!(best.value <= 0.0);
-    assert!(summary.trajectory.windows(2).all(|w| w[1].1 > w[0].1), "maximizing: the curve rises");
+    assert!(
+        summary.trajectory.windows(2).all(|w| w[1].1 > w[0].1),
+        "maximizing: the curve rises"
+    );
     assert_eq!(best.value, -best.config.f64("x").unwrap().abs());
 }
 
@@ -106,19 +141,31 @@ fn failed_trials_are_recorded_and_the_experiment_goes_on() {
         }
         Ok(())
     });
-    let journal = Journal::create(&path, "failures", serde_json::json!({"metric": "loss", "mode": "min"})).unwrap();
+    let journal = Journal::create(
+        &path,
+        "failures",
+        serde_json::json!({"metric": "loss", "mode": "min"}),
+    )
+    .unwrap();
     let tuner = Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
         .workers(2)
         .stop_when(max_trials(12))
         .journal(journal);
     let summary = common::runtime().block_on(tuner.run()).unwrap();
-    assert_eq!((summary.trials, summary.completed, summary.failed), (12, 3, 9));
+    assert_eq!(
+        (summary.trials, summary.completed, summary.failed),
+        (12, 3, 9)
+    );
     let results = ExperimentResults::from_entries(&read_journal(&path).unwrap()).unwrap();
     let error = |id: usize| results.trials[id].error.clone().unwrap_or_default();
     assert_eq!(results.trials[0].status, Status::Completed);
     assert!(error(1).contains("out of memory"), "{}", error(1));
     assert!(error(2).contains("panicked: objective bug"), "{}", error(2));
-    assert!(error(3).contains("metric `loss` is not finite"), "{}", error(3));
+    assert!(
+        error(3).contains("metric `loss` is not finite"),
+        "{}",
+        error(3)
+    );
     assert_eq!(results.count(Status::Failed), 9);
 }
 
@@ -160,7 +207,10 @@ fn metric_threshold_ends_the_experiment_and_stops_running_trials() {
     );
     assert_eq!(summary.reason, EndReason::MetricThreshold);
     assert_eq!(summary.best.as_ref().unwrap().trial_id, 3);
-    assert!(summary.stopped >= 1, "the other running trial was stopped: {summary:?}");
+    assert!(
+        summary.stopped >= 1,
+        "the other running trial was stopped: {summary:?}"
+    );
 }
 
 #[test]
@@ -197,11 +247,17 @@ fn grid_search_is_exhaustive_without_repeats_then_done() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
     let grid = GridSearcher::new(4, false);
-    let summary = tune(context(space, "loss", Mode::Min, 0), Box::new(Fifo::new(Box::new(grid))), 2, StopCriteria::default(), move |t, r| {
-        record.lock().unwrap().push(t.config.to_string());
-        r.report([("loss", t.config.f64("x")?)])?;
-        Ok(())
-    });
+    let summary = tune(
+        context(space, "loss", Mode::Min, 0),
+        Box::new(Fifo::new(Box::new(grid))),
+        2,
+        StopCriteria::default(),
+        move |t, r| {
+            record.lock().unwrap().push(t.config.to_string());
+            r.report([("loss", t.config.f64("x")?)])?;
+            Ok(())
+        },
+    );
     assert_eq!(summary.reason, EndReason::SchedulerDone);
     let mut seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 8);
@@ -213,15 +269,23 @@ fn grid_search_is_exhaustive_without_repeats_then_done() {
 
 #[test]
 fn points_to_evaluate_come_first() {
-    let first: Config = [("x", hpo_core::Value::Float(0.25)), ("act", "tanh".into())].into_iter().collect();
+    let first: Config = [("x", hpo_core::Value::Float(0.25)), ("act", "tanh".into())]
+        .into_iter()
+        .collect();
     let searcher = RandomSearcher::new(vec![first.clone()]);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
-    tune(context(space(), "loss", Mode::Min, 0), Box::new(Fifo::new(Box::new(searcher))), 1, max_trials(3), move |t, r| {
-        record.lock().unwrap().push(t.config.clone());
-        r.report([("loss", 1.0)])?;
-        Ok(())
-    });
+    tune(
+        context(space(), "loss", Mode::Min, 0),
+        Box::new(Fifo::new(Box::new(searcher))),
+        1,
+        max_trials(3),
+        move |t, r| {
+            record.lock().unwrap().push(t.config.clone());
+            r.report([("loss", 1.0)])?;
+            Ok(())
+        },
+    );
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0].get("x"), Some(&hpo_core::Value::Float(0.25)));
     assert_eq!(seen[0].get("act"), Some(&"tanh".into()));
@@ -233,11 +297,21 @@ fn points_to_evaluate_come_first() {
 
 #[test]
 fn random_search_on_a_finite_space_never_repeats_and_ends() {
-    let space = Space::builder().randint("n", 1, 5).choice("c", ["a", "b"]).build().unwrap();
-    let summary = tune(context(space, "loss", Mode::Min, 9), Box::new(Fifo::default()), 2, max_trials(100), |t, r| {
-        r.report([("loss", t.config.f64("n")?)])?;
-        Ok(())
-    });
+    let space = Space::builder()
+        .randint("n", 1, 5)
+        .choice("c", ["a", "b"])
+        .build()
+        .unwrap();
+    let summary = tune(
+        context(space, "loss", Mode::Min, 9),
+        Box::new(Fifo::default()),
+        2,
+        max_trials(100),
+        |t, r| {
+            r.report([("loss", t.config.f64("n")?)])?;
+            Ok(())
+        },
+    );
     assert_eq!(summary.reason, EndReason::SchedulerDone);
     assert_eq!(summary.trials, 10);
 }

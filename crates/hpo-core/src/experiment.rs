@@ -233,9 +233,10 @@ impl ExperimentSpec {
         if let Some(attr) = &spec.max_resource_attr
             && spec.space.get(attr).is_none()
         {
-            return Err(spec
-                .origin
-                .error("max_resource_attr", format!("`{attr}` is not a parameter of the search space")));
+            return Err(spec.origin.error(
+                "max_resource_attr",
+                format!("`{attr}` is not a parameter of the search space"),
+            ));
         }
         Ok(spec)
     }

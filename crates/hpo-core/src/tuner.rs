@@ -260,10 +260,10 @@ impl Tuner {
     /// Runs the experiment to its end.
     pub async fn run(mut self) -> Result<Summary, TunerError> {
         self.scheduler.init(&self.ctx)?;
-        let mut deadline = self
-            .criteria
-            .max_wallclock
-            .map(|d| tokio::time::Instant::now() + d.saturating_sub(Duration::from_secs_f64(self.backend.now())));
+        let mut deadline = self.criteria.max_wallclock.map(|d| {
+            tokio::time::Instant::now()
+                + d.saturating_sub(Duration::from_secs_f64(self.backend.now()))
+        });
         let mut interrupt = self.interrupt.take();
         let mut events = Vec::new();
         self.fill()?;

@@ -225,12 +225,13 @@ impl Domain {
                 Value::Int(((a + u * (b - a)).exp().round() as i64).clamp(low, high))
             }
             Domain::Choice(ref v) => {
-                let best = coords
-                    .iter()
-                    .enumerate()
-                    .fold((0, f64::NEG_INFINITY), |best, (i, &c)| {
-                        if c > best.1 { (i, c) } else { best }
-                    });
+                let best =
+                    coords
+                        .iter()
+                        .enumerate()
+                        .fold((0, f64::NEG_INFINITY), |best, (i, &c)| {
+                            if c > best.1 { (i, c) } else { best }
+                        });
                 v[best.0.min(v.len() - 1)].clone()
             }
             Domain::Ordinal(_) | Domain::FinRange { .. } | Domain::LogFinRange { .. } => {

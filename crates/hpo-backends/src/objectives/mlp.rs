@@ -47,9 +47,10 @@ impl MlpSettings {
                 "relu" => Activation::Relu,
                 "tanh" => Activation::Tanh,
                 other => {
-                    return Err(
-                        format!("`activation` must be \"relu\" or \"tanh\", got {other:?}").into(),
-                    );
+                    return Err(format!(
+                        "`activation` must be \"relu\" or \"tanh\", got {other:?}"
+                    )
+                    .into());
                 }
             },
         };
