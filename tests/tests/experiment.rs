@@ -94,7 +94,7 @@ fn errors_name_file_line_and_key() {
         ),
         (
             "metric = \"loss\"\n[space]\nx = 1\n[scheduler]\ntype = \"nope\"",
-            "exp.toml:4: `scheduler`: unknown variant `nope`, expected `fifo`",
+            "exp.toml:4: `scheduler`: unknown variant `nope`, expected one of `asha`, `fifo`, `hyperband`, `median_stopping`, `pbt`, `successive_halving`",
         ),
         (
             "metric = \"loss\"\n[space]\nx = 1\n[scheduler]\ntype = \"fifo\"\ngrace = 3",

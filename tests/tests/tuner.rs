@@ -315,3 +315,54 @@ fn random_search_on_a_finite_space_never_repeats_and_ends() {
     assert_eq!(summary.reason, EndReason::SchedulerDone);
     assert_eq!(summary.trials, 10);
 }
+
+#[test]
+fn paused_trials_resume_where_they_stopped_with_their_checkpoint_folder() {
+    use hpo_schedulers::{Asha, Variant};
+    let dir = tempfile::tempdir().unwrap();
+    let space = Space::builder()
+        .uniform("x", 0.0, 1.0)
+        .constant("epochs", 9)
+        .build()
+        .unwrap();
+    let mut ctx = context(space, "loss", Mode::Min, 4);
+    ctx.max_resource_attr = Some("epochs".into());
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&calls);
+    let backend = hpo_backends::ThreadBackend::new(2, move |t, r| {
+        let done = t.resource_done.unwrap_or(0.0) as i64;
+        record
+            .lock()
+            .unwrap()
+            .push((t.trial_id, t.resume, done, t.checkpoint_dir.clone()));
+        for epoch in done + 1..=t.config.i64("epochs")? {
+            r.report([
+                ("epoch", epoch as f64),
+                ("loss", t.config.f64("x")? + 1.0 / epoch as f64),
+            ])?;
+        }
+        Ok(())
+    })
+    .trials_dir(dir.path());
+    let scheduler = Asha::new(Variant::Promotion, 1.0, 3.0, None);
+    let tuner = Tuner::new(ctx, Box::new(scheduler), Box::new(backend))
+        .workers(2)
+        .stop_when(max_trials(20));
+    let summary = common::runtime().block_on(tuner.run()).unwrap();
+    assert!(summary.paused > 0 && summary.completed > 0, "{summary:?}");
+    let calls = calls.lock().unwrap();
+    let resumed: Vec<_> = calls.iter().filter(|c| c.1).collect();
+    assert!(!resumed.is_empty());
+    for (id, _, done, checkpoint_dir) in &resumed {
+        assert!(
+            *done == 1 || *done == 3,
+            "trial {id} resumed after epoch {done}"
+        );
+        let first = calls.iter().find(|c| c.0 == *id).unwrap();
+        assert_eq!(
+            &first.3, checkpoint_dir,
+            "the same checkpoint folder across a resume"
+        );
+        assert!(checkpoint_dir.as_ref().unwrap().is_dir());
+    }
+}

@@ -8,7 +8,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
@@ -36,6 +36,9 @@ pub struct TrialContext {
     pub checkpoint_dir: Option<PathBuf>,
     /// Whether the trial is being resumed after a pause.
     pub resume: bool,
+    /// The resource reached before: by this trial before its pause, or by the trial whose
+    /// checkpoint was copied into `checkpoint_dir`. `None` for a fresh start.
+    pub resource_done: Option<f64>,
     /// A seed for the trial's own randomness, derived from the master seed and trial id.
     pub seed: u64,
 }
@@ -140,6 +143,8 @@ const YIELDS_BEFORE_BLOCKING: u32 = 100;
 struct Job {
     context: TrialContext,
     control: Arc<Control>,
+    /// A checkpoint folder to copy into the trial's own before it starts (PBT's exploit).
+    copy_from: Option<PathBuf>,
 }
 
 /// Runs trial functions on worker threads.
@@ -218,7 +223,12 @@ fn worker(
     trial_fn: &TrialFn,
     clock: Instant,
 ) {
-    while let Some(Job { context, control }) = next_job(jobs) {
+    while let Some(Job {
+        context,
+        control,
+        copy_from,
+    }) = next_job(jobs)
+    {
         let _ = control.thread.set(thread::current());
         let trial_id = context.trial_id;
         let mut reporter = Reporter {
@@ -227,16 +237,12 @@ fn worker(
             events: events.clone(),
             clock,
         };
-        let outcome = match &context.checkpoint_dir {
-            Some(dir) => std::fs::create_dir_all(dir).map_err(|e| -> TrialError {
-                format!("cannot create {}: {e}", dir.display()).into()
-            }),
-            None => Ok(()),
-        }
-        .and_then(|()| {
-            catch_unwind(AssertUnwindSafe(|| trial_fn(&context, &mut reporter)))
-                .unwrap_or_else(|p| Err(panic_message(&*p).into()))
-        });
+        let outcome =
+            prepare_checkpoint_dir(context.checkpoint_dir.as_deref(), copy_from.as_deref())
+                .and_then(|()| {
+                    catch_unwind(AssertUnwindSafe(|| trial_fn(&context, &mut reporter)))
+                        .unwrap_or_else(|p| Err(panic_message(&*p).into()))
+                });
         let kind = match outcome {
             Ok(()) => EventKind::Completed,
             Err(e) => match e.downcast_ref::<Interrupted>() {
@@ -254,6 +260,26 @@ fn worker(
             return;
         }
     }
+}
+
+/// Creates the trial's checkpoint folder, first copying another trial's into it if asked.
+fn prepare_checkpoint_dir(dir: Option<&Path>, copy_from: Option<&Path>) -> Result<(), TrialError> {
+    let Some(dir) = dir else { return Ok(()) };
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if let Some(from) = copy_from.filter(|f| f.is_dir()) {
+        for entry in
+            std::fs::read_dir(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?
+        {
+            let path = entry?.path();
+            if path.is_file()
+                && let Some(name) = path.file_name()
+            {
+                std::fs::copy(&path, dir.join(name))
+                    .map_err(|e| format!("copying checkpoint {}: {e}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The next trial to run, or `None` when the backend is gone. Polls with yields for a
@@ -292,14 +318,22 @@ impl Backend for ThreadBackend {
             checkpoint_dir: self.checkpoint_dir(trial.trial_id),
             config: trial.config,
             resume: trial.resume,
+            resource_done: trial.resource_done,
             seed: derive_seed(self.seed, "trial").wrapping_add(trial.trial_id),
         };
         let jobs = self
             .jobs
             .as_ref()
             .ok_or_else(|| BackendError("the thread backend is shut down".into()))?;
-        jobs.send(Job { context, control })
-            .map_err(|_| BackendError("every worker thread has exited".into()))
+        let copy_from = trial
+            .checkpoint_from
+            .and_then(|from| self.checkpoint_dir(from));
+        jobs.send(Job {
+            context,
+            control,
+            copy_from,
+        })
+        .map_err(|_| BackendError("every worker thread has exited".into()))
     }
 
     async fn decide(&mut self, trial_id: TrialId, decision: Decision) -> Result<(), BackendError> {

@@ -27,6 +27,16 @@ pub enum Command {
     /// Benchmarks that print one machine-readable line.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Schedulers as a service for other programs.
+    #[command(subcommand)]
+    Scheduler(SchedulerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchedulerCommand {
+    /// Serve the scheduler protocol (docs/protocol.md) on stdin/stdout: one JSON request per
+    /// line in, one JSON answer per line out.
+    Serve,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +91,28 @@ pub struct BestArgs {
 pub enum BenchCommand {
     /// Per-trial overhead of the tuner: random search + FIFO over a no-op function.
     Overhead(OverheadArgs),
+    /// Time per decision of a scheduler fed random learning curves (no backend).
+    Scheduler(SchedulerBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulerBenchArgs {
+    /// The scheduler's name (`type`), e.g. asha, hyperband, successive_halving, median_stopping.
+    #[arg(long, default_value = "asha")]
+    pub scheduler: String,
+    /// More scheduler settings as JSON, e.g. '{"variant": "promotion"}'.
+    #[arg(long, default_value = "{}")]
+    pub settings: String,
+    #[arg(long, default_value_t = 100_000)]
+    pub trials: u64,
+    /// The maximum resource (epochs) of every trial.
+    #[arg(long, default_value_t = 81)]
+    pub max_t: u32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON line (otherwise a sentence).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -105,5 +137,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Results(args) => commands::results::results(args),
         Command::Best(args) => commands::results::best(args),
         Command::Bench(BenchCommand::Overhead(args)) => commands::bench::overhead(args),
+        Command::Bench(BenchCommand::Scheduler(args)) => commands::bench::scheduler(args),
+        Command::Scheduler(SchedulerCommand::Serve) => commands::serve::serve(),
     }
 }

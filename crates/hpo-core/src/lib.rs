@@ -7,6 +7,7 @@
 
 mod experiment;
 mod journal;
+mod protocol;
 mod results;
 mod rng;
 mod traits;
@@ -16,6 +17,7 @@ mod types;
 pub use experiment::{ExperimentError, ExperimentSpec, Origin};
 pub use hpo_space::{Config, Domain, Grid, Space, Value};
 pub use journal::{Entry, JOURNAL_VERSION, Journal, JournalError, read_journal};
+pub use protocol::{PROTOCOL_VERSION, Request, SchedulerServer};
 pub use results::{ExperimentResults, Row, TrialSummary};
 pub use rng::{HpoRng, derive_rng, derive_seed};
 pub use traits::{

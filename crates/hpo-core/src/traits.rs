@@ -81,6 +81,9 @@ pub struct TrialStart {
     pub resume: bool,
     /// Start from a copy of this trial's checkpoint (population based training).
     pub checkpoint_from: Option<TrialId>,
+    /// The resource the trial (or, with `checkpoint_from`, its donor) last reported: where
+    /// training picks up from a checkpoint. `None` for a fresh start.
+    pub resource_done: Option<f64>,
 }
 
 /// Something that happened to a running trial.

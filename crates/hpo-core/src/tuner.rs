@@ -173,6 +173,10 @@ struct TrialState {
     reports: u32,
     /// Told to stop or pause, or failed: later reports are ignored.
     ending: bool,
+    /// A resume the scheduler asked for while the trial was still pausing.
+    pending_resume: Option<Config>,
+    /// The resource of the trial's latest report.
+    resource: Option<f64>,
 }
 
 type Interrupt = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -328,7 +332,7 @@ impl Tuner {
                 } => {
                     self.ctx
                         .space
-                        .validate(&config)
+                        .validate_except(&config, self.ctx.max_resource_attr.as_deref())
                         .map_err(|e| TunerError::BadSuggestion(format!("trial {next_id}: {e}")))?;
                     let t = self.backend.now();
                     if let Some(journal) = &mut self.journal {
@@ -344,45 +348,43 @@ impl Tuner {
                         status: Status::InProgress,
                         reports: 0,
                         ending: false,
+                        pending_resume: None,
+                        resource: None,
                     });
                     self.new_trials += 1;
                     self.running += 1;
+                    let resource_done =
+                        checkpoint_from.and_then(|from| self.trials.get(from as usize)?.resource);
                     self.starts.push(TrialStart {
                         trial_id: next_id,
                         config,
                         resume: false,
                         checkpoint_from,
+                        resource_done,
                     });
                 }
                 Suggestion::Resume { trial_id, config } => {
-                    let paused = self
-                        .trials
-                        .get(trial_id as usize)
-                        .is_some_and(|s| s.status == Status::Paused);
-                    if !paused {
+                    let Some(state) = self.trials.get_mut(trial_id as usize) else {
                         return Err(TunerError::BadSuggestion(format!(
-                            "resume trial {trial_id}, which is not paused"
+                            "resume trial {trial_id}, which was never started"
                         )));
+                    };
+                    match state.status {
+                        // Still running until its pause takes effect: resume it right after.
+                        Status::InProgress if state.ending && state.pending_resume.is_none() => {
+                            state.pending_resume = Some(config);
+                            self.running += 1;
+                        }
+                        Status::Paused | Status::Completed => {
+                            self.running += 1;
+                            self.resume(trial_id, config, self.backend.now())?;
+                        }
+                        status => {
+                            return Err(TunerError::BadSuggestion(format!(
+                                "resume trial {trial_id}, which is {status} and cannot be resumed"
+                            )));
+                        }
                     }
-                    let t = self.backend.now();
-                    if let Some(journal) = &mut self.journal {
-                        journal.append(&Entry::Resume {
-                            t,
-                            trial: trial_id,
-                            config: Cow::Borrowed(&config),
-                        })?;
-                    }
-                    let state = &mut self.trials[trial_id as usize];
-                    state.config = config.clone();
-                    state.status = Status::InProgress;
-                    state.ending = false;
-                    self.running += 1;
-                    self.starts.push(TrialStart {
-                        trial_id,
-                        config,
-                        resume: true,
-                        checkpoint_from: None,
-                    });
                 }
                 Suggestion::Wait => {
                     self.stalled = self.running == 0;
@@ -391,6 +393,30 @@ impl Tuner {
                 Suggestion::Done => self.scheduler_done = true,
             }
         }
+        Ok(())
+    }
+
+    /// Journals and plans a resume; the worker it takes is already counted in `running`.
+    fn resume(&mut self, trial_id: TrialId, config: Config, t: f64) -> Result<(), TunerError> {
+        log(
+            &mut self.journal,
+            &Entry::Resume {
+                t,
+                trial: trial_id,
+                config: Cow::Borrowed(&config),
+            },
+        )?;
+        let state = &mut self.trials[trial_id as usize];
+        state.config = config.clone();
+        state.status = Status::InProgress;
+        state.ending = false;
+        self.starts.push(TrialStart {
+            trial_id,
+            config,
+            resume: true,
+            checkpoint_from: None,
+            resource_done: state.resource,
+        });
         Ok(())
     }
 
@@ -440,6 +466,7 @@ impl Tuner {
                     objective,
                 });
                 state.ending = decision != Decision::Continue;
+                state.resource = Some(resource);
                 if objective < self.best_objective {
                     self.best_objective = objective;
                     let value = self.ctx.objective.to_metric(objective);
@@ -465,6 +492,17 @@ impl Tuner {
             }
             EventKind::Completed => {
                 self.running -= 1;
+                if let Some(config) = state.pending_resume.take() {
+                    state.status = Status::Completed;
+                    log(
+                        &mut self.journal,
+                        &Entry::Complete {
+                            t: time,
+                            trial: trial_id,
+                        },
+                    )?;
+                    return self.resume(trial_id, config, time);
+                }
                 if state.status == Status::Failed {
                     return Ok(());
                 }
@@ -492,12 +530,21 @@ impl Tuner {
             }
             EventKind::Failed(error) => {
                 self.running -= 1;
+                if state.pending_resume.take().is_some() {
+                    self.running -= 1; // the reserved worker is not needed after all
+                }
                 if state.status != Status::Failed {
                     self.fail(trial_id, time, error)?;
                 }
             }
             EventKind::Stopped | EventKind::Paused => {
                 self.running -= 1;
+                let pending_resume = state.pending_resume.take();
+                if pending_resume.is_some()
+                    && (state.status == Status::Failed || kind == EventKind::Stopped)
+                {
+                    self.running -= 1; // the reserved worker is not needed after all
+                }
                 if state.status == Status::Failed {
                     return Ok(());
                 }
@@ -510,6 +557,9 @@ impl Tuner {
                             trial: trial_id,
                         },
                     )?;
+                    if let Some(config) = pending_resume {
+                        return self.resume(trial_id, config, time);
+                    }
                 } else {
                     state.status = Status::Stopped;
                     log(

@@ -1,19 +1,41 @@
 //! Built-in searchers and schedulers. Each is a named, serializable type: the name after
-//! `type =` in an experiment file's `[searcher]` or `[scheduler]` table.
+//! `type =` in an experiment file's `[searcher]` or `[scheduler]` table, and in the
+//! scheduler protocol's `init`.
 //!
 //! | name | kind | what it does |
 //! | --- | --- | --- |
 //! | `random` | searcher | independent samples; `points_to_evaluate` first |
 //! | `grid` | searcher | every grid point once, then done |
 //! | `fifo` | scheduler | runs every trial to its end; configs from its searcher |
+//! | `successive_halving` | scheduler | synchronous successive halving (d2l) |
+//! | `hyperband` | scheduler | synchronous Hyperband |
+//! | `asha` | scheduler | asynchronous successive halving, stopping or promotion; asynchronous Hyperband with `brackets > 1` |
+//! | `median_stopping` | scheduler | the median stopping rule |
+//! | `pbt` | scheduler | population based training |
+//!
+//! Every scheduler takes any searcher (`searcher = { type = "..." }`, or the experiment
+//! file's `[searcher]` table) and tells it about every report, completion and failure.
 
+mod asha;
 mod fifo;
 mod grid;
+mod hyperband;
+mod median;
+mod pbt;
+pub mod quantile;
 mod random;
+mod rungs;
 
+pub use asha::{Asha, Variant};
 pub use fifo::Fifo;
 pub use grid::GridSearcher;
+pub use hyperband::{
+    BracketShape, Hyperband, SuccessiveHalving, halving_bracket, hyperband_brackets,
+};
+pub use median::MedianStopping;
+pub use pbt::Pbt;
 pub use random::RandomSearcher;
+pub use rungs::{geometric_levels, halving_levels};
 
 /// Makes sure the registrations of this crate are linked into a binary that only names
 /// them in experiment files (the linker may otherwise drop an unreferenced crate).

@@ -165,10 +165,29 @@ impl Space {
 
     /// Checks that `config` has exactly the space's parameters, each within its domain.
     pub fn validate(&self, config: &Config) -> Result<(), SpaceError> {
+        self.validate_except(config, None)
+    }
+
+    /// Like [`Space::validate`], but `resource_key` (a multi-fidelity scheduler's
+    /// `max_resource_attr`, which it sets to each rung level) need only be a number.
+    pub fn validate_except(
+        &self,
+        config: &Config,
+        resource_key: Option<&str>,
+    ) -> Result<(), SpaceError> {
         for (name, domain) in &self.params {
             let value = config
                 .get(name)
                 .ok_or_else(|| SpaceError::new(name, "missing from the config"))?;
+            if Some(name.as_str()) == resource_key {
+                if value.as_f64().is_none() {
+                    return Err(SpaceError::new(
+                        name,
+                        format!("the resource limit must be a number, got {value:?}"),
+                    ));
+                }
+                continue;
+            }
             domain
                 .validate(value)
                 .map_err(|m| SpaceError::new(name, m))?;

@@ -256,8 +256,69 @@ fn softmax_cross_entropy(logits: &Array2<f32>, labels: &[usize]) -> (Array2<f32>
     (probs, loss)
 }
 
+const CHECKPOINT: &str = "mlp.ckpt";
+
+impl Mlp {
+    /// All parameters and optimizer moments, in a fixed order.
+    fn arrays(&self) -> Vec<&[f32]> {
+        let mut out: Vec<&[f32]> = Vec::new();
+        for i in 0..self.weights.len() {
+            for a in [&self.weights[i], &self.w_moments[i].m, &self.w_moments[i].v] {
+                out.push(a.as_slice().unwrap_or(&[]));
+            }
+            for a in [&self.biases[i], &self.b_moments[i].m, &self.b_moments[i].v] {
+                out.push(a.as_slice().unwrap_or(&[]));
+            }
+        }
+        out
+    }
+
+    /// Writes a checkpoint after `epoch` (a JSON header line, then raw little-endian f32s),
+    /// atomically: a reader never sees half a file.
+    pub fn save(&self, dir: &std::path::Path, epoch: usize) -> std::io::Result<()> {
+        let header = serde_json::json!({ "epoch": epoch, "steps": self.steps });
+        let mut bytes = header.to_string().into_bytes();
+        bytes.push(b'\n');
+        for array in self.arrays() {
+            bytes.extend(array.iter().flat_map(|x| x.to_le_bytes()));
+        }
+        let tmp = dir.join(format!("{CHECKPOINT}.tmp"));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(tmp, dir.join(CHECKPOINT))
+    }
+
+    /// Restores parameters saved by [`Mlp::save`] into a network of the same shape; returns
+    /// the epoch it was saved after, or `None` if there is no usable checkpoint.
+    pub fn load(&mut self, dir: &std::path::Path) -> Option<usize> {
+        let bytes = std::fs::read(dir.join(CHECKPOINT)).ok()?;
+        let newline = bytes.iter().position(|&b| b == b'\n')?;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[..newline]).ok()?;
+        let mut floats = bytes[newline + 1..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        let expected: usize = self.arrays().iter().map(|a| a.len()).sum();
+        if bytes.len() - newline - 1 != expected * 4 {
+            return None; // another architecture
+        }
+        for i in 0..self.weights.len() {
+            let Moments { m, v } = &mut self.w_moments[i];
+            for a in [&mut self.weights[i], m, v] {
+                a.iter_mut().for_each(|x| *x = floats.next().unwrap_or(0.0));
+            }
+            let Moments { m, v } = &mut self.b_moments[i];
+            for a in [&mut self.biases[i], m, v] {
+                a.iter_mut().for_each(|x| *x = floats.next().unwrap_or(0.0));
+            }
+        }
+        self.steps = i32::try_from(header["steps"].as_i64()?).ok()?;
+        usize::try_from(header["epoch"].as_u64()?).ok()
+    }
+}
+
 /// The `digits-mlp` objective: trains an MLP on the digits data, reporting `epoch`,
-/// `val_error`, `val_loss` and `train_loss` after every epoch.
+/// `val_error`, `val_loss` and `train_loss` after every epoch. With a checkpoint folder it
+/// saves after every epoch and, when the folder holds a checkpoint (a resumed trial, or one
+/// copied from another trial by PBT), continues from it.
 pub fn digits_mlp(
     ctx: &TrialContext,
     reporter: &mut Reporter,
@@ -273,9 +334,21 @@ pub fn digits_mlp(
     ));
     sizes.push(CLASSES);
     let mut mlp = Mlp::new(&sizes, settings.activation, &mut rng);
-    for epoch in 1..=settings.epochs {
+    let done = ctx
+        .checkpoint_dir
+        .as_deref()
+        .and_then(|dir| mlp.load(dir))
+        .unwrap_or(0);
+    if done > 0 {
+        rng = ChaCha8Rng::seed_from_u64(ctx.seed ^ done as u64);
+    }
+    for epoch in done + 1..=settings.epochs {
         let train_loss = mlp.train_epoch(data, &settings, &mut rng);
         let (val_error, val_loss) = mlp.evaluate(&data.x_val, &data.y_val);
+        if let Some(dir) = &ctx.checkpoint_dir {
+            mlp.save(dir, epoch)
+                .map_err(|e| format!("saving a checkpoint in {}: {e}", dir.display()))?;
+        }
         reporter.report([
             ("epoch", epoch as f64),
             ("val_error", val_error),

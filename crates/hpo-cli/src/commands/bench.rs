@@ -1,15 +1,20 @@
 //! `hpo bench ...`: benchmarks that print one machine-readable line with `--json`.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use hpo_backends::ThreadBackend;
-use hpo_core::{Context, Journal, Mode, Objective, Space, StopCriteria, Tuner};
+use hpo_core::{
+    Context, Decision, Journal, Mode, Objective, Report, Space, StopCriteria, Suggestion, TrialId,
+    Tuner,
+};
 use hpo_schedulers::Fifo;
+use rand::RngExt;
 
-use crate::OverheadArgs;
 use crate::commands::runtime;
+use crate::{OverheadArgs, SchedulerBenchArgs};
 
 /// Random search + FIFO over a function that reports once and returns: what is left is the
 /// tuner's own cost per trial, without and with the journal.
@@ -96,4 +101,92 @@ fn time_trials(args: &OverheadArgs, journal: Option<&std::path::Path>) -> anyhow
 fn median(xs: &mut [f64]) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
+}
+
+/// Feeds random learning curves through a scheduler, one trial at a time, and times its
+/// decisions: `ns_per_decision` over the whole run and over its last tenth (which must not be
+/// slower when rungs hold many values).
+pub fn scheduler(args: SchedulerBenchArgs) -> anyhow::Result<ExitCode> {
+    let mut settings: serde_json::Value =
+        serde_json::from_str(&args.settings).context("--settings must be a JSON object")?;
+    anyhow::ensure!(settings.is_object(), "--settings must be a JSON object");
+    settings["type"] = serde_json::Value::String(args.scheduler.clone());
+    let mut scheduler: Box<dyn hpo_core::Scheduler> = serde_json::from_value(settings)
+        .with_context(|| format!("scheduler `{}`", args.scheduler))?;
+    let space = Space::builder()
+        .uniform("x", 0.0, 1.0)
+        .constant("epochs", i64::from(args.max_t))
+        .build()?;
+    let ctx = Context {
+        space,
+        objective: Objective::new("loss", Mode::Min),
+        resource_attr: Some("epoch".into()),
+        max_resource_attr: Some("epochs".into()),
+        seed: args.seed,
+    };
+    scheduler.init(&ctx).map_err(anyhow::Error::msg)?;
+    let mut rng = hpo_core::derive_rng(args.seed, "bench");
+    let mut progress: HashMap<TrialId, u32> = HashMap::new();
+    let metrics = hpo_core::Metrics::new();
+    let (mut decisions, mut new_trials) = (0u64, 0u64);
+    let mut last_tenth = (0u64, Duration::ZERO);
+    let start = Instant::now();
+    while new_trials < args.trials {
+        let tenth_start = Instant::now();
+        let before = decisions;
+        let (trial_id, config) = match scheduler.suggest(new_trials) {
+            Suggestion::Start { config, .. } => {
+                new_trials += 1;
+                (new_trials - 1, config)
+            }
+            Suggestion::Resume { trial_id, config } => (trial_id, config),
+            Suggestion::Wait | Suggestion::Done => break,
+        };
+        let quality = config.f64("x")?;
+        let limit = config.f64("epochs")? as u32;
+        let epoch = progress.entry(trial_id).or_insert(0);
+        let mut decision = Decision::Continue;
+        while decision == Decision::Continue && *epoch < limit {
+            *epoch += 1;
+            let noise: f64 = rng.random::<f64>() * 0.05;
+            decision = scheduler.on_report(&Report {
+                trial_id,
+                config: &config,
+                metrics: &metrics,
+                resource: f64::from(*epoch),
+                objective: quality + 1.0 / f64::from(*epoch) + noise,
+            });
+            decisions += 1;
+        }
+        if decision == Decision::Continue {
+            scheduler.on_complete(trial_id);
+        }
+        if new_trials * 10 > args.trials * 9 {
+            last_tenth.0 += decisions - before;
+            last_tenth.1 += tenth_start.elapsed();
+        }
+    }
+    let elapsed = start.elapsed();
+    let ns = elapsed.as_nanos() as f64 / decisions.max(1) as f64;
+    let ns_last = last_tenth.1.as_nanos() as f64 / last_tenth.0.max(1) as f64;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "scheduler",
+                "scheduler": args.scheduler,
+                "settings": args.settings,
+                "trials": new_trials,
+                "decisions": decisions,
+                "ns_per_decision": ns,
+                "ns_per_decision_last_tenth": ns_last,
+            })
+        );
+    } else {
+        println!(
+            "{}: {decisions} decisions for {new_trials} trials, {ns:.0} ns per decision ({ns_last:.0} ns in the last tenth)",
+            args.scheduler
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

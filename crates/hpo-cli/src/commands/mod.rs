@@ -1,6 +1,7 @@
 pub mod bench;
 pub mod results;
 pub mod run;
+pub mod serve;
 
 /// A current-thread tokio runtime: the tuner is one task; trials run on their own threads.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

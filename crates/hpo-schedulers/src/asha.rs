@@ -1,0 +1,353 @@
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use hpo_core::{
+    Config, Context, Decision, HpoRng, Report, Scheduler, Searcher, SetupError, Suggestion,
+    TrialId, derive_rng,
+};
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+
+use crate::fifo::default_searcher;
+use crate::quantile::{Ord64, RunningQuantile};
+use crate::rungs::{at_max_resource, check_eta, geometric_levels, max_resource, with_level};
+
+/// What ASHA does with a trial at a rung level.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// Let the trial go on if it is in the top 1/eta of its rung, else stop it.
+    #[default]
+    Stopping,
+    /// Pause the trial; resume it later if it turns out to be in the top 1/eta.
+    Promotion,
+}
+
+/// Asynchronous successive halving (ASHA), and asynchronous Hyperband with `brackets > 1`.
+///
+/// Rung levels are round(grace_period * eta^k) below `max_t` (or `rung_levels`). The cut-off
+/// of rung j is the q-quantile of every value recorded there, q = r_j / r_(j+1) (the level
+/// after the last is `max_t`); a rung with fewer than 2 values never cuts. All values are
+/// to-minimize (the tuner flips them for `mode = "max"`, which makes this the 1-q quantile).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Asha {
+    #[serde(default)]
+    pub variant: Variant,
+    #[serde(default = "one")]
+    pub grace_period: f64,
+    #[serde(default = "three")]
+    pub reduction_factor: f64,
+    /// The maximum resource; by default the largest value of `max_resource_attr` in the space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_t: Option<f64>,
+    /// Explicit rung levels (ascending, below `max_t`) instead of the geometric ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung_levels: Option<Vec<f64>>,
+    /// How many brackets; more than 1 is asynchronous Hyperband.
+    #[serde(default = "one_bracket")]
+    pub brackets: usize,
+    #[serde(default = "default_searcher")]
+    pub searcher: Box<dyn Searcher>,
+    #[serde(skip)]
+    state: Option<State>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn three() -> f64 {
+    3.0
+}
+fn one_bracket() -> usize {
+    1
+}
+
+struct Rung {
+    level: f64,
+    cutoff: RunningQuantile,
+    /// Promotion variant: trials recorded here and not yet promoted, best on top.
+    waiting: BinaryHeap<Reverse<(Ord64, TrialId)>>,
+}
+
+struct TrialInfo {
+    bracket: usize,
+    /// Index (within its bracket) of the next rung the trial has not been recorded at.
+    next_rung: usize,
+    config: Config,
+    /// The highest resource recorded for the trial: reports at or below it after a restart
+    /// from scratch are not recorded again.
+    recorded_up_to: f64,
+    failed: bool,
+}
+
+struct State {
+    max_t: f64,
+    max_resource_attr: Option<String>,
+    /// Rungs of each bracket; bracket b starts at the b-th level.
+    brackets: Vec<Vec<Rung>>,
+    /// Cumulative bracket weights (synchronous Hyperband's trial counts).
+    weights: Vec<f64>,
+    trials: HashMap<TrialId, TrialInfo>,
+    rng: HpoRng,
+}
+
+impl Asha {
+    pub fn new(
+        variant: Variant,
+        grace_period: f64,
+        reduction_factor: f64,
+        max_t: Option<f64>,
+    ) -> Self {
+        Asha {
+            variant,
+            grace_period,
+            reduction_factor,
+            max_t,
+            rung_levels: None,
+            brackets: 1,
+            searcher: default_searcher(),
+            state: None,
+        }
+    }
+
+    /// The rung levels of bracket 0, after `init`.
+    pub fn levels(&self) -> Vec<f64> {
+        self.state
+            .as_ref()
+            .map(|s| s.brackets[0].iter().map(|r| r.level).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Synchronous Hyperband's number of trials for each bracket when there are `levels` rung
+/// levels below max_t: n_b = ceil((s+1) / (s-b+1) * eta^(s-b)), s = levels.
+pub(crate) fn hyperband_counts(levels: usize, eta: f64) -> Vec<usize> {
+    let s = levels as i32;
+    (0..=s)
+        .map(|b| {
+            ((f64::from(s + 1) / f64::from(s - b + 1)) * eta.powi(s - b) - 1e-9).ceil() as usize
+        })
+        .collect()
+}
+
+#[typetag::serde(name = "asha")]
+impl Scheduler for Asha {
+    fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
+        check_eta("asha", self.reduction_factor)?;
+        let max_t = max_resource("asha", self.max_t, ctx)?;
+        let levels = match &self.rung_levels {
+            Some(levels) => {
+                if levels.windows(2).any(|w| w[0] >= w[1])
+                    || levels.iter().any(|&l| l <= 0.0 || l >= max_t)
+                {
+                    return Err(SetupError(format!(
+                        "asha: rung_levels must be ascending, positive and below max_t = {max_t}, got {levels:?}"
+                    )));
+                }
+                levels.clone()
+            }
+            None => {
+                if self.grace_period <= 0.0 || self.grace_period >= max_t {
+                    return Err(SetupError(format!(
+                        "asha: grace_period must be in (0, max_t = {max_t}), got {}",
+                        self.grace_period
+                    )));
+                }
+                geometric_levels(self.grace_period, self.reduction_factor, max_t)
+            }
+        };
+        if self.brackets == 0 || self.brackets > levels.len() {
+            return Err(SetupError(format!(
+                "asha: brackets must be between 1 and the number of rung levels ({}), got {}",
+                levels.len(),
+                self.brackets
+            )));
+        }
+        let bracket_rungs = |b: usize| -> Vec<Rung> {
+            (b..levels.len())
+                .map(|j| {
+                    let next = levels.get(j + 1).copied().unwrap_or(max_t);
+                    Rung {
+                        level: levels[j],
+                        cutoff: RunningQuantile::new(levels[j] / next),
+                        waiting: BinaryHeap::new(),
+                    }
+                })
+                .collect()
+        };
+        let counts = hyperband_counts(levels.len(), self.reduction_factor);
+        let weights = counts[..self.brackets]
+            .iter()
+            .scan(0.0, |acc, &n| {
+                *acc += n as f64;
+                Some(*acc)
+            })
+            .collect();
+        self.state = Some(State {
+            max_t,
+            max_resource_attr: ctx.max_resource_attr.clone(),
+            brackets: (0..self.brackets).map(bracket_rungs).collect(),
+            weights,
+            trials: HashMap::new(),
+            rng: derive_rng(ctx.seed, "scheduler"),
+        });
+        self.searcher.init(ctx)
+    }
+
+    fn suggest(&mut self, trial_id: TrialId) -> Suggestion {
+        let Some(state) = self.state.as_mut() else {
+            return Suggestion::Done;
+        };
+        if self.variant == Variant::Promotion
+            && let Some((id, level)) = state.promotable()
+        {
+            let attr = state.max_resource_attr.clone();
+            let info = state
+                .trials
+                .get_mut(&id)
+                .expect("promotable trials are known");
+            info.config = with_level(info.config.clone(), attr.as_deref(), level);
+            return Suggestion::Resume {
+                trial_id: id,
+                config: info.config.clone(),
+            };
+        }
+        let Some(config) = self.searcher.suggest(trial_id) else {
+            return Suggestion::Done;
+        };
+        let bracket = state.draw_bracket();
+        let config = match self.variant {
+            Variant::Promotion => with_level(
+                config,
+                state.max_resource_attr.as_deref(),
+                state.brackets[bracket][0].level,
+            ),
+            Variant::Stopping => config,
+        };
+        state.trials.insert(
+            trial_id,
+            TrialInfo {
+                bracket,
+                next_rung: 0,
+                config: config.clone(),
+                recorded_up_to: 0.0,
+                failed: false,
+            },
+        );
+        Suggestion::start(config)
+    }
+
+    fn on_report(&mut self, report: &Report<'_>) -> Decision {
+        let Some(state) = self.state.as_mut() else {
+            return Decision::Continue;
+        };
+        let Some(info) = state.trials.get_mut(&report.trial_id) else {
+            return Decision::Continue;
+        };
+        if report.resource <= info.recorded_up_to {
+            return Decision::Continue; // a restart from scratch repeating what was recorded
+        }
+        self.searcher.on_report(report);
+        if report.resource >= state.max_t {
+            return at_max_resource(
+                report.resource,
+                state.max_t,
+                state.max_resource_attr.is_some(),
+            );
+        }
+        let rungs = &mut state.brackets[info.bracket];
+        let mut decision = Decision::Continue;
+        while let Some(rung) = rungs.get_mut(info.next_rung) {
+            if report.resource < rung.level {
+                break;
+            }
+            info.next_rung += 1;
+            info.recorded_up_to = report.resource;
+            rung.cutoff.insert(report.objective);
+            match self.variant {
+                Variant::Stopping => {
+                    if rung
+                        .cutoff
+                        .value(2)
+                        .is_some_and(|cutoff| report.objective > cutoff)
+                    {
+                        decision = Decision::Stop;
+                        break;
+                    }
+                }
+                Variant::Promotion => {
+                    rung.waiting
+                        .push(Reverse((Ord64(report.objective), report.trial_id)));
+                    decision = Decision::Pause;
+                    break;
+                }
+            }
+        }
+        decision
+    }
+
+    fn on_complete(&mut self, trial_id: TrialId) {
+        self.searcher.on_complete(trial_id);
+    }
+
+    fn on_fail(&mut self, trial_id: TrialId) {
+        if let Some(info) = self
+            .state
+            .as_mut()
+            .and_then(|s| s.trials.get_mut(&trial_id))
+        {
+            info.failed = true;
+        }
+        self.searcher.on_fail(trial_id);
+    }
+}
+
+impl State {
+    /// Draws a new trial's bracket with probability proportional to its weight.
+    fn draw_bracket(&mut self) -> usize {
+        let total = self.weights.last().copied().unwrap_or(1.0);
+        if self.weights.len() <= 1 {
+            return 0;
+        }
+        let u = self.rng.random::<f64>() * total;
+        self.weights
+            .iter()
+            .position(|&w| u < w)
+            .unwrap_or(self.weights.len() - 1)
+    }
+
+    /// The best waiting trial that ties or beats its rung's cut-off, scanning rungs from the
+    /// highest level down; returns it with the level to resume it to.
+    fn promotable(&mut self) -> Option<(TrialId, f64)> {
+        let max_t = self.max_t;
+        let mut candidates: Vec<(f64, usize, usize)> = self
+            .brackets
+            .iter()
+            .enumerate()
+            .flat_map(|(b, rungs)| rungs.iter().enumerate().map(move |(j, r)| (r.level, b, j)))
+            .collect();
+        candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (_, b, j) in candidates {
+            let next_level = self.brackets[b].get(j + 1).map_or(max_t, |r| r.level);
+            let rung = &mut self.brackets[b][j];
+            while let Some(Reverse((_, id))) = rung.waiting.peek() {
+                if self.trials.get(id).is_none_or(|t| t.failed) {
+                    rung.waiting.pop(); // failed since: never promote it
+                    continue;
+                }
+                break;
+            }
+            let Some(cutoff) = rung.cutoff.value(2) else {
+                continue;
+            };
+            if let Some(&Reverse((Ord64(value), id))) = rung.waiting.peek()
+                && value <= cutoff
+            {
+                rung.waiting.pop();
+                return Some((id, next_level));
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,121 @@
+use std::collections::HashMap;
+
+use hpo_core::{Context, Decision, Report, Scheduler, Searcher, SetupError, Suggestion, TrialId};
+use serde::{Deserialize, Serialize};
+
+use crate::fifo::default_searcher;
+use crate::quantile::RunningQuantile;
+
+/// The median stopping rule (Golovin et al., 2017): at each time step, stop a trial whose
+/// best value so far is worse than the median (`rank_cutoff` quantile) of the best values
+/// the other trials had at that step, once at least `grace_population` others reported
+/// there and the trial has trained for `grace_period`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MedianStopping {
+    #[serde(default = "one")]
+    pub grace_period: f64,
+    #[serde(default = "one_usize")]
+    pub grace_population: usize,
+    /// Resources are compared in steps of this size (`floor(resource / time_step)`).
+    #[serde(default = "one")]
+    pub time_step: f64,
+    #[serde(default = "half")]
+    pub rank_cutoff: f64,
+    #[serde(default = "default_searcher")]
+    pub searcher: Box<dyn Searcher>,
+    #[serde(skip)]
+    state: State,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn one_usize() -> usize {
+    1
+}
+fn half() -> f64 {
+    0.5
+}
+
+#[derive(Default)]
+struct State {
+    /// Per step: the quantile of the best-so-far values trials had at that step.
+    steps: HashMap<i64, RunningQuantile>,
+    /// Per trial: best value so far and the last step it was recorded at.
+    best: HashMap<TrialId, (f64, i64)>,
+}
+
+impl MedianStopping {
+    pub fn new(grace_period: f64, grace_population: usize, time_step: f64) -> Self {
+        MedianStopping {
+            grace_period,
+            grace_population,
+            time_step,
+            rank_cutoff: 0.5,
+            searcher: default_searcher(),
+            state: State::default(),
+        }
+    }
+}
+
+#[typetag::serde(name = "median_stopping")]
+impl Scheduler for MedianStopping {
+    fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
+        if self.time_step.is_nan()
+            || self.time_step <= 0.0
+            || !(0.0..=1.0).contains(&self.rank_cutoff)
+        {
+            return Err(SetupError(format!(
+                "median_stopping: need time_step > 0 and 0 <= rank_cutoff <= 1, got {} and {}",
+                self.time_step, self.rank_cutoff
+            )));
+        }
+        self.state = State::default();
+        self.searcher.init(ctx)
+    }
+
+    fn suggest(&mut self, trial_id: TrialId) -> Suggestion {
+        match self.searcher.suggest(trial_id) {
+            Some(config) => Suggestion::start(config),
+            None => Suggestion::Done,
+        }
+    }
+
+    fn on_report(&mut self, report: &Report<'_>) -> Decision {
+        self.searcher.on_report(report);
+        let step = (report.resource / self.time_step).floor() as i64;
+        let (best, last_step) = self
+            .state
+            .best
+            .entry(report.trial_id)
+            .or_insert((f64::INFINITY, i64::MIN));
+        *best = best.min(report.objective);
+        if *last_step == step {
+            return Decision::Continue; // judged at this step already
+        }
+        *last_step = step;
+        let best = *best;
+        let rank_cutoff = self.rank_cutoff;
+        let others = self
+            .state
+            .steps
+            .entry(step)
+            .or_insert_with(|| RunningQuantile::new(rank_cutoff));
+        // Compare with the others before adding this trial's own value.
+        let cutoff = others.value(self.grace_population.max(1));
+        others.insert(best);
+        match cutoff {
+            Some(cutoff) if report.resource >= self.grace_period && best > cutoff => Decision::Stop,
+            _ => Decision::Continue,
+        }
+    }
+
+    fn on_complete(&mut self, trial_id: TrialId) {
+        self.searcher.on_complete(trial_id);
+    }
+
+    fn on_fail(&mut self, trial_id: TrialId) {
+        self.searcher.on_fail(trial_id);
+    }
+}

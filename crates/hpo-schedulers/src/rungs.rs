@@ -1,0 +1,107 @@
+//! Resource levels shared by the multi-fidelity schedulers.
+
+use hpo_core::{Config, Context, Decision, Domain, SetupError, Value};
+
+/// ASHA's rung levels: round(grace * eta^k) for k = 0, 1, ... while below `max_t`.
+pub fn geometric_levels(grace: f64, eta: f64, max_t: f64) -> Vec<f64> {
+    let mut levels: Vec<f64> = Vec::new();
+    for k in 0.. {
+        let level = (grace * eta.powi(k)).round();
+        if level >= max_t {
+            break;
+        }
+        if levels.last() != Some(&level) {
+            levels.push(level);
+        }
+    }
+    levels
+}
+
+/// Successive halving's levels (d2l): r_min * eta^k for k = 0..=K with
+/// K = floor(log(r_max/r_min) / log(eta)), and r_max appended when the last falls short.
+pub fn halving_levels(r_min: f64, r_max: f64, eta: f64) -> Vec<f64> {
+    let k_max = ((r_max / r_min).ln() / eta.ln() + 1e-9).floor() as i32;
+    let mut levels: Vec<f64> = (0..=k_max).map(|k| r_min * eta.powi(k)).collect();
+    if levels.last().is_some_and(|&l| l < r_max) {
+        levels.push(r_max);
+    }
+    levels
+}
+
+/// The maximum resource: given explicitly, or else the largest value the config key
+/// `max_resource_attr` can take in the search space.
+pub fn max_resource(name: &str, explicit: Option<f64>, ctx: &Context) -> Result<f64, SetupError> {
+    if let Some(max_t) = explicit {
+        return Ok(max_t);
+    }
+    let attr = ctx.max_resource_attr.as_deref().ok_or_else(|| {
+        SetupError(format!(
+            "{name} needs `max_t`, or a `max_resource_attr` naming a config key"
+        ))
+    })?;
+    let max = match ctx.space.get(attr) {
+        Some(Domain::Constant(v)) => v.as_f64(),
+        Some(Domain::RandInt { high, .. } | Domain::LogRandInt { high, .. }) => Some(*high as f64),
+        Some(Domain::Uniform { high, .. } | Domain::LogUniform { high, .. }) => Some(*high),
+        Some(Domain::FinRange { high, .. } | Domain::LogFinRange { high, .. }) => Some(*high),
+        Some(Domain::Choice(values) | Domain::Ordinal(values)) => {
+            values.iter().filter_map(Value::as_f64).reduce(f64::max)
+        }
+        None => None,
+    };
+    max.ok_or_else(|| {
+        SetupError(format!(
+            "{name}: `max_resource_attr` `{attr}` is not a numeric parameter of the space"
+        ))
+    })
+}
+
+/// Checks common multi-fidelity settings.
+pub fn check_eta(name: &str, eta: f64) -> Result<(), SetupError> {
+    if eta.is_finite() && eta > 1.0 {
+        Ok(())
+    } else {
+        Err(SetupError(format!(
+            "{name}: reduction factor must be > 1, got {eta}"
+        )))
+    }
+}
+
+/// The config with `max_resource_attr` (if any) set to `level`, so the trial trains that far.
+pub fn with_level(mut config: Config, max_resource_attr: Option<&str>, level: f64) -> Config {
+    if let Some(attr) = max_resource_attr {
+        let value = match config.get(attr) {
+            Some(Value::Float(_)) => Value::Float(level),
+            _ => Value::Int(level.round() as i64),
+        };
+        config.insert(attr, value);
+    }
+    config
+}
+
+/// The decision for a trial that reached the maximum resource: one whose config limits its
+/// training (`max_resource_attr`) ends by itself there and completes; any other is stopped.
+pub fn at_max_resource(resource: f64, max_t: f64, limited_by_config: bool) -> Decision {
+    if resource <= max_t && limited_by_config {
+        Decision::Continue
+    } else {
+        Decision::Stop
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_by_hand() {
+        assert_eq!(geometric_levels(1.0, 3.0, 27.0), [1.0, 3.0, 9.0]);
+        assert_eq!(
+            geometric_levels(1.0, 3.0, 100.0),
+            [1.0, 3.0, 9.0, 27.0, 81.0]
+        );
+        assert_eq!(geometric_levels(2.0, 2.0, 10.0), [2.0, 4.0, 8.0]);
+        assert_eq!(halving_levels(2.0, 10.0, 2.0), [2.0, 4.0, 8.0, 10.0]);
+        assert_eq!(halving_levels(1.0, 27.0, 3.0), [1.0, 3.0, 9.0, 27.0]);
+    }
+}
