@@ -22,10 +22,7 @@ fn defaults_are_filled_in() {
     assert_eq!(spec.workers, 1);
     assert_eq!(spec.seed, 0);
     assert!(spec.journal);
-    assert_eq!(
-        spec.scheduler,
-        serde_json::json!({"type": "fifo", "searcher": {"type": "random"}})
-    );
+    assert_eq!(spec.scheduler, serde_json::json!({"type": "fifo", "searcher": {"type": "random"}}));
     assert_eq!(spec.backend, serde_json::json!({"type": "threads"}));
     // the resolved spec reads back to the same thing
     let again = parse(&spec.to_toml().unwrap()).unwrap();
@@ -72,10 +69,7 @@ max_wallclock = "10m"
         spec.scheduler["searcher"],
         serde_json::json!({"type": "grid", "points_per_numeric": 3, "shuffle": false})
     );
-    assert_eq!(
-        spec.stop.max_wallclock,
-        Some(std::time::Duration::from_secs(600))
-    );
+    assert_eq!(spec.stop.max_wallclock, Some(std::time::Duration::from_secs(600)));
     assert_eq!(spec.stop.max_trials, Some(20));
     spec.build_scheduler().unwrap();
 }
@@ -83,15 +77,9 @@ max_wallclock = "10m"
 #[test]
 fn errors_name_file_line_and_key() {
     let cases = [
-        (
-            "metric = \"loss\"\nworkerz = 2\n[space]\nx = 1",
-            "exp.toml:2: unknown field `workerz`",
-        ),
+        ("metric = \"loss\"\nworkerz = 2\n[space]\nx = 1", "exp.toml:2: unknown field `workerz`"),
         ("[space]\nx = 1", "missing field `metric`"),
-        (
-            "metric = \"loss\"\n[space]\nx = { uniform = [2, 1] }",
-            "exp.toml:3: `space.x`: `uniform` needs low < high",
-        ),
+        ("metric = \"loss\"\n[space]\nx = { uniform = [2, 1] }", "exp.toml:3: `space.x`: `uniform` needs low < high"),
         (
             "metric = \"loss\"\n[space]\nx = 1\n[scheduler]\ntype = \"nope\"",
             "exp.toml:4: `scheduler`: unknown variant `nope`, expected one of `asha`, `fifo`, `hyperband`, `median_stopping`, `pbt`, `successive_halving`",
@@ -108,14 +96,8 @@ fn errors_name_file_line_and_key() {
             "metric = \"loss\"\n[space]\nx = 1\n[stop]\nmax_wallclock = \"soon\"",
             "exp.toml:4: `stop`: `soon` is not a duration",
         ),
-        (
-            "metric = \"loss\"\n[space]\nx = 1\n[stop]\nmax_trialz = 3",
-            "`stop`: unknown field `max_trialz`",
-        ),
-        (
-            "metric = \"loss\"\nworkers = 0\n[space]\nx = 1",
-            "`workers`: must be at least 1",
-        ),
+        ("metric = \"loss\"\n[space]\nx = 1\n[stop]\nmax_trialz = 3", "`stop`: unknown field `max_trialz`"),
+        ("metric = \"loss\"\nworkers = 0\n[space]\nx = 1", "`workers`: must be at least 1"),
         (
             "metric = \"loss\"\nmode = \"maximize\"\n[space]\nx = 1",
             "exp.toml:2: unknown variant `maximize`, expected `min` or `max`",
@@ -124,36 +106,26 @@ fn errors_name_file_line_and_key() {
             "metric = \"loss\"\nmax_resource_attr = \"epochs\"\n[space]\nx = 1",
             "`max_resource_attr`: `epochs` is not a parameter",
         ),
-        (
-            "metric = \"loss\"\n[space]\n",
-            "`space`: the search space is empty",
-        ),
+        ("metric = \"loss\"\n[space]\n", "`space`: the search space is empty"),
         ("metric = \"loss\"\n[space\nx = 1", "exp.toml:2"),
     ];
     for (text, expected) in cases {
         let err = parse(text).unwrap_err();
-        assert!(
-            err.contains(expected),
-            "for {text:?}:\n  got      {err}\n  expected {expected}"
-        );
+        assert!(err.contains(expected), "for {text:?}:\n  got      {err}\n  expected {expected}");
     }
 }
 
 #[test]
 fn unknown_backend_and_objective_are_clear_errors() {
-    let spec = parse(&format!(
-        "{MINIMAL}[backend]\ntype = \"threads\"\nobjective = \"mnist\"\n"
-    ))
-    .unwrap();
-    let err = hpo_backends::build_backend(&spec, None)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("exp.toml:5: `backend.objective`: no built-in objective `mnist`; expected one of digits-mlp, height"), "{err}");
+    let spec = parse(&format!("{MINIMAL}[backend]\ntype = \"threads\"\nobjective = \"mnist\"\n")).unwrap();
+    let err = hpo_backends::build_backend(&spec, None).err().unwrap().to_string();
+    assert!(
+        err.contains(
+            "exp.toml:5: `backend.objective`: no built-in objective `mnist`; expected one of digits-mlp, height"
+        ),
+        "{err}"
+    );
     let spec = parse(&format!("{MINIMAL}[backend]\ntype = \"cloud\"\n")).unwrap();
-    let err = hpo_backends::build_backend(&spec, None)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = hpo_backends::build_backend(&spec, None).err().unwrap().to_string();
     assert!(err.contains("unknown backend `cloud`"), "{err}");
 }

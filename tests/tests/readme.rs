@@ -7,10 +7,7 @@ use hpo_schedulers::Fifo;
 
 #[test]
 fn readme_example_runs() -> Result<(), Box<dyn std::error::Error>> {
-    let space = Space::builder()
-        .uniform("x", -2.0, 2.0)
-        .constant("epochs", 10)
-        .build()?;
+    let space = Space::builder().uniform("x", -2.0, 2.0).constant("epochs", 10).build()?;
     let ctx = Context {
         space,
         objective: Objective::new("loss", Mode::Min),
@@ -22,29 +19,17 @@ fn readme_example_runs() -> Result<(), Box<dyn std::error::Error>> {
         let x = trial.config.f64("x")?;
         for epoch in 1..=trial.config.i64("epochs")? {
             // `?` ends the function when the scheduler stops or pauses the trial
-            reporter.report([
-                ("epoch", epoch as f64),
-                ("loss", x * x + 1.0 / epoch as f64),
-            ])?;
+            reporter.report([("epoch", epoch as f64), ("loss", x * x + 1.0 / epoch as f64)])?;
         }
         Ok(())
     });
-    let summary = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(
-            Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
-                .workers(2)
-                .stop_when(StopCriteria {
-                    max_trials: Some(50),
-                    ..Default::default()
-                })
-                .run(),
-        )?;
-    println!(
-        "best {:?}, any-time curve {:?}",
-        summary.best, summary.trajectory
-    );
+    let summary = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(
+        Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
+            .workers(2)
+            .stop_when(StopCriteria { max_trials: Some(50), ..Default::default() })
+            .run(),
+    )?;
+    println!("best {:?}, any-time curve {:?}", summary.best, summary.trajectory);
     assert_eq!(summary.completed, 50);
     assert!(summary.best.unwrap().value < 0.2);
     Ok(())

@@ -4,19 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use hpo_core::{
-    Config, Context, Decision, Metrics, Mode, Objective, Report, Scheduler, Space, Suggestion,
-    TrialId,
-};
+use hpo_core::{Config, Context, Decision, Metrics, Mode, Objective, Report, Scheduler, Space, Suggestion, TrialId};
 use hpo_schedulers::{Asha, Hyperband, MedianStopping, Pbt, SuccessiveHalving, Variant};
 
 fn ctx(max_epochs: i64, seed: u64) -> Context {
     Context {
-        space: Space::builder()
-            .uniform("x", 0.0, 1.0)
-            .constant("epochs", max_epochs)
-            .build()
-            .unwrap(),
+        space: Space::builder().uniform("x", 0.0, 1.0).constant("epochs", max_epochs).build().unwrap(),
         objective: Objective::new("loss", Mode::Min),
         resource_attr: Some("epoch".into()),
         max_resource_attr: Some("epochs".into()),
@@ -24,20 +17,8 @@ fn ctx(max_epochs: i64, seed: u64) -> Context {
     }
 }
 
-fn report(
-    s: &mut dyn Scheduler,
-    trial_id: TrialId,
-    config: &Config,
-    resource: f64,
-    objective: f64,
-) -> Decision {
-    s.on_report(&Report {
-        trial_id,
-        config,
-        metrics: &Metrics::new(),
-        resource,
-        objective,
-    })
+fn report(s: &mut dyn Scheduler, trial_id: TrialId, config: &Config, resource: f64, objective: f64) -> Decision {
+    s.on_report(&Report { trial_id, config, metrics: &Metrics::new(), resource, objective })
 }
 
 fn start(s: &mut dyn Scheduler, trial_id: TrialId) -> Config {
@@ -63,11 +44,7 @@ fn asha_stopping_rung_with_eta_2() {
     s.init(&ctx(8, 0)).unwrap();
     assert_eq!(s.levels(), [1.0, 2.0, 4.0]);
     let configs: Vec<Config> = (0..3).map(|i| start(&mut s, i)).collect();
-    assert_eq!(
-        report(&mut s, 0, &configs[0], 1.0, 2.0),
-        Decision::Continue,
-        "first: a rung of 1 never cuts"
-    );
+    assert_eq!(report(&mut s, 0, &configs[0], 1.0, 2.0), Decision::Continue, "first: a rung of 1 never cuts");
     assert_eq!(report(&mut s, 1, &configs[1], 1.0, 0.0), Decision::Continue);
     assert_eq!(report(&mut s, 2, &configs[2], 1.0, 3.0), Decision::Stop);
     // between rungs nothing is decided; at max_t a trial whose config limits it ends by
@@ -94,13 +71,7 @@ fn asha_levels_from_max_resource_attr() {
     let mut no_max = Asha::new(Variant::Stopping, 1.0, 3.0, None);
     let mut c = ctx(27, 0);
     c.max_resource_attr = None;
-    assert!(
-        no_max
-            .init(&c)
-            .unwrap_err()
-            .to_string()
-            .contains("needs `max_t`")
-    );
+    assert!(no_max.init(&c).unwrap_err().to_string().contains("needs `max_t`"));
 }
 
 #[test]
@@ -110,10 +81,7 @@ fn asha_stopping_in_max_mode_uses_the_upper_quantile() {
     let mut s = Asha::new(Variant::Stopping, 1.0, 3.0, Some(27.0));
     s.init(&ctx(27, 0)).unwrap();
     let configs: Vec<Config> = (0..3).map(|i| start(&mut s, i)).collect();
-    assert_eq!(
-        report(&mut s, 0, &configs[0], 1.0, -0.9),
-        Decision::Continue
-    );
+    assert_eq!(report(&mut s, 0, &configs[0], 1.0, -0.9), Decision::Continue);
     assert_eq!(report(&mut s, 1, &configs[1], 1.0, -0.5), Decision::Stop); // cut-off -0.7667
     // accuracies [0.5, 0.8, 0.9]: the 2/3-quantile is 0.8333, and 0.8 falls short of it
     assert_eq!(report(&mut s, 2, &configs[2], 1.0, -0.8), Decision::Stop);
@@ -127,11 +95,7 @@ fn asha_promotion_pauses_and_resumes_the_best() {
     s.init(&ctx(9, 0)).unwrap();
     assert_eq!(s.levels(), [1.0, 3.0]);
     let c0 = start(&mut s, 0);
-    assert_eq!(
-        c0.i64("epochs").unwrap(),
-        1,
-        "new trials train to the first rung"
-    );
+    assert_eq!(c0.i64("epochs").unwrap(), 1, "new trials train to the first rung");
     assert_eq!(report(&mut s, 0, &c0, 1.0, 0.5), Decision::Pause);
     // one value at the rung: no cut-off yet, so a new trial starts
     let c1 = start(&mut s, 1);
@@ -174,10 +138,7 @@ fn asha_brackets_drawn_in_proportion_to_hyperband_counts() {
         }
     }
     let share = f64::from(judged_at_1) / (n / 2) as f64;
-    assert!(
-        (share - 27.0 / 45.0).abs() < 0.04,
-        "bracket 0 share {share}, expected 0.6"
-    );
+    assert!((share - 27.0 / 45.0).abs() < 0.04, "bracket 0 share {share}, expected 0.6");
 }
 
 /// Runs a synchronous bracket scheduler as a single worker would: start or resume what it
@@ -207,11 +168,8 @@ fn d2l_successive_halving_round() {
     s.init(&ctx(10, 0)).unwrap();
     assert_eq!(s.shape(), vec![(8, 2.0), (4, 4.0), (2, 8.0), (1, 10.0)]);
     // trial i's value: the 8 trials rank 5, 2, 7, 0, 6, 1, 4, 3 (lower is better)
-    let values: HashMap<TrialId, f64> = [5.0, 2.0, 7.0, 0.0, 6.0, 1.0, 4.0, 3.0]
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| (i as TrialId, v))
-        .collect();
+    let values: HashMap<TrialId, f64> =
+        [5.0, 2.0, 7.0, 0.0, 6.0, 1.0, 4.0, 3.0].into_iter().enumerate().map(|(i, v)| (i as TrialId, v)).collect();
     let mut next = 0;
     let mut runs = Vec::new();
     for _ in 0..15 {
@@ -224,28 +182,12 @@ fn d2l_successive_halving_round() {
         ids
     };
     assert_eq!(at(2), (0..8).collect::<Vec<_>>());
-    assert_eq!(
-        at(4),
-        vec![1, 3, 5, 7],
-        "the best half of 8: values 2, 0, 1, 3"
-    );
+    assert_eq!(at(4), vec![1, 3, 5, 7], "the best half of 8: values 2, 0, 1, 3");
     assert_eq!(at(8), vec![3, 5]);
     assert_eq!(at(10), vec![3]);
-    assert_eq!(
-        runs.iter().map(|r| r.1).sum::<i64>(),
-        8 * 2 + 4 * 4 + 2 * 8 + 10,
-        "58 epochs in all"
-    );
-    assert!(
-        runs.iter()
-            .filter(|r| r.1 < 10)
-            .all(|r| r.2 == Decision::Pause)
-    );
-    assert_eq!(
-        runs.last().unwrap().2,
-        Decision::Continue,
-        "the last run ends by itself at r_max"
-    );
+    assert_eq!(runs.iter().map(|r| r.1).sum::<i64>(), 8 * 2 + 4 * 4 + 2 * 8 + 10, "58 epochs in all");
+    assert!(runs.iter().filter(|r| r.1 < 10).all(|r| r.2 == Decision::Pause));
+    assert_eq!(runs.last().unwrap().2, Decision::Continue, "the last run ends by itself at r_max");
 }
 
 #[test]
@@ -267,10 +209,7 @@ fn hyperband_geometric_brackets_after_init() {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -294,23 +233,13 @@ fn hyperband_random_stress_never_blocks_and_counts_add_up() {
                     next_id += 1;
                 }
                 Suggestion::Resume { trial_id, config } => {
-                    assert!(
-                        paused.remove(&trial_id),
-                        "step {step}: resumed trial {trial_id} was not paused"
-                    );
+                    assert!(paused.remove(&trial_id), "step {step}: resumed trial {trial_id} was not paused");
                     running.insert(trial_id, config);
                 }
-                other => panic!(
-                    "step {step}: a bracket blocked: {other:?} with {} running",
-                    running.len()
-                ),
+                other => panic!("step {step}: a bracket blocked: {other:?} with {} running", running.len()),
             }
         }
-        assert_eq!(
-            s.running(),
-            running.len(),
-            "step {step}: pending counts disagree"
-        );
+        assert_eq!(s.running(), running.len(), "step {step}: pending counts disagree");
         // answer one or more running trials, in random order
         for _ in 0..=(rng.next() % 3) {
             let mut ids: Vec<TrialId> = running.keys().copied().collect();
@@ -328,21 +257,14 @@ fn hyperband_random_stress_never_blocks_and_counts_add_up() {
                     paused.insert(id);
                 }
                 Decision::Continue if level == 27.0 => finished += 1,
-                other => panic!(
-                    "a report at the trial's level must pause it, or end it at the top: {other:?} at {level}"
-                ),
+                other => {
+                    panic!("a report at the trial's level must pause it, or end it at the top: {other:?} at {level}")
+                }
             }
         }
-        assert!(
-            s.open_brackets() <= 20,
-            "step {step}: brackets pile up: {}",
-            s.open_brackets()
-        );
+        assert!(s.open_brackets() <= 20, "step {step}: brackets pile up: {}", s.open_brackets());
     }
-    assert!(
-        failures > 100 && finished > 50,
-        "failures {failures}, finished {finished}"
-    );
+    assert!(failures > 100 && finished > 50, "failures {failures}, finished {finished}");
 }
 
 #[test]
@@ -350,33 +272,16 @@ fn pbt_replaces_the_bottom_with_explored_copies_of_the_top() {
     let mut s = Pbt::new(4, 2.0);
     s.init(&ctx(20, 1)).unwrap();
     let configs: Vec<Config> = (0..4).map(|i| start(&mut s, i)).collect();
-    assert!(
-        matches!(s.suggest(4), Suggestion::Wait),
-        "the population is full"
-    );
+    assert!(matches!(s.suggest(4), Suggestion::Wait), "the population is full");
     // at resource 2, trials report 0.1, 0.2, 0.3, 0.9: trial 3 is in the bottom quarter
     for (i, v) in [0.1, 0.2, 0.3].into_iter().enumerate() {
-        assert_eq!(
-            report(&mut s, i as TrialId, &configs[i], 2.0, v),
-            Decision::Continue
-        );
+        assert_eq!(report(&mut s, i as TrialId, &configs[i], 2.0, v), Decision::Continue);
     }
     assert_eq!(report(&mut s, 3, &configs[3], 2.0, 0.9), Decision::Stop);
     match s.suggest(4) {
-        Suggestion::Start {
-            config,
-            checkpoint_from,
-        } => {
-            assert_eq!(
-                checkpoint_from,
-                Some(0),
-                "exploit: the top quarter is trial 0"
-            );
-            assert_ne!(
-                config.f64("x").unwrap(),
-                configs[0].f64("x").unwrap(),
-                "explore: the config is perturbed"
-            );
+        Suggestion::Start { config, checkpoint_from } => {
+            assert_eq!(checkpoint_from, Some(0), "exploit: the top quarter is trial 0");
+            assert_ne!(config.f64("x").unwrap(), configs[0].f64("x").unwrap(), "explore: the config is perturbed");
             assert_eq!(config.i64("epochs").unwrap(), 20);
         }
         other => panic!("expected a replacement, got {other:?}"),

@@ -8,10 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{context, max_trials, tune};
-use hpo_core::{
-    Config, EndReason, ExperimentResults, Journal, Mode, Space, Status, StopCriteria, Tuner,
-    read_journal,
-};
+use hpo_core::{Config, EndReason, ExperimentResults, Journal, Mode, Space, Status, StopCriteria, Tuner, read_journal};
 use hpo_schedulers::{Fifo, GridSearcher, RandomSearcher};
 
 fn space() -> Space {
@@ -29,22 +26,13 @@ fn space() -> Space {
 fn configs_of_run(seed: u64, workers: usize) -> Vec<Config> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
-    tune(
-        context(space(), "loss", Mode::Min, seed),
-        Box::new(Fifo::default()),
-        workers,
-        max_trials(30),
-        move |t, r| {
-            record.lock().unwrap().push((t.trial_id, t.config.clone()));
-            for epoch in 1..=3 {
-                r.report([
-                    ("epoch", f64::from(epoch)),
-                    ("loss", t.config.f64("x")?.powi(2)),
-                ])?;
-            }
-            Ok(())
-        },
-    );
+    tune(context(space(), "loss", Mode::Min, seed), Box::new(Fifo::default()), workers, max_trials(30), move |t, r| {
+        record.lock().unwrap().push((t.trial_id, t.config.clone()));
+        for epoch in 1..=3 {
+            r.report([("epoch", f64::from(epoch)), ("loss", t.config.f64("x")?.powi(2))])?;
+        }
+        Ok(())
+    });
     let mut seen = seen.lock().unwrap().clone();
     seen.sort_by_key(|(id, _)| *id);
     seen.into_iter().map(|(_, c)| c).collect()
@@ -65,61 +53,33 @@ fn same_seed_same_configs() {
 
 #[test]
 fn random_search_finds_the_incumbent_and_its_trajectory() {
-    let summary = tune(
-        context(space(), "loss", Mode::Min, 1),
-        Box::new(Fifo::default()),
-        2,
-        max_trials(40),
-        |t, r| {
-            let x = t.config.f64("x")?;
-            for epoch in 1..=3 {
-                r.report([
-                    ("epoch", f64::from(epoch)),
-                    ("loss", x * x + 1.0 / f64::from(epoch)),
-                ])?;
-            }
-            Ok(())
-        },
-    );
+    let summary = tune(context(space(), "loss", Mode::Min, 1), Box::new(Fifo::default()), 2, max_trials(40), |t, r| {
+        let x = t.config.f64("x")?;
+        for epoch in 1..=3 {
+            r.report([("epoch", f64::from(epoch)), ("loss", x * x + 1.0 / f64::from(epoch))])?;
+        }
+        Ok(())
+    });
     assert_eq!(summary.reason, EndReason::MaxTrials);
-    assert_eq!(
-        (summary.trials, summary.completed, summary.failed),
-        (40, 40, 0)
-    );
+    assert_eq!((summary.trials, summary.completed, summary.failed), (40, 40, 0));
     let best = summary.best.unwrap();
     let x = best.config.f64("x").unwrap();
-    assert!(
-        (best.value - (x * x + 1.0 / 3.0)).abs() < 1e-12,
-        "the best value is the best trial's last epoch"
-    );
+    assert!((best.value - (x * x + 1.0 / 3.0)).abs() < 1e-12, "the best value is the best trial's last epoch");
     // the any-time curve only ever improves, ends at the incumbent, and is ordered in time
-    assert!(
-        summary
-            .trajectory
-            .windows(2)
-            .all(|w| w[1].1 < w[0].1 && w[1].0 >= w[0].0)
-    );
+    assert!(summary.trajectory.windows(2).all(|w| w[1].1 < w[0].1 && w[1].0 >= w[0].0));
     assert_eq!(summary.trajectory.last().unwrap().1, best.value);
 }
 
 #[test]
 fn mode_max_is_handled_once() {
-    let summary = tune(
-        context(space(), "accuracy", Mode::Max, 3),
-        Box::new(Fifo::default()),
-        1,
-        max_trials(20),
-        |t, r| {
+    let summary =
+        tune(context(space(), "accuracy", Mode::Max, 3), Box::new(Fifo::default()), 1, max_trials(20), |t, r| {
             r.report([("epoch", 1.0), ("accuracy", -t.config.f64("x")?.abs())])?;
             Ok(())
-        },
-    );
+        });
     let best = summary.best.unwrap();
     assert!(best.value <= 0.0);
-    assert!(
-        summary.trajectory.windows(2).all(|w| w[1].1 > w[0].1),
-        "maximizing: the curve rises"
-    );
+    assert!(summary.trajectory.windows(2).all(|w| w[1].1 > w[0].1), "maximizing: the curve rises");
     assert_eq!(best.value, -best.config.f64("x").unwrap().abs());
 }
 
@@ -141,31 +101,19 @@ fn failed_trials_are_recorded_and_the_experiment_goes_on() {
         }
         Ok(())
     });
-    let journal = Journal::create(
-        &path,
-        "failures",
-        serde_json::json!({"metric": "loss", "mode": "min"}),
-    )
-    .unwrap();
+    let journal = Journal::create(&path, "failures", serde_json::json!({"metric": "loss", "mode": "min"})).unwrap();
     let tuner = Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
         .workers(2)
         .stop_when(max_trials(12))
         .journal(journal);
     let summary = common::runtime().block_on(tuner.run()).unwrap();
-    assert_eq!(
-        (summary.trials, summary.completed, summary.failed),
-        (12, 3, 9)
-    );
+    assert_eq!((summary.trials, summary.completed, summary.failed), (12, 3, 9));
     let results = ExperimentResults::from_entries(&read_journal(&path).unwrap()).unwrap();
     let error = |id: usize| results.trials[id].error.clone().unwrap_or_default();
     assert_eq!(results.trials[0].status, Status::Completed);
     assert!(error(1).contains("out of memory"), "{}", error(1));
     assert!(error(2).contains("panicked: objective bug"), "{}", error(2));
-    assert!(
-        error(3).contains("metric `loss` is not finite"),
-        "{}",
-        error(3)
-    );
+    assert!(error(3).contains("metric `loss` is not finite"), "{}", error(3));
     assert_eq!(results.count(Status::Failed), 9);
 }
 
@@ -175,11 +123,7 @@ fn max_failures_ends_the_experiment() {
         context(space(), "loss", Mode::Min, 0),
         Box::new(Fifo::default()),
         2,
-        StopCriteria {
-            max_failures: Some(3),
-            max_trials: Some(1000),
-            ..StopCriteria::default()
-        },
+        StopCriteria { max_failures: Some(3), max_trials: Some(1000), ..StopCriteria::default() },
         |_, _| Err("broken".into()),
     );
     assert_eq!(summary.reason, EndReason::MaxFailures);
@@ -192,10 +136,7 @@ fn metric_threshold_ends_the_experiment_and_stops_running_trials() {
         context(space(), "loss", Mode::Min, 0),
         Box::new(Fifo::default()),
         2,
-        StopCriteria {
-            metric_threshold: Some(0.5),
-            ..StopCriteria::default()
-        },
+        StopCriteria { metric_threshold: Some(0.5), ..StopCriteria::default() },
         |t, r| {
             for epoch in 1..=1000 {
                 let loss = if t.trial_id == 3 { 0.1 } else { 1.0 };
@@ -207,10 +148,7 @@ fn metric_threshold_ends_the_experiment_and_stops_running_trials() {
     );
     assert_eq!(summary.reason, EndReason::MetricThreshold);
     assert_eq!(summary.best.as_ref().unwrap().trial_id, 3);
-    assert!(
-        summary.stopped >= 1,
-        "the other running trial was stopped: {summary:?}"
-    );
+    assert!(summary.stopped >= 1, "the other running trial was stopped: {summary:?}");
 }
 
 #[test]
@@ -220,10 +158,7 @@ fn max_wallclock_ends_the_experiment() {
         context(space(), "loss", Mode::Min, 0),
         Box::new(Fifo::default()),
         2,
-        StopCriteria {
-            max_wallclock: Some(Duration::from_millis(300)),
-            ..StopCriteria::default()
-        },
+        StopCriteria { max_wallclock: Some(Duration::from_millis(300)), ..StopCriteria::default() },
         |_, r| {
             for epoch in 1..=100_000 {
                 r.report([("epoch", f64::from(epoch)), ("loss", 1.0)])?;
@@ -239,11 +174,7 @@ fn max_wallclock_ends_the_experiment() {
 
 #[test]
 fn grid_search_is_exhaustive_without_repeats_then_done() {
-    let space = Space::builder()
-        .uniform("x", 0.0, 1.0)
-        .choice("act", ["relu", "tanh"])
-        .build()
-        .unwrap();
+    let space = Space::builder().uniform("x", 0.0, 1.0).choice("act", ["relu", "tanh"]).build().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
     let grid = GridSearcher::new(4, false);
@@ -269,9 +200,7 @@ fn grid_search_is_exhaustive_without_repeats_then_done() {
 
 #[test]
 fn points_to_evaluate_come_first() {
-    let first: Config = [("x", hpo_core::Value::Float(0.25)), ("act", "tanh".into())]
-        .into_iter()
-        .collect();
+    let first: Config = [("x", hpo_core::Value::Float(0.25)), ("act", "tanh".into())].into_iter().collect();
     let searcher = RandomSearcher::new(vec![first.clone()]);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
@@ -297,21 +226,11 @@ fn points_to_evaluate_come_first() {
 
 #[test]
 fn random_search_on_a_finite_space_never_repeats_and_ends() {
-    let space = Space::builder()
-        .randint("n", 1, 5)
-        .choice("c", ["a", "b"])
-        .build()
-        .unwrap();
-    let summary = tune(
-        context(space, "loss", Mode::Min, 9),
-        Box::new(Fifo::default()),
-        2,
-        max_trials(100),
-        |t, r| {
-            r.report([("loss", t.config.f64("n")?)])?;
-            Ok(())
-        },
-    );
+    let space = Space::builder().randint("n", 1, 5).choice("c", ["a", "b"]).build().unwrap();
+    let summary = tune(context(space, "loss", Mode::Min, 9), Box::new(Fifo::default()), 2, max_trials(100), |t, r| {
+        r.report([("loss", t.config.f64("n")?)])?;
+        Ok(())
+    });
     assert_eq!(summary.reason, EndReason::SchedulerDone);
     assert_eq!(summary.trials, 10);
 }
@@ -320,49 +239,31 @@ fn random_search_on_a_finite_space_never_repeats_and_ends() {
 fn paused_trials_resume_where_they_stopped_with_their_checkpoint_folder() {
     use hpo_schedulers::{Asha, Variant};
     let dir = tempfile::tempdir().unwrap();
-    let space = Space::builder()
-        .uniform("x", 0.0, 1.0)
-        .constant("epochs", 9)
-        .build()
-        .unwrap();
+    let space = Space::builder().uniform("x", 0.0, 1.0).constant("epochs", 9).build().unwrap();
     let mut ctx = context(space, "loss", Mode::Min, 4);
     ctx.max_resource_attr = Some("epochs".into());
     let calls = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&calls);
     let backend = hpo_backends::ThreadBackend::new(2, move |t, r| {
         let done = t.resource_done.unwrap_or(0.0) as i64;
-        record
-            .lock()
-            .unwrap()
-            .push((t.trial_id, t.resume, done, t.checkpoint_dir.clone()));
+        record.lock().unwrap().push((t.trial_id, t.resume, done, t.checkpoint_dir.clone()));
         for epoch in done + 1..=t.config.i64("epochs")? {
-            r.report([
-                ("epoch", epoch as f64),
-                ("loss", t.config.f64("x")? + 1.0 / epoch as f64),
-            ])?;
+            r.report([("epoch", epoch as f64), ("loss", t.config.f64("x")? + 1.0 / epoch as f64)])?;
         }
         Ok(())
     })
     .trials_dir(dir.path());
     let scheduler = Asha::new(Variant::Promotion, 1.0, 3.0, None);
-    let tuner = Tuner::new(ctx, Box::new(scheduler), Box::new(backend))
-        .workers(2)
-        .stop_when(max_trials(20));
+    let tuner = Tuner::new(ctx, Box::new(scheduler), Box::new(backend)).workers(2).stop_when(max_trials(20));
     let summary = common::runtime().block_on(tuner.run()).unwrap();
     assert!(summary.paused > 0 && summary.completed > 0, "{summary:?}");
     let calls = calls.lock().unwrap();
     let resumed: Vec<_> = calls.iter().filter(|c| c.1).collect();
     assert!(!resumed.is_empty());
     for (id, _, done, checkpoint_dir) in &resumed {
-        assert!(
-            *done == 1 || *done == 3,
-            "trial {id} resumed after epoch {done}"
-        );
+        assert!(*done == 1 || *done == 3, "trial {id} resumed after epoch {done}");
         let first = calls.iter().find(|c| c.0 == *id).unwrap();
-        assert_eq!(
-            &first.3, checkpoint_dir,
-            "the same checkpoint folder across a resume"
-        );
+        assert_eq!(&first.3, checkpoint_dir, "the same checkpoint folder across a resume");
         assert!(checkpoint_dir.as_ref().unwrap().is_dir());
     }
 }

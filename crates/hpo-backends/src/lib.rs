@@ -3,10 +3,15 @@
 //! - [`ThreadBackend`]: a Rust function per trial on worker threads of this process, with
 //!   built-in [`objectives`] (a real MLP on the digits data, and cheap test functions) for
 //!   experiment files (`[backend] type = "threads", objective = "digits-mlp"`).
+//! - [`ProcessBackend`]: any training script as a child process per trial
+//!   (`[backend] type = "process", command = ["python3", "train.py"]`), Syne Tune compatible.
 
+mod checkpoint;
 pub mod objectives;
+mod process;
 mod spec;
 mod threads;
 
+pub use process::{METRIC_PREFIX, ProcessBackend, ProcessSpec, parse_metrics, trial_args};
 pub use spec::build_backend;
 pub use threads::{Interrupted, Reporter, ThreadBackend, TrialContext, TrialError, TrialFn};

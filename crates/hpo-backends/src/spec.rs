@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::ThreadBackend;
 use crate::objectives::{BUILTIN, builtin};
+use crate::process::{ProcessBackend, ProcessSpec};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,42 +18,47 @@ struct ThreadsSpec {
 }
 
 /// The backend an experiment asks for. `trials_dir` is where per-trial folders go.
-pub fn build_backend(
-    spec: &ExperimentSpec,
-    trials_dir: Option<&Path>,
-) -> Result<Box<dyn Backend>, ExperimentError> {
-    let kind = spec
-        .backend
-        .get("type")
-        .and_then(|t| t.as_str())
-        .unwrap_or("threads");
+pub fn build_backend(spec: &ExperimentSpec, trials_dir: Option<&Path>) -> Result<Box<dyn Backend>, ExperimentError> {
+    let kind = spec.backend.get("type").and_then(|t| t.as_str()).unwrap_or("threads");
     match kind {
         "threads" => {
             let threads: ThreadsSpec = serde_json::from_value(spec.backend.clone())
                 .map_err(|e| spec.origin.error("backend", e.to_string()))?;
             let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-            let trial_fn = builtin(&threads.objective, spec.max_resource_attr.as_deref())
-                .ok_or_else(|| {
-                    spec.origin.error(
-                        "backend.objective",
-                        format!(
-                            "no built-in objective `{}`; expected one of {}",
-                            threads.objective,
-                            names.join(", ")
-                        ),
-                    )
-                })?;
+            let trial_fn = builtin(&threads.objective, spec.max_resource_attr.as_deref()).ok_or_else(|| {
+                spec.origin.error(
+                    "backend.objective",
+                    format!("no built-in objective `{}`; expected one of {}", threads.objective, names.join(", ")),
+                )
+            })?;
             let mut backend =
-                ThreadBackend::new(spec.workers, move |ctx, reporter| trial_fn(ctx, reporter))
-                    .seed(spec.seed);
+                ThreadBackend::new(spec.workers, move |ctx, reporter| trial_fn(ctx, reporter)).seed(spec.seed);
             if let Some(dir) = trials_dir {
                 backend = backend.trials_dir(dir);
             }
             Ok(Box::new(backend))
         }
-        other => Err(spec.origin.error(
-            "backend.type",
-            format!("unknown backend `{other}`; expected \"threads\""),
-        )),
+        "process" => {
+            let mut table = spec.backend.clone();
+            if let Some(t) = table.as_object_mut() {
+                t.remove("type");
+            }
+            let mut process: ProcessSpec =
+                serde_json::from_value(table).map_err(|e| spec.origin.error("backend", e.to_string()))?;
+            // Relative paths are relative to the experiment file, so it runs from anywhere.
+            let base =
+                Path::new(&spec.origin.file).parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            process.workdir = Some(match process.workdir.take() {
+                Some(dir) => base.join(dir),
+                None => base.to_path_buf(),
+            });
+            let trials_dir = trials_dir.map_or_else(|| std::env::temp_dir().join("hpo-trials"), Path::to_path_buf);
+            let backend = ProcessBackend::new(process, spec.workers, trials_dir)
+                .map_err(|e| spec.origin.error("backend.command", e))?;
+            Ok(Box::new(backend))
+        }
+        other => Err(spec
+            .origin
+            .error("backend.type", format!("unknown backend `{other}`; expected \"threads\" or \"process\""))),
     }
 }

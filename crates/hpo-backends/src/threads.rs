@@ -8,17 +8,18 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use hpo_core::{
-    Backend, BackendError, Config, Decision, Event, EventKind, Metrics, TrialId, TrialStart,
-    async_trait, derive_seed,
+    Backend, BackendError, Config, Decision, Event, EventKind, Metrics, TrialId, TrialStart, async_trait, derive_seed,
 };
 use tokio::sync::mpsc;
+
+use crate::checkpoint::prepare_checkpoint_dir;
 
 /// What a trial function returns on failure: any error.
 pub type TrialError = Box<dyn std::error::Error + Send + Sync>;
@@ -88,17 +89,10 @@ pub struct Reporter {
 impl Reporter {
     /// Reports metrics (e.g. `[("epoch", 3.0), ("val_loss", 0.2)]`) and waits for the
     /// decision: `Ok` to go on, `Err(Interrupted)` to end the trial now.
-    pub fn report<K: Into<String>>(
-        &mut self,
-        metrics: impl IntoIterator<Item = (K, f64)>,
-    ) -> Result<(), Interrupted> {
+    pub fn report<K: Into<String>>(&mut self, metrics: impl IntoIterator<Item = (K, f64)>) -> Result<(), Interrupted> {
         let metrics: Metrics = metrics.into_iter().map(|(k, v)| (k.into(), v)).collect();
-        if let Err(state) = self.control.state.compare_exchange(
-            RUNNING,
-            AWAITING,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
+        if let Err(state) = self.control.state.compare_exchange(RUNNING, AWAITING, Ordering::AcqRel, Ordering::Acquire)
+        {
             return Err(Control::interrupted(state).unwrap_or(Interrupted(Decision::Stop)));
         }
         let event = Event {
@@ -161,10 +155,7 @@ impl ThreadBackend {
     /// `workers` threads running `trial_fn`. Give the tuner the same number of workers.
     pub fn new(
         workers: usize,
-        trial_fn: impl Fn(&TrialContext, &mut Reporter) -> Result<(), TrialError>
-        + Send
-        + Sync
-        + 'static,
+        trial_fn: impl Fn(&TrialContext, &mut Reporter) -> Result<(), TrialError> + Send + Sync + 'static,
     ) -> ThreadBackend {
         let trial_fn: Arc<TrialFn> = Arc::new(trial_fn);
         let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
@@ -223,26 +214,18 @@ fn worker(
     trial_fn: &TrialFn,
     clock: Instant,
 ) {
-    while let Some(Job {
-        context,
-        control,
-        copy_from,
-    }) = next_job(jobs)
-    {
+    while let Some(Job { context, control, copy_from }) = next_job(jobs) {
         let _ = control.thread.set(thread::current());
         let trial_id = context.trial_id;
-        let mut reporter = Reporter {
-            trial_id,
-            control: Arc::clone(&control),
-            events: events.clone(),
-            clock,
+        let mut reporter = Reporter { trial_id, control: Arc::clone(&control), events: events.clone(), clock };
+        let prepared = match &context.checkpoint_dir {
+            Some(dir) => prepare_checkpoint_dir(dir, copy_from.as_deref()).map_err(TrialError::from),
+            None => Ok(()),
         };
-        let outcome =
-            prepare_checkpoint_dir(context.checkpoint_dir.as_deref(), copy_from.as_deref())
-                .and_then(|()| {
-                    catch_unwind(AssertUnwindSafe(|| trial_fn(&context, &mut reporter)))
-                        .unwrap_or_else(|p| Err(panic_message(&*p).into()))
-                });
+        let outcome = prepared.and_then(|()| {
+            catch_unwind(AssertUnwindSafe(|| trial_fn(&context, &mut reporter)))
+                .unwrap_or_else(|p| Err(panic_message(&*p).into()))
+        });
         let kind = match outcome {
             Ok(()) => EventKind::Completed,
             Err(e) => match e.downcast_ref::<Interrupted>() {
@@ -251,35 +234,11 @@ fn worker(
                 None => EventKind::Failed(e.to_string()),
             },
         };
-        let event = Event {
-            time: clock.elapsed().as_secs_f64(),
-            trial_id,
-            kind,
-        };
+        let event = Event { time: clock.elapsed().as_secs_f64(), trial_id, kind };
         if events.send(event).is_err() {
             return;
         }
     }
-}
-
-/// Creates the trial's checkpoint folder, first copying another trial's into it if asked.
-fn prepare_checkpoint_dir(dir: Option<&Path>, copy_from: Option<&Path>) -> Result<(), TrialError> {
-    let Some(dir) = dir else { return Ok(()) };
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    if let Some(from) = copy_from.filter(|f| f.is_dir()) {
-        for entry in
-            std::fs::read_dir(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?
-        {
-            let path = entry?.path();
-            if path.is_file()
-                && let Some(name) = path.file_name()
-            {
-                std::fs::copy(&path, dir.join(name))
-                    .map_err(|e| format!("copying checkpoint {}: {e}", path.display()))?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The next trial to run, or `None` when the backend is gone. Polls with yields for a
@@ -308,10 +267,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 #[async_trait]
 impl Backend for ThreadBackend {
     async fn start(&mut self, trial: TrialStart) -> Result<(), BackendError> {
-        let control = Arc::new(Control {
-            state: AtomicU8::new(RUNNING),
-            thread: OnceLock::new(),
-        });
+        let control = Arc::new(Control { state: AtomicU8::new(RUNNING), thread: OnceLock::new() });
         self.controls.insert(trial.trial_id, Arc::clone(&control));
         let context = TrialContext {
             trial_id: trial.trial_id,
@@ -321,19 +277,10 @@ impl Backend for ThreadBackend {
             resource_done: trial.resource_done,
             seed: derive_seed(self.seed, "trial").wrapping_add(trial.trial_id),
         };
-        let jobs = self
-            .jobs
-            .as_ref()
-            .ok_or_else(|| BackendError("the thread backend is shut down".into()))?;
-        let copy_from = trial
-            .checkpoint_from
-            .and_then(|from| self.checkpoint_dir(from));
-        jobs.send(Job {
-            context,
-            control,
-            copy_from,
-        })
-        .map_err(|_| BackendError("every worker thread has exited".into()))
+        let jobs = self.jobs.as_ref().ok_or_else(|| BackendError("the thread backend is shut down".into()))?;
+        let copy_from = trial.checkpoint_from.and_then(|from| self.checkpoint_dir(from));
+        jobs.send(Job { context, control, copy_from })
+            .map_err(|_| BackendError("every worker thread has exited".into()))
     }
 
     async fn decide(&mut self, trial_id: TrialId, decision: Decision) -> Result<(), BackendError> {
@@ -364,11 +311,8 @@ impl Backend for ThreadBackend {
             self.drain(out);
         }
         if out.len() == before {
-            let event = self
-                .events
-                .recv()
-                .await
-                .ok_or_else(|| BackendError("every worker thread has exited".into()))?;
+            let event =
+                self.events.recv().await.ok_or_else(|| BackendError("every worker thread has exited".into()))?;
             self.forget_if_ended(&event);
             out.push(event);
             self.drain(out);
@@ -381,9 +325,7 @@ impl Backend for ThreadBackend {
     }
 
     fn checkpoint_dir(&self, trial_id: TrialId) -> Option<PathBuf> {
-        self.trials_dir
-            .as_ref()
-            .map(|d| d.join(trial_id.to_string()).join("checkpoints"))
+        self.trials_dir.as_ref().map(|d| d.join(trial_id.to_string()).join("checkpoints"))
     }
 }
 

@@ -93,6 +93,19 @@ pub enum BenchCommand {
     Overhead(OverheadArgs),
     /// Time per decision of a scheduler fed random learning curves (no backend).
     Scheduler(SchedulerBenchArgs),
+    /// Per-trial overhead of the process backend over a bare spawn-and-wait of a trivial script.
+    Process(ProcessBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProcessBenchArgs {
+    #[arg(long, default_value_t = 500)]
+    pub trials: u64,
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Print one JSON line (otherwise a sentence).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +151,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Best(args) => commands::results::best(args),
         Command::Bench(BenchCommand::Overhead(args)) => commands::bench::overhead(args),
         Command::Bench(BenchCommand::Scheduler(args)) => commands::bench::scheduler(args),
+        Command::Bench(BenchCommand::Process(args)) => commands::bench::process(args),
         Command::Scheduler(SchedulerCommand::Serve) => commands::serve::serve(),
     }
 }

@@ -5,25 +5,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn hpo(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hpo"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run hpo")
+    Command::new(env!("CARGO_BIN_EXE_hpo")).args(args).current_dir(cwd).output().expect("run hpo")
 }
 
 fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 const HEIGHT: &str = r#"
@@ -72,12 +62,7 @@ fn run_writes_the_experiment_folder_and_results_read_it_back() {
     }
     // results.csv: Syne Tune's columns, one row per report
     let mut reader = csv::Reader::from_path(exp.join("results.csv")).unwrap();
-    let header: Vec<String> = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .map(str::to_owned)
-        .collect();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
     assert_eq!(
         header,
         [
@@ -101,10 +86,7 @@ fn run_writes_the_experiment_folder_and_results_read_it_back() {
 
     // the resolved spec is a valid experiment file with the defaults filled in
     let resolved = std::fs::read_to_string(exp.join("experiment.toml")).unwrap();
-    assert!(
-        resolved.contains("journal = true") && resolved.contains("max_trials = 12"),
-        "{resolved}"
-    );
+    assert!(resolved.contains("journal = true") && resolved.contains("max_trials = 12"), "{resolved}");
 
     // hpo best prints the best config as JSON; hpo results agrees
     let best = hpo(&["best", "runs/height"], dir.path());
@@ -115,37 +97,15 @@ fn run_writes_the_experiment_folder_and_results_read_it_back() {
     let ranked: serde_json::Value = serde_json::from_slice(&results.stdout).unwrap();
     assert_eq!(ranked[0]["config"], best);
     assert_eq!(ranked.as_array().unwrap().len(), 12);
-    let values: Vec<f64> = ranked
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["mean_loss"].as_f64().unwrap())
-        .collect();
+    let values: Vec<f64> = ranked.as_array().unwrap().iter().map(|t| t["mean_loss"].as_f64().unwrap()).collect();
     assert!(values.windows(2).all(|w| w[0] <= w[1]), "ranked best first");
     let table = text(&hpo(&["results", "runs/height", "--top", "3"], dir.path())).0;
-    assert!(
-        table.contains("Best 3 of 12 trials") && table.lines().count() == 6,
-        "{table}"
-    );
+    assert!(table.contains("Best 3 of 12 trials") && table.lines().count() == 6, "{table}");
     let csv_out = text(&hpo(&["results", "runs/height", "--csv"], dir.path())).0;
-    assert_eq!(
-        csv_out,
-        std::fs::read_to_string(exp.join("results.csv")).unwrap()
-    );
+    assert_eq!(csv_out, std::fs::read_to_string(exp.join("results.csv")).unwrap());
 
     // a second run never touches the first one's folder
-    let again = hpo(
-        &[
-            "run",
-            "exp.toml",
-            "--quiet",
-            "--max-trials",
-            "2",
-            "--seed",
-            "9",
-        ],
-        dir.path(),
-    );
+    let again = hpo(&["run", "exp.toml", "--quiet", "--max-trials", "2", "--seed", "9"], dir.path());
     assert!(again.status.success());
     assert!(dir.path().join("runs/height-2/journal.jsonl").exists());
 }
@@ -173,14 +133,8 @@ fn overrides_take_precedence() {
         dir.path(),
     );
     assert!(out.status.success(), "{:?}", text(&out));
-    let resolved =
-        std::fs::read_to_string(dir.path().join("elsewhere/other/experiment.toml")).unwrap();
-    for expected in [
-        "workers = 1",
-        "max_trials = 3",
-        "name = \"other\"",
-        "seed = 5",
-    ] {
+    let resolved = std::fs::read_to_string(dir.path().join("elsewhere/other/experiment.toml")).unwrap();
+    for expected in ["workers = 1", "max_trials = 3", "name = \"other\"", "seed = 5"] {
         assert!(resolved.contains(expected), "{expected} not in\n{resolved}");
     }
     let table = text(&hpo(&["results", "elsewhere/other"], dir.path())).0;
@@ -190,20 +144,11 @@ fn overrides_take_precedence() {
 #[test]
 fn bad_input_is_a_clear_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let bad_space = HEIGHT.replace(
-        "width = { randint = [0, 20] }",
-        "width = { randint = [20, 0] }",
-    );
+    let bad_space = HEIGHT.replace("width = { randint = [0, 20] }", "width = { randint = [20, 0] }");
     std::fs::write(dir.path().join("bad.toml"), bad_space).unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (
-            vec!["run", "bad.toml"],
-            "bad.toml:12: `space.width`: `randint` needs low < high, got [20, 0]",
-        ),
-        (
-            vec!["run", "missing.toml"],
-            "missing.toml: cannot read the experiment file",
-        ),
+        (vec!["run", "bad.toml"], "bad.toml:12: `space.width`: `randint` needs low < high, got [20, 0]"),
+        (vec!["run", "missing.toml"], "missing.toml: cannot read the experiment file"),
         (vec!["results", "."], "has no journal.jsonl"),
         (vec!["best", "nowhere"], "has no journal.jsonl"),
         (vec!["run", "bad.toml", "--workers", "0"], "bad.toml:12"),
@@ -217,36 +162,23 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     }
     std::fs::write(dir.path().join("ok.toml"), HEIGHT).unwrap();
     let out = hpo(&["run", "ok.toml", "--name", "a/b"], dir.path());
-    assert!(
-        text(&out).1.contains("--name `a/b` cannot be used"),
-        "{:?}",
-        text(&out)
-    );
+    assert!(text(&out).1.contains("--name `a/b` cannot be used"), "{:?}", text(&out));
     // a corrupt journal names its line
     std::fs::create_dir_all(dir.path().join("broken")).unwrap();
-    std::fs::write(dir.path().join("broken/journal.jsonl"), "{\"event\":\"experiment\",\"v\":1,\"name\":\"x\",\"spec\":{\"metric\":\"m\"}}\nnot json\n{}\n").unwrap();
+    std::fs::write(
+        dir.path().join("broken/journal.jsonl"),
+        "{\"event\":\"experiment\",\"v\":1,\"name\":\"x\",\"spec\":{\"metric\":\"m\"}}\nnot json\n{}\n",
+    )
+    .unwrap();
     let out = hpo(&["results", "broken"], dir.path());
-    assert!(
-        text(&out).1.contains("journal.jsonl:2:"),
-        "{:?}",
-        text(&out)
-    );
+    assert!(text(&out).1.contains("journal.jsonl:2:"), "{:?}", text(&out));
 }
 
 #[test]
 fn quickstart_runs_as_shipped() {
     let dir = tempfile::tempdir().unwrap();
     let quickstart = repo_root().join("examples/quickstart.toml");
-    let out = hpo(
-        &[
-            "run",
-            quickstart.to_str().unwrap(),
-            "--max-trials",
-            "3",
-            "--quiet",
-        ],
-        dir.path(),
-    );
+    let out = hpo(&["run", quickstart.to_str().unwrap(), "--max-trials", "3", "--quiet"], dir.path());
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let best = hpo(&["best", "runs/quickstart"], dir.path());
@@ -262,20 +194,7 @@ fn quickstart_runs_as_shipped() {
 #[test]
 fn bench_overhead_prints_one_json_line() {
     let dir = tempfile::tempdir().unwrap();
-    let out = hpo(
-        &[
-            "bench",
-            "overhead",
-            "--trials",
-            "2000",
-            "--workers",
-            "2",
-            "--repeats",
-            "1",
-            "--json",
-        ],
-        dir.path(),
-    );
+    let out = hpo(&["bench", "overhead", "--trials", "2000", "--workers", "2", "--repeats", "1", "--json"], dir.path());
     assert!(out.status.success(), "{:?}", text(&out));
     let stdout = text(&out).0;
     assert_eq!(stdout.lines().count(), 1);

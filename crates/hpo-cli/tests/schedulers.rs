@@ -47,21 +47,12 @@ fn run(text: &str) -> Vec<Value> {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     journal(&dir.path().join("runs/exp/journal.jsonl"))
 }
 
 fn journal(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn events<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -72,29 +63,21 @@ fn events<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
 fn epochs_by_trial(entries: &[Value]) -> HashMap<u64, Vec<u64>> {
     let mut out: HashMap<u64, Vec<u64>> = HashMap::new();
     for e in events(entries, "report") {
-        out.entry(e["trial"].as_u64().unwrap())
-            .or_default()
-            .push(e["metrics"]["epoch"].as_f64().unwrap() as u64);
+        out.entry(e["trial"].as_u64().unwrap()).or_default().push(e["metrics"]["epoch"].as_f64().unwrap() as u64);
     }
     out
 }
 
 #[test]
 fn asha_promotion_pauses_and_resumes_from_checkpoints() {
-    let entries = run(&experiment(
-        "type = \"asha\"\nvariant = \"promotion\"\ngrace_period = 1\nreduction_factor = 3",
-        9,
-        16,
-    ));
+    let entries =
+        run(&experiment("type = \"asha\"\nvariant = \"promotion\"\ngrace_period = 1\nreduction_factor = 3", 9, 16));
     let resumes = events(&entries, "resume");
     assert!(!resumes.is_empty(), "some trial was promoted");
     assert!(!events(&entries, "paused").is_empty());
     for r in &resumes {
         let epochs = r["config"]["epochs"].as_u64().unwrap();
-        assert!(
-            epochs == 3 || epochs == 9,
-            "promoted to the next rung level, got {epochs}"
-        );
+        assert!(epochs == 3 || epochs == 9, "promoted to the next rung level, got {epochs}");
     }
     // A resumed trial continues from its checkpoint: its epochs never repeat or skip.
     for (trial, epochs) in epochs_by_trial(&entries) {
@@ -116,61 +99,32 @@ fn asha_promotion_pauses_and_resumes_from_checkpoints() {
 
 #[test]
 fn asha_stopping_stops_at_rungs() {
-    let entries = run(&experiment(
-        "type = \"asha\"\ngrace_period = 1\nreduction_factor = 3",
-        9,
-        16,
-    ));
+    let entries = run(&experiment("type = \"asha\"\ngrace_period = 1\nreduction_factor = 3", 9, 16));
     let stops: Vec<u64> = events(&entries, "report")
         .iter()
         .filter(|e| e["decision"] == "stop")
         .map(|e| e["metrics"]["epoch"].as_f64().unwrap() as u64)
         .collect();
     assert!(!stops.is_empty());
-    assert!(
-        stops.iter().all(|&e| e == 1 || e == 3),
-        "stopped only at rung levels: {stops:?}"
-    );
+    assert!(stops.iter().all(|&e| e == 1 || e == 3), "stopped only at rung levels: {stops:?}");
     assert_eq!(events(&entries, "start").len(), 16);
 }
 
 #[test]
 fn synchronous_successive_halving_and_hyperband_run_end_to_end() {
-    let entries = run(&experiment(
-        "type = \"successive_halving\"\nr_min = 1\neta = 3",
-        9,
-        20,
-    ));
+    let entries = run(&experiment("type = \"successive_halving\"\nr_min = 1\neta = 3", 9, 20));
     assert!(!events(&entries, "resume").is_empty());
-    let entries = run(&experiment(
-        "type = \"hyperband\"\ngrace_period = 1\nreduction_factor = 3",
-        9,
-        20,
-    ));
+    let entries = run(&experiment("type = \"hyperband\"\ngrace_period = 1\nreduction_factor = 3", 9, 20));
     let starts = events(&entries, "start");
-    let first_levels: Vec<u64> = starts
-        .iter()
-        .map(|s| s["config"]["epochs"].as_u64().unwrap())
-        .collect();
+    let first_levels: Vec<u64> = starts.iter().map(|s| s["config"]["epochs"].as_u64().unwrap()).collect();
     assert!(first_levels.iter().all(|&l| [1, 3, 9].contains(&l)));
-    assert_eq!(
-        &first_levels[..9],
-        &[1; 9],
-        "bracket 0 starts 9 trials at level 1"
-    );
+    assert_eq!(&first_levels[..9], &[1; 9], "bracket 0 starts 9 trials at level 1");
 }
 
 #[test]
 fn median_stopping_runs_end_to_end() {
-    let entries = run(&experiment(
-        "type = \"median_stopping\"\ngrace_period = 2",
-        6,
-        12,
-    ));
-    let stops = events(&entries, "report")
-        .iter()
-        .filter(|e| e["decision"] == "stop")
-        .count();
+    let entries = run(&experiment("type = \"median_stopping\"\ngrace_period = 2", 6, 12));
+    let stops = events(&entries, "report").iter().filter(|e| e["decision"] == "stop").count();
     assert!(stops > 0, "some trial is worse than the median");
 }
 
@@ -181,23 +135,15 @@ fn pbt_starts_replacements_from_copied_checkpoints() {
         8,
         10,
     ));
-    let replacements: Vec<&Value> = events(&entries, "start")
-        .into_iter()
-        .filter(|s| s.get("checkpoint_from").is_some())
-        .collect();
-    assert!(
-        !replacements.is_empty(),
-        "the bottom of the population was replaced"
-    );
+    let replacements: Vec<&Value> =
+        events(&entries, "start").into_iter().filter(|s| s.get("checkpoint_from").is_some()).collect();
+    assert!(!replacements.is_empty(), "the bottom of the population was replaced");
     let epochs = epochs_by_trial(&entries);
     let mut continued = 0;
     for r in replacements {
         let id = r["trial"].as_u64().unwrap();
         if let Some(first) = epochs.get(&id).and_then(|e| e.first()) {
-            assert!(
-                *first > 1,
-                "trial {id} continues from its donor's checkpoint, first epoch {first}"
-            );
+            assert!(*first > 1, "trial {id} continues from its donor's checkpoint, first epoch {first}");
             continued += 1;
         }
     }
@@ -236,48 +182,21 @@ fn scheduler_server_speaks_the_protocol() {
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let answers: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let answers: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(answers.len(), requests.len(), "one answer per request");
-    assert!(
-        answers[0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("send `init` first")
-    );
+    assert!(answers[0]["error"].as_str().unwrap().contains("send `init` first"));
     assert_eq!(answers[1], serde_json::json!({"ok": true, "name": "asha"}));
     assert_eq!(answers[2]["op"], "start");
     assert_eq!(answers[2]["config"]["epochs"], 27);
     assert_eq!(answers[3], serde_json::json!({"decision": "continue"}));
-    assert!(
-        answers[4]["error"]
-            .as_str()
-            .unwrap()
-            .contains("bad request")
-    );
-    assert!(
-        answers[5]["error"]
-            .as_str()
-            .unwrap()
-            .contains("unknown variant `dance`")
-    );
-    assert!(
-        answers[6]["error"]
-            .as_str()
-            .unwrap()
-            .contains("unknown trial 5")
-    );
+    assert!(answers[4]["error"].as_str().unwrap().contains("bad request"));
+    assert!(answers[5]["error"].as_str().unwrap().contains("unknown variant `dance`"));
+    assert!(answers[6]["error"].as_str().unwrap().contains("unknown trial 5"));
     assert_eq!(answers[8], serde_json::json!({"decision": "continue"}));
     // [0.9, 0.5, 0.95] at q = 1/3: cut-off 0.7667, so 0.95 is stopped
     assert_eq!(answers[10], serde_json::json!({"decision": "stop"}));
-    assert_eq!(
-        answers[11],
-        serde_json::json!({"decision": "stop"}),
-        "a non-finite metric fails the trial"
-    );
+    assert_eq!(answers[11], serde_json::json!({"decision": "stop"}), "a non-finite metric fails the trial");
     assert_eq!(answers[12], serde_json::json!({"ok": true}));
     assert_eq!(answers[13], serde_json::json!({"ok": true}));
     assert_eq!(answers[14], serde_json::json!({"ok": true}));

@@ -143,32 +143,24 @@ impl ExperimentSpec {
             key: None,
             message: e.message().trim_end().to_owned(),
         })?;
-        let mut origin = Origin {
-            file: file.to_owned(),
-            lines: BTreeMap::new(),
-        };
+        let mut origin = Origin { file: file.to_owned(), lines: BTreeMap::new() };
         let mut note_line = |key: &str, start: usize| {
             origin.lines.insert(key.to_owned(), line_of(text, start));
         };
         note_line("space", raw.space.span().start);
-        for (key, table) in [
-            ("searcher", &raw.searcher),
-            ("scheduler", &raw.scheduler),
-            ("backend", &raw.backend),
-            ("stop", &raw.stop),
-        ] {
+        for (key, table) in
+            [("searcher", &raw.searcher), ("scheduler", &raw.scheduler), ("backend", &raw.backend), ("stop", &raw.stop)]
+        {
             if let Some(t) = table {
                 note_line(key, t.span().start);
             }
         }
 
-        let space = Space::from_toml_spanned(raw.space.get_ref(), file, text).map_err(|e| {
-            ExperimentError {
-                file: file.to_owned(),
-                line: e.location.and_then(|l| l.line),
-                key: Some(format!("space.{}", e.param)),
-                message: e.message,
-            }
+        let space = Space::from_toml_spanned(raw.space.get_ref(), file, text).map_err(|e| ExperimentError {
+            file: file.to_owned(),
+            line: e.location.and_then(|l| l.line),
+            key: Some(format!("space.{}", e.param)),
+            message: e.message,
         })?;
         if space.is_empty() {
             return Err(origin.error("space", "the search space is empty"));
@@ -180,15 +172,11 @@ impl ExperimentSpec {
         }
         if let Some(searcher) = raw.searcher {
             if scheduler.contains_key("searcher") {
-                return Err(origin.error(
-                    "searcher",
-                    "given both as [searcher] and as scheduler.searcher; keep one",
-                ));
+                return Err(origin.error("searcher", "given both as [searcher] and as scheduler.searcher; keep one"));
             }
             scheduler.insert("searcher".into(), toml::Value::Table(searcher.into_inner()));
         }
-        let scheduler = resolve_scheduler(toml::Value::Table(scheduler))
-            .map_err(|m| origin.error("scheduler", m))?;
+        let scheduler = resolve_scheduler(toml::Value::Table(scheduler)).map_err(|m| origin.error("scheduler", m))?;
 
         let stop: StopCriteria = match raw.stop {
             Some(t) => toml::Value::Table(t.into_inner())
@@ -199,19 +187,11 @@ impl ExperimentSpec {
         if raw.workers == 0 {
             return Err(origin.error("workers", "must be at least 1"));
         }
-        if raw.name.is_empty()
-            || raw.name.contains(['/', '\\'])
-            || raw.name == ".."
-            || raw.name == "."
-        {
-            return Err(origin.error(
-                "name",
-                format!("`{}` cannot be used as a folder name", raw.name),
-            ));
+        if raw.name.is_empty() || raw.name.contains(['/', '\\']) || raw.name == ".." || raw.name == "." {
+            return Err(origin.error("name", format!("`{}` cannot be used as a folder name", raw.name)));
         }
         let backend = match raw.backend {
-            Some(t) => serde_json::to_value(t.into_inner())
-                .map_err(|e| origin.error("backend", e.to_string()))?,
+            Some(t) => serde_json::to_value(t.into_inner()).map_err(|e| origin.error("backend", e.to_string()))?,
             None => serde_json::json!({ "type": "threads" }),
         };
         let spec = ExperimentSpec {
@@ -233,18 +213,16 @@ impl ExperimentSpec {
         if let Some(attr) = &spec.max_resource_attr
             && spec.space.get(attr).is_none()
         {
-            return Err(spec.origin.error(
-                "max_resource_attr",
-                format!("`{attr}` is not a parameter of the search space"),
-            ));
+            return Err(spec
+                .origin
+                .error("max_resource_attr", format!("`{attr}` is not a parameter of the search space")));
         }
         Ok(spec)
     }
 
     /// A fresh scheduler (with its searcher) as the spec describes it.
     pub fn build_scheduler(&self) -> Result<Box<dyn Scheduler>, ExperimentError> {
-        serde_json::from_value(self.scheduler.clone())
-            .map_err(|e| self.origin.error("scheduler", e.to_string()))
+        serde_json::from_value(self.scheduler.clone()).map_err(|e| self.origin.error("scheduler", e.to_string()))
     }
 
     /// What the scheduler and searcher learn about the experiment.
@@ -272,8 +250,7 @@ impl ExperimentSpec {
 /// Builds the scheduler once (so unknown types and fields are caught now) and serializes it
 /// back, which fills in every default.
 fn resolve_scheduler(table: toml::Value) -> Result<serde_json::Value, String> {
-    let scheduler: Box<dyn Scheduler> = table
-        .try_into()
-        .map_err(|e: toml::de::Error| e.message().trim_end().to_owned())?;
+    let scheduler: Box<dyn Scheduler> =
+        table.try_into().map_err(|e: toml::de::Error| e.message().trim_end().to_owned())?;
     serde_json::to_value(&scheduler).map_err(|e| e.to_string())
 }

@@ -74,11 +74,7 @@ pub enum Entry<'a> {
 /// Non-finite metrics are written as `null` (JSON has no NaN) and read back as NaN.
 fn metrics_with_nulls<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'static, Metrics>, D::Error> {
     let raw = BTreeMap::<String, Option<f64>>::deserialize(d)?;
-    Ok(Cow::Owned(
-        raw.into_iter()
-            .map(|(k, v)| (k, v.unwrap_or(f64::NAN)))
-            .collect(),
-    ))
+    Ok(Cow::Owned(raw.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::NAN))).collect()))
 }
 
 /// Appends entries to `journal.jsonl`; `flush` hands them to the OS.
@@ -92,15 +88,8 @@ impl Journal {
     /// Creates the journal file (it must not exist) and writes the header line.
     pub fn create(path: &Path, name: &str, spec: serde_json::Value) -> io::Result<Journal> {
         let file = File::options().write(true).create_new(true).open(path)?;
-        let mut journal = Journal {
-            out: BufWriter::with_capacity(1 << 16, file),
-            path: path.to_owned(),
-        };
-        journal.append(&Entry::Experiment {
-            v: JOURNAL_VERSION,
-            name: name.to_owned(),
-            spec,
-        })?;
+        let mut journal = Journal { out: BufWriter::with_capacity(1 << 16, file), path: path.to_owned() };
+        journal.append(&Entry::Experiment { v: JOURNAL_VERSION, name: name.to_owned(), spec })?;
         journal.flush()?;
         Ok(journal)
     }
@@ -125,29 +114,16 @@ pub enum JournalError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("{path}:{line}: {message}")]
-    Format {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    Format { path: PathBuf, line: usize, message: String },
 }
 
 /// Reads a whole journal. A last line cut short by a crash is skipped; any other bad line,
 /// a missing header or another format version is an error naming the line.
 pub fn read_journal(path: &Path) -> Result<Vec<Entry<'static>>, JournalError> {
-    let io_err = |source| JournalError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let format_err = |line: usize, message: String| JournalError::Format {
-        path: path.to_owned(),
-        line,
-        message,
-    };
-    let lines: Vec<String> = BufReader::new(File::open(path).map_err(io_err)?)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(io_err)?;
+    let io_err = |source| JournalError::Io { path: path.to_owned(), source };
+    let format_err = |line: usize, message: String| JournalError::Format { path: path.to_owned(), line, message };
+    let lines: Vec<String> =
+        BufReader::new(File::open(path).map_err(io_err)?).lines().collect::<Result<_, _>>().map_err(io_err)?;
     let mut entries = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         match serde_json::from_str::<Entry<'static>>(line) {
@@ -158,13 +134,9 @@ pub fn read_journal(path: &Path) -> Result<Vec<Entry<'static>>, JournalError> {
     }
     match entries.first() {
         Some(Entry::Experiment { v, .. }) if *v == JOURNAL_VERSION => Ok(entries),
-        Some(Entry::Experiment { v, .. }) => Err(format_err(
-            1,
-            format!("journal format version {v}; this hpo reads version {JOURNAL_VERSION}"),
-        )),
-        _ => Err(format_err(
-            1,
-            "not an hpo journal: the first line is not an `experiment` entry".into(),
-        )),
+        Some(Entry::Experiment { v, .. }) => {
+            Err(format_err(1, format!("journal format version {v}; this hpo reads version {JOURNAL_VERSION}")))
+        }
+        _ => Err(format_err(1, "not an hpo journal: the first line is not an `experiment` entry".into())),
     }
 }

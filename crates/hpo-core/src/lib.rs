@@ -20,12 +20,8 @@ pub use journal::{Entry, JOURNAL_VERSION, Journal, JournalError, read_journal};
 pub use protocol::{PROTOCOL_VERSION, Request, SchedulerServer};
 pub use results::{ExperimentResults, Row, TrialSummary};
 pub use rng::{HpoRng, derive_rng, derive_seed};
-pub use traits::{
-    Backend, BackendError, Context, Event, EventKind, Scheduler, Searcher, SetupError, TrialStart,
-};
-pub use tuner::{
-    EndReason, Incumbent, Observer, Progress, StopCriteria, Summary, Tuner, TunerError,
-};
+pub use traits::{Backend, BackendError, Context, Event, EventKind, Scheduler, Searcher, SetupError, TrialStart};
+pub use tuner::{EndReason, Incumbent, Observer, Progress, StopCriteria, Summary, Tuner, TunerError};
 pub use types::{Decision, Metrics, Mode, Objective, Report, Status, Suggestion, TrialId};
 
 /// Re-exported so that crates registering searchers and schedulers use the same version.

@@ -74,25 +74,14 @@ impl SchedulerServer {
             Err(e) => return (error(format!("bad request: {e}")), false),
         };
         let close = matches!(request, Request::Close);
-        let answer = self
-            .handle(request)
-            .unwrap_or_else(|message| json!({ "error": message }));
+        let answer = self.handle(request).unwrap_or_else(|message| json!({ "error": message }));
         (answer.to_string(), close)
     }
 
     /// Answers one parsed request: `Err` is the text of an error answer.
     pub fn handle(&mut self, request: Request) -> Result<Json, String> {
         match request {
-            Request::Init {
-                protocol,
-                space,
-                metric,
-                mode,
-                resource_attr,
-                max_resource_attr,
-                seed,
-                scheduler,
-            } => {
+            Request::Init { protocol, space, metric, mode, resource_attr, max_resource_attr, seed, scheduler } => {
                 if protocol != PROTOCOL_VERSION {
                     return Err(format!(
                         "protocol version {protocol} is not supported; this scheduler speaks {PROTOCOL_VERSION}"
@@ -101,20 +90,11 @@ impl SchedulerServer {
                 let space = Space::from_json(&space).map_err(|e| e.to_string())?;
                 let mut scheduler: Box<dyn Scheduler> =
                     serde_json::from_value(scheduler).map_err(|e| format!("scheduler: {e}"))?;
-                let ctx = Context {
-                    space,
-                    objective: Objective::new(metric, mode),
-                    resource_attr,
-                    max_resource_attr,
-                    seed,
-                };
+                let ctx =
+                    Context { space, objective: Objective::new(metric, mode), resource_attr, max_resource_attr, seed };
                 scheduler.init(&ctx).map_err(|e| e.to_string())?;
                 let name = scheduler.typetag_name().to_owned();
-                self.session = Some(Session {
-                    scheduler,
-                    ctx,
-                    trials: HashMap::new(),
-                });
+                self.session = Some(Session { scheduler, ctx, trials: HashMap::new() });
                 Ok(json!({ "ok": true, "name": name }))
             }
             Request::Close => {
@@ -122,10 +102,7 @@ impl SchedulerServer {
                 Ok(json!({ "ok": true }))
             }
             other => {
-                let session = self
-                    .session
-                    .as_mut()
-                    .ok_or("no scheduler yet: send `init` first")?;
+                let session = self.session.as_mut().ok_or("no scheduler yet: send `init` first")?;
                 session.handle(other)
             }
         }
@@ -136,10 +113,7 @@ impl Session {
     fn handle(&mut self, request: Request) -> Result<Json, String> {
         match request {
             Request::Suggest { trial_id } => Ok(match self.scheduler.suggest(trial_id) {
-                Suggestion::Start {
-                    config,
-                    checkpoint_from,
-                } => {
+                Suggestion::Start { config, checkpoint_from } => {
                     let mut answer = json!({ "op": "start", "config": config });
                     if let Some(from) = checkpoint_from {
                         answer["checkpoint_from"] = json!(from);
@@ -149,25 +123,16 @@ impl Session {
                 }
                 Suggestion::Resume { trial_id, config } => {
                     let answer = json!({ "op": "resume", "trial_id": trial_id, "config": config });
-                    self.trials
-                        .entry(trial_id)
-                        .or_insert_with(|| (Config::new(), 0))
-                        .0 = config;
+                    self.trials.entry(trial_id).or_insert_with(|| (Config::new(), 0)).0 = config;
                     answer
                 }
                 Suggestion::Wait => json!({ "op": "wait" }),
                 Suggestion::Done => json!({ "op": "done" }),
             }),
             Request::Report { trial_id, metrics } => {
-                let (config, reports) = self
-                    .trials
-                    .get_mut(&trial_id)
-                    .ok_or_else(|| unknown(trial_id))?;
+                let (config, reports) = self.trials.get_mut(&trial_id).ok_or_else(|| unknown(trial_id))?;
                 *reports += 1;
-                let metrics: Metrics = metrics
-                    .into_iter()
-                    .map(|(k, v)| (k, v.unwrap_or(f64::NAN)))
-                    .collect();
+                let metrics: Metrics = metrics.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::NAN))).collect();
                 let Ok(objective) = self.ctx.objective.of(&metrics) else {
                     // A missing or non-finite metric fails the trial, as in the tuner.
                     self.scheduler.on_fail(trial_id);
@@ -179,13 +144,8 @@ impl Session {
                     .as_deref()
                     .and_then(|attr| metrics.get(attr).copied())
                     .unwrap_or(f64::from(*reports));
-                let decision = self.scheduler.on_report(&Report {
-                    trial_id,
-                    config,
-                    metrics: &metrics,
-                    resource,
-                    objective,
-                });
+                let decision =
+                    self.scheduler.on_report(&Report { trial_id, config, metrics: &metrics, resource, objective });
                 Ok(json!({ "decision": match decision {
                     Decision::Continue => "continue",
                     Decision::Pause => "pause",
@@ -193,16 +153,12 @@ impl Session {
                 } }))
             }
             Request::Complete { trial_id } => {
-                self.trials
-                    .get(&trial_id)
-                    .ok_or_else(|| unknown(trial_id))?;
+                self.trials.get(&trial_id).ok_or_else(|| unknown(trial_id))?;
                 self.scheduler.on_complete(trial_id);
                 Ok(json!({ "ok": true }))
             }
             Request::Fail { trial_id } => {
-                self.trials
-                    .get(&trial_id)
-                    .ok_or_else(|| unknown(trial_id))?;
+                self.trials.get(&trial_id).ok_or_else(|| unknown(trial_id))?;
                 self.scheduler.on_fail(trial_id);
                 Ok(json!({ "ok": true }))
             }

@@ -53,14 +53,8 @@ impl ExperimentResults {
         let Some(Entry::Experiment { name, spec, .. }) = entries.first() else {
             return Err("the journal has no header".into());
         };
-        let metric = spec["metric"]
-            .as_str()
-            .ok_or("the journal's spec names no metric")?;
-        let mode = if spec["mode"].as_str() == Some("max") {
-            Mode::Max
-        } else {
-            Mode::Min
-        };
+        let metric = spec["metric"].as_str().ok_or("the journal's spec names no metric")?;
+        let mode = if spec["mode"].as_str() == Some("max") { Mode::Max } else { Mode::Min };
         let objective = Objective::new(metric, mode);
         let mut results = ExperimentResults {
             name: name.clone(),
@@ -78,17 +72,13 @@ impl ExperimentResults {
 
     fn trial(&mut self, id: TrialId) -> Result<&mut TrialSummary, String> {
         let index = usize::try_from(id).unwrap_or(usize::MAX);
-        self.trials
-            .get_mut(index)
-            .ok_or_else(|| format!("the journal mentions trial {id} before starting it"))
+        self.trials.get_mut(index).ok_or_else(|| format!("the journal mentions trial {id} before starting it"))
     }
 
     fn apply(&mut self, entry: &Entry<'_>) -> Result<(), String> {
         match entry {
             Entry::Experiment { .. } => return Err("a second experiment header".into()),
-            Entry::Start {
-                t, trial, config, ..
-            } => {
+            Entry::Start { t, trial, config, .. } => {
                 if *trial != self.trials.len() as TrialId {
                     return Err(format!("trial {trial} started out of order"));
                 }
@@ -110,12 +100,7 @@ impl ExperimentResults {
                 summary.config = config.clone().into_owned();
                 summary.status = Status::InProgress;
             }
-            Entry::Report {
-                t,
-                trial,
-                metrics,
-                decision,
-            } => {
+            Entry::Report { t, trial, metrics, decision } => {
                 let objective = self.objective.of(metrics).ok();
                 let mode = self.objective.mode;
                 let summary = self.trial(*trial)?;
@@ -135,9 +120,7 @@ impl ExperimentResults {
                 });
             }
             Entry::Complete { t, trial } => self.end_trial(*trial, *t, Status::Completed, None)?,
-            Entry::Fail { t, trial, error } => {
-                self.end_trial(*trial, *t, Status::Failed, Some(error.clone()))?
-            }
+            Entry::Fail { t, trial, error } => self.end_trial(*trial, *t, Status::Failed, Some(error.clone()))?,
             Entry::Stopped { t, trial } => self.end_trial(*trial, *t, Status::Stopped, None)?,
             Entry::Paused { t, trial } => self.end_trial(*trial, *t, Status::Paused, None)?,
             Entry::End { t, reason } => self.end = Some((*t, reason.clone())),
@@ -145,13 +128,7 @@ impl ExperimentResults {
         Ok(())
     }
 
-    fn end_trial(
-        &mut self,
-        id: TrialId,
-        t: f64,
-        status: Status,
-        error: Option<String>,
-    ) -> Result<(), String> {
+    fn end_trial(&mut self, id: TrialId, t: f64, status: Status, error: Option<String>) -> Result<(), String> {
         let summary = self.trial(id)?;
         // A failure recorded first (e.g. a NaN metric) is not overwritten by the ack that follows.
         if summary.status != Status::Failed {
@@ -164,16 +141,9 @@ impl ExperimentResults {
 
     /// Trials with at least one valid result, best first (ties: lower trial id first).
     pub fn ranked(&self) -> Vec<&TrialSummary> {
-        let mut ranked: Vec<&TrialSummary> = self
-            .trials
-            .iter()
-            .filter(|t| t.best_objective.is_some())
-            .collect();
+        let mut ranked: Vec<&TrialSummary> = self.trials.iter().filter(|t| t.best_objective.is_some()).collect();
         ranked.sort_by(|a, b| {
-            let (x, y) = (
-                a.best_objective.unwrap_or(f64::INFINITY),
-                b.best_objective.unwrap_or(f64::INFINITY),
-            );
+            let (x, y) = (a.best_objective.unwrap_or(f64::INFINITY), b.best_objective.unwrap_or(f64::INFINITY));
             x.total_cmp(&y).then(a.trial_id.cmp(&b.trial_id))
         });
         ranked
@@ -191,38 +161,21 @@ impl ExperimentResults {
     /// (`trial_id, st_tuner_time, st_decision, st_status, config_<name>..., <metrics>...`).
     /// `st_status` is the trial's status after that report.
     pub fn write_csv<W: std::io::Write>(&self, out: W) -> Result<(), csv::Error> {
-        let config_keys: BTreeSet<&str> = self
-            .trials
-            .iter()
-            .flat_map(|t| t.config.iter().map(|(k, _)| k))
-            .collect();
-        let metric_keys: BTreeSet<&str> = self
-            .rows
-            .iter()
-            .flat_map(|r| r.metrics.keys().map(String::as_str))
-            .collect();
+        let config_keys: BTreeSet<&str> = self.trials.iter().flat_map(|t| t.config.iter().map(|(k, _)| k)).collect();
+        let metric_keys: BTreeSet<&str> = self.rows.iter().flat_map(|r| r.metrics.keys().map(String::as_str)).collect();
         let mut last_row_of = vec![usize::MAX; self.trials.len()];
         for (i, row) in self.rows.iter().enumerate() {
             last_row_of[row.trial_id as usize] = i;
         }
         let mut w = csv::Writer::from_writer(out);
-        let mut header = vec![
-            "trial_id".to_owned(),
-            "st_tuner_time".into(),
-            "st_decision".into(),
-            "st_status".into(),
-        ];
+        let mut header = vec!["trial_id".to_owned(), "st_tuner_time".into(), "st_decision".into(), "st_status".into()];
         header.extend(config_keys.iter().map(|k| format!("config_{k}")));
         header.extend(metric_keys.iter().map(|k| (*k).to_owned()));
         w.write_record(&header)?;
         for (i, row) in self.rows.iter().enumerate() {
             let trial = &self.trials[row.trial_id as usize];
             let status = match row.decision {
-                _ if last_row_of[row.trial_id as usize] == i
-                    && trial.status != Status::InProgress =>
-                {
-                    trial.status
-                }
+                _ if last_row_of[row.trial_id as usize] == i && trial.status != Status::InProgress => trial.status,
                 Decision::Continue => Status::InProgress,
                 Decision::Pause => Status::Paused,
                 Decision::Stop => Status::Stopped,
@@ -233,18 +186,8 @@ impl ExperimentResults {
                 row.decision.as_str().to_owned(),
                 status.as_str().to_owned(),
             ];
-            record.extend(config_keys.iter().map(|k| {
-                trial
-                    .config
-                    .get(k)
-                    .map(Value::to_string)
-                    .unwrap_or_default()
-            }));
-            record.extend(
-                metric_keys
-                    .iter()
-                    .map(|k| row.metrics.get(*k).map(f64::to_string).unwrap_or_default()),
-            );
+            record.extend(config_keys.iter().map(|k| trial.config.get(k).map(Value::to_string).unwrap_or_default()));
+            record.extend(metric_keys.iter().map(|k| row.metrics.get(*k).map(f64::to_string).unwrap_or_default()));
             w.write_record(&record)?;
         }
         w.flush()?;

@@ -15,9 +15,7 @@ use hpo_space::Config;
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{Entry, Journal};
-use crate::traits::{
-    Backend, BackendError, Context, Event, EventKind, Scheduler, SetupError, TrialStart,
-};
+use crate::traits::{Backend, BackendError, Context, Event, EventKind, Scheduler, SetupError, TrialStart};
 use crate::types::{Decision, Metrics, Report, Status, Suggestion, TrialId};
 
 /// When to stop starting trials (`max_trials`) or end the experiment (the others).
@@ -28,11 +26,7 @@ pub struct StopCriteria {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_trials: Option<u64>,
     /// End after this much time on the backend's clock (e.g. `"10m"`), stopping running trials.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "humantime_opt"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "humantime_opt")]
     pub max_wallclock: Option<Duration>,
     /// End as soon as the metric is at least this good.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,11 +50,9 @@ mod humantime_opt {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map(Some).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "`{text}` is not a duration like \"90s\" or \"10m\": {e}"
-            ))
-        })
+        humantime::parse_duration(&text)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration like \"90s\" or \"10m\": {e}")))
     }
 }
 
@@ -264,10 +256,10 @@ impl Tuner {
     /// Runs the experiment to its end.
     pub async fn run(mut self) -> Result<Summary, TunerError> {
         self.scheduler.init(&self.ctx)?;
-        let mut deadline = self.criteria.max_wallclock.map(|d| {
-            tokio::time::Instant::now()
-                + d.saturating_sub(Duration::from_secs_f64(self.backend.now()))
-        });
+        let mut deadline = self
+            .criteria
+            .max_wallclock
+            .map(|d| tokio::time::Instant::now() + d.saturating_sub(Duration::from_secs_f64(self.backend.now())));
         let mut interrupt = self.interrupt.take();
         let mut events = Vec::new();
         self.fill()?;
@@ -317,19 +309,12 @@ impl Tuner {
     /// starts it.
     fn fill(&mut self) -> Result<(), TunerError> {
         while self.running < self.workers && self.ending.is_none() && !self.scheduler_done {
-            if self
-                .criteria
-                .max_trials
-                .is_some_and(|max| self.new_trials >= max)
-            {
+            if self.criteria.max_trials.is_some_and(|max| self.new_trials >= max) {
                 break;
             }
             let next_id = self.trials.len() as TrialId;
             match self.scheduler.suggest(next_id) {
-                Suggestion::Start {
-                    config,
-                    checkpoint_from,
-                } => {
+                Suggestion::Start { config, checkpoint_from } => {
                     self.ctx
                         .space
                         .validate_except(&config, self.ctx.max_resource_attr.as_deref())
@@ -353,8 +338,7 @@ impl Tuner {
                     });
                     self.new_trials += 1;
                     self.running += 1;
-                    let resource_done =
-                        checkpoint_from.and_then(|from| self.trials.get(from as usize)?.resource);
+                    let resource_done = checkpoint_from.and_then(|from| self.trials.get(from as usize)?.resource);
                     self.starts.push(TrialStart {
                         trial_id: next_id,
                         config,
@@ -398,14 +382,7 @@ impl Tuner {
 
     /// Journals and plans a resume; the worker it takes is already counted in `running`.
     fn resume(&mut self, trial_id: TrialId, config: Config, t: f64) -> Result<(), TunerError> {
-        log(
-            &mut self.journal,
-            &Entry::Resume {
-                t,
-                trial: trial_id,
-                config: Cow::Borrowed(&config),
-            },
-        )?;
+        log(&mut self.journal, &Entry::Resume { t, trial: trial_id, config: Cow::Borrowed(&config) })?;
         let state = &mut self.trials[trial_id as usize];
         state.config = config.clone();
         state.status = Status::InProgress;
@@ -421,11 +398,7 @@ impl Tuner {
     }
 
     fn handle(&mut self, event: Event) -> Result<(), TunerError> {
-        let Event {
-            time,
-            trial_id,
-            kind,
-        } = event;
+        let Event { time, trial_id, kind } = event;
         let Some(state) = self.trials.get_mut(trial_id as usize) else {
             return Err(BackendError(format!("event for unknown trial {trial_id}")).into());
         };
@@ -481,12 +454,7 @@ impl Tuner {
                 }
                 log(
                     &mut self.journal,
-                    &Entry::Report {
-                        t: time,
-                        trial: trial_id,
-                        metrics: Cow::Owned(metrics),
-                        decision,
-                    },
+                    &Entry::Report { t: time, trial: trial_id, metrics: Cow::Owned(metrics), decision },
                 )?;
                 self.decisions.push((trial_id, decision));
             }
@@ -494,13 +462,7 @@ impl Tuner {
                 self.running -= 1;
                 if let Some(config) = state.pending_resume.take() {
                     state.status = Status::Completed;
-                    log(
-                        &mut self.journal,
-                        &Entry::Complete {
-                            t: time,
-                            trial: trial_id,
-                        },
-                    )?;
+                    log(&mut self.journal, &Entry::Complete { t: time, trial: trial_id })?;
                     return self.resume(trial_id, config, time);
                 }
                 if state.status == Status::Failed {
@@ -509,22 +471,10 @@ impl Tuner {
                 if state.ending {
                     // It was told to stop but finished first: that is still a stop.
                     state.status = Status::Stopped;
-                    log(
-                        &mut self.journal,
-                        &Entry::Stopped {
-                            t: time,
-                            trial: trial_id,
-                        },
-                    )?;
+                    log(&mut self.journal, &Entry::Stopped { t: time, trial: trial_id })?;
                 } else {
                     state.status = Status::Completed;
-                    log(
-                        &mut self.journal,
-                        &Entry::Complete {
-                            t: time,
-                            trial: trial_id,
-                        },
-                    )?;
+                    log(&mut self.journal, &Entry::Complete { t: time, trial: trial_id })?;
                     self.scheduler.on_complete(trial_id);
                 }
             }
@@ -540,9 +490,7 @@ impl Tuner {
             EventKind::Stopped | EventKind::Paused => {
                 self.running -= 1;
                 let pending_resume = state.pending_resume.take();
-                if pending_resume.is_some()
-                    && (state.status == Status::Failed || kind == EventKind::Stopped)
-                {
+                if pending_resume.is_some() && (state.status == Status::Failed || kind == EventKind::Stopped) {
                     self.running -= 1; // the reserved worker is not needed after all
                 }
                 if state.status == Status::Failed {
@@ -550,25 +498,13 @@ impl Tuner {
                 }
                 if kind == EventKind::Paused {
                     state.status = Status::Paused;
-                    log(
-                        &mut self.journal,
-                        &Entry::Paused {
-                            t: time,
-                            trial: trial_id,
-                        },
-                    )?;
+                    log(&mut self.journal, &Entry::Paused { t: time, trial: trial_id })?;
                     if let Some(config) = pending_resume {
                         return self.resume(trial_id, config, time);
                     }
                 } else {
                     state.status = Status::Stopped;
-                    log(
-                        &mut self.journal,
-                        &Entry::Stopped {
-                            t: time,
-                            trial: trial_id,
-                        },
-                    )?;
+                    log(&mut self.journal, &Entry::Stopped { t: time, trial: trial_id })?;
                 }
             }
         }
@@ -580,14 +516,7 @@ impl Tuner {
         state.status = Status::Failed;
         state.ending = true;
         self.failures += 1;
-        log(
-            &mut self.journal,
-            &Entry::Fail {
-                t: time,
-                trial: trial_id,
-                error: error.clone(),
-            },
-        )?;
+        log(&mut self.journal, &Entry::Fail { t: time, trial: trial_id, error: error.clone() })?;
         self.scheduler.on_fail(trial_id);
         if let Some(observer) = &mut self.observer {
             observer.trial_failed(trial_id, &error);
@@ -602,15 +531,9 @@ impl Tuner {
         let c = &self.criteria;
         let reason = if c.max_failures.is_some_and(|max| self.failures >= max) {
             Some(EndReason::MaxFailures)
-        } else if c
-            .metric_threshold
-            .is_some_and(|t| self.best_objective <= self.ctx.objective.to_minimize(t))
-        {
+        } else if c.metric_threshold.is_some_and(|t| self.best_objective <= self.ctx.objective.to_minimize(t)) {
             Some(EndReason::MetricThreshold)
-        } else if c
-            .max_wallclock
-            .is_some_and(|d| self.backend.now() >= d.as_secs_f64())
-        {
+        } else if c.max_wallclock.is_some_and(|d| self.backend.now() >= d.as_secs_f64()) {
             Some(EndReason::MaxWallclock)
         } else {
             None
@@ -670,10 +593,7 @@ impl Tuner {
             observer.update(&progress);
         }
         if let Some(journal) = &mut self.journal {
-            journal.append(&Entry::End {
-                t: progress.time,
-                reason: reason.as_str().to_owned(),
-            })?;
+            journal.append(&Entry::End { t: progress.time, reason: reason.as_str().to_owned() })?;
             journal.flush()?;
         }
         Ok(Summary {

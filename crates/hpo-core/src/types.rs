@@ -33,10 +33,7 @@ pub struct Objective {
 
 impl Objective {
     pub fn new(metric: impl Into<String>, mode: Mode) -> Self {
-        Objective {
-            metric: metric.into(),
-            mode,
-        }
+        Objective { metric: metric.into(), mode }
     }
 
     /// The metric's value turned into a value to minimize.
@@ -56,9 +53,7 @@ impl Objective {
     pub fn of(&self, metrics: &Metrics) -> Result<f64, String> {
         match metrics.get(&self.metric) {
             None => Err(format!("report has no metric `{}`", self.metric)),
-            Some(v) if !v.is_finite() => {
-                Err(format!("metric `{}` is not finite ({v})", self.metric))
-            }
+            Some(v) if !v.is_finite() => Err(format!("metric `{}` is not finite ({v})", self.metric)),
             Some(&v) => Ok(self.to_minimize(v)),
         }
     }
@@ -101,10 +96,7 @@ impl Decision {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Suggestion {
     /// Start a new trial with this config, optionally from another trial's checkpoint.
-    Start {
-        config: Config,
-        checkpoint_from: Option<TrialId>,
-    },
+    Start { config: Config, checkpoint_from: Option<TrialId> },
     /// Resume a paused trial with this (possibly changed) config.
     Resume { trial_id: TrialId, config: Config },
     /// Nothing to start now; ask again after the next event.
@@ -115,10 +107,7 @@ pub enum Suggestion {
 
 impl Suggestion {
     pub fn start(config: Config) -> Self {
-        Suggestion::Start {
-            config,
-            checkpoint_from: None,
-        }
+        Suggestion::Start { config, checkpoint_from: None }
     }
 }
 

@@ -2,8 +2,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use hpo_core::{
-    Config, Context, Decision, HpoRng, Report, Scheduler, Searcher, SetupError, Suggestion,
-    TrialId, derive_rng,
+    Config, Context, Decision, HpoRng, Report, Scheduler, Searcher, SetupError, Suggestion, TrialId, derive_rng,
 };
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -93,12 +92,7 @@ struct State {
 }
 
 impl Asha {
-    pub fn new(
-        variant: Variant,
-        grace_period: f64,
-        reduction_factor: f64,
-        max_t: Option<f64>,
-    ) -> Self {
+    pub fn new(variant: Variant, grace_period: f64, reduction_factor: f64, max_t: Option<f64>) -> Self {
         Asha {
             variant,
             grace_period,
@@ -113,10 +107,7 @@ impl Asha {
 
     /// The rung levels of bracket 0, after `init`.
     pub fn levels(&self) -> Vec<f64> {
-        self.state
-            .as_ref()
-            .map(|s| s.brackets[0].iter().map(|r| r.level).collect())
-            .unwrap_or_default()
+        self.state.as_ref().map(|s| s.brackets[0].iter().map(|r| r.level).collect()).unwrap_or_default()
     }
 }
 
@@ -124,11 +115,7 @@ impl Asha {
 /// levels below max_t: n_b = ceil((s+1) / (s-b+1) * eta^(s-b)), s = levels.
 pub(crate) fn hyperband_counts(levels: usize, eta: f64) -> Vec<usize> {
     let s = levels as i32;
-    (0..=s)
-        .map(|b| {
-            ((f64::from(s + 1) / f64::from(s - b + 1)) * eta.powi(s - b) - 1e-9).ceil() as usize
-        })
-        .collect()
+    (0..=s).map(|b| ((f64::from(s + 1) / f64::from(s - b + 1)) * eta.powi(s - b) - 1e-9).ceil() as usize).collect()
 }
 
 #[typetag::serde(name = "asha")]
@@ -138,9 +125,7 @@ impl Scheduler for Asha {
         let max_t = max_resource("asha", self.max_t, ctx)?;
         let levels = match &self.rung_levels {
             Some(levels) => {
-                if levels.windows(2).any(|w| w[0] >= w[1])
-                    || levels.iter().any(|&l| l <= 0.0 || l >= max_t)
-                {
+                if levels.windows(2).any(|w| w[0] >= w[1]) || levels.iter().any(|&l| l <= 0.0 || l >= max_t) {
                     return Err(SetupError(format!(
                         "asha: rung_levels must be ascending, positive and below max_t = {max_t}, got {levels:?}"
                     )));
@@ -203,37 +188,23 @@ impl Scheduler for Asha {
             && let Some((id, level)) = state.promotable()
         {
             let attr = state.max_resource_attr.clone();
-            let info = state
-                .trials
-                .get_mut(&id)
-                .expect("promotable trials are known");
+            let info = state.trials.get_mut(&id).expect("promotable trials are known");
             info.config = with_level(info.config.clone(), attr.as_deref(), level);
-            return Suggestion::Resume {
-                trial_id: id,
-                config: info.config.clone(),
-            };
+            return Suggestion::Resume { trial_id: id, config: info.config.clone() };
         }
         let Some(config) = self.searcher.suggest(trial_id) else {
             return Suggestion::Done;
         };
         let bracket = state.draw_bracket();
         let config = match self.variant {
-            Variant::Promotion => with_level(
-                config,
-                state.max_resource_attr.as_deref(),
-                state.brackets[bracket][0].level,
-            ),
+            Variant::Promotion => {
+                with_level(config, state.max_resource_attr.as_deref(), state.brackets[bracket][0].level)
+            }
             Variant::Stopping => config,
         };
         state.trials.insert(
             trial_id,
-            TrialInfo {
-                bracket,
-                next_rung: 0,
-                config: config.clone(),
-                recorded_up_to: 0.0,
-                failed: false,
-            },
+            TrialInfo { bracket, next_rung: 0, config: config.clone(), recorded_up_to: 0.0, failed: false },
         );
         Suggestion::start(config)
     }
@@ -250,11 +221,7 @@ impl Scheduler for Asha {
         }
         self.searcher.on_report(report);
         if report.resource >= state.max_t {
-            return at_max_resource(
-                report.resource,
-                state.max_t,
-                state.max_resource_attr.is_some(),
-            );
+            return at_max_resource(report.resource, state.max_t, state.max_resource_attr.is_some());
         }
         let rungs = &mut state.brackets[info.bracket];
         let mut decision = Decision::Continue;
@@ -267,18 +234,13 @@ impl Scheduler for Asha {
             rung.cutoff.insert(report.objective);
             match self.variant {
                 Variant::Stopping => {
-                    if rung
-                        .cutoff
-                        .value(2)
-                        .is_some_and(|cutoff| report.objective > cutoff)
-                    {
+                    if rung.cutoff.value(2).is_some_and(|cutoff| report.objective > cutoff) {
                         decision = Decision::Stop;
                         break;
                     }
                 }
                 Variant::Promotion => {
-                    rung.waiting
-                        .push(Reverse((Ord64(report.objective), report.trial_id)));
+                    rung.waiting.push(Reverse((Ord64(report.objective), report.trial_id)));
                     decision = Decision::Pause;
                     break;
                 }
@@ -292,11 +254,7 @@ impl Scheduler for Asha {
     }
 
     fn on_fail(&mut self, trial_id: TrialId) {
-        if let Some(info) = self
-            .state
-            .as_mut()
-            .and_then(|s| s.trials.get_mut(&trial_id))
-        {
+        if let Some(info) = self.state.as_mut().and_then(|s| s.trials.get_mut(&trial_id)) {
             info.failed = true;
         }
         self.searcher.on_fail(trial_id);
@@ -311,10 +269,7 @@ impl State {
             return 0;
         }
         let u = self.rng.random::<f64>() * total;
-        self.weights
-            .iter()
-            .position(|&w| u < w)
-            .unwrap_or(self.weights.len() - 1)
+        self.weights.iter().position(|&w| u < w).unwrap_or(self.weights.len() - 1)
     }
 
     /// The best waiting trial that ties or beats its rung's cut-off, scanning rungs from the

@@ -27,11 +27,7 @@ const MAX_SHUFFLED: usize = 10_000_000;
 
 impl GridSearcher {
     pub fn new(points_per_numeric: usize, shuffle: bool) -> Self {
-        GridSearcher {
-            points_per_numeric,
-            shuffle,
-            state: None,
-        }
+        GridSearcher { points_per_numeric, shuffle, state: None }
     }
 }
 
@@ -45,9 +41,7 @@ impl Default for GridSearcher {
 impl Searcher for GridSearcher {
     fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
         if self.points_per_numeric == 0 {
-            return Err(SetupError(
-                "grid: points_per_numeric must be at least 1".into(),
-            ));
+            return Err(SetupError("grid: points_per_numeric must be at least 1".into()));
         }
         let grid = ctx.space.grid(self.points_per_numeric);
         let order = if self.shuffle {
@@ -72,11 +66,7 @@ impl Searcher for GridSearcher {
 
     fn suggest(&mut self, _trial_id: TrialId) -> Option<Config> {
         let (grid, order, next) = self.state.as_mut()?;
-        let index = if order.is_empty() {
-            *next
-        } else {
-            *order.get(*next)?
-        };
+        let index = if order.is_empty() { *next } else { *order.get(*next)? };
         let config = grid.get(index)?;
         *next += 1;
         Some(config)

@@ -9,9 +9,7 @@
 
 use std::collections::HashMap;
 
-use hpo_core::{
-    Config, Context, Decision, Report, Scheduler, Searcher, SetupError, Suggestion, TrialId,
-};
+use hpo_core::{Config, Context, Decision, Report, Scheduler, Searcher, SetupError, Suggestion, TrialId};
 use serde::{Deserialize, Serialize};
 
 use crate::asha::hyperband_counts;
@@ -46,12 +44,7 @@ pub fn halving_bracket(levels: &[f64], eta: f64, prefact: usize) -> BracketShape
     levels
         .iter()
         .enumerate()
-        .map(|(i, &level)| {
-            (
-                ((prefact as f64) * eta.powi(k - i as i32)).round().max(1.0) as usize,
-                level,
-            )
-        })
+        .map(|(i, &level)| (((prefact as f64) * eta.powi(k - i as i32)).round().max(1.0) as usize, level))
         .collect()
 }
 
@@ -86,21 +79,13 @@ struct Brackets {
 
 impl Brackets {
     fn new(shapes: Vec<BracketShape>, ctx: &Context) -> Self {
-        Brackets {
-            shapes,
-            max_resource_attr: ctx.max_resource_attr.clone(),
-            ..Brackets::default()
-        }
+        Brackets { shapes, max_resource_attr: ctx.max_resource_attr.clone(), ..Brackets::default() }
     }
 
     fn open(&mut self) -> usize {
         let shape = self.next_shape;
         self.next_shape = (self.next_shape + 1) % self.shapes.len();
-        self.runs.push(Some(BracketRun {
-            shape,
-            rung: 0,
-            slots: vec![Slot::Free; self.shapes[shape][0].0],
-        }));
+        self.runs.push(Some(BracketRun { shape, rung: 0, slots: vec![Slot::Free; self.shapes[shape][0].0] }));
         self.runs.len() - 1
     }
 
@@ -112,22 +97,13 @@ impl Brackets {
                 continue;
             };
             let level = self.shapes[run.shape][run.rung].1;
-            if let Some(s) = run
-                .slots
-                .iter()
-                .position(|s| matches!(s, Slot::ToResume(_)))
-            {
-                let Slot::ToResume(id) = run.slots[s] else {
-                    unreachable!()
-                };
+            if let Some(s) = run.slots.iter().position(|s| matches!(s, Slot::ToResume(_))) {
+                let Slot::ToResume(id) = run.slots[s] else { unreachable!() };
                 run.slots[s] = Slot::Running(id);
                 self.position.insert(id, (r, s));
                 let config = with_level(self.configs[&id].clone(), attr.as_deref(), level);
                 self.configs.insert(id, config.clone());
-                return Suggestion::Resume {
-                    trial_id: id,
-                    config,
-                };
+                return Suggestion::Resume { trial_id: id, config };
             }
             if !self.searcher_done
                 && let Some(s) = run.slots.iter().position(|s| *s == Slot::Free)
@@ -144,11 +120,7 @@ impl Brackets {
             }
         }
         if self.searcher_done {
-            return if self.runs.iter().any(Option::is_some) {
-                Suggestion::Wait
-            } else {
-                Suggestion::Done
-            };
+            return if self.runs.iter().any(Option::is_some) { Suggestion::Wait } else { Suggestion::Done };
         }
         // Everything open waits on running trials: open the next bracket.
         self.open();
@@ -169,11 +141,7 @@ impl Brackets {
         let level = shape[run.rung].1;
         let last = run.rung + 1 == shape.len();
         self.record(report.trial_id, r, s, report.objective);
-        if last {
-            at_max_resource(report.resource, level, self.max_resource_attr.is_some())
-        } else {
-            Decision::Pause
-        }
+        if last { at_max_resource(report.resource, level, self.max_resource_attr.is_some()) } else { Decision::Pause }
     }
 
     fn on_fail(&mut self, trial_id: TrialId) {
@@ -196,25 +164,12 @@ impl Brackets {
             self.runs[r] = None;
             return;
         }
-        let mut done: Vec<(f64, TrialId)> = run
-            .slots
-            .iter()
-            .filter_map(|s| {
-                if let Slot::Done(id, v) = *s {
-                    Some((v, id))
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let mut done: Vec<(f64, TrialId)> =
+            run.slots.iter().filter_map(|s| if let Slot::Done(id, v) = *s { Some((v, id)) } else { None }).collect();
         done.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         run.rung += 1;
         let keep = shape[run.rung].0;
-        run.slots = done
-            .iter()
-            .take(keep)
-            .map(|&(_, id)| Slot::ToResume(id))
-            .collect();
+        run.slots = done.iter().take(keep).map(|&(_, id)| Slot::ToResume(id)).collect();
     }
 
     /// Trials running in open brackets (for tests: must equal what the tuner has running).
@@ -252,14 +207,7 @@ fn one() -> usize {
 
 impl SuccessiveHalving {
     pub fn new(r_min: f64, r_max: Option<f64>, eta: f64, prefact: usize) -> Self {
-        SuccessiveHalving {
-            r_min,
-            r_max,
-            eta,
-            prefact,
-            searcher: default_searcher(),
-            brackets: Brackets::default(),
-        }
+        SuccessiveHalving { r_min, r_max, eta, prefact, searcher: default_searcher(), brackets: Brackets::default() }
     }
 
     /// (slots, level) per rung, after `init`.
@@ -377,10 +325,7 @@ impl Scheduler for Hyperband {
         let mut shapes = hyperband_brackets(&levels, self.reduction_factor);
         if let Some(n) = self.brackets {
             if n == 0 || n > shapes.len() {
-                return Err(SetupError(format!(
-                    "hyperband: brackets must be between 1 and {}, got {n}",
-                    shapes.len()
-                )));
+                return Err(SetupError(format!("hyperband: brackets must be between 1 and {}, got {n}", shapes.len())));
             }
             shapes.truncate(n);
         }
@@ -427,9 +372,6 @@ mod tests {
 
     #[test]
     fn d2l_halving_round() {
-        assert_eq!(
-            halving_bracket(&[2.0, 4.0, 8.0, 10.0], 2.0, 1),
-            vec![(8, 2.0), (4, 4.0), (2, 8.0), (1, 10.0)]
-        );
+        assert_eq!(halving_bracket(&[2.0, 4.0, 8.0, 10.0], 2.0, 1), vec![(8, 2.0), (4, 4.0), (2, 8.0), (1, 10.0)]);
     }
 }

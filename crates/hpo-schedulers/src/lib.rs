@@ -29,9 +29,7 @@ mod rungs;
 pub use asha::{Asha, Variant};
 pub use fifo::Fifo;
 pub use grid::GridSearcher;
-pub use hyperband::{
-    BracketShape, Hyperband, SuccessiveHalving, halving_bracket, hyperband_brackets,
-};
+pub use hyperband::{BracketShape, Hyperband, SuccessiveHalving, halving_bracket, hyperband_brackets};
 pub use median::MedianStopping;
 pub use pbt::Pbt;
 pub use random::RandomSearcher;

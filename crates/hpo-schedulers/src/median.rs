@@ -62,10 +62,7 @@ impl MedianStopping {
 #[typetag::serde(name = "median_stopping")]
 impl Scheduler for MedianStopping {
     fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
-        if self.time_step.is_nan()
-            || self.time_step <= 0.0
-            || !(0.0..=1.0).contains(&self.rank_cutoff)
-        {
+        if self.time_step.is_nan() || self.time_step <= 0.0 || !(0.0..=1.0).contains(&self.rank_cutoff) {
             return Err(SetupError(format!(
                 "median_stopping: need time_step > 0 and 0 <= rank_cutoff <= 1, got {} and {}",
                 self.time_step, self.rank_cutoff
@@ -85,11 +82,7 @@ impl Scheduler for MedianStopping {
     fn on_report(&mut self, report: &Report<'_>) -> Decision {
         self.searcher.on_report(report);
         let step = (report.resource / self.time_step).floor() as i64;
-        let (best, last_step) = self
-            .state
-            .best
-            .entry(report.trial_id)
-            .or_insert((f64::INFINITY, i64::MIN));
+        let (best, last_step) = self.state.best.entry(report.trial_id).or_insert((f64::INFINITY, i64::MIN));
         *best = best.min(report.objective);
         if *last_step == step {
             return Decision::Continue; // judged at this step already
@@ -97,11 +90,7 @@ impl Scheduler for MedianStopping {
         *last_step = step;
         let best = *best;
         let rank_cutoff = self.rank_cutoff;
-        let others = self
-            .state
-            .steps
-            .entry(step)
-            .or_insert_with(|| RunningQuantile::new(rank_cutoff));
+        let others = self.state.steps.entry(step).or_insert_with(|| RunningQuantile::new(rank_cutoff));
         // Compare with the others before adding this trial's own value.
         let cutoff = others.value(self.grace_population.max(1));
         others.insert(best);

@@ -1,8 +1,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use hpo_core::{
-    Config, Context, Decision, Domain, HpoRng, Report, Scheduler, Searcher, SetupError, Space,
-    Suggestion, TrialId, Value, derive_rng,
+    Config, Context, Decision, Domain, HpoRng, Report, Scheduler, Searcher, SetupError, Space, Suggestion, TrialId,
+    Value, derive_rng,
 };
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -103,15 +103,8 @@ impl Scheduler for Pbt {
             )));
         }
         let max_t = max_resource("pbt", self.max_t, ctx)?;
-        if let Some(unknown) = self
-            .mutate
-            .iter()
-            .flatten()
-            .find(|n| ctx.space.get(n).is_none())
-        {
-            return Err(SetupError(format!(
-                "pbt: `mutate` names `{unknown}`, which is not in the search space"
-            )));
+        if let Some(unknown) = self.mutate.iter().flatten().find(|n| ctx.space.get(n).is_none()) {
+            return Err(SetupError(format!("pbt: `mutate` names `{unknown}`, which is not in the search space")));
         }
         self.state = Some(State {
             space: ctx.space.clone(),
@@ -130,8 +123,7 @@ impl Scheduler for Pbt {
         let Some(state) = self.state.as_mut() else {
             return Suggestion::Done;
         };
-        let (config, checkpoint_from) = if let Some((config, from)) = state.replacements.pop_front()
-        {
+        let (config, checkpoint_from) = if let Some((config, from)) = state.replacements.pop_front() {
             (config, Some(from))
         } else if state.started < self.population_size {
             match self.searcher.suggest(trial_id) {
@@ -139,29 +131,12 @@ impl Scheduler for Pbt {
                 None => return Suggestion::Done,
             }
         } else {
-            return if state.members.values().any(|m| m.alive) {
-                Suggestion::Wait
-            } else {
-                Suggestion::Done
-            };
+            return if state.members.values().any(|m| m.alive) { Suggestion::Wait } else { Suggestion::Done };
         };
         state.started += 1;
-        let last_boundary = checkpoint_from
-            .and_then(|from| state.members.get(&from))
-            .map_or(0, |m| m.last_boundary);
-        state.members.insert(
-            trial_id,
-            Member {
-                config: config.clone(),
-                latest: None,
-                last_boundary,
-                alive: true,
-            },
-        );
-        Suggestion::Start {
-            config,
-            checkpoint_from,
-        }
+        let last_boundary = checkpoint_from.and_then(|from| state.members.get(&from)).map_or(0, |m| m.last_boundary);
+        state.members.insert(trial_id, Member { config: config.clone(), latest: None, last_boundary, alive: true });
+        Suggestion::Start { config, checkpoint_from }
     }
 
     fn on_report(&mut self, report: &Report<'_>) -> Decision {
@@ -176,11 +151,7 @@ impl Scheduler for Pbt {
         member.latest = Some((report.objective, report.resource));
         if report.resource >= state.max_t {
             member.alive = false;
-            return at_max_resource(
-                report.resource,
-                state.max_t,
-                state.max_resource_attr.is_some(),
-            );
+            return at_max_resource(report.resource, state.max_t, state.max_resource_attr.is_some());
         }
         let boundary = (report.resource / interval).floor() as i64;
         if boundary <= member.last_boundary {
@@ -201,10 +172,7 @@ impl Scheduler for Pbt {
         }
         ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let cut = ((ranked.len() as f64 * self.quantile_fraction).ceil() as usize).max(1);
-        let position = ranked
-            .iter()
-            .position(|(_, id)| *id == report.trial_id)
-            .unwrap_or(0);
+        let position = ranked.iter().position(|(_, id)| *id == report.trial_id).unwrap_or(0);
         if position < ranked.len() - cut {
             return Decision::Continue;
         }
@@ -234,11 +202,7 @@ impl Scheduler for Pbt {
 
 impl Pbt {
     fn mark_dead(&mut self, trial_id: TrialId) {
-        if let Some(m) = self
-            .state
-            .as_mut()
-            .and_then(|s| s.members.get_mut(&trial_id))
-        {
+        if let Some(m) = self.state.as_mut().and_then(|s| s.members.get_mut(&trial_id)) {
             m.alive = false;
         }
     }
@@ -249,22 +213,14 @@ impl State {
     fn explore(&mut self, config: &Config, resample_probability: f64) -> Config {
         let mut out = config.clone();
         for (name, domain) in self.space.params() {
-            let chosen = self
-                .mutate
-                .as_ref()
-                .is_none_or(|m| m.iter().any(|n| n == name));
-            if !chosen
-                || matches!(domain, Domain::Constant(_))
-                || self.max_resource_attr.as_deref() == Some(name)
-            {
+            let chosen = self.mutate.as_ref().is_none_or(|m| m.iter().any(|n| n == name));
+            if !chosen || matches!(domain, Domain::Constant(_)) || self.max_resource_attr.as_deref() == Some(name) {
                 continue;
             }
             let Some(current) = config.get(name) else {
                 continue;
             };
-            let value = if self.rng.random::<f64>() < resample_probability
-                || matches!(domain, Domain::Choice(_))
-            {
+            let value = if self.rng.random::<f64>() < resample_probability || matches!(domain, Domain::Choice(_)) {
                 domain.sample(&mut self.rng)
             } else {
                 let factor = if self.rng.random::<bool>() { 1.2 } else { 0.8 };
@@ -291,8 +247,7 @@ fn perturb(domain: &Domain, value: &Value, factor: f64) -> Value {
         _ => {
             // Ordered finite domains: one position up or down.
             let n = domain.cardinality().unwrap_or(1) as f64;
-            let u = coords.first().copied().unwrap_or(0.5)
-                + if factor > 1.0 { 1.0 / n } else { -1.0 / n };
+            let u = coords.first().copied().unwrap_or(0.5) + if factor > 1.0 { 1.0 / n } else { -1.0 / n };
             domain.decode(&[u])
         }
     }

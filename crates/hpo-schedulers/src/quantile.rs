@@ -25,11 +25,7 @@ pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     let last = sorted.len().checked_sub(1)?;
     let h = q.clamp(0.0, 1.0) * last as f64;
     let (i, frac) = (h.floor() as usize, h - h.floor());
-    Some(if i >= last {
-        sorted[last]
-    } else {
-        sorted[i] + frac * (sorted[i + 1] - sorted[i])
-    })
+    Some(if i >= last { sorted[last] } else { sorted[i] + frac * (sorted[i + 1] - sorted[i]) })
 }
 
 /// The q-quantile of a growing multiset of values, for a fixed q.
@@ -46,11 +42,7 @@ pub struct RunningQuantile {
 
 impl RunningQuantile {
     pub fn new(q: f64) -> Self {
-        RunningQuantile {
-            q: q.clamp(0.0, 1.0),
-            lower: BinaryHeap::new(),
-            upper: BinaryHeap::new(),
-        }
+        RunningQuantile { q: q.clamp(0.0, 1.0), lower: BinaryHeap::new(), upper: BinaryHeap::new() }
     }
 
     pub fn len(&self) -> usize {
@@ -114,10 +106,7 @@ mod tests {
         assert!((running(&[1.0, 2.0], q).unwrap() - 4.0 / 3.0).abs() < 1e-12);
         assert!((running(&[1.0, 2.0, 5.0], q).unwrap() - 5.0 / 3.0).abs() < 1e-12);
         assert!((running(&[1.0, 1.5, 2.0, 5.0], q).unwrap() - 1.5).abs() < 1e-12);
-        assert!(
-            (running(&[5.0, 2.0, 1.5, 1.0], q).unwrap() - 1.5).abs() < 1e-12,
-            "order does not matter"
-        );
+        assert!((running(&[5.0, 2.0, 1.5, 1.0], q).unwrap() - 1.5).abs() < 1e-12, "order does not matter");
         assert_eq!(running(&[1.0], q), None, "fewer than 2 values never cut");
     }
 
@@ -125,9 +114,7 @@ mod tests {
     fn matches_sorting_on_random_data() {
         let mut state = 12345u64;
         let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         for q in [0.0, 0.1, 1.0 / 3.0, 0.5, 0.81, 1.0] {
@@ -140,11 +127,7 @@ mod tests {
                 let mut sorted = all.clone();
                 sorted.sort_by(f64::total_cmp);
                 let expected = quantile(&sorted, q).unwrap();
-                assert!(
-                    (r.value(1).unwrap() - expected).abs() < 1e-9,
-                    "q={q} n={}",
-                    all.len()
-                );
+                assert!((r.value(1).unwrap() - expected).abs() < 1e-9, "q={q} n={}", all.len());
             }
         }
     }

@@ -27,28 +27,19 @@ struct State {
 
 impl RandomSearcher {
     pub fn new(points_to_evaluate: Vec<Config>) -> Self {
-        RandomSearcher {
-            points_to_evaluate,
-            state: None,
-        }
+        RandomSearcher { points_to_evaluate, state: None }
     }
 }
 
 /// Fills the parameters a point leaves out with the middle of their domain, then checks it.
-pub(crate) fn complete_point(
-    space: &Space,
-    point: &Config,
-    index: usize,
-) -> Result<Config, SetupError> {
+pub(crate) fn complete_point(space: &Space, point: &Config, index: usize) -> Result<Config, SetupError> {
     let mut config = point.clone();
     for (name, domain) in space.params() {
         if config.get(name).is_none() {
             config.insert(name, domain.decode(&vec![0.5; domain.encoded_dim()]));
         }
     }
-    space
-        .validate(&config)
-        .map_err(|e| SetupError(format!("points_to_evaluate[{index}]: {e}")))?;
+    space.validate(&config).map_err(|e| SetupError(format!("points_to_evaluate[{index}]: {e}")))?;
     Ok(config)
 }
 
@@ -61,9 +52,7 @@ impl Searcher for RandomSearcher {
             .enumerate()
             .map(|(i, p)| complete_point(&ctx.space, p, i))
             .collect::<Result<_, _>>()?;
-        let size = ctx.space.params().try_fold(1usize, |acc, (_, d)| {
-            d.cardinality().and_then(|n| acc.checked_mul(n))
-        });
+        let size = ctx.space.params().try_fold(1usize, |acc, (_, d)| d.cardinality().and_then(|n| acc.checked_mul(n)));
         self.state = Some(State {
             space: ctx.space.clone(),
             rng: derive_rng(ctx.seed, "searcher"),
@@ -89,13 +78,7 @@ impl Searcher for RandomSearcher {
             (0..100)
                 .map(|_| state.space.sample(&mut state.rng))
                 .find(|c| !seen.contains(&c.to_string()))
-                .or_else(|| {
-                    state
-                        .space
-                        .grid(1)
-                        .iter()
-                        .find(|c| !seen.contains(&c.to_string()))
-                })?
+                .or_else(|| state.space.grid(1).iter().find(|c| !seen.contains(&c.to_string())))?
         };
         if let Some((_, seen)) = &mut state.seen {
             seen.insert(config.to_string());

@@ -34,11 +34,10 @@ pub fn max_resource(name: &str, explicit: Option<f64>, ctx: &Context) -> Result<
     if let Some(max_t) = explicit {
         return Ok(max_t);
     }
-    let attr = ctx.max_resource_attr.as_deref().ok_or_else(|| {
-        SetupError(format!(
-            "{name} needs `max_t`, or a `max_resource_attr` naming a config key"
-        ))
-    })?;
+    let attr = ctx
+        .max_resource_attr
+        .as_deref()
+        .ok_or_else(|| SetupError(format!("{name} needs `max_t`, or a `max_resource_attr` naming a config key")))?;
     let max = match ctx.space.get(attr) {
         Some(Domain::Constant(v)) => v.as_f64(),
         Some(Domain::RandInt { high, .. } | Domain::LogRandInt { high, .. }) => Some(*high as f64),
@@ -50,9 +49,7 @@ pub fn max_resource(name: &str, explicit: Option<f64>, ctx: &Context) -> Result<
         None => None,
     };
     max.ok_or_else(|| {
-        SetupError(format!(
-            "{name}: `max_resource_attr` `{attr}` is not a numeric parameter of the space"
-        ))
+        SetupError(format!("{name}: `max_resource_attr` `{attr}` is not a numeric parameter of the space"))
     })
 }
 
@@ -61,9 +58,7 @@ pub fn check_eta(name: &str, eta: f64) -> Result<(), SetupError> {
     if eta.is_finite() && eta > 1.0 {
         Ok(())
     } else {
-        Err(SetupError(format!(
-            "{name}: reduction factor must be > 1, got {eta}"
-        )))
+        Err(SetupError(format!("{name}: reduction factor must be > 1, got {eta}")))
     }
 }
 
@@ -82,11 +77,7 @@ pub fn with_level(mut config: Config, max_resource_attr: Option<&str>, level: f6
 /// The decision for a trial that reached the maximum resource: one whose config limits its
 /// training (`max_resource_attr`) ends by itself there and completes; any other is stopped.
 pub fn at_max_resource(resource: f64, max_t: f64, limited_by_config: bool) -> Decision {
-    if resource <= max_t && limited_by_config {
-        Decision::Continue
-    } else {
-        Decision::Stop
-    }
+    if resource <= max_t && limited_by_config { Decision::Continue } else { Decision::Stop }
 }
 
 #[cfg(test)]
@@ -96,10 +87,7 @@ mod tests {
     #[test]
     fn levels_by_hand() {
         assert_eq!(geometric_levels(1.0, 3.0, 27.0), [1.0, 3.0, 9.0]);
-        assert_eq!(
-            geometric_levels(1.0, 3.0, 100.0),
-            [1.0, 3.0, 9.0, 27.0, 81.0]
-        );
+        assert_eq!(geometric_levels(1.0, 3.0, 100.0), [1.0, 3.0, 9.0, 27.0, 81.0]);
         assert_eq!(geometric_levels(2.0, 2.0, 10.0), [2.0, 4.0, 8.0]);
         assert_eq!(halving_levels(2.0, 10.0, 2.0), [2.0, 4.0, 8.0, 10.0]);
         assert_eq!(halving_levels(1.0, 27.0, 3.0), [1.0, 3.0, 9.0, 27.0]);

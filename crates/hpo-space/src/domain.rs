@@ -24,16 +24,8 @@ pub enum Domain {
 }
 
 /// The keywords of the search-space syntax, e.g. `{ loguniform = [1e-4, 1e-1] }`.
-pub const KEYWORDS: [&str; 8] = [
-    "uniform",
-    "loguniform",
-    "randint",
-    "lograndint",
-    "choice",
-    "ordinal",
-    "finrange",
-    "logfinrange",
-];
+pub const KEYWORDS: [&str; 8] =
+    ["uniform", "loguniform", "randint", "lograndint", "choice", "ordinal", "finrange", "logfinrange"];
 
 impl Domain {
     /// Checks the domain's own parameters; the message says what was expected.
@@ -49,9 +41,7 @@ impl Domain {
             Domain::LogRandInt { low, high } => {
                 int_ordered(kw, low, high)?;
                 if low < 1 {
-                    return Err(format!(
-                        "`{kw}` is on a log scale and needs 1 <= low < high, got [{low}, {high}]"
-                    ));
+                    return Err(format!("`{kw}` is on a log scale and needs 1 <= low < high, got [{low}, {high}]"));
                 }
                 Ok(())
             }
@@ -59,11 +49,7 @@ impl Domain {
                 if values.is_empty() {
                     return Err(format!("`{kw}` needs at least one value"));
                 }
-                if let Some(x) = values
-                    .iter()
-                    .filter_map(Value::as_f64)
-                    .find(|x| !x.is_finite())
-                {
+                if let Some(x) = values.iter().filter_map(Value::as_f64).find(|x| !x.is_finite()) {
                     return Err(format!("`{kw}` values must be finite, got {x}"));
                 }
                 Ok(())
@@ -78,9 +64,7 @@ impl Domain {
                 }
                 Ok(())
             }
-            Domain::Constant(Value::Float(x)) if !x.is_finite() => {
-                Err(format!("a constant must be finite, got {x}"))
-            }
+            Domain::Constant(Value::Float(x)) if !x.is_finite() => Err(format!("a constant must be finite, got {x}")),
             Domain::Constant(_) => Ok(()),
         }
     }
@@ -104,9 +88,7 @@ impl Domain {
     pub fn cardinality(&self) -> Option<usize> {
         match *self {
             Domain::Uniform { .. } | Domain::LogUniform { .. } => None,
-            Domain::RandInt { low, high } | Domain::LogRandInt { low, high } => {
-                usize::try_from(high - low + 1).ok()
-            }
+            Domain::RandInt { low, high } | Domain::LogRandInt { low, high } => usize::try_from(high - low + 1).ok(),
             Domain::Choice(ref v) | Domain::Ordinal(ref v) => Some(v.len()),
             Domain::FinRange { size, .. } | Domain::LogFinRange { size, .. } => Some(size),
             Domain::Constant(_) => Some(1),
@@ -116,9 +98,7 @@ impl Domain {
     /// Draws a value uniformly (log-uniformly on log domains).
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Value {
         match *self {
-            Domain::Uniform { low, high } => {
-                Value::Float((low + rng.random::<f64>() * (high - low)).min(high))
-            }
+            Domain::Uniform { low, high } => Value::Float((low + rng.random::<f64>() * (high - low)).min(high)),
             Domain::LogUniform { low, high } => {
                 let (a, b) = (low.ln(), high.ln());
                 Value::Float((a + rng.random::<f64>() * (b - a)).exp().clamp(low, high))
@@ -130,9 +110,7 @@ impl Domain {
                 let x = (a + rng.random::<f64>() * (b - a)).exp().round() as i64;
                 Value::Int(x.clamp(low, high))
             }
-            Domain::Choice(ref v) | Domain::Ordinal(ref v) => {
-                v[rng.random_range(0..v.len())].clone()
-            }
+            Domain::Choice(ref v) | Domain::Ordinal(ref v) => v[rng.random_range(0..v.len())].clone(),
             Domain::FinRange { size, .. } | Domain::LogFinRange { size, .. } => {
                 self.nth_value(rng.random_range(0..size))
             }
@@ -152,11 +130,7 @@ impl Domain {
             Domain::Constant(ref c) => c.matches(value),
             _ => self.position(value).is_some(),
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("{value:?} is not in {}", self.to_json()))
-        }
+        if ok { Ok(()) } else { Err(format!("{value:?} is not in {}", self.to_json())) }
     }
 
     /// How many coordinates the domain takes in the [0,1]^d encoding.
@@ -175,14 +149,8 @@ impl Domain {
     /// `choice` is one-hot.
     pub fn encode(&self, value: &Value, out: &mut Vec<f64>) {
         match *self {
-            Domain::Uniform { low, high } => {
-                out.push(unit(value.as_f64().unwrap_or(low), low, high))
-            }
-            Domain::LogUniform { low, high } => out.push(unit(
-                value.as_f64().unwrap_or(low).ln(),
-                low.ln(),
-                high.ln(),
-            )),
+            Domain::Uniform { low, high } => out.push(unit(value.as_f64().unwrap_or(low), low, high)),
+            Domain::LogUniform { low, high } => out.push(unit(value.as_f64().unwrap_or(low).ln(), low.ln(), high.ln())),
             Domain::RandInt { low, high } => {
                 let x = value.as_i64().unwrap_or(low);
                 out.push(((x - low) as f64 + 0.5) / ((high - low + 1) as f64))
@@ -208,14 +176,10 @@ impl Domain {
     pub fn decode(&self, coords: &[f64]) -> Value {
         let u = coords.first().copied().unwrap_or(0.5).clamp(0.0, 1.0);
         match *self {
-            Domain::Uniform { low, high } => {
-                Value::Float((low + u * (high - low)).clamp(low, high))
+            Domain::Uniform { low, high } => Value::Float((low + u * (high - low)).clamp(low, high)),
+            Domain::LogUniform { low, high } => {
+                Value::Float((low.ln() + u * (high.ln() - low.ln())).exp().clamp(low, high))
             }
-            Domain::LogUniform { low, high } => Value::Float(
-                (low.ln() + u * (high.ln() - low.ln()))
-                    .exp()
-                    .clamp(low, high),
-            ),
             Domain::RandInt { low, high } => {
                 let n = (high - low + 1) as f64;
                 Value::Int((low + (u * n).floor() as i64).clamp(low, high))
@@ -225,13 +189,10 @@ impl Domain {
                 Value::Int(((a + u * (b - a)).exp().round() as i64).clamp(low, high))
             }
             Domain::Choice(ref v) => {
-                let best =
-                    coords
-                        .iter()
-                        .enumerate()
-                        .fold((0, f64::NEG_INFINITY), |best, (i, &c)| {
-                            if c > best.1 { (i, c) } else { best }
-                        });
+                let best = coords
+                    .iter()
+                    .enumerate()
+                    .fold((0, f64::NEG_INFINITY), |best, (i, &c)| if c > best.1 { (i, c) } else { best });
                 v[best.0.min(v.len() - 1)].clone()
             }
             Domain::Ordinal(_) | Domain::FinRange { .. } | Domain::LogFinRange { .. } => {
@@ -258,11 +219,7 @@ impl Domain {
             _ => {
                 let mut values: Vec<Value> = (0..points)
                     .map(|i| {
-                        let u = if points == 1 {
-                            0.5
-                        } else {
-                            i as f64 / (points - 1) as f64
-                        };
+                        let u = if points == 1 { 0.5 } else { i as f64 / (points - 1) as f64 };
                         self.at_fraction(u)
                     })
                     .collect();
@@ -276,19 +233,11 @@ impl Domain {
     /// included), for grids over numeric domains.
     fn at_fraction(&self, u: f64) -> Value {
         match *self {
-            Domain::Uniform { low, high } => Value::Float(if u >= 1.0 {
-                high
-            } else {
-                low + u * (high - low)
-            }),
-            Domain::LogUniform { low, high } => Value::Float(if u >= 1.0 {
-                high
-            } else {
-                (low.ln() + u * (high.ln() - low.ln())).exp()
-            }),
-            Domain::RandInt { low, high } => {
-                Value::Int((low as f64 + u * (high - low) as f64).round() as i64)
+            Domain::Uniform { low, high } => Value::Float(if u >= 1.0 { high } else { low + u * (high - low) }),
+            Domain::LogUniform { low, high } => {
+                Value::Float(if u >= 1.0 { high } else { (low.ln() + u * (high.ln() - low.ln())).exp() })
             }
+            Domain::RandInt { low, high } => Value::Int((low as f64 + u * (high - low) as f64).round() as i64),
             Domain::LogRandInt { low, high } => Value::Int(
                 ((low as f64).ln() + u * ((high as f64).ln() - (low as f64).ln()))
                     .exp()
@@ -303,19 +252,15 @@ impl Domain {
     fn nth_value(&self, i: usize) -> Value {
         match *self {
             Domain::Choice(ref v) | Domain::Ordinal(ref v) => v[i].clone(),
-            Domain::FinRange { low, high, size } => Value::Float(if i + 1 >= size {
-                high
-            } else {
-                low + (high - low) * i as f64 / (size - 1) as f64
-            }),
+            Domain::FinRange { low, high, size } => {
+                Value::Float(if i + 1 >= size { high } else { low + (high - low) * i as f64 / (size - 1) as f64 })
+            }
             Domain::LogFinRange { low, high, size } => Value::Float(if i + 1 >= size {
                 high
             } else {
                 (low.ln() + (high.ln() - low.ln()) * i as f64 / (size - 1) as f64).exp()
             }),
-            Domain::RandInt { low, .. } | Domain::LogRandInt { low, .. } => {
-                Value::Int(low + i as i64)
-            }
+            Domain::RandInt { low, .. } | Domain::LogRandInt { low, .. } => Value::Int(low + i as i64),
             Domain::Constant(ref c) => c.clone(),
             Domain::Uniform { .. } | Domain::LogUniform { .. } => self.decode(&[0.5]),
         }
@@ -359,10 +304,7 @@ impl Domain {
                 None => Value::Float(n.as_f64().ok_or("number out of range")?),
             }),
             J::Array(_) => {
-                return Err(
-                    "expected a domain such as { choice = [...] } or a constant, got a bare list"
-                        .into(),
-                );
+                return Err("expected a domain such as { choice = [...] } or a constant, got a bare list".into());
             }
             J::Null => return Err("expected a domain or a constant, got null".into()),
             J::Object(map) => {
@@ -384,8 +326,7 @@ impl Domain {
 
 fn parse_keyword(kw: &str, args: &serde_json::Value) -> Result<Domain, String> {
     let list = || -> Result<&Vec<serde_json::Value>, String> {
-        args.as_array()
-            .ok_or_else(|| format!("`{kw}` expects a list, got {args}"))
+        args.as_array().ok_or_else(|| format!("`{kw}` expects a list, got {args}"))
     };
     let floats = |n: usize, what: &str| -> Result<Vec<f64>, String> {
         let l = list()?;
@@ -398,46 +339,31 @@ fn parse_keyword(kw: &str, args: &serde_json::Value) -> Result<Domain, String> {
     let ints = || -> Result<(i64, i64), String> {
         let l = list()?;
         match l.as_slice() {
-            [a, b] if a.is_i64() && b.is_i64() => {
-                Ok((a.as_i64().unwrap_or(0), b.as_i64().unwrap_or(0)))
-            }
-            _ => Err(format!(
-                "`{kw}` expects two integers [low, high], got {args}"
-            )),
+            [a, b] if a.is_i64() && b.is_i64() => Ok((a.as_i64().unwrap_or(0), b.as_i64().unwrap_or(0))),
+            _ => Err(format!("`{kw}` expects two integers [low, high], got {args}")),
         }
     };
     let values = || -> Result<Vec<Value>, String> {
-        serde_json::from_value(serde_json::Value::Array(list()?.clone())).map_err(|_| {
-            format!("`{kw}` expects a list of numbers, strings or booleans, got {args}")
-        })
+        serde_json::from_value(serde_json::Value::Array(list()?.clone()))
+            .map_err(|_| format!("`{kw}` expects a list of numbers, strings or booleans, got {args}"))
     };
     let finrange = || -> Result<(f64, f64, usize), String> {
         let l = list()?;
         match l.as_slice() {
-            [a, b, n] if a.is_number() && b.is_number() && n.is_u64() => Ok((
-                a.as_f64().unwrap_or(0.0),
-                b.as_f64().unwrap_or(0.0),
-                n.as_u64().unwrap_or(0) as usize,
-            )),
-            _ => Err(format!(
-                "`{kw}` expects [low, high, size] with an integer size, got {args}"
-            )),
+            [a, b, n] if a.is_number() && b.is_number() && n.is_u64() => {
+                Ok((a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0), n.as_u64().unwrap_or(0) as usize))
+            }
+            _ => Err(format!("`{kw}` expects [low, high, size] with an integer size, got {args}")),
         }
     };
     Ok(match kw {
         "uniform" => {
             let x = floats(2, "two numbers [low, high]")?;
-            Domain::Uniform {
-                low: x[0],
-                high: x[1],
-            }
+            Domain::Uniform { low: x[0], high: x[1] }
         }
         "loguniform" => {
             let x = floats(2, "two numbers [low, high]")?;
-            Domain::LogUniform {
-                low: x[0],
-                high: x[1],
-            }
+            Domain::LogUniform { low: x[0], high: x[1] }
         }
         "randint" => {
             let (low, high) = ints()?;
@@ -458,10 +384,7 @@ fn parse_keyword(kw: &str, args: &serde_json::Value) -> Result<Domain, String> {
             Domain::LogFinRange { low, high, size }
         }
         other => {
-            return Err(format!(
-                "unknown keyword `{other}`; expected one of {}",
-                KEYWORDS.join(", ")
-            ));
+            return Err(format!("unknown keyword `{other}`; expected one of {}", KEYWORDS.join(", ")));
         }
     })
 }
@@ -478,9 +401,7 @@ fn finite_ordered(kw: &str, low: f64, high: f64) -> Result<(), String> {
 
 fn positive(kw: &str, low: f64, high: f64) -> Result<(), String> {
     if low <= 0.0 {
-        return Err(format!(
-            "`{kw}` is on a log scale and needs 0 < low < high, got [{low}, {high}]"
-        ));
+        return Err(format!("`{kw}` is on a log scale and needs 0 < low < high, got [{low}, {high}]"));
     }
     Ok(())
 }

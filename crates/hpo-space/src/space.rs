@@ -27,28 +27,17 @@ pub struct SpaceError {
 impl fmt::Display for SpaceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.location {
-            Some(Location {
-                file,
-                line: Some(line),
-            }) => write!(f, "{file}:{line}: ")?,
+            Some(Location { file, line: Some(line) }) => write!(f, "{file}:{line}: ")?,
             Some(Location { file, line: None }) => write!(f, "{file}: ")?,
             None => {}
         }
-        write!(
-            f,
-            "search space parameter `{}`: {}",
-            self.param, self.message
-        )
+        write!(f, "search space parameter `{}`: {}", self.param, self.message)
     }
 }
 
 impl SpaceError {
     fn new(param: &str, message: impl Into<String>) -> Self {
-        SpaceError {
-            param: param.to_owned(),
-            location: None,
-            message: message.into(),
-        }
+        SpaceError { param: param.to_owned(), location: None, message: message.into() }
     }
 }
 
@@ -65,9 +54,7 @@ impl Space {
     }
 
     /// A space from already checked domains.
-    pub fn from_domains(
-        params: impl IntoIterator<Item = (String, Domain)>,
-    ) -> Result<Space, SpaceError> {
+    pub fn from_domains(params: impl IntoIterator<Item = (String, Domain)>) -> Result<Space, SpaceError> {
         let params: BTreeMap<String, Domain> = params.into_iter().collect();
         for (name, domain) in &params {
             domain.check().map_err(|m| SpaceError::new(name, m))?;
@@ -77,16 +64,12 @@ impl Space {
 
     /// Parses the search-space syntax from a JSON object (`{"lr": {"loguniform": [1e-4, 1e-1]}}`).
     pub fn from_json(spec: &serde_json::Value) -> Result<Space, SpaceError> {
-        let map = spec.as_object().ok_or_else(|| {
-            SpaceError::new("", format!("expected a table of parameters, got {spec}"))
-        })?;
+        let map = spec
+            .as_object()
+            .ok_or_else(|| SpaceError::new("", format!("expected a table of parameters, got {spec}")))?;
         let params = map
             .iter()
-            .map(|(name, v)| {
-                Domain::from_json(v)
-                    .map(|d| (name.clone(), d))
-                    .map_err(|m| SpaceError::new(name, m))
-            })
+            .map(|(name, v)| Domain::from_json(v).map(|d| (name.clone(), d)).map_err(|m| SpaceError::new(name, m)))
             .collect::<Result<_, _>>()?;
         Ok(Space { params })
     }
@@ -102,14 +85,10 @@ impl Space {
         for (name, spanned) in table {
             let located = |message: String| SpaceError {
                 param: name.clone(),
-                location: Some(Location {
-                    file: file.to_owned(),
-                    line: Some(line_of(source, spanned.span().start)),
-                }),
+                location: Some(Location { file: file.to_owned(), line: Some(line_of(source, spanned.span().start)) }),
                 message,
             };
-            let json =
-                serde_json::to_value(spanned.get_ref()).map_err(|e| located(e.to_string()))?;
+            let json = serde_json::to_value(spanned.get_ref()).map_err(|e| located(e.to_string()))?;
             params.insert(name.clone(), Domain::from_json(&json).map_err(located)?);
         }
         Ok(Space { params })
@@ -117,26 +96,17 @@ impl Space {
 
     /// Parses a standalone TOML document whose top-level keys are the parameters.
     pub fn from_toml_str(source: &str, file: &str) -> Result<Space, SpaceError> {
-        let table: BTreeMap<String, toml::Spanned<toml::Value>> =
-            toml::from_str(source).map_err(|e| SpaceError {
-                param: String::new(),
-                location: Some(Location {
-                    file: file.to_owned(),
-                    line: e.span().map(|s| line_of(source, s.start)),
-                }),
-                message: e.message().to_owned(),
-            })?;
+        let table: BTreeMap<String, toml::Spanned<toml::Value>> = toml::from_str(source).map_err(|e| SpaceError {
+            param: String::new(),
+            location: Some(Location { file: file.to_owned(), line: e.span().map(|s| line_of(source, s.start)) }),
+            message: e.message().to_owned(),
+        })?;
         Space::from_toml_spanned(&table, file, source)
     }
 
     /// The space in the search-space syntax, as JSON.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Object(
-            self.params
-                .iter()
-                .map(|(k, d)| (k.clone(), d.to_json()))
-                .collect(),
-        )
+        serde_json::Value::Object(self.params.iter().map(|(k, d)| (k.clone(), d.to_json())).collect())
     }
 
     pub fn params(&self) -> impl Iterator<Item = (&str, &Domain)> {
@@ -157,10 +127,7 @@ impl Space {
 
     /// Draws one config: every parameter independently from its domain.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Config {
-        self.params
-            .iter()
-            .map(|(k, d)| (k.clone(), d.sample(rng)))
-            .collect()
+        self.params.iter().map(|(k, d)| (k.clone(), d.sample(rng))).collect()
     }
 
     /// Checks that `config` has exactly the space's parameters, each within its domain.
@@ -170,33 +137,19 @@ impl Space {
 
     /// Like [`Space::validate`], but `resource_key` (a multi-fidelity scheduler's
     /// `max_resource_attr`, which it sets to each rung level) need only be a number.
-    pub fn validate_except(
-        &self,
-        config: &Config,
-        resource_key: Option<&str>,
-    ) -> Result<(), SpaceError> {
+    pub fn validate_except(&self, config: &Config, resource_key: Option<&str>) -> Result<(), SpaceError> {
         for (name, domain) in &self.params {
-            let value = config
-                .get(name)
-                .ok_or_else(|| SpaceError::new(name, "missing from the config"))?;
+            let value = config.get(name).ok_or_else(|| SpaceError::new(name, "missing from the config"))?;
             if Some(name.as_str()) == resource_key {
                 if value.as_f64().is_none() {
-                    return Err(SpaceError::new(
-                        name,
-                        format!("the resource limit must be a number, got {value:?}"),
-                    ));
+                    return Err(SpaceError::new(name, format!("the resource limit must be a number, got {value:?}")));
                 }
                 continue;
             }
-            domain
-                .validate(value)
-                .map_err(|m| SpaceError::new(name, m))?;
+            domain.validate(value).map_err(|m| SpaceError::new(name, m))?;
         }
         if let Some((extra, _)) = config.iter().find(|(k, _)| !self.params.contains_key(*k)) {
-            return Err(SpaceError::new(
-                extra,
-                "is in the config but not in the search space",
-            ));
+            return Err(SpaceError::new(extra, "is in the config but not in the search space"));
         }
         Ok(())
     }
@@ -234,19 +187,10 @@ impl Space {
     /// Every combination of the parameters' grid values (see [`Domain::grid`]), in a fixed
     /// order: the last parameter by name varies fastest.
     pub fn grid(&self, points_per_numeric: usize) -> Grid {
-        let axes: Vec<(String, Vec<Value>)> = self
-            .params
-            .iter()
-            .map(|(k, d)| (k.clone(), d.grid(points_per_numeric)))
-            .collect();
-        let len = axes
-            .iter()
-            .map(|(_, v)| v.len())
-            .try_fold(1usize, |acc, n| acc.checked_mul(n));
-        Grid {
-            axes,
-            len: len.unwrap_or(usize::MAX),
-        }
+        let axes: Vec<(String, Vec<Value>)> =
+            self.params.iter().map(|(k, d)| (k.clone(), d.grid(points_per_numeric))).collect();
+        let len = axes.iter().map(|(_, v)| v.len()).try_fold(1usize, |acc, n| acc.checked_mul(n));
+        Grid { axes, len: len.unwrap_or(usize::MAX) }
     }
 }
 
@@ -300,11 +244,7 @@ impl<'de> Deserialize<'de> for Space {
 
 /// 1-based line number of a byte offset.
 pub fn line_of(source: &str, offset: usize) -> usize {
-    source.as_bytes()[..offset.min(source.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    source.as_bytes()[..offset.min(source.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// Builds a [`Space`] in code; `build` reports the first invalid parameter.
@@ -335,26 +275,12 @@ impl SpaceBuilder {
         self.param(name, Domain::LogRandInt { low, high })
     }
 
-    pub fn choice<V: Into<Value>>(
-        self,
-        name: impl Into<String>,
-        values: impl IntoIterator<Item = V>,
-    ) -> Self {
-        self.param(
-            name,
-            Domain::Choice(values.into_iter().map(Into::into).collect()),
-        )
+    pub fn choice<V: Into<Value>>(self, name: impl Into<String>, values: impl IntoIterator<Item = V>) -> Self {
+        self.param(name, Domain::Choice(values.into_iter().map(Into::into).collect()))
     }
 
-    pub fn ordinal<V: Into<Value>>(
-        self,
-        name: impl Into<String>,
-        values: impl IntoIterator<Item = V>,
-    ) -> Self {
-        self.param(
-            name,
-            Domain::Ordinal(values.into_iter().map(Into::into).collect()),
-        )
+    pub fn ordinal<V: Into<Value>>(self, name: impl Into<String>, values: impl IntoIterator<Item = V>) -> Self {
+        self.param(name, Domain::Ordinal(values.into_iter().map(Into::into).collect()))
     }
 
     pub fn finrange(self, name: impl Into<String>, low: f64, high: f64, size: usize) -> Self {

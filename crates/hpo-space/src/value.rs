@@ -131,20 +131,11 @@ impl Config {
         self.0.is_empty()
     }
 
-    fn typed<T>(
-        &self,
-        name: &str,
-        kind: &str,
-        f: impl Fn(&Value) -> Option<T>,
-    ) -> Result<T, ConfigError> {
-        let value = self.0.get(name).ok_or_else(|| ConfigError {
-            name: name.to_owned(),
-            problem: "missing".to_owned(),
-        })?;
-        f(value).ok_or_else(|| ConfigError {
-            name: name.to_owned(),
-            problem: format!("expected {kind}, got {value:?}"),
-        })
+    fn typed<T>(&self, name: &str, kind: &str, f: impl Fn(&Value) -> Option<T>) -> Result<T, ConfigError> {
+        let value =
+            self.0.get(name).ok_or_else(|| ConfigError { name: name.to_owned(), problem: "missing".to_owned() })?;
+        f(value)
+            .ok_or_else(|| ConfigError { name: name.to_owned(), problem: format!("expected {kind}, got {value:?}") })
     }
 
     /// The named value as a float (integers widen).
@@ -159,24 +150,17 @@ impl Config {
 
     /// The named value as a string.
     pub fn str(&self, name: &str) -> Result<&str, ConfigError> {
-        let value = self.0.get(name).ok_or_else(|| ConfigError {
-            name: name.to_owned(),
-            problem: "missing".to_owned(),
-        })?;
-        value.as_str().ok_or_else(|| ConfigError {
-            name: name.to_owned(),
-            problem: format!("expected a string, got {value:?}"),
-        })
+        let value =
+            self.0.get(name).ok_or_else(|| ConfigError { name: name.to_owned(), problem: "missing".to_owned() })?;
+        value
+            .as_str()
+            .ok_or_else(|| ConfigError { name: name.to_owned(), problem: format!("expected a string, got {value:?}") })
     }
 }
 
 impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Config {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Config(
-            iter.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
+        Config(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 }
 

@@ -25,33 +25,16 @@ max_epochs = 10
     )
     .unwrap();
     assert_eq!(space.len(), 9);
-    assert_eq!(
-        space.get("max_epochs"),
-        Some(&Domain::Constant(Value::Int(10)))
-    );
-    assert_eq!(
-        space.get("momentum"),
-        Some(&Domain::Uniform {
-            low: 0.0,
-            high: 0.99
-        })
-    );
-    assert_eq!(
-        space.get("units"),
-        Some(&Domain::LogRandInt {
-            low: 32,
-            high: 1024
-        })
-    );
+    assert_eq!(space.get("max_epochs"), Some(&Domain::Constant(Value::Int(10))));
+    assert_eq!(space.get("momentum"), Some(&Domain::Uniform { low: 0.0, high: 0.99 }));
+    assert_eq!(space.get("units"), Some(&Domain::LogRandInt { low: 32, high: 1024 }));
     // one-hot over 2 for `act`, one coordinate for each other non-constant
     assert_eq!(space.encoded_dim(), 9);
 }
 
 #[test]
 fn same_space_from_json_and_back() {
-    let space =
-        parse("lr = { loguniform = [1e-4, 1e-1] }\nact = { choice = [\"relu\", \"tanh\"] }\nn = 3")
-            .unwrap();
+    let space = parse("lr = { loguniform = [1e-4, 1e-1] }\nact = { choice = [\"relu\", \"tanh\"] }\nn = 3").unwrap();
     let again = Space::from_json(&space.to_json()).unwrap();
     assert_eq!(space, again);
 }
@@ -72,33 +55,20 @@ fn builder_matches_parsed_space() {
     assert_eq!(built, parsed);
     let err = Space::builder().uniform("x", 1.0, 0.0).build().unwrap_err();
     assert_eq!(err.param, "x");
-    let err = Space::builder()
-        .uniform("x", 0.0, 1.0)
-        .randint("x", 0, 1)
-        .build()
-        .unwrap_err();
+    let err = Space::builder().uniform("x", 0.0, 1.0).randint("x", 0, 1).build().unwrap_err();
     assert!(err.to_string().contains("defined twice"), "{err}");
 }
 
 #[test]
 fn bad_spaces_name_parameter_file_line_and_expectation() {
     let cases = [
-        (
-            "a = 1\nlr = { uniform = [1, 0] }",
-            "space.toml:2: search space parameter `lr`: `uniform` needs low < high",
-        ),
+        ("a = 1\nlr = { uniform = [1, 0] }", "space.toml:2: search space parameter `lr`: `uniform` needs low < high"),
         (
             "\n\nlr = { loguniform = [0, 1] }",
             "space.toml:3: search space parameter `lr`: `loguniform` is on a log scale and needs 0 < low",
         ),
-        (
-            "n = { lograndint = [0, 8] }",
-            "space.toml:1: search space parameter `n`: `lograndint` is on a log scale",
-        ),
-        (
-            "act = { choice = [] }",
-            "space.toml:1: search space parameter `act`: `choice` needs at least one value",
-        ),
+        ("n = { lograndint = [0, 8] }", "space.toml:1: search space parameter `n`: `lograndint` is on a log scale"),
+        ("act = { choice = [] }", "space.toml:1: search space parameter `act`: `choice` needs at least one value"),
         (
             "x = { normal = [0, 1] }",
             "space.toml:1: search space parameter `x`: unknown keyword `normal`; expected one of uniform",
@@ -107,63 +77,30 @@ fn bad_spaces_name_parameter_file_line_and_expectation() {
             "b = { randint = [1.5, 3] }",
             "space.toml:1: search space parameter `b`: `randint` expects two integers [low, high], got [1.5,3]",
         ),
-        (
-            "b = { uniform = \"wide\" }",
-            "search space parameter `b`: `uniform` expects a list",
-        ),
-        (
-            "b = { uniform = [1] }",
-            "`uniform` expects two numbers [low, high]",
-        ),
+        ("b = { uniform = \"wide\" }", "search space parameter `b`: `uniform` expects a list"),
+        ("b = { uniform = [1] }", "`uniform` expects two numbers [low, high]"),
         ("b = [1, 2]", "got a bare list"),
-        (
-            "b = { uniform = [0, 1], randint = [0, 1] }",
-            "expected exactly one keyword",
-        ),
-        (
-            "f = { finrange = [0, 1, 1] }",
-            "`finrange` needs a size of at least 2",
-        ),
+        ("b = { uniform = [0, 1], randint = [0, 1] }", "expected exactly one keyword"),
+        ("f = { finrange = [0, 1, 1] }", "`finrange` needs a size of at least 2"),
     ];
     for (text, expected) in cases {
         let err = parse(text).unwrap_err();
-        assert!(
-            err.contains(expected),
-            "for {text:?}:\n  got      {err}\n  expected {expected}"
-        );
+        assert!(err.contains(expected), "for {text:?}:\n  got      {err}\n  expected {expected}");
     }
 }
 
 #[test]
 fn validate_names_the_parameter() {
     let space = parse("x = { uniform = [0, 1] }\nn = { randint = [1, 3] }").unwrap();
-    let good: Config = [("x", Value::Float(0.5)), ("n", Value::Int(2))]
-        .into_iter()
-        .collect();
+    let good: Config = [("x", Value::Float(0.5)), ("n", Value::Int(2))].into_iter().collect();
     space.validate(&good).unwrap();
-    let out_of_range: Config = [("x", Value::Float(1.5)), ("n", Value::Int(2))]
-        .into_iter()
-        .collect();
+    let out_of_range: Config = [("x", Value::Float(1.5)), ("n", Value::Int(2))].into_iter().collect();
     assert_eq!(space.validate(&out_of_range).unwrap_err().param, "x");
     let missing: Config = [("x", Value::Float(0.5))].into_iter().collect();
-    assert!(
-        space
-            .validate(&missing)
-            .unwrap_err()
-            .to_string()
-            .contains("`n`: missing")
-    );
-    let extra: Config = [
-        ("x", Value::Float(0.5)),
-        ("n", Value::Int(2)),
-        ("y", Value::Int(0)),
-    ]
-    .into_iter()
-    .collect();
+    assert!(space.validate(&missing).unwrap_err().to_string().contains("`n`: missing"));
+    let extra: Config = [("x", Value::Float(0.5)), ("n", Value::Int(2)), ("y", Value::Int(0))].into_iter().collect();
     assert_eq!(space.validate(&extra).unwrap_err().param, "y");
-    let wrong_type: Config = [("x", Value::Float(0.5)), ("n", Value::Float(2.5))]
-        .into_iter()
-        .collect();
+    let wrong_type: Config = [("x", Value::Float(0.5)), ("n", Value::Float(2.5))].into_iter().collect();
     assert_eq!(space.validate(&wrong_type).unwrap_err().param, "n");
 }
 
@@ -182,24 +119,16 @@ fn encodings_by_hand() {
     assert_eq!(randint.decode(&[1.0]), Value::Int(3));
     // log scale: the geometric middle encodes to 0.5
     out.clear();
-    Domain::LogUniform {
-        low: 1e-4,
-        high: 1.0,
-    }
-    .encode(&Value::Float(1e-2), &mut out);
+    Domain::LogUniform { low: 1e-4, high: 1.0 }.encode(&Value::Float(1e-2), &mut out);
     assert!((out[0] - 0.5).abs() < 1e-12);
     // one-hot
     out.clear();
     Domain::Choice(vec!["a".into(), "b".into(), "c".into()]).encode(&"b".into(), &mut out);
     assert_eq!(out, vec![0.0, 1.0, 0.0]);
-    assert_eq!(
-        Domain::Choice(vec!["a".into(), "b".into()]).decode(&[0.2, 0.7]),
-        Value::from("b")
-    );
+    assert_eq!(Domain::Choice(vec!["a".into(), "b".into()]).decode(&[0.2, 0.7]), Value::from("b"));
     // ordinal by position, widened like integers
     out.clear();
-    Domain::Ordinal(vec![16.into(), 32.into(), 64.into(), 128.into()])
-        .encode(&Value::Int(64), &mut out);
+    Domain::Ordinal(vec![16.into(), 32.into(), 64.into(), 128.into()]).encode(&Value::Int(64), &mut out);
     assert_eq!(out, vec![0.625]);
 }
 
@@ -215,35 +144,15 @@ fn grids() {
         space.validate(a).unwrap();
         assert!(configs[i + 1..].iter().all(|b| a != b), "grid repeats {a}");
     }
-    let lrs: Vec<f64> = space
-        .get("lr")
-        .unwrap()
-        .grid(3)
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    assert!(
-        (lrs[0] - 1e-3).abs() < 1e-15
-            && (lrs[1] - 1e-2).abs() < 1e-12
-            && (lrs[2] - 1e-1).abs() < 1e-15
-    );
-    assert_eq!(
-        Domain::FinRange {
-            low: 0.0,
-            high: 1.0,
-            size: 5
-        }
-        .grid(2)
-        .len(),
-        5
-    );
+    let lrs: Vec<f64> = space.get("lr").unwrap().grid(3).iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!((lrs[0] - 1e-3).abs() < 1e-15 && (lrs[1] - 1e-2).abs() < 1e-12 && (lrs[2] - 1e-1).abs() < 1e-15);
+    assert_eq!(Domain::FinRange { low: 0.0, high: 1.0, size: 5 }.grid(2).len(), 5);
 }
 
 fn domain_strategy() -> impl Strategy<Value = Domain> {
     prop_oneof![
         (-1e3..1e3f64, 1e-3..1e3f64).prop_map(|(low, w)| Domain::Uniform { low, high: low + w }),
-        (1e-8..1e3f64, 1.001..1e4f64)
-            .prop_map(|(low, f)| Domain::LogUniform { low, high: low * f }),
+        (1e-8..1e3f64, 1.001..1e4f64).prop_map(|(low, f)| Domain::LogUniform { low, high: low * f }),
         (-1000..1000i64, 1..1000i64).prop_map(|(low, w)| Domain::RandInt { low, high: low + w }),
         (1..1000i64, 1..100_000i64).prop_map(|(low, w)| Domain::LogRandInt { low, high: low + w }),
         proptest::collection::vec("[a-z]{1,6}", 1..6).prop_map(|v| {
@@ -269,9 +178,7 @@ fn domain_strategy() -> impl Strategy<Value = Domain> {
 
 fn close(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Float(x), Value::Float(y)) => {
-            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1e-12)
-        }
+        (Value::Float(x), Value::Float(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1e-12),
         _ => a == b,
     }
 }

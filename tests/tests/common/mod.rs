@@ -15,10 +15,7 @@ pub fn context(space: Space, metric: &str, mode: Mode, seed: u64) -> Context {
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 /// Runs a tuner over a Rust function on the thread backend.
@@ -31,15 +28,10 @@ pub fn tune(
 ) -> Summary {
     let seed = ctx.seed;
     let backend = ThreadBackend::new(workers, f).seed(seed);
-    let tuner = Tuner::new(ctx, scheduler, Box::new(backend))
-        .workers(workers)
-        .stop_when(stop);
+    let tuner = Tuner::new(ctx, scheduler, Box::new(backend)).workers(workers).stop_when(stop);
     runtime().block_on(tuner.run()).unwrap()
 }
 
 pub fn max_trials(n: u64) -> StopCriteria {
-    StopCriteria {
-        max_trials: Some(n),
-        ..StopCriteria::default()
-    }
+    StopCriteria { max_trials: Some(n), ..StopCriteria::default() }
 }

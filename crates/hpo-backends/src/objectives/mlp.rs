@@ -31,10 +31,7 @@ impl MlpSettings {
     /// Reads `hidden_width` (64), `num_layers` (1), `learning_rate` (1e-3), `batch_size` (64),
     /// `weight_decay` (1e-4), `activation` ("relu" or "tanh") and the number of epochs from
     /// `epochs_key` (else `epochs`, default 10).
-    pub fn from_config(
-        config: &hpo_core::Config,
-        epochs_key: Option<&str>,
-    ) -> Result<Self, TrialError> {
+    pub fn from_config(config: &hpo_core::Config, epochs_key: Option<&str>) -> Result<Self, TrialError> {
         let positive = |key: &str, v: i64| -> Result<usize, TrialError> {
             usize::try_from(v)
                 .ok()
@@ -47,10 +44,7 @@ impl MlpSettings {
                 "relu" => Activation::Relu,
                 "tanh" => Activation::Tanh,
                 other => {
-                    return Err(format!(
-                        "`activation` must be \"relu\" or \"tanh\", got {other:?}"
-                    )
-                    .into());
+                    return Err(format!("`activation` must be \"relu\" or \"tanh\", got {other:?}").into());
                 }
             },
         };
@@ -75,30 +69,18 @@ struct Moments<D: ndarray::Dimension> {
 
 impl<D: ndarray::Dimension> Moments<D> {
     fn new(shape: D) -> Self {
-        Moments {
-            m: ndarray::Array::zeros(shape.clone()),
-            v: ndarray::Array::zeros(shape),
-        }
+        Moments { m: ndarray::Array::zeros(shape.clone()), v: ndarray::Array::zeros(shape) }
     }
 
-    fn step(
-        &mut self,
-        param: &mut ndarray::Array<f32, D>,
-        grad: &ndarray::Array<f32, D>,
-        lr_t: f32,
-    ) {
+    fn step(&mut self, param: &mut ndarray::Array<f32, D>, grad: &ndarray::Array<f32, D>, lr_t: f32) {
         const B1: f32 = 0.9;
         const B2: f32 = 0.999;
         const EPS: f32 = 1e-8;
-        Zip::from(param)
-            .and(&mut self.m)
-            .and(&mut self.v)
-            .and(grad)
-            .for_each(|p, m, v, &g| {
-                *m = B1 * *m + (1.0 - B1) * g;
-                *v = B2 * *v + (1.0 - B2) * g * g;
-                *p -= lr_t * *m / (v.sqrt() + EPS);
-            });
+        Zip::from(param).and(&mut self.m).and(&mut self.v).and(grad).for_each(|p, m, v, &g| {
+            *m = B1 * *m + (1.0 - B1) * g;
+            *v = B2 * *v + (1.0 - B2) * g * g;
+            *p -= lr_t * *m / (v.sqrt() + EPS);
+        });
     }
 }
 
@@ -120,12 +102,8 @@ impl Mlp {
         for pair in sizes.windows(2) {
             let (fan_in, fan_out) = (pair[0], pair[1]);
             let bound = (6.0 / (fan_in + fan_out) as f32).sqrt();
-            weights.push(Array2::from_shape_simple_fn((fan_in, fan_out), || {
-                rng.random_range(-bound..bound)
-            }));
-            biases.push(Array1::from_shape_simple_fn(fan_out, || {
-                rng.random_range(-bound..bound)
-            }));
+            weights.push(Array2::from_shape_simple_fn((fan_in, fan_out), || rng.random_range(-bound..bound)));
+            biases.push(Array1::from_shape_simple_fn(fan_out, || rng.random_range(-bound..bound)));
         }
         Mlp {
             w_moments: weights.iter().map(|w| Moments::new(w.raw_dim())).collect(),
@@ -180,14 +158,9 @@ impl Mlp {
         let (mut delta, loss) = softmax_cross_entropy(logits, labels);
         delta /= batch;
         self.steps += 1;
-        let lr_t = s.learning_rate * (1.0 - 0.999f32.powi(self.steps)).sqrt()
-            / (1.0 - 0.9f32.powi(self.steps));
+        let lr_t = s.learning_rate * (1.0 - 0.999f32.powi(self.steps)).sqrt() / (1.0 - 0.9f32.powi(self.steps));
         for layer in (0..self.weights.len()).rev() {
-            let input = if layer == 0 {
-                x.view()
-            } else {
-                outputs[layer - 1].view()
-            };
+            let input = if layer == 0 { x.view() } else { outputs[layer - 1].view() };
             let mut grad_w = input.t().dot(&delta);
             grad_w.scaled_add(s.weight_decay, &self.weights[layer]);
             let grad_b = delta.sum_axis(Axis(0));
@@ -200,9 +173,7 @@ impl Mlp {
                             *d = 0.0;
                         }
                     }),
-                    Activation::Tanh => Zip::from(&mut next)
-                        .and(act)
-                        .for_each(|d, &a| *d *= 1.0 - a * a),
+                    Activation::Tanh => Zip::from(&mut next).and(act).for_each(|d, &a| *d *= 1.0 - a * a),
                 }
                 delta = next;
             }
@@ -223,20 +194,12 @@ impl Mlp {
             .outer_iter()
             .zip(labels)
             .filter(|(row, label)| {
-                let best = row
-                    .iter()
-                    .enumerate()
-                    .fold(
-                        (0, f32::NEG_INFINITY),
-                        |b, (i, &v)| if v > b.1 { (i, v) } else { b },
-                    );
+                let best =
+                    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
                 best.0 != **label
             })
             .count();
-        (
-            wrong as f64 / labels.len() as f64,
-            f64::from(loss) / labels.len() as f64,
-        )
+        (wrong as f64 / labels.len() as f64, f64::from(loss) / labels.len() as f64)
     }
 }
 
@@ -293,9 +256,7 @@ impl Mlp {
         let bytes = std::fs::read(dir.join(CHECKPOINT)).ok()?;
         let newline = bytes.iter().position(|&b| b == b'\n')?;
         let header: serde_json::Value = serde_json::from_slice(&bytes[..newline]).ok()?;
-        let mut floats = bytes[newline + 1..]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        let mut floats = bytes[newline + 1..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
         let expected: usize = self.arrays().iter().map(|a| a.len()).sum();
         if bytes.len() - newline - 1 != expected * 4 {
             return None; // another architecture
@@ -319,26 +280,15 @@ impl Mlp {
 /// `val_error`, `val_loss` and `train_loss` after every epoch. With a checkpoint folder it
 /// saves after every epoch and, when the folder holds a checkpoint (a resumed trial, or one
 /// copied from another trial by PBT), continues from it.
-pub fn digits_mlp(
-    ctx: &TrialContext,
-    reporter: &mut Reporter,
-    epochs_key: Option<&str>,
-) -> Result<(), TrialError> {
+pub fn digits_mlp(ctx: &TrialContext, reporter: &mut Reporter, epochs_key: Option<&str>) -> Result<(), TrialError> {
     let settings = MlpSettings::from_config(&ctx.config, epochs_key)?;
     let data = digits()?;
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed);
     let mut sizes = vec![data.x_train.ncols()];
-    sizes.extend(std::iter::repeat_n(
-        settings.hidden_width,
-        settings.num_layers,
-    ));
+    sizes.extend(std::iter::repeat_n(settings.hidden_width, settings.num_layers));
     sizes.push(CLASSES);
     let mut mlp = Mlp::new(&sizes, settings.activation, &mut rng);
-    let done = ctx
-        .checkpoint_dir
-        .as_deref()
-        .and_then(|dir| mlp.load(dir))
-        .unwrap_or(0);
+    let done = ctx.checkpoint_dir.as_deref().and_then(|dir| mlp.load(dir)).unwrap_or(0);
     if done > 0 {
         rng = ChaCha8Rng::seed_from_u64(ctx.seed ^ done as u64);
     }
@@ -346,8 +296,7 @@ pub fn digits_mlp(
         let train_loss = mlp.train_epoch(data, &settings, &mut rng);
         let (val_error, val_loss) = mlp.evaluate(&data.x_val, &data.y_val);
         if let Some(dir) = &ctx.checkpoint_dir {
-            mlp.save(dir, epoch)
-                .map_err(|e| format!("saving a checkpoint in {}: {e}", dir.display()))?;
+            mlp.save(dir, epoch).map_err(|e| format!("saving a checkpoint in {}: {e}", dir.display()))?;
         }
         reporter.report([
             ("epoch", epoch as f64),

@@ -17,14 +17,8 @@ use crate::threads::TrialFn;
 
 /// The built-in objectives: name and what it does.
 pub const BUILTIN: [(&str, &str); 2] = [
-    (
-        "digits-mlp",
-        "trains an MLP classifier on the 8x8 digits data, reporting epoch, val_error, val_loss, train_loss",
-    ),
-    (
-        "height",
-        "Syne Tune's train_height toy: mean_loss = 1/(0.1 + width*step/100) + 0.1*height per step",
-    ),
+    ("digits-mlp", "trains an MLP classifier on the 8x8 digits data, reporting epoch, val_error, val_loss, train_loss"),
+    ("height", "Syne Tune's train_height toy: mean_loss = 1/(0.1 + width*step/100) + 0.1*height per step"),
 ];
 
 /// The built-in objective called `name`. `epochs_key` is the config key holding the number
@@ -32,12 +26,8 @@ pub const BUILTIN: [(&str, &str); 2] = [
 pub fn builtin(name: &str, epochs_key: Option<&str>) -> Option<Arc<TrialFn>> {
     let epochs_key = epochs_key.map(str::to_owned);
     match name {
-        "digits-mlp" => Some(Arc::new(move |ctx, reporter| {
-            digits_mlp(ctx, reporter, epochs_key.as_deref())
-        })),
-        "height" => Some(Arc::new(move |ctx, reporter| {
-            height(ctx, reporter, epochs_key.as_deref())
-        })),
+        "digits-mlp" => Some(Arc::new(move |ctx, reporter| digits_mlp(ctx, reporter, epochs_key.as_deref()))),
+        "height" => Some(Arc::new(move |ctx, reporter| height(ctx, reporter, epochs_key.as_deref()))),
         _ => None,
     }
 }

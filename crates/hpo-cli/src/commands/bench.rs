@@ -6,15 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use hpo_backends::ThreadBackend;
-use hpo_core::{
-    Context, Decision, Journal, Mode, Objective, Report, Space, StopCriteria, Suggestion, TrialId,
-    Tuner,
-};
+use hpo_core::{Context, Decision, Journal, Mode, Objective, Report, Space, StopCriteria, Suggestion, TrialId, Tuner};
 use hpo_schedulers::Fifo;
 use rand::RngExt;
 
 use crate::commands::runtime;
-use crate::{OverheadArgs, SchedulerBenchArgs};
+use crate::{OverheadArgs, ProcessBenchArgs, SchedulerBenchArgs};
 
 /// Random search + FIFO over a function that reports once and returns: what is left is the
 /// tuner's own cost per trial, without and with the journal.
@@ -56,11 +53,7 @@ pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
 
 /// Microseconds per trial for one run.
 fn time_trials(args: &OverheadArgs, journal: Option<&std::path::Path>) -> anyhow::Result<f64> {
-    let space = Space::builder()
-        .uniform("x", 0.0, 1.0)
-        .randint("n", 1, 100)
-        .choice("act", ["relu", "tanh"])
-        .build()?;
+    let space = Space::builder().uniform("x", 0.0, 1.0).randint("n", 1, 100).choice("act", ["relu", "tanh"]).build()?;
     let ctx = Context {
         space,
         objective: Objective::new("loss", Mode::Min),
@@ -74,27 +67,15 @@ fn time_trials(args: &OverheadArgs, journal: Option<&std::path::Path>) -> anyhow
     });
     let mut tuner = Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
         .workers(args.workers)
-        .stop_when(StopCriteria {
-            max_trials: Some(args.trials),
-            ..StopCriteria::default()
-        });
+        .stop_when(StopCriteria { max_trials: Some(args.trials), ..StopCriteria::default() });
     if let Some(path) = journal {
-        tuner = tuner.journal(Journal::create(
-            path,
-            "bench",
-            serde_json::json!({"metric": "loss"}),
-        )?);
+        tuner = tuner.journal(Journal::create(path, "bench", serde_json::json!({"metric": "loss"}))?);
     }
     let rt = runtime()?;
     let start = Instant::now();
     let summary = rt.block_on(tuner.run())?;
     let elapsed = start.elapsed();
-    anyhow::ensure!(
-        summary.trials as u64 == args.trials,
-        "ran {} trials, not {}",
-        summary.trials,
-        args.trials
-    );
+    anyhow::ensure!(summary.trials as u64 == args.trials, "ran {} trials, not {}", summary.trials, args.trials);
     Ok(elapsed.as_secs_f64() * 1e6 / args.trials as f64)
 }
 
@@ -111,12 +92,9 @@ pub fn scheduler(args: SchedulerBenchArgs) -> anyhow::Result<ExitCode> {
         serde_json::from_str(&args.settings).context("--settings must be a JSON object")?;
     anyhow::ensure!(settings.is_object(), "--settings must be a JSON object");
     settings["type"] = serde_json::Value::String(args.scheduler.clone());
-    let mut scheduler: Box<dyn hpo_core::Scheduler> = serde_json::from_value(settings)
-        .with_context(|| format!("scheduler `{}`", args.scheduler))?;
-    let space = Space::builder()
-        .uniform("x", 0.0, 1.0)
-        .constant("epochs", i64::from(args.max_t))
-        .build()?;
+    let mut scheduler: Box<dyn hpo_core::Scheduler> =
+        serde_json::from_value(settings).with_context(|| format!("scheduler `{}`", args.scheduler))?;
+    let space = Space::builder().uniform("x", 0.0, 1.0).constant("epochs", i64::from(args.max_t)).build()?;
     let ctx = Context {
         space,
         objective: Objective::new("loss", Mode::Min),
@@ -186,6 +164,86 @@ pub fn scheduler(args: SchedulerBenchArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{}: {decisions} decisions for {new_trials} trials, {ns:.0} ns per decision ({ns_last:.0} ns in the last tenth)",
             args.scheduler
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The trivial trial of `bench process`: one metrics line.
+const TRIVIAL_SCRIPT: &str = r#"echo "[tune-metric]: {\"loss\": 1}""#;
+
+/// Runs the trivial script as trials through the tuner and the process backend (journal on),
+/// then spawns and waits for the same command bare with the same parallelism; the difference
+/// per trial is what hpo adds.
+pub fn process(args: ProcessBenchArgs) -> anyhow::Result<ExitCode> {
+    let dir = std::env::temp_dir().join(format!("hpo-bench-process-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let space = Space::builder().uniform("x", 0.0, 1.0).build()?;
+    let ctx = Context {
+        space,
+        objective: Objective::new("loss", Mode::Min),
+        resource_attr: None,
+        max_resource_attr: None,
+        seed: 0,
+    };
+    let spec: hpo_backends::ProcessSpec = serde_json::from_value(serde_json::json!({
+        "command": ["sh", "-c", TRIVIAL_SCRIPT],
+        "checkpointing": false,
+    }))?;
+    let backend =
+        hpo_backends::ProcessBackend::new(spec, args.workers, dir.join("trials")).map_err(anyhow::Error::msg)?;
+    let journal = Journal::create(&dir.join("journal.jsonl"), "bench", serde_json::json!({"metric": "loss"}))?;
+    let tuner = Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
+        .workers(args.workers)
+        .journal(journal)
+        .stop_when(StopCriteria { max_trials: Some(args.trials), ..StopCriteria::default() });
+    let start = Instant::now();
+    let summary = runtime()?.block_on(tuner.run())?;
+    let tuned = start.elapsed().as_secs_f64() * 1e3 / args.trials as f64;
+    anyhow::ensure!(
+        summary.completed as u64 == args.trials,
+        "{} of {} trials completed",
+        summary.completed,
+        args.trials
+    );
+
+    let start = Instant::now();
+    let per_worker = args.trials.div_ceil(args.workers.max(1) as u64);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let handles: Vec<_> = (0..args.workers.max(1))
+            .map(|_| {
+                scope.spawn(move || -> std::io::Result<()> {
+                    for _ in 0..per_worker {
+                        std::process::Command::new("sh").args(["-c", TRIVIAL_SCRIPT]).output()?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().map_err(|_| anyhow::anyhow!("a bare-spawn thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let bare = start.elapsed().as_secs_f64() * 1e3 / (per_worker * args.workers.max(1) as u64) as f64;
+    std::fs::remove_dir_all(&dir).ok();
+    let overhead = tuned - bare;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "process",
+                "trials": args.trials,
+                "workers": args.workers,
+                "ms_per_trial": tuned,
+                "ms_bare_spawn_per_trial": bare,
+                "ms_overhead_per_trial": overhead,
+            })
+        );
+    } else {
+        println!(
+            "{} trials on {} workers: {tuned:.3} ms per trial, bare spawn {bare:.3} ms, overhead {overhead:.3} ms",
+            args.trials, args.workers
         );
     }
     Ok(ExitCode::SUCCESS)

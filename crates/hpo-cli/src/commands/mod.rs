@@ -5,7 +5,5 @@ pub mod serve;
 
 /// A current-thread tokio runtime: the tuner is one task; trials run on their own threads.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }

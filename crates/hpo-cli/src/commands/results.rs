@@ -11,14 +11,10 @@ use crate::{BestArgs, ResultsArgs};
 fn load(dir: &Path) -> anyhow::Result<ExperimentResults> {
     let path = dir.join("journal.jsonl");
     if !path.exists() {
-        bail!(
-            "{} has no journal.jsonl: is it an experiment folder made by `hpo run`?",
-            dir.display()
-        );
+        bail!("{} has no journal.jsonl: is it an experiment folder made by `hpo run`?", dir.display());
     }
     let entries = read_journal(&path)?;
-    ExperimentResults::from_entries(&entries)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    ExperimentResults::from_entries(&entries).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
@@ -50,27 +46,16 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
         Some((t, reason)) => format!("ended ({}) after {t:.1} s", reason.replace('_', " ")),
         None => "running, or stopped without an end record".into(),
     };
-    println!(
-        "Experiment `{}`: {} trials, {state}.",
-        results.name,
-        results.trials.len()
-    );
+    println!("Experiment `{}`: {} trials, {state}.", results.name, results.trials.len());
     println!(
         "Best {} of {} trials with a result ({} is {}):",
         args.top.min(ranked.len()),
         ranked.len(),
         metric,
-        if results.objective.mode == hpo_core::Mode::Max {
-            "maximized"
-        } else {
-            "minimized"
-        }
+        if results.objective.mode == hpo_core::Mode::Max { "maximized" } else { "minimized" }
     );
     let width = metric.len().max(10);
-    println!(
-        "{:>5}  {:>6}  {:<10}  {:>width$}  {:>7}  config",
-        "rank", "trial", "status", metric, "reports"
-    );
+    println!("{:>5}  {:>6}  {:<10}  {:>width$}  {:>7}  config", "rank", "trial", "status", metric, "reports");
     for (rank, t) in ranked.iter().take(args.top).enumerate() {
         let value = t.best.map_or_else(|| "-".into(), |v| format!("{v:.6}"));
         println!(
@@ -83,11 +68,7 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
             t.config
         );
     }
-    let failed: Vec<_> = results
-        .trials
-        .iter()
-        .filter(|t| t.error.is_some())
-        .collect();
+    let failed: Vec<_> = results.trials.iter().filter(|t| t.error.is_some()).collect();
     if !failed.is_empty() {
         println!(
             "{} failed trials; the first: trial {}: {}",
@@ -102,11 +83,7 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
 pub fn best(args: BestArgs) -> anyhow::Result<ExitCode> {
     let results = load(&args.dir)?;
     let best = results.best().with_context(|| {
-        format!(
-            "no trial in {} reported a valid `{}`",
-            args.dir.display(),
-            results.objective.metric
-        )
+        format!("no trial in {} reported a valid `{}`", args.dir.display(), results.objective.metric)
     })?;
     println!("{}", serde_json::to_string(&best.config)?);
     Ok(ExitCode::SUCCESS)

@@ -5,10 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use hpo_core::{
-    ExperimentResults, ExperimentSpec, Journal, Observer, Progress, Summary, TrialId, Tuner,
-    read_journal,
-};
+use hpo_core::{ExperimentResults, ExperimentSpec, Journal, Observer, Progress, Summary, TrialId, Tuner, read_journal};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::RunArgs;
@@ -21,20 +18,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(dir.join("experiment.toml"), spec.to_toml()?)
         .with_context(|| format!("writing {}", dir.join("experiment.toml").display()))?;
     let trials_dir = dir.join("trials");
-    std::fs::create_dir_all(&trials_dir)
-        .with_context(|| format!("creating {}", trials_dir.display()))?;
+    std::fs::create_dir_all(&trials_dir).with_context(|| format!("creating {}", trials_dir.display()))?;
 
     let scheduler = spec.build_scheduler()?;
-    let backend = hpo_backends::build_backend(&spec, Some(&trials_dir))?;
+    let backend = match hpo_backends::build_backend(&spec, Some(&trials_dir)) {
+        Ok(backend) => backend,
+        Err(e) => {
+            std::fs::remove_dir_all(&dir).ok(); // nothing ran: leave no empty experiment behind
+            return Err(e.into());
+        }
+    };
     let mut tuner = Tuner::new(spec.context(), scheduler, backend)
         .workers(spec.workers)
         .stop_when(spec.stop.clone())
-        .interrupt_on(async {
-            // If no handler can be installed, never interrupt rather than at once.
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        });
+        .interrupt_on(interrupted());
     let journal_path = dir.join("journal.jsonl");
     if spec.journal {
         let journal = Journal::create(&journal_path, &spec.name, spec.to_json())
@@ -48,19 +45,27 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let outcome = runtime()?.block_on(tuner.run());
     // Whatever happened, results.csv reflects everything the journal recorded.
     if spec.journal {
-        let results = ExperimentResults::from_entries(&read_journal(&journal_path)?)
-            .map_err(anyhow::Error::msg)?;
+        let results = ExperimentResults::from_entries(&read_journal(&journal_path)?).map_err(anyhow::Error::msg)?;
         results
             .write_csv_file(&dir.join("results.csv"))
             .with_context(|| format!("writing {}", dir.join("results.csv").display()))?;
     }
     let summary = outcome?;
     print_summary(&spec, &summary, &dir);
-    Ok(if summary.reason.is_error() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if summary.reason.is_error() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Completes on Ctrl-C or SIGTERM; never if no handler can be installed.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("hpo: interrupted; stopping the running trials");
 }
 
 fn apply_overrides(spec: &mut ExperimentSpec, args: &RunArgs) -> anyhow::Result<()> {
@@ -95,11 +100,7 @@ fn apply_overrides(spec: &mut ExperimentSpec, args: &RunArgs) -> anyhow::Result<
 fn create_experiment_dir(output: &Path, name: &str) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
     for n in 1.. {
-        let dir = if n == 1 {
-            output.join(name)
-        } else {
-            output.join(format!("{name}-{n}"))
-        };
+        let dir = if n == 1 { output.join(name) } else { output.join(format!("{name}-{n}")) };
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -122,20 +123,14 @@ fn print_summary(spec: &ExperimentSpec, s: &Summary, dir: &Path) {
     );
     match &s.best {
         Some(best) => {
-            println!(
-                "Best {} = {} (trial {}).",
-                spec.metric, best.value, best.trial_id
-            );
+            println!("Best {} = {} (trial {}).", spec.metric, best.value, best.trial_id);
             println!("Best config: {}", best.config);
         }
         None => println!("No trial reported a valid `{}`.", spec.metric),
     }
     println!("Results: {}", dir.display());
     if spec.journal {
-        println!(
-            "  see them with `hpo results {}`; every report is in results.csv",
-            dir.display()
-        );
+        println!("  see them with `hpo results {}`; every report is in results.csv", dir.display());
     }
 }
 
@@ -149,10 +144,8 @@ impl ProgressLine {
     fn new(spec: &ExperimentSpec) -> Self {
         let bar = match spec.stop.max_trials {
             Some(max) => ProgressBar::new(max).with_style(
-                ProgressStyle::with_template(
-                    "{bar:25} {pos}/{len} trials [{elapsed_precise}] {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template("{bar:25} {pos}/{len} trials [{elapsed_precise}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
             ),
             None => ProgressBar::new_spinner().with_style(
                 ProgressStyle::with_template("{spinner} {pos} trials [{elapsed_precise}] {msg}")
@@ -160,17 +153,13 @@ impl ProgressLine {
             ),
         };
         bar.enable_steady_tick(Duration::from_millis(200));
-        ProgressLine {
-            bar,
-            metric: spec.metric.clone(),
-        }
+        ProgressLine { bar, metric: spec.metric.clone() }
     }
 }
 
 impl Observer for ProgressLine {
     fn update(&mut self, p: &Progress) {
-        self.bar
-            .set_position((p.completed + p.stopped + p.failed) as u64);
+        self.bar.set_position((p.completed + p.stopped + p.failed) as u64);
         let best = match p.best {
             Some((value, trial)) => format!("best {} {value:.4} (trial {trial})", self.metric),
             None => format!("no {} yet", self.metric),
@@ -182,8 +171,7 @@ impl Observer for ProgressLine {
     }
 
     fn trial_failed(&mut self, trial_id: TrialId, error: &str) {
-        self.bar
-            .println(format!("trial {trial_id} failed: {error}"));
+        self.bar.println(format!("trial {trial_id} failed: {error}"));
     }
 }
 
