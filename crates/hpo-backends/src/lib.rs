@@ -5,13 +5,17 @@
 //!   experiment files (`[backend] type = "threads", objective = "digits-mlp"`).
 //! - [`ProcessBackend`]: any training script as a child process per trial
 //!   (`[backend] type = "process", command = ["python3", "train.py"]`), Syne Tune compatible.
+//! - [`SimulatorBackend`]: replays a [`blackbox`]'s learning curves on a simulated clock.
 
+pub mod blackbox;
 mod checkpoint;
 pub mod objectives;
 mod process;
+mod simulator;
 mod spec;
 mod threads;
 
 pub use process::{METRIC_PREFIX, ProcessBackend, ProcessSpec, parse_metrics, trial_args};
+pub use simulator::{SimStats, SimulatorBackend};
 pub use spec::build_backend;
 pub use threads::{Interrupted, Reporter, ThreadBackend, TrialContext, TrialError, TrialFn};

@@ -24,6 +24,8 @@ pub enum Command {
     Results(ResultsArgs),
     /// Print the best config of an experiment folder as JSON.
     Best(BestArgs),
+    /// Draw an experiment's figures (SVG) into DIR/plots/.
+    Plot(PlotArgs),
     /// Benchmarks that print one machine-readable line.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -82,6 +84,18 @@ pub struct ResultsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// An experiment folder (holding `journal.jsonl`).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPlotArgs {
+    /// A folder written by `hpo bench run` (holding `runs.jsonl`).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct BestArgs {
     /// An experiment folder (holding `journal.jsonl`).
     pub dir: PathBuf,
@@ -95,6 +109,54 @@ pub enum BenchCommand {
     Scheduler(SchedulerBenchArgs),
     /// Per-trial overhead of the process backend over a bare spawn-and-wait of a trivial script.
     Process(ProcessBenchArgs),
+    /// Compare methods over seeds on a blackbox in simulated time.
+    Run(BenchRunArgs),
+    /// Simulator throughput: reports per second, and a 1,000-trial ASHA run.
+    Simulator(SimulatorBenchArgs),
+    /// Draw a comparison made by `bench run`: median and quartile band per method (SVG).
+    Plot(BenchPlotArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchRunArgs {
+    /// `digits-mlp`, `branin`, `hartmann6`, or a tabular spec file (.toml).
+    #[arg(long, default_value = "digits-mlp")]
+    pub blackbox: String,
+    /// Comma-separated: random, asha, asha-promotion, hyperband, sh, median, pbt.
+    #[arg(long, default_value = "random,asha")]
+    pub methods: String,
+    /// Seeds: a range `0..30` (end excluded) or a list `1,2,3`.
+    #[arg(long, default_value = "0..10")]
+    pub seeds: String,
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// Simulated time per run, e.g. "2h".
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_time: Duration,
+    /// Also stop after this many trials.
+    #[arg(long)]
+    pub max_trials: Option<u64>,
+    /// The metric (default: the blackbox's).
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// The value for time-to-target (default: the median final best over all runs).
+    #[arg(long)]
+    pub target: Option<f64>,
+    /// Where per-run results go (default: runs/bench-<blackbox>).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// One JSON line per method.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulatorBenchArgs {
+    /// Trials of the random-search throughput run (each replays 50 epochs).
+    #[arg(long, default_value_t = 20_000)]
+    pub trials: u64,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +214,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Overhead(args)) => commands::bench::overhead(args),
         Command::Bench(BenchCommand::Scheduler(args)) => commands::bench::scheduler(args),
         Command::Bench(BenchCommand::Process(args)) => commands::bench::process(args),
+        Command::Bench(BenchCommand::Run(args)) => commands::simulate::bench_run(args),
+        Command::Bench(BenchCommand::Simulator(args)) => commands::simulate::bench_simulator(args),
+        Command::Bench(BenchCommand::Plot(args)) => commands::plot::bench_plot(args),
+        Command::Plot(args) => commands::plot::plot(args),
         Command::Scheduler(SchedulerCommand::Serve) => commands::serve::serve(),
     }
 }

@@ -134,6 +134,11 @@ pub trait Backend: Send {
     /// Seconds since the backend started, on its own clock (simulated or wall).
     fn now(&self) -> f64;
 
+    /// Whether `now` is a simulated clock (then wall-clock deadlines do not apply).
+    fn simulated(&self) -> bool {
+        false
+    }
+
     /// The folder where a trial keeps its checkpoints, if the backend keeps any.
     fn checkpoint_dir(&self, _trial_id: TrialId) -> Option<PathBuf> {
         None

@@ -259,6 +259,7 @@ impl Tuner {
         let mut deadline = self
             .criteria
             .max_wallclock
+            .filter(|_| !self.backend.simulated())
             .map(|d| tokio::time::Instant::now() + d.saturating_sub(Duration::from_secs_f64(self.backend.now())));
         let mut interrupt = self.interrupt.take();
         let mut events = Vec::new();

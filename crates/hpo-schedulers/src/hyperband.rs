@@ -3,8 +3,8 @@
 //! A bracket is a sequence of rungs, each with a number of slots and a resource level. Rung 0
 //! is filled with new configs; when every slot of a rung has its result, the best
 //! slots/eta... (exactly the next rung's slot count) are promoted and resumed at the next
-//! level. When every open bracket waits on running trials, a new bracket is opened instead of
-//! leaving a worker idle; a failed trial fills its slot with the worst value, so no bracket
+//! level. Hyperband opens a new bracket when every open one waits on running trials instead
+//! of leaving a worker idle (successive halving waits at the barrier, as in d2l); a failed trial fills its slot with the worst value, so no bracket
 //! blocks forever.
 
 use std::collections::HashMap;
@@ -75,11 +75,14 @@ struct Brackets {
     configs: HashMap<TrialId, Config>,
     max_resource_attr: Option<String>,
     searcher_done: bool,
+    /// Open another bracket when every open one waits on running trials (Hyperband), or
+    /// leave workers idle at the barrier (successive halving, as in d2l).
+    open_when_waiting: bool,
 }
 
 impl Brackets {
-    fn new(shapes: Vec<BracketShape>, ctx: &Context) -> Self {
-        Brackets { shapes, max_resource_attr: ctx.max_resource_attr.clone(), ..Brackets::default() }
+    fn new(shapes: Vec<BracketShape>, ctx: &Context, open_when_waiting: bool) -> Self {
+        Brackets { shapes, max_resource_attr: ctx.max_resource_attr.clone(), open_when_waiting, ..Brackets::default() }
     }
 
     fn open(&mut self) -> usize {
@@ -119,8 +122,12 @@ impl Brackets {
                 return Suggestion::start(config);
             }
         }
+        let any_open = self.runs.iter().any(Option::is_some);
         if self.searcher_done {
-            return if self.runs.iter().any(Option::is_some) { Suggestion::Wait } else { Suggestion::Done };
+            return if any_open { Suggestion::Wait } else { Suggestion::Done };
+        }
+        if any_open && !self.open_when_waiting {
+            return Suggestion::Wait; // synchronous: idle until the rung is complete
         }
         // Everything open waits on running trials: open the next bracket.
         self.open();
@@ -180,7 +187,8 @@ impl Brackets {
 
 /// Synchronous successive halving (d2l): levels r_min * eta^k up to r_max (appended when the
 /// last falls short); a round starts prefact * eta^K configs, and when a rung's results are
-/// all in, its top 1/eta go on to the next level.
+/// all in, its top 1/eta go on to the next level. Workers wait at each rung's barrier; the
+/// next round starts when this one is done.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SuccessiveHalving {
@@ -233,7 +241,7 @@ impl Scheduler for SuccessiveHalving {
             )));
         }
         let levels = halving_levels(self.r_min, r_max, self.eta);
-        self.brackets = Brackets::new(vec![halving_bracket(&levels, self.eta, self.prefact)], ctx);
+        self.brackets = Brackets::new(vec![halving_bracket(&levels, self.eta, self.prefact)], ctx, false);
         self.searcher.init(ctx)
     }
 
@@ -329,7 +337,7 @@ impl Scheduler for Hyperband {
             }
             shapes.truncate(n);
         }
-        self.state = Brackets::new(shapes, ctx);
+        self.state = Brackets::new(shapes, ctx, true);
         self.searcher.init(ctx)
     }
 

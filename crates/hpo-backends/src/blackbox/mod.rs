@@ -1,0 +1,82 @@
+//! Benchmark objectives with known answers that the simulator replays: tabulated learning
+//! curves (digits-mlp ships in the repo) and synthetic multi-fidelity functions.
+
+mod synthetic;
+mod tabular;
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use hpo_core::{Config, Mode, Space};
+
+pub use synthetic::{Synthetic, SyntheticFn};
+pub use tabular::{Tabular, TabularSpec};
+
+/// What a blackbox offers.
+#[derive(Clone, Debug)]
+pub struct BlackboxInfo {
+    pub name: String,
+    /// The hyperparameters (for tables: the finite grid).
+    pub space: Space,
+    /// The reported key counting epochs (always `epoch`).
+    pub resource_attr: String,
+    /// Epochs of a full learning curve.
+    pub max_resource: u32,
+    /// Every reported metric and its direction, in a fixed order.
+    pub metrics: Vec<(String, Mode)>,
+    pub default_metric: String,
+}
+
+impl BlackboxInfo {
+    pub fn metric_index(&self, name: &str) -> Option<usize> {
+        self.metrics.iter().position(|(m, _)| m == name)
+    }
+
+    pub fn mode(&self, metric: &str) -> Option<Mode> {
+        self.metrics.iter().find(|(m, _)| m == metric).map(|(_, mode)| *mode)
+    }
+}
+
+/// One learning curve: metrics and cumulative cost after each epoch.
+pub trait Curve: Send {
+    /// Writes the metrics after `epoch` (1-based, in [`BlackboxInfo::metrics`] order) into
+    /// `out` and returns the cumulative elapsed time, or `None` past the curve's end.
+    fn at(&self, epoch: u32, out: &mut [f64]) -> Option<f64>;
+}
+
+/// A benchmark objective with known answers.
+pub trait Blackbox: Send + Sync {
+    fn info(&self) -> &BlackboxInfo;
+
+    /// The learning curve of `config`; `seed` picks one of several recorded seeds.
+    fn curve(&self, config: &Config, seed: u64) -> Result<Box<dyn Curve>, String>;
+
+    /// The best value of `metric` anywhere (over all configs and epochs), for regret.
+    fn optimum(&self, metric: &str) -> Option<f64>;
+}
+
+/// The built-in blackboxes: name and description.
+pub const BUILTIN_BLACKBOXES: [(&str, &str); 3] = [
+    ("digits-mlp", "real learning curves of 1,575 MLP configurations on the digits data, 50 epochs"),
+    ("branin", "Branin-Hoo with a fidelity term (Kandasamy et al. 2017), 27 epochs of 1 s"),
+    ("hartmann6", "Hartmann-6 with a fidelity term (Kandasamy et al. 2017), 27 epochs of 1 s"),
+];
+
+/// A blackbox by name (`digits-mlp`, `branin`, `hartmann6`) or the path of a tabular spec
+/// file (`.toml`). Built-in tables are loaded once per process.
+pub fn blackbox(name: &str) -> Result<Arc<dyn Blackbox>, String> {
+    static DIGITS: OnceLock<Result<Arc<Tabular>, String>> = OnceLock::new();
+    match name {
+        "digits-mlp" => {
+            let table = DIGITS.get_or_init(|| Tabular::digits_mlp().map(Arc::new)).clone()?;
+            Ok(table)
+        }
+        "branin" => Ok(Arc::new(Synthetic::new(SyntheticFn::Branin))),
+        "hartmann6" => Ok(Arc::new(Synthetic::new(SyntheticFn::Hartmann6))),
+        path if path.ends_with(".toml") => Ok(Arc::new(Tabular::from_spec_file(Path::new(path))?)),
+        other => {
+            let names: Vec<&str> = BUILTIN_BLACKBOXES.iter().map(|(n, _)| *n).collect();
+            Err(format!("no blackbox `{other}`; expected one of {} or a tabular spec file (.toml)", names.join(", ")))
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! SVG figures: `hpo plot DIR` for an experiment (the d2l any-time plot, learning curves, a
+//! Gantt chart of trials per worker) and `hpo bench plot DIR` for a method comparison.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use hpo_core::{Entry, ExperimentResults, Mode, read_journal};
+use plotters::prelude::*;
+
+use crate::commands::simulate::{RunResult, best_at, quartiles};
+use crate::{BenchPlotArgs, PlotArgs};
+
+const SIZE: (u32, u32) = (960, 600);
+
+fn palette(i: usize) -> RGBColor {
+    const COLORS: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+    ];
+    COLORS[i % COLORS.len()]
+}
+
+fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("drawing: {e}")
+}
+
+/// (min, max) padded so a flat series still gets an axis.
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    (lo - pad, hi + pad)
+}
+
+pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
+    let path = args.dir.join("journal.jsonl");
+    if !path.exists() {
+        bail!("{} has no journal.jsonl: is it an experiment folder made by `hpo run`?", args.dir.display());
+    }
+    let entries = read_journal(&path)?;
+    let results = ExperimentResults::from_entries(&entries).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let out = args.dir.join("plots");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let files = [
+        anytime(&results, &out.join("anytime.svg"))?,
+        learning_curves(&results, &out.join("learning_curves.svg"))?,
+        gantt(&entries, &results, &out.join("gantt.svg"))?,
+    ];
+    for f in files {
+        println!("{}", f.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Best value so far against time, one step per improvement.
+fn anytime(results: &ExperimentResults, path: &Path) -> anyhow::Result<PathBuf> {
+    let objective = &results.objective;
+    let mut best = f64::INFINITY;
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    for row in &results.rows {
+        if let Ok(o) = objective.of(&row.metrics)
+            && o < best
+        {
+            best = o;
+            if let Some(&(_, last)) = points.last() {
+                points.push((row.time, last));
+            }
+            points.push((row.time, objective.to_metric(o)));
+        }
+    }
+    let end = results.end.as_ref().map_or_else(|| results.rows.last().map_or(1.0, |r| r.time), |e| e.0).max(1e-9);
+    if let Some(&(_, last)) = points.last() {
+        points.push((end, last));
+    }
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let (lo, hi) = range(points.iter().map(|p| p.1));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{}: best {} so far", results.name, objective.metric), ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0.0..end, lo..hi)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc(objective.metric.as_str())
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .draw()
+        .map_err(plot_error)?;
+    chart
+        .draw_series(LineSeries::new(points, palette(0).stroke_width(2)))
+        .map_err(plot_error)?
+        .label(format!("best {} ({})", objective.metric, if objective.mode == Mode::Max { "max" } else { "min" }))
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], palette(0).stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(plot_error)?;
+    root.present().map_err(plot_error)?;
+    Ok(path.to_owned())
+}
+
+/// Every trial's metric against its resource.
+fn learning_curves(results: &ExperimentResults, path: &Path) -> anyhow::Result<PathBuf> {
+    let resource_attr = results.spec["resource_attr"].as_str().map(str::to_owned);
+    let metric = &results.objective.metric;
+    let mut curves: BTreeMap<u64, Vec<(f64, f64)>> = BTreeMap::new();
+    for row in &results.rows {
+        let Some(&value) = row.metrics.get(metric).filter(|v| v.is_finite()) else { continue };
+        let curve = curves.entry(row.trial_id).or_default();
+        let resource =
+            resource_attr.as_deref().and_then(|a| row.metrics.get(a).copied()).unwrap_or((curve.len() + 1) as f64);
+        curve.push((resource, value));
+    }
+    let (x_lo, x_hi) = range(curves.values().flatten().map(|p| p.0));
+    let (y_lo, y_hi) = range(curves.values().flatten().map(|p| p.1));
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{}: learning curves of {} trials", results.name, curves.len()), ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x_lo.min(0.0)..x_hi, y_lo..y_hi)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc(resource_attr.as_deref().unwrap_or("report"))
+        .y_desc(metric.as_str())
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .draw()
+        .map_err(plot_error)?;
+    for (i, curve) in curves.into_values().enumerate() {
+        let color = palette(i).mix(0.7);
+        chart.draw_series(LineSeries::new(curve.clone(), color.stroke_width(1))).map_err(plot_error)?;
+        chart.draw_series(curve.into_iter().map(|p| Circle::new(p, 2, color.filled()))).map_err(plot_error)?;
+    }
+    root.present().map_err(plot_error)?;
+    Ok(path.to_owned())
+}
+
+/// Run segments of trials (start/resume to its end), laid out on worker lanes.
+fn gantt(entries: &[Entry<'_>], results: &ExperimentResults, path: &Path) -> anyhow::Result<PathBuf> {
+    let mut open: BTreeMap<u64, f64> = BTreeMap::new();
+    let mut segments: Vec<(f64, f64, u64, &str)> = Vec::new();
+    for entry in entries {
+        match entry {
+            Entry::Start { t, trial, .. } | Entry::Resume { t, trial, .. } => {
+                open.insert(*trial, *t);
+            }
+            Entry::Complete { t, trial } => segments.extend(open.remove(trial).map(|s| (s, *t, *trial, "completed"))),
+            Entry::Fail { t, trial, .. } => segments.extend(open.remove(trial).map(|s| (s, *t, *trial, "failed"))),
+            Entry::Stopped { t, trial } => segments.extend(open.remove(trial).map(|s| (s, *t, *trial, "stopped"))),
+            Entry::Paused { t, trial } => segments.extend(open.remove(trial).map(|s| (s, *t, *trial, "paused"))),
+            _ => {}
+        }
+    }
+    let end = results.end.as_ref().map_or_else(|| segments.iter().map(|s| s.1).fold(1e-9, f64::max), |e| e.0).max(1e-9);
+    segments.extend(open.into_iter().map(|(trial, s)| (s, end, trial, "running")));
+    segments.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Greedy interval partitioning: as many lanes as trials ever ran at once (the workers).
+    let mut lanes: Vec<f64> = Vec::new();
+    let mut placed = Vec::new();
+    for seg in &segments {
+        let lane = lanes.iter().position(|&free| free <= seg.0 + 1e-12).unwrap_or_else(|| {
+            lanes.push(0.0);
+            lanes.len() - 1
+        });
+        lanes[lane] = seg.1;
+        placed.push((lane, *seg));
+    }
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let workers = lanes.len().max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{}: trials per worker", results.name), ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0.0..end, 0.0..workers as f64)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc("worker")
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .y_labels(2 * workers + 1)
+        .y_label_formatter(&|y| if (y.fract() - 0.5).abs() < 1e-9 { format!("{}", *y as usize) } else { String::new() })
+        .disable_y_mesh()
+        .draw()
+        .map_err(plot_error)?;
+    let kinds = ["completed", "stopped", "paused", "failed", "running"];
+    for (k, kind) in kinds.iter().enumerate() {
+        let color = palette(k);
+        let series: Vec<_> = placed
+            .iter()
+            .filter(|(_, s)| s.3 == *kind)
+            .flat_map(|(lane, s)| {
+                let corners = [(s.0, *lane as f64 + 0.1), (s.1, *lane as f64 + 0.9)];
+                // A white outline keeps back-to-back trials apart.
+                [Rectangle::new(corners, color.mix(0.8).filled()), Rectangle::new(corners, WHITE.stroke_width(1))]
+            })
+            .collect();
+        if series.is_empty() {
+            continue;
+        }
+        chart
+            .draw_series(series)
+            .map_err(plot_error)?
+            .label(*kind)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(plot_error)?;
+    root.present().map_err(plot_error)?;
+    Ok(path.to_owned())
+}
+
+/// (time, lower quartile, median, upper quartile) of the best value.
+type BandPoint = (f64, f64, f64, f64);
+
+/// Median and quartile band of the best value per method against simulated time.
+pub fn bench_plot(args: BenchPlotArgs) -> anyhow::Result<ExitCode> {
+    let path = args.dir.join("runs.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (made by `hpo bench run`)", path.display()))?;
+    let runs: Vec<RunResult> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1)))
+        .collect::<anyhow::Result<_>>()?;
+    let mut methods: Vec<&str> = Vec::new();
+    for r in &runs {
+        if !methods.contains(&r.method.as_str()) {
+            methods.push(&r.method);
+        }
+    }
+    let end = runs.iter().map(|r| r.end_time).fold(1e-9, f64::max);
+    let times: Vec<f64> = (1..=200).map(|i| end * f64::from(i) / 200.0).collect();
+    let bands: Vec<(&str, Vec<BandPoint>)> = methods
+        .iter()
+        .map(|m| {
+            let group: Vec<&RunResult> = runs.iter().filter(|r| r.method == *m).collect();
+            let band = times
+                .iter()
+                .filter_map(|&t| {
+                    let mut v: Vec<f64> = group.iter().filter_map(|r| best_at(&r.trajectory, t)).collect();
+                    (v.len() * 2 >= group.len()).then_some(())?;
+                    quartiles(&mut v).map(|(a, b, c)| (t, a, b, c))
+                })
+                .collect();
+            (*m, band)
+        })
+        .collect();
+    let (lo, hi) = range(bands.iter().flat_map(|(_, b)| b.iter().flat_map(|p| [p.1, p.3])));
+    let out = args.dir.join("comparison.svg");
+    let root = SVGBackend::new(&out, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("best value so far: median and quartiles over seeds", ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0.0..end, lo..hi)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("simulated time (s)")
+        .y_desc("best value")
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .draw()
+        .map_err(plot_error)?;
+    for (i, (method, band)) in bands.iter().enumerate() {
+        let color = palette(i);
+        let mut polygon: Vec<(f64, f64)> = band.iter().map(|p| (p.0, p.3)).collect();
+        polygon.extend(band.iter().rev().map(|p| (p.0, p.1)));
+        chart.draw_series(std::iter::once(Polygon::new(polygon, color.mix(0.2).filled()))).map_err(plot_error)?;
+        chart
+            .draw_series(LineSeries::new(band.iter().map(|p| (p.0, p.2)), color.stroke_width(2)))
+            .map_err(plot_error)?
+            .label(*method)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(plot_error)?;
+    root.present().map_err(plot_error)?;
+    println!("{}", out.display());
+    Ok(ExitCode::SUCCESS)
+}

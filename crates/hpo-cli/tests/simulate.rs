@@ -1,0 +1,153 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+//! `hpo bench run | plot | simulator` and `hpo plot`, as a researcher runs them; the fidelity
+//! checks of the simulator against what the d2l chapter shows.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn hpo(args: &[&str], cwd: &Path) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_hpo")).args(args).current_dir(cwd).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs `hpo bench run --json` and returns one summary per method, by name.
+fn bench(dir: &Path, methods: &str, workers: &str, max_time: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec![
+        "bench",
+        "run",
+        "--blackbox",
+        "digits-mlp",
+        "--methods",
+        methods,
+        "--seeds",
+        "0..30",
+        "--workers",
+        workers,
+        "--max-time",
+        max_time,
+        "--json",
+        "--output",
+        "out",
+    ];
+    args.extend_from_slice(extra);
+    let out = hpo(&args, dir);
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn runs(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("out/runs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn final_median_regret(summary: &Value) -> f64 {
+    summary["at"].as_array().unwrap().last().unwrap()["regret"][1].as_f64().unwrap()
+}
+
+#[test]
+fn asha_beats_random_search_on_digits_mlp_over_30_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = bench(dir.path(), "random,asha", "4", "100s", &[]);
+    let (random, asha) = (final_median_regret(&s[0]), final_median_regret(&s[1]));
+    assert!(asha < random, "median regret: asha {asha}, random {random}");
+}
+
+#[test]
+fn asynchronous_random_search_speeds_up_linearly_with_workers() {
+    // Same seed, same sequence of configs: with 4 workers, the best value a single worker
+    // reaches after T is reached after about T/4.
+    let dir = tempfile::tempdir().unwrap();
+    bench(dir.path(), "random", "1", "400s", &[]);
+    let one: Vec<Value> = runs(dir.path());
+    bench(dir.path(), "random", "4", "400s", &[]);
+    let four: Vec<Value> = runs(dir.path());
+    let mut ratios = Vec::new();
+    for (a, b) in one.iter().zip(&four) {
+        assert_eq!(a["seed"], b["seed"]);
+        let trajectory = |r: &Value| -> Vec<(f64, f64)> {
+            r["trajectory"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()))
+                .collect()
+        };
+        let (t1, t4) = (trajectory(a), trajectory(b));
+        let (time_one, target) = *t1.last().unwrap();
+        let time_four = t4.iter().find(|(_, v)| *v <= target).map_or(f64::INFINITY, |(t, _)| *t);
+        ratios.push(time_one / time_four);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    assert!((2.8..=5.5).contains(&median), "median speed-up {median} (ratios {ratios:?})");
+}
+
+#[test]
+fn synchronous_halving_leaves_workers_idle_where_asha_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = bench(dir.path(), "sh,asha", "4", "100s", &[]);
+    let (sh, asha) = (s[0]["median_idle_fraction"].as_f64().unwrap(), s[1]["median_idle_fraction"].as_f64().unwrap());
+    assert!(sh > 0.2 && asha < 0.05 && sh > 5.0 * asha, "idle: sh {sh}, asha {asha}");
+}
+
+#[test]
+fn same_seed_same_simulated_run_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let strip = |mut runs: Vec<Value>| {
+        for r in &mut runs {
+            r.as_object_mut().unwrap().remove("wall_ms");
+        }
+        runs
+    };
+    bench(dir.path(), "asha-promotion,hyperband", "4", "60s", &[]);
+    let a = strip(runs(dir.path()));
+    bench(dir.path(), "asha-promotion,hyperband", "4", "60s", &[]);
+    let b = strip(runs(dir.path()));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn plots_have_their_axes_and_legends() {
+    let dir = tempfile::tempdir().unwrap();
+    bench(dir.path(), "random,asha,hyperband", "4", "60s", &[]);
+    hpo(&["bench", "plot", "out"], dir.path());
+    let svg = std::fs::read_to_string(dir.path().join("out/comparison.svg")).unwrap();
+    for label in ["simulated time (s)", "best value", "\nrandom\n", "\nasha\n", "\nhyperband\n", "median and quartiles"]
+    {
+        assert!(svg.contains(label), "comparison.svg lacks {label}");
+    }
+
+    let experiment = "name = \"e\"\nmetric = \"mean_loss\"\nresource_attr = \"epoch\"\nmax_resource_attr = \"steps\"\nworkers = 2\n[space]\nsteps = 9\nwidth = { randint = [0, 20] }\nheight = { randint = [-100, 100] }\n[scheduler]\ntype = \"asha\"\nvariant = \"promotion\"\n[backend]\ntype = \"threads\"\nobjective = \"height\"\n[stop]\nmax_trials = 20\n";
+    std::fs::write(dir.path().join("e.toml"), experiment).unwrap();
+    hpo(&["run", "e.toml", "-q"], dir.path());
+    hpo(&["plot", "runs/e"], dir.path());
+    let read = |f: &str| std::fs::read_to_string(dir.path().join("runs/e/plots").join(f)).unwrap();
+    let anytime = read("anytime.svg");
+    assert!(anytime.contains("time (s)") && anytime.contains("best mean_loss"), "anytime.svg");
+    let curves = read("learning_curves.svg");
+    assert!(curves.contains("\nepoch\n") && curves.contains("learning curves of 20 trials"), "learning_curves.svg");
+    let gantt = read("gantt.svg");
+    assert!(
+        gantt.contains("\nworker\n") && gantt.contains("\npaused\n") && gantt.contains("trials per worker"),
+        "gantt.svg"
+    );
+}
+
+#[test]
+fn bench_simulator_prints_one_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hpo(&["bench", "simulator", "--trials", "2000", "--json"], dir.path());
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(line["reports_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(line["ms_asha_1000_trials"].as_f64().unwrap() > 0.0);
+}
