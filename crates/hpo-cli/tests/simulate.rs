@@ -57,7 +57,7 @@ fn final_median_regret(summary: &Value) -> f64 {
 #[test]
 fn asha_beats_random_search_on_digits_mlp_over_30_seeds() {
     let dir = tempfile::tempdir().unwrap();
-    let s = bench(dir.path(), "random,asha", "4", "100s", &[]);
+    let s = bench(dir.path(), "random,asha", "4", "40s", &[]);
     let (random, asha) = (final_median_regret(&s[0]), final_median_regret(&s[1]));
     assert!(asha < random, "median regret: asha {asha}, random {random}");
 }
@@ -146,7 +146,7 @@ fn plots_have_their_axes_and_legends() {
 #[test]
 fn bench_simulator_prints_one_json_line() {
     let dir = tempfile::tempdir().unwrap();
-    let out = hpo(&["bench", "simulator", "--trials", "2000", "--json"], dir.path());
+    let out = hpo(&["bench", "simulator", "--runs", "1", "--json"], dir.path());
     let line: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(line["reports_per_sec"].as_f64().unwrap() > 0.0);
     assert!(line["ms_asha_1000_trials"].as_f64().unwrap() > 0.0);

@@ -1,6 +1,7 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use hpo_core::{Config, Context, HpoRng, Searcher, SetupError, Space, TrialId, derive_rng};
+use hpo_core::{Config, Context, Domain, Grid, HpoRng, Searcher, SetupError, Space, TrialId, derive_rng};
+use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 /// Random search: every config drawn independently from the search space.
@@ -21,8 +22,22 @@ struct State {
     space: Space,
     rng: HpoRng,
     next_point: usize,
-    /// Configs drawn so far, kept only when the space is finite (`Some(size)`).
-    seen: Option<(usize, HashSet<String>)>,
+    finite: Option<Finite>,
+}
+
+/// Draws without replacement from a finite space.
+enum Finite {
+    /// Every domain draws its values uniformly: a lazy Fisher-Yates shuffle of the grid,
+    /// O(1) per draw however full the space gets.
+    Shuffle { grid: Grid, drawn: usize, swapped: HashMap<usize, usize>, given: HashSet<Vec<u64>> },
+    /// Some domain is not uniform over its values (`lograndint`): sample it as usual and
+    /// reject configs seen before.
+    Reject { size: usize, seen: HashSet<Vec<u64>> },
+}
+
+/// A config's identity without formatting it: the bits of its [0,1] encoding.
+fn key(space: &Space, config: &Config) -> Vec<u64> {
+    space.encode(config).into_iter().map(f64::to_bits).collect()
 }
 
 impl RandomSearcher {
@@ -43,6 +58,41 @@ pub(crate) fn complete_point(space: &Space, point: &Config, index: usize) -> Res
     Ok(config)
 }
 
+impl State {
+    fn draw(&mut self) -> Option<Config> {
+        let Some(finite) = &mut self.finite else { return Some(self.space.sample(&mut self.rng)) };
+        match finite {
+            Finite::Shuffle { grid, drawn, swapped, given } => loop {
+                if *drawn >= grid.len() {
+                    return None;
+                }
+                let j = self.rng.random_range(*drawn..grid.len());
+                let at_j = swapped.get(&j).copied().unwrap_or(j);
+                let at_drawn = swapped.get(drawn).copied().unwrap_or(*drawn);
+                swapped.insert(j, at_drawn);
+                *drawn += 1;
+                let config = grid.get(at_j)?;
+                if given.is_empty() || !given.contains(&key(&self.space, &config)) {
+                    return Some(config);
+                }
+            },
+            Finite::Reject { size, seen } => {
+                if seen.len() >= *size {
+                    return None;
+                }
+                let space = &self.space;
+                let rng = &mut self.rng;
+                let config = (0..1000)
+                    .map(|_| space.sample(rng))
+                    .find(|c| !seen.contains(&key(space, c)))
+                    .or_else(|| space.grid(usize::MAX).iter().find(|c| !seen.contains(&key(space, c))))?;
+                seen.insert(key(space, &config));
+                Some(config)
+            }
+        }
+    }
+}
+
 #[typetag::serde(name = "random")]
 impl Searcher for RandomSearcher {
     fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
@@ -53,36 +103,26 @@ impl Searcher for RandomSearcher {
             .map(|(i, p)| complete_point(&ctx.space, p, i))
             .collect::<Result<_, _>>()?;
         let size = ctx.space.params().try_fold(1usize, |acc, (_, d)| d.cardinality().and_then(|n| acc.checked_mul(n)));
-        self.state = Some(State {
-            space: ctx.space.clone(),
-            rng: derive_rng(ctx.seed, "searcher"),
-            next_point: 0,
-            seen: size.map(|n| (n, HashSet::new())),
+        let given: HashSet<Vec<u64>> = self.points_to_evaluate.iter().map(|p| key(&ctx.space, p)).collect();
+        let uniform = ctx.space.params().all(|(_, d)| !matches!(d, Domain::LogRandInt { .. }));
+        let finite = size.map(|size| {
+            if uniform {
+                Finite::Shuffle { grid: ctx.space.grid(usize::MAX), drawn: 0, swapped: HashMap::new(), given }
+            } else {
+                Finite::Reject { size, seen: given }
+            }
         });
+        self.state =
+            Some(State { space: ctx.space.clone(), rng: derive_rng(ctx.seed, "searcher"), next_point: 0, finite });
         Ok(())
     }
 
     fn suggest(&mut self, _trial_id: TrialId) -> Option<Config> {
         let state = self.state.as_mut()?;
-        let config = if let Some(point) = self.points_to_evaluate.get(state.next_point) {
+        if let Some(point) = self.points_to_evaluate.get(state.next_point) {
             state.next_point += 1;
-            point.clone()
-        } else {
-            let Some((size, seen)) = &state.seen else {
-                return Some(state.space.sample(&mut state.rng));
-            };
-            if seen.len() >= *size {
-                return None;
-            }
-            // Rejection sampling; a nearly exhausted space falls back to the first unseen config.
-            (0..100)
-                .map(|_| state.space.sample(&mut state.rng))
-                .find(|c| !seen.contains(&c.to_string()))
-                .or_else(|| state.space.grid(1).iter().find(|c| !seen.contains(&c.to_string())))?
-        };
-        if let Some((_, seen)) = &mut state.seen {
-            seen.insert(config.to_string());
+            return Some(point.clone());
         }
-        Some(config)
+        state.draw()
     }
 }
