@@ -5,9 +5,10 @@ use std::path::Path;
 use hpo_core::{Backend, ExperimentError, ExperimentSpec};
 use serde::Deserialize;
 
-use crate::ThreadBackend;
+use crate::blackbox::blackbox;
 use crate::objectives::{BUILTIN, builtin};
 use crate::process::{ProcessBackend, ProcessSpec};
+use crate::{SimulatorBackend, ThreadBackend};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,6 +16,18 @@ struct ThreadsSpec {
     #[serde(rename = "type")]
     _type: String,
     objective: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimulatorSpec {
+    #[serde(rename = "type")]
+    _type: String,
+    /// `digits-mlp`, `branin`, `hartmann6`, or a tabular spec file.
+    blackbox: String,
+    /// Add the tuner's own decision time to the simulated clock.
+    #[serde(default)]
+    charge_decision_time: bool,
 }
 
 /// The backend an experiment asks for. `trials_dir` is where per-trial folders go.
@@ -57,8 +70,30 @@ pub fn build_backend(spec: &ExperimentSpec, trials_dir: Option<&Path>) -> Result
                 .map_err(|e| spec.origin.error("backend.command", e))?;
             Ok(Box::new(backend))
         }
-        other => Err(spec
-            .origin
-            .error("backend.type", format!("unknown backend `{other}`; expected \"threads\" or \"process\""))),
+        "simulator" => {
+            let sim: SimulatorSpec = serde_json::from_value(spec.backend.clone())
+                .map_err(|e| spec.origin.error("backend", e.to_string()))?;
+            // A table's spec file is found relative to the experiment file.
+            let name = if sim.blackbox.ends_with(".toml") {
+                experiment_dir(spec).join(&sim.blackbox).display().to_string()
+            } else {
+                sim.blackbox.clone()
+            };
+            let bb = blackbox(&name).map_err(|e| spec.origin.error("backend.blackbox", e))?;
+            let backend =
+                SimulatorBackend::new(bb, &[spec.metric.as_str()], spec.max_resource_attr.as_deref(), spec.seed)
+                    .map_err(|e| spec.origin.error("backend.blackbox", e))?
+                    .charge_decision_time(sim.charge_decision_time);
+            Ok(Box::new(backend))
+        }
+        other => Err(spec.origin.error(
+            "backend.type",
+            format!("unknown backend `{other}`; expected \"threads\", \"process\" or \"simulator\""),
+        )),
     }
+}
+
+/// The folder of the experiment file, against which its relative paths are resolved.
+fn experiment_dir(spec: &ExperimentSpec) -> &Path {
+    Path::new(&spec.origin.file).parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }

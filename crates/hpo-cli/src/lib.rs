@@ -142,6 +142,9 @@ pub struct BenchRunArgs {
     /// The value for time-to-target (default: the median final best over all runs).
     #[arg(long)]
     pub target: Option<f64>,
+    /// Add each method's own decision time to the simulated clock (slow methods pay for it).
+    #[arg(long)]
+    pub charge_decision_time: bool,
     /// Where per-run results go (default: runs/bench-<blackbox>).
     #[arg(long)]
     pub output: Option<PathBuf>,

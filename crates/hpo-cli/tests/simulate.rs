@@ -151,3 +151,16 @@ fn bench_simulator_prints_one_json_line() {
     assert!(line["reports_per_sec"].as_f64().unwrap() > 0.0);
     assert!(line["ms_asha_1000_trials"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn the_simulated_example_runs_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/simulated-asha.toml");
+    let out = hpo(&["run", example.to_str().unwrap(), "-q"], dir.path());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("Best val_error = "), "{stdout}");
+    let entries = std::fs::read_to_string(dir.path().join("runs/simulated-asha/journal.jsonl")).unwrap();
+    assert!(entries.contains("\"event\":\"resume\""), "promotions happen in simulation too");
+    hpo(&["plot", "runs/simulated-asha"], dir.path());
+    assert!(dir.path().join("runs/simulated-asha/plots/gantt.svg").exists());
+}

@@ -78,6 +78,8 @@ struct TrialInfo {
     /// from scratch are not recorded again.
     recorded_up_to: f64,
     failed: bool,
+    /// The current run has ended (paused, stopped, completed or failed).
+    ended: bool,
 }
 
 struct State {
@@ -88,6 +90,9 @@ struct State {
     /// Cumulative bracket weights (synchronous Hyperband's trial counts).
     weights: Vec<f64>,
     trials: HashMap<TrialId, TrialInfo>,
+    /// Trials started or resumed and not yet paused, stopped or ended: while any runs, an
+    /// exhausted searcher means "wait for promotions", not "done".
+    active: usize,
     rng: HpoRng,
 }
 
@@ -175,6 +180,7 @@ impl Scheduler for Asha {
             brackets: (0..self.brackets).map(bracket_rungs).collect(),
             weights,
             trials: HashMap::new(),
+            active: 0,
             rng: derive_rng(ctx.seed, "scheduler"),
         });
         self.searcher.init(ctx)
@@ -189,7 +195,9 @@ impl Scheduler for Asha {
         {
             let attr = state.max_resource_attr.clone();
             let info = state.trials.get_mut(&id).expect("promotable trials are known");
+            info.ended = false;
             info.config = with_level(info.config.clone(), attr.as_deref(), level);
+            state.active += 1;
             return Suggestion::Resume { trial_id: id, config: info.config.clone() };
         }
         let Some(config) = self.searcher.suggest(trial_id) else {
@@ -204,7 +212,14 @@ impl Scheduler for Asha {
         };
         state.trials.insert(
             trial_id,
-            TrialInfo { bracket, next_rung: 0, config: config.clone(), recorded_up_to: 0.0, failed: false },
+            TrialInfo {
+                bracket,
+                next_rung: 0,
+                config: config.clone(),
+                recorded_up_to: 0.0,
+                failed: false,
+                ended: false,
+            },
         );
         Suggestion::start(config)
     }
@@ -221,7 +236,12 @@ impl Scheduler for Asha {
         }
         self.searcher.on_report(report);
         if report.resource >= state.max_t {
-            return at_max_resource(report.resource, state.max_t, state.max_resource_attr.is_some());
+            let decision = at_max_resource(report.resource, state.max_t, state.max_resource_attr.is_some());
+            if decision == Decision::Stop {
+                info.ended = true;
+                state.active = state.active.saturating_sub(1);
+            }
+            return decision;
         }
         let rungs = &mut state.brackets[info.bracket];
         let mut decision = Decision::Continue;
@@ -246,18 +266,37 @@ impl Scheduler for Asha {
                 }
             }
         }
+        if decision != Decision::Continue {
+            info.ended = true;
+            state.active = state.active.saturating_sub(1);
+        }
         decision
     }
 
     fn on_complete(&mut self, trial_id: TrialId) {
+        self.end_run(trial_id);
         self.searcher.on_complete(trial_id);
     }
 
     fn on_fail(&mut self, trial_id: TrialId) {
+        self.end_run(trial_id);
         if let Some(info) = self.state.as_mut().and_then(|s| s.trials.get_mut(&trial_id)) {
             info.failed = true;
         }
         self.searcher.on_fail(trial_id);
+    }
+}
+
+impl Asha {
+    /// A trial's run ended by itself: it no longer counts as active.
+    fn end_run(&mut self, trial_id: TrialId) {
+        if let Some(state) = self.state.as_mut()
+            && let Some(info) = state.trials.get_mut(&trial_id)
+            && !info.ended
+        {
+            info.ended = true;
+            state.active = state.active.saturating_sub(1);
+        }
     }
 }
 

@@ -59,6 +59,8 @@ pub struct Setup {
     pub workers: usize,
     pub max_time: Option<Duration>,
     pub max_trials: Option<u64>,
+    /// Add the tuner's own decision time to the simulated clock.
+    pub charge_decision_time: bool,
 }
 
 impl Setup {
@@ -66,7 +68,7 @@ impl Setup {
         let blackbox = blackbox(name).map_err(anyhow::Error::msg)?;
         let metric = metric.unwrap_or(&blackbox.info().default_metric).to_owned();
         anyhow::ensure!(blackbox.info().mode(&metric).is_some(), "blackbox `{name}` has no metric `{metric}`");
-        Ok(Setup { blackbox, metric, workers, max_time: None, max_trials: None })
+        Ok(Setup { blackbox, metric, workers, max_time: None, max_trials: None, charge_decision_time: false })
     }
 
     pub fn mode(&self) -> Mode {
@@ -92,7 +94,8 @@ impl Setup {
         let scheduler: Box<dyn Scheduler> =
             serde_json::from_value(scheduler.clone()).with_context(|| format!("method `{method_name}`"))?;
         let backend = SimulatorBackend::new(Arc::clone(&self.blackbox), &[&self.metric], Some("epochs"), seed)
-            .map_err(anyhow::Error::msg)?;
+            .map_err(anyhow::Error::msg)?
+            .charge_decision_time(self.charge_decision_time);
         let stats = backend.stats();
         let tuner = Tuner::new(self.context(seed)?, scheduler, Box::new(backend)).workers(self.workers).stop_when(
             StopCriteria { max_wallclock: self.max_time, max_trials: self.max_trials, ..StopCriteria::default() },
@@ -164,6 +167,7 @@ pub fn bench_run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
     let mut setup = Setup::new(&args.blackbox, args.metric.as_deref(), args.workers)?;
     setup.max_time = Some(args.max_time);
     setup.max_trials = args.max_trials;
+    setup.charge_decision_time = args.charge_decision_time;
     let seeds = parse_seeds(&args.seeds)?;
     let methods: Vec<(String, serde_json::Value)> =
         args.methods.split(',').map(|m| Ok((m.trim().to_owned(), method(m.trim())?))).collect::<anyhow::Result<_>>()?;
