@@ -32,13 +32,37 @@ pub enum Command {
     /// Schedulers as a service for other programs.
     #[command(subcommand)]
     Scheduler(SchedulerCommand),
+    /// Scheduler plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Run a scripted conversation through a plugin (a library, or a command) and report what
+    /// conforms to the protocol; exits non-zero if anything does not.
+    Check(PluginCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PluginCheckArgs {
+    /// A plugin library (.so, .dylib), or a command and its arguments (after `--`).
+    #[arg(required = true, num_args = 1..)]
+    pub target: Vec<String>,
+    /// The plugin's own settings (`init`'s `scheduler` table) as JSON.
+    #[arg(long, default_value = "{}")]
+    pub config: String,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SchedulerCommand {
     /// Serve the scheduler protocol (docs/protocol.md) on stdin/stdout: one JSON request per
     /// line in, one JSON answer per line out.
-    Serve,
+    Serve {
+        /// Serve the scheduler of this plugin library instead of the built-in ones.
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +87,10 @@ pub struct RunArgs {
     /// Override `output`: the folder experiment folders are created in.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Use the scheduler of this plugin library (its settings: the file's
+    /// `[scheduler] config` if the file names a plugin too).
+    #[arg(long)]
+    pub plugin: Option<PathBuf>,
     /// No live progress line.
     #[arg(long, short)]
     pub quiet: bool,
@@ -178,9 +206,13 @@ pub struct SchedulerBenchArgs {
     /// The scheduler's name (`type`), e.g. asha, hyperband, successive_halving, median_stopping.
     #[arg(long, default_value = "asha")]
     pub scheduler: String,
-    /// More scheduler settings as JSON, e.g. '{"variant": "promotion"}'.
+    /// More scheduler settings as JSON, e.g. '{"variant": "promotion"}' (with --plugin: the
+    /// plugin's config).
     #[arg(long, default_value = "{}")]
     pub settings: String,
+    /// Benchmark the scheduler of this plugin library, across its C-ABI boundary.
+    #[arg(long)]
+    pub plugin: Option<PathBuf>,
     #[arg(long, default_value_t = 100_000)]
     pub trials: u64,
     /// The maximum resource (epochs) of every trial.
@@ -221,6 +253,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Simulator(args)) => commands::simulate::bench_simulator(args),
         Command::Bench(BenchCommand::Plot(args)) => commands::plot::bench_plot(args),
         Command::Plot(args) => commands::plot::plot(args),
-        Command::Scheduler(SchedulerCommand::Serve) => commands::serve::serve(),
+        Command::Scheduler(SchedulerCommand::Serve { plugin }) => commands::serve::serve(plugin.as_deref()),
+        Command::Plugin(PluginCommand::Check(args)) => commands::plugin::check(args),
     }
 }

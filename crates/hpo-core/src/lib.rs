@@ -17,7 +17,7 @@ mod types;
 pub use experiment::{ExperimentError, ExperimentSpec, Origin};
 pub use hpo_space::{Config, Domain, Grid, Space, Value};
 pub use journal::{Entry, JOURNAL_VERSION, Journal, JournalError, read_journal};
-pub use protocol::{PROTOCOL_VERSION, Request, SchedulerServer};
+pub use protocol::{PROTOCOL_VERSION, Request, SchedulerFactory, SchedulerServer};
 pub use results::{ExperimentResults, Row, TrialSummary};
 pub use rng::{HpoRng, derive_rng, derive_seed};
 pub use traits::{Backend, BackendError, Context, Event, EventKind, Scheduler, Searcher, SetupError, TrialStart};

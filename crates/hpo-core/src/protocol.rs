@@ -55,16 +55,27 @@ struct Session {
     trials: HashMap<TrialId, (Config, u32)>,
 }
 
+/// Builds the scheduler named by `init`'s `scheduler` table.
+pub type SchedulerFactory = Box<dyn Fn(Json) -> Result<Box<dyn Scheduler>, String> + Send>;
+
 /// Answers protocol requests with a scheduler; every request gets exactly one answer, and a
 /// bad request an `{"error": ...}` answer without ending the session.
 #[derive(Default)]
 pub struct SchedulerServer {
     session: Option<Session>,
+    factory: Option<SchedulerFactory>,
 }
 
 impl SchedulerServer {
+    /// A server for every registered scheduler type (`scheduler.type` picks one).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A server for one scheduler type, built from `init`'s `scheduler` table by `factory`
+    /// (a plugin library serves its own type this way).
+    pub fn with_factory(factory: SchedulerFactory) -> Self {
+        SchedulerServer { session: None, factory: Some(factory) }
     }
 
     /// Answers one request line; the flag says the host closed the session.
@@ -88,8 +99,10 @@ impl SchedulerServer {
                     ));
                 }
                 let space = Space::from_json(&space).map_err(|e| e.to_string())?;
-                let mut scheduler: Box<dyn Scheduler> =
-                    serde_json::from_value(scheduler).map_err(|e| format!("scheduler: {e}"))?;
+                let mut scheduler: Box<dyn Scheduler> = match &self.factory {
+                    Some(factory) => factory(scheduler).map_err(|e| format!("scheduler: {e}"))?,
+                    None => serde_json::from_value(scheduler).map_err(|e| format!("scheduler: {e}"))?,
+                };
                 let ctx =
                     Context { space, objective: Objective::new(metric, mode), resource_attr, max_resource_attr, seed };
                 scheduler.init(&ctx).map_err(|e| e.to_string())?;

@@ -70,6 +70,12 @@ pub trait Scheduler: Send {
 
     /// A trial failed (error, panic, missing or non-finite metric).
     fn on_fail(&mut self, trial_id: TrialId);
+
+    /// Why the scheduler cannot go on, if it cannot (a plugin that died, hangs or keeps
+    /// answering garbage); the tuner then ends the experiment cleanly.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// How a trial is to be started.

@@ -71,6 +71,8 @@ pub enum EndReason {
     Stalled,
     /// Interrupted from outside (Ctrl-C).
     Interrupted,
+    /// The scheduler failed (see [`Summary::error`]).
+    SchedulerFailed,
 }
 
 impl EndReason {
@@ -83,12 +85,13 @@ impl EndReason {
             EndReason::SchedulerDone => "scheduler_done",
             EndReason::Stalled => "stalled",
             EndReason::Interrupted => "interrupted",
+            EndReason::SchedulerFailed => "scheduler_failed",
         }
     }
 
     /// Whether this ending means something went wrong (the CLI exits non-zero).
     pub fn is_error(self) -> bool {
-        matches!(self, EndReason::MaxFailures | EndReason::Interrupted)
+        matches!(self, EndReason::MaxFailures | EndReason::Interrupted | EndReason::SchedulerFailed)
     }
 }
 
@@ -144,6 +147,8 @@ pub struct Summary {
     /// (time, best value so far) at every improvement: the any-time curve.
     pub trajectory: Vec<(f64, f64)>,
     pub elapsed: f64,
+    /// What went wrong, when the experiment ended because of an error.
+    pub error: Option<String>,
 }
 
 /// The experiment could not go on.
@@ -309,7 +314,11 @@ impl Tuner {
     /// Plans work for every free worker from what the scheduler suggests; [`Self::act`]
     /// starts it.
     fn fill(&mut self) -> Result<(), TunerError> {
-        while self.running < self.workers && self.ending.is_none() && !self.scheduler_done {
+        while self.running < self.workers
+            && self.ending.is_none()
+            && !self.scheduler_done
+            && self.scheduler.failure().is_none()
+        {
             if self.criteria.max_trials.is_some_and(|max| self.new_trials >= max) {
                 break;
             }
@@ -530,7 +539,9 @@ impl Tuner {
             return;
         }
         let c = &self.criteria;
-        let reason = if c.max_failures.is_some_and(|max| self.failures >= max) {
+        let reason = if self.scheduler.failure().is_some() {
+            Some(EndReason::SchedulerFailed)
+        } else if c.max_failures.is_some_and(|max| self.failures >= max) {
             Some(EndReason::MaxFailures)
         } else if c.metric_threshold.is_some_and(|t| self.best_objective <= self.ctx.objective.to_minimize(t)) {
             Some(EndReason::MetricThreshold)
@@ -582,7 +593,9 @@ impl Tuner {
     }
 
     fn finish(mut self) -> Result<Summary, TunerError> {
-        let reason = self.ending.unwrap_or(if self.scheduler_done {
+        let reason = self.ending.unwrap_or(if self.scheduler.failure().is_some() {
+            EndReason::SchedulerFailed
+        } else if self.scheduler_done {
             EndReason::SchedulerDone
         } else if self.stalled {
             EndReason::Stalled
@@ -607,6 +620,7 @@ impl Tuner {
             best: self.incumbent,
             trajectory: self.trajectory,
             elapsed: progress.time,
+            error: self.scheduler.failure(),
         })
     }
 }

@@ -91,7 +91,13 @@ pub fn scheduler(args: SchedulerBenchArgs) -> anyhow::Result<ExitCode> {
     let mut settings: serde_json::Value =
         serde_json::from_str(&args.settings).context("--settings must be a JSON object")?;
     anyhow::ensure!(settings.is_object(), "--settings must be a JSON object");
-    settings["type"] = serde_json::Value::String(args.scheduler.clone());
+    settings = match &args.plugin {
+        Some(path) => serde_json::json!({ "type": "plugin", "path": path, "config": settings }),
+        None => {
+            settings["type"] = serde_json::Value::String(args.scheduler.clone());
+            settings
+        }
+    };
     let mut scheduler: Box<dyn hpo_core::Scheduler> =
         serde_json::from_value(settings).with_context(|| format!("scheduler `{}`", args.scheduler))?;
     let space = Space::builder().uniform("x", 0.0, 1.0).constant("epochs", i64::from(args.max_t)).build()?;
@@ -152,7 +158,7 @@ pub fn scheduler(args: SchedulerBenchArgs) -> anyhow::Result<ExitCode> {
             "{}",
             serde_json::json!({
                 "bench": "scheduler",
-                "scheduler": args.scheduler,
+                "scheduler": args.plugin.as_ref().map_or(args.scheduler.clone(), |p| p.display().to_string()),
                 "settings": args.settings,
                 "trials": new_trials,
                 "decisions": decisions,

@@ -1,5 +1,6 @@
 pub mod bench;
 pub mod plot;
+pub mod plugin;
 pub mod results;
 pub mod run;
 pub mod serve;

@@ -93,6 +93,11 @@ fn apply_overrides(spec: &mut ExperimentSpec, args: &RunArgs) -> anyhow::Result<
     if let Some(output) = &args.output {
         spec.output.clone_from(output);
     }
+    if let Some(plugin) = &args.plugin {
+        let config =
+            if spec.scheduler["type"] == "plugin" { spec.scheduler["config"].clone() } else { serde_json::json!({}) };
+        spec.scheduler = serde_json::json!({ "type": "plugin", "path": plugin, "config": config });
+    }
     Ok(())
 }
 
@@ -111,6 +116,9 @@ fn create_experiment_dir(output: &Path, name: &str) -> anyhow::Result<PathBuf> {
 }
 
 fn print_summary(spec: &ExperimentSpec, s: &Summary, dir: &Path) {
+    if let Some(error) = &s.error {
+        eprintln!("error: {error}");
+    }
     println!(
         "Finished ({}) after {:.1} s: {} trials, {} completed, {} stopped, {} paused, {} failed.",
         s.reason.as_str().replace('_', " "),

@@ -4,8 +4,11 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use hpo_core::SchedulerServer;
+use hpo_plugin::{DylibTransport, Transport};
 
-pub fn serve() -> anyhow::Result<ExitCode> {
+pub fn serve(plugin: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    // A plugin library answers the same requests as the built-in server.
+    let mut plugin = plugin.map(DylibTransport::load).transpose().map_err(anyhow::Error::msg)?;
     let mut server = SchedulerServer::new();
     let stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
@@ -14,7 +17,10 @@ pub fn serve() -> anyhow::Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
-        let (answer, close) = server.handle_line(&line);
+        let (answer, close) = match &mut plugin {
+            Some(p) => (p.request(&line).map_err(anyhow::Error::msg)?, line.contains("\"close\"")),
+            None => server.handle_line(&line),
+        };
         writeln!(stdout, "{answer}")?;
         stdout.flush()?;
         if close {

@@ -129,6 +129,28 @@ pub fn quartiles(values: &mut [f64]) -> Option<(f64, f64, f64)> {
     Some((q(0.25)?, q(0.5)?, q(0.75)?))
 }
 
+/// Splits `--methods` at the commas that are not inside a JSON scheduler table.
+fn split_methods(text: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut in_string, mut start) = (Vec::new(), 0i32, false, 0);
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '{' | '[' if !in_string => depth += 1,
+            '}' | ']' if !in_string => depth -= 1,
+            ',' if !in_string && depth == 0 => {
+                parts.push(text[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(text[start..].trim());
+    parts.into_iter().filter(|p| !p.is_empty()).collect()
+}
+
 fn parse_seeds(text: &str) -> anyhow::Result<Vec<u64>> {
     if let Some((a, b)) = text.split_once("..") {
         let (a, b): (u64, u64) = (a.trim().parse()?, b.trim().parse()?);
@@ -169,8 +191,10 @@ pub fn bench_run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
     setup.max_trials = args.max_trials;
     setup.charge_decision_time = args.charge_decision_time;
     let seeds = parse_seeds(&args.seeds)?;
-    let methods: Vec<(String, serde_json::Value)> =
-        args.methods.split(',').map(|m| Ok((m.trim().to_owned(), method(m.trim())?))).collect::<anyhow::Result<_>>()?;
+    let methods: Vec<(String, serde_json::Value)> = split_methods(&args.methods)
+        .into_iter()
+        .map(|m| Ok((m.to_owned(), method(m)?)))
+        .collect::<anyhow::Result<_>>()?;
     let jobs: Vec<(String, serde_json::Value, u64)> =
         methods.iter().flat_map(|(n, s)| seeds.iter().map(move |&seed| (n.clone(), s.clone(), seed))).collect();
     let runs: Vec<RunResult> = parallel(jobs, |(name, scheduler, seed)| setup.run(name, scheduler, *seed))
@@ -343,4 +367,13 @@ pub fn bench_simulator(args: SimulatorBenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn methods_split_outside_json() {
+        let parts = super::split_methods(r#"random, {"type": "asha", "rung_levels": [1, 3]},sh"#);
+        assert_eq!(parts, ["random", r#"{"type": "asha", "rung_levels": [1, 3]}"#, "sh"]);
+    }
 }
