@@ -118,3 +118,52 @@ pub unsafe fn destroy(session: *mut c_void) {
         drop(unsafe { Box::from_raw(session.cast::<SchedulerServer>()) });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hpo_core::{Context, Decision, Report, SetupError, Suggestion, TrialId};
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    /// A scheduler that panics when asked for a suggestion.
+    #[derive(Serialize, Deserialize)]
+    struct Panicky;
+
+    #[typetag::serde(name = "panicky")]
+    impl Scheduler for Panicky {
+        fn init(&mut self, _: &Context) -> Result<(), SetupError> {
+            Ok(())
+        }
+        fn suggest(&mut self, _: TrialId) -> Suggestion {
+            panic!("out of ideas")
+        }
+        fn on_report(&mut self, _: &Report<'_>) -> Decision {
+            Decision::Continue
+        }
+        fn on_complete(&mut self, _: TrialId) {}
+        fn on_fail(&mut self, _: TrialId) {}
+    }
+
+    fn ask(session: *mut c_void, line: &str) -> String {
+        // SAFETY: a live session and a live request buffer; the answer is freed once.
+        unsafe {
+            let buffer = call(session, line.as_ptr(), line.len());
+            let answer = String::from_utf8_lossy(std::slice::from_raw_parts(buffer.ptr, buffer.len)).into_owned();
+            free(buffer);
+            answer
+        }
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_answer_and_the_session_goes_on() {
+        let session = create::<Panicky>();
+        let init = r#"{"op":"init","protocol":1,"space":{"x":{"uniform":[0,1]}},"metric":"loss","scheduler":null}"#;
+        assert_eq!(ask(session, init), r#"{"name":"panicky","ok":true}"#);
+        let answer = ask(session, r#"{"op":"suggest","trial_id":0}"#);
+        assert!(answer.contains("the plugin panicked: out of ideas"), "{answer}");
+        assert!(ask(session, r#"{"op":"close"}"#).contains("\"ok\":true"), "still serving");
+        // SAFETY: created above, destroyed once.
+        unsafe { destroy(session) };
+    }
+}
