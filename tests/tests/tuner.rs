@@ -27,7 +27,7 @@ fn configs_of_run(seed: u64, workers: usize) -> Vec<Config> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
     tune(context(space(), "loss", Mode::Min, seed), Box::new(Fifo::default()), workers, max_trials(30), move |t, r| {
-        record.lock().unwrap().push((t.trial_id, t.config.clone()));
+        record.lock().unwrap().push((t.trial_id, (*t.config).clone()));
         for epoch in 1..=3 {
             r.report([("epoch", f64::from(epoch)), ("loss", t.config.f64("x")?.powi(2))])?;
         }
@@ -210,7 +210,7 @@ fn points_to_evaluate_come_first() {
         1,
         max_trials(3),
         move |t, r| {
-            record.lock().unwrap().push(t.config.clone());
+            record.lock().unwrap().push((*t.config).clone());
             r.report([("loss", 1.0)])?;
             Ok(())
         },

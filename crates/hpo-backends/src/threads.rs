@@ -31,7 +31,8 @@ pub type TrialFn = dyn Fn(&TrialContext, &mut Reporter) -> Result<(), TrialError
 #[derive(Clone, Debug)]
 pub struct TrialContext {
     pub trial_id: TrialId,
-    pub config: Config,
+    /// The trial's hyperparameters (shared with the tuner, read like a `Config`).
+    pub config: Arc<Config>,
     /// A folder of this trial's own for checkpoints (kept across pause and resume), if the
     /// backend was given a trials folder.
     pub checkpoint_dir: Option<PathBuf>,

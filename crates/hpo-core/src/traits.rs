@@ -2,6 +2,7 @@
 //! run ([`Scheduler`]), and where they run ([`Backend`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use hpo_space::{Config, Space};
@@ -82,7 +83,7 @@ pub trait Scheduler: Send {
 #[derive(Clone, Debug)]
 pub struct TrialStart {
     pub trial_id: TrialId,
-    pub config: Config,
+    pub config: Arc<Config>,
     /// Whether this resumes a paused trial (with the same checkpoint folder).
     pub resume: bool,
     /// Start from a copy of this trial's checkpoint (population based training).

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hpo_space::Config;
@@ -165,7 +166,8 @@ pub enum TunerError {
 }
 
 struct TrialState {
-    config: Config,
+    /// Shared with the backend's start request: a config is never deep-copied per trial.
+    config: Arc<Config>,
     status: Status,
     reports: u32,
     /// Told to stop or pause, or failed: later reports are ignored.
@@ -325,6 +327,7 @@ impl Tuner {
             let next_id = self.trials.len() as TrialId;
             match self.scheduler.suggest(next_id) {
                 Suggestion::Start { config, checkpoint_from } => {
+                    let config = Arc::new(config);
                     self.ctx
                         .space
                         .validate_except(&config, self.ctx.max_resource_attr.as_deref())
@@ -339,7 +342,7 @@ impl Tuner {
                         })?;
                     }
                     self.trials.push(TrialState {
-                        config: config.clone(),
+                        config: Arc::clone(&config),
                         status: Status::InProgress,
                         reports: 0,
                         ending: false,
@@ -392,9 +395,10 @@ impl Tuner {
 
     /// Journals and plans a resume; the worker it takes is already counted in `running`.
     fn resume(&mut self, trial_id: TrialId, config: Config, t: f64) -> Result<(), TunerError> {
+        let config = Arc::new(config);
         log(&mut self.journal, &Entry::Resume { t, trial: trial_id, config: Cow::Borrowed(&config) })?;
         let state = &mut self.trials[trial_id as usize];
-        state.config = config.clone();
+        state.config = Arc::clone(&config);
         state.status = Status::InProgress;
         state.ending = false;
         self.starts.push(TrialStart {
@@ -456,7 +460,7 @@ impl Tuner {
                     self.trajectory.push((time, value));
                     self.incumbent = Some(Incumbent {
                         trial_id,
-                        config: state.config.clone(),
+                        config: (*state.config).clone(),
                         value,
                         metrics: metrics.clone(),
                         time,

@@ -16,6 +16,14 @@ pub(crate) fn default_searcher() -> Box<dyn Searcher> {
     Box::new(RandomSearcher::default())
 }
 
+/// A new trial with the searcher's next config, or done when it has none.
+pub(crate) fn start_or_done(searcher: &mut dyn Searcher, trial_id: TrialId) -> Suggestion {
+    match searcher.suggest(trial_id) {
+        Some(config) => Suggestion::start(config),
+        None => Suggestion::Done,
+    }
+}
+
 impl Fifo {
     pub fn new(searcher: Box<dyn Searcher>) -> Self {
         Fifo { searcher }
@@ -35,10 +43,7 @@ impl Scheduler for Fifo {
     }
 
     fn suggest(&mut self, trial_id: TrialId) -> Suggestion {
-        match self.searcher.suggest(trial_id) {
-            Some(config) => Suggestion::start(config),
-            None => Suggestion::Done,
-        }
+        start_or_done(self.searcher.as_mut(), trial_id)
     }
 
     fn on_report(&mut self, report: &Report<'_>) -> Decision {

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use hpo_core::{Context, Decision, Report, Scheduler, Searcher, SetupError, Suggestion, TrialId};
 use serde::{Deserialize, Serialize};
 
-use crate::fifo::default_searcher;
+use crate::fifo::{default_searcher, start_or_done};
 use crate::quantile::RunningQuantile;
 
 /// The median stopping rule (Golovin et al., 2017): at each time step, stop a trial whose
@@ -73,10 +73,7 @@ impl Scheduler for MedianStopping {
     }
 
     fn suggest(&mut self, trial_id: TrialId) -> Suggestion {
-        match self.searcher.suggest(trial_id) {
-            Some(config) => Suggestion::start(config),
-            None => Suggestion::Done,
-        }
+        start_or_done(self.searcher.as_mut(), trial_id)
     }
 
     fn on_report(&mut self, report: &Report<'_>) -> Decision {

@@ -51,16 +51,22 @@ pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Microseconds per trial for one run.
-fn time_trials(args: &OverheadArgs, journal: Option<&std::path::Path>) -> anyhow::Result<f64> {
-    let space = Space::builder().uniform("x", 0.0, 1.0).randint("n", 1, 100).choice("act", ["relu", "tanh"]).build()?;
-    let ctx = Context {
+/// A single-fidelity experiment minimizing `loss` over `space`, seed 0.
+fn loss_context(space: Space) -> Context {
+    Context {
         space,
         objective: Objective::new("loss", Mode::Min),
         resource_attr: None,
         max_resource_attr: None,
         seed: 0,
-    };
+    }
+}
+
+/// Microseconds per trial for one run.
+fn time_trials(args: &OverheadArgs, journal: Option<&std::path::Path>) -> anyhow::Result<f64> {
+    let ctx = loss_context(
+        Space::builder().uniform("x", 0.0, 1.0).randint("n", 1, 100).choice("act", ["relu", "tanh"]).build()?,
+    );
     let backend = ThreadBackend::new(args.workers, |trial, reporter| {
         reporter.report([("loss", trial.config.f64("x")?)])?;
         Ok(())
@@ -184,14 +190,7 @@ const TRIVIAL_SCRIPT: &str = r#"echo "[tune-metric]: {\"loss\": 1}""#;
 pub fn process(args: ProcessBenchArgs) -> anyhow::Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("hpo-bench-process-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let space = Space::builder().uniform("x", 0.0, 1.0).build()?;
-    let ctx = Context {
-        space,
-        objective: Objective::new("loss", Mode::Min),
-        resource_attr: None,
-        max_resource_attr: None,
-        seed: 0,
-    };
+    let ctx = loss_context(Space::builder().uniform("x", 0.0, 1.0).build()?);
     let spec: hpo_backends::ProcessSpec = serde_json::from_value(serde_json::json!({
         "command": ["sh", "-c", TRIVIAL_SCRIPT],
         "checkpointing": false,
