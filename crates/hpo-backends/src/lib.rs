@@ -5,6 +5,7 @@
 //!   experiment files (`[backend] type = "threads", objective = "digits-mlp"`).
 //! - [`ProcessBackend`]: any training script as a child process per trial
 //!   (`[backend] type = "process", command = ["python3", "train.py"]`), Syne Tune compatible.
+//! - Slurm ([`slurm_backend`]): trials as Slurm jobs, or job steps inside an allocation.
 //! - [`SimulatorBackend`]: replays a [`blackbox`]'s learning curves on a simulated clock.
 
 pub mod blackbox;
@@ -12,10 +13,12 @@ mod checkpoint;
 pub mod objectives;
 mod process;
 mod simulator;
+mod slurm;
 mod spec;
 mod threads;
 
 pub use process::{METRIC_PREFIX, ProcessBackend, ProcessSpec, parse_metrics, trial_args};
 pub use simulator::{SimStats, SimulatorBackend};
+pub use slurm::{SlurmSpec, slurm_backend};
 pub use spec::build_backend;
 pub use threads::{Interrupted, Reporter, ThreadBackend, TrialContext, TrialError, TrialFn};

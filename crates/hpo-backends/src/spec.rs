@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::blackbox::blackbox;
 use crate::objectives::{BUILTIN, builtin};
 use crate::process::{ProcessBackend, ProcessSpec};
-use crate::{SimulatorBackend, ThreadBackend};
+use crate::{SimulatorBackend, SlurmSpec, ThreadBackend, slurm_backend};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,9 +86,20 @@ pub fn build_backend(spec: &ExperimentSpec, trials_dir: Option<&Path>) -> Result
                     .charge_decision_time(sim.charge_decision_time);
             Ok(Box::new(backend))
         }
+        "slurm" => {
+            let mut slurm: SlurmSpec = serde_json::from_value(spec.backend.clone())
+                .map_err(|e| spec.origin.error("backend", e.to_string()))?;
+            let base = experiment_dir(spec);
+            slurm.workdir = Some(match slurm.workdir.take() {
+                Some(dir) => base.join(dir),
+                None => base.to_path_buf(),
+            });
+            let trials_dir = trials_dir.map_or_else(|| std::env::temp_dir().join("hpo-trials"), Path::to_path_buf);
+            slurm_backend(slurm, spec.workers, trials_dir).map_err(|e| spec.origin.error("backend", e))
+        }
         other => Err(spec.origin.error(
             "backend.type",
-            format!("unknown backend `{other}`; expected \"threads\", \"process\" or \"simulator\""),
+            format!("unknown backend `{other}`; expected \"threads\", \"process\", \"simulator\" or \"slurm\""),
         )),
     }
 }

@@ -139,6 +139,8 @@ pub enum BenchCommand {
     Process(ProcessBenchArgs),
     /// Compare methods over seeds on a blackbox in simulated time.
     Run(BenchRunArgs),
+    /// Per-trial overhead of the Slurm backend over Slurm's own turnaround (jobs and steps).
+    Slurm(SlurmBenchArgs),
     /// Simulator throughput: reports per second, and a 1,000-trial ASHA run.
     Simulator(SimulatorBenchArgs),
     /// Draw a comparison made by `bench run`: median and quartile band per method (SVG).
@@ -177,6 +179,19 @@ pub struct BenchRunArgs {
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// One JSON line per method.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SlurmBenchArgs {
+    #[arg(long, default_value_t = 50)]
+    pub trials: u64,
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Measure job steps only (used inside the allocation this benchmark makes).
+    #[arg(long, hide = true)]
+    pub in_allocation: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -250,6 +265,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Scheduler(args)) => commands::bench::scheduler(args),
         Command::Bench(BenchCommand::Process(args)) => commands::bench::process(args),
         Command::Bench(BenchCommand::Run(args)) => commands::simulate::bench_run(args),
+        Command::Bench(BenchCommand::Slurm(args)) => commands::bench::slurm(args),
         Command::Bench(BenchCommand::Simulator(args)) => commands::simulate::bench_simulator(args),
         Command::Bench(BenchCommand::Plot(args)) => commands::plot::bench_plot(args),
         Command::Plot(args) => commands::plot::plot(args),

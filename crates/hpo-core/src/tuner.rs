@@ -172,6 +172,8 @@ struct TrialState {
     reports: u32,
     /// Told to stop or pause, or failed: later reports are ignored.
     ending: bool,
+    /// What the trial was last told: stop or pause (`None` while it may run on).
+    told: Option<Decision>,
     /// A resume the scheduler asked for while the trial was still pausing.
     pending_resume: Option<Config>,
     /// The resource of the trial's latest report.
@@ -346,6 +348,7 @@ impl Tuner {
                         status: Status::InProgress,
                         reports: 0,
                         ending: false,
+                        told: None,
                         pending_resume: None,
                         resource: None,
                     });
@@ -401,6 +404,7 @@ impl Tuner {
         state.config = Arc::clone(&config);
         state.status = Status::InProgress;
         state.ending = false;
+        state.told = None;
         self.starts.push(TrialStart {
             trial_id,
             config,
@@ -453,6 +457,7 @@ impl Tuner {
                     objective,
                 });
                 state.ending = decision != Decision::Continue;
+                state.told = state.ending.then_some(decision);
                 state.resource = Some(resource);
                 if objective < self.best_objective {
                     self.best_objective = objective;
@@ -472,26 +477,6 @@ impl Tuner {
                 )?;
                 self.decisions.push((trial_id, decision));
             }
-            EventKind::Completed => {
-                self.running -= 1;
-                if let Some(config) = state.pending_resume.take() {
-                    state.status = Status::Completed;
-                    log(&mut self.journal, &Entry::Complete { t: time, trial: trial_id })?;
-                    return self.resume(trial_id, config, time);
-                }
-                if state.status == Status::Failed {
-                    return Ok(());
-                }
-                if state.ending {
-                    // It was told to stop but finished first: that is still a stop.
-                    state.status = Status::Stopped;
-                    log(&mut self.journal, &Entry::Stopped { t: time, trial: trial_id })?;
-                } else {
-                    state.status = Status::Completed;
-                    log(&mut self.journal, &Entry::Complete { t: time, trial: trial_id })?;
-                    self.scheduler.on_complete(trial_id);
-                }
-            }
             EventKind::Failed(error) => {
                 self.running -= 1;
                 if state.pending_resume.take().is_some() {
@@ -501,24 +486,37 @@ impl Tuner {
                     self.fail(trial_id, time, error)?;
                 }
             }
-            EventKind::Stopped | EventKind::Paused => {
+            EventKind::Completed | EventKind::Stopped | EventKind::Paused => {
                 self.running -= 1;
+                // A trial told to pause or stop that finished first still counts as paused
+                // or stopped (a script may end before the signal reaches it).
+                let status = match (&kind, state.told) {
+                    (EventKind::Paused, _) | (EventKind::Completed, Some(Decision::Pause)) => Status::Paused,
+                    (EventKind::Stopped, _) | (EventKind::Completed, Some(_)) => Status::Stopped,
+                    _ => Status::Completed,
+                };
                 let pending_resume = state.pending_resume.take();
-                if pending_resume.is_some() && (state.status == Status::Failed || kind == EventKind::Stopped) {
-                    self.running -= 1; // the reserved worker is not needed after all
-                }
                 if state.status == Status::Failed {
+                    if pending_resume.is_some() {
+                        self.running -= 1;
+                    }
                     return Ok(());
                 }
-                if kind == EventKind::Paused {
-                    state.status = Status::Paused;
-                    log(&mut self.journal, &Entry::Paused { t: time, trial: trial_id })?;
-                    if let Some(config) = pending_resume {
-                        return self.resume(trial_id, config, time);
-                    }
-                } else {
-                    state.status = Status::Stopped;
-                    log(&mut self.journal, &Entry::Stopped { t: time, trial: trial_id })?;
+                state.status = status;
+                let (t, trial) = (time, trial_id);
+                let entry = match status {
+                    Status::Paused => Entry::Paused { t, trial },
+                    Status::Stopped => Entry::Stopped { t, trial },
+                    _ => Entry::Complete { t, trial },
+                };
+                log(&mut self.journal, &entry)?;
+                if status == Status::Completed {
+                    self.scheduler.on_complete(trial_id);
+                }
+                match pending_resume {
+                    Some(config) if status != Status::Stopped => return self.resume(trial_id, config, time),
+                    Some(_) => self.running -= 1, // the reserved worker is not needed after all
+                    None => {}
                 }
             }
         }
@@ -569,6 +567,7 @@ impl Tuner {
         for (id, state) in self.trials.iter_mut().enumerate() {
             if state.status == Status::InProgress && !state.ending {
                 state.ending = true;
+                state.told = Some(Decision::Stop);
                 self.decisions.push((id as TrialId, Decision::Stop));
             }
         }

@@ -11,7 +11,7 @@ use hpo_schedulers::Fifo;
 use rand::RngExt;
 
 use crate::commands::runtime;
-use crate::{OverheadArgs, ProcessBenchArgs, SchedulerBenchArgs};
+use crate::{OverheadArgs, ProcessBenchArgs, SchedulerBenchArgs, SlurmBenchArgs};
 
 /// Random search + FIFO over a function that reports once and returns: what is left is the
 /// tuner's own cost per trial, without and with the journal.
@@ -250,6 +250,130 @@ pub fn process(args: ProcessBenchArgs) -> anyhow::Result<ExitCode> {
             "{} trials on {} workers: {tuned:.3} ms per trial, bare spawn {bare:.3} ms, overhead {overhead:.3} ms",
             args.trials, args.workers
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Milliseconds per trial of `trials` trivial trials through the tuner on `backend`.
+fn tuned_ms_per_trial(backend: Box<dyn hpo_core::Backend>, trials: u64, workers: usize) -> anyhow::Result<f64> {
+    let ctx = loss_context(Space::builder().uniform("x", 0.0, 1.0).build()?);
+    let tuner = Tuner::new(ctx, Box::new(Fifo::default()), backend)
+        .workers(workers)
+        .stop_when(StopCriteria { max_trials: Some(trials), ..StopCriteria::default() });
+    let start = Instant::now();
+    let summary = runtime()?.block_on(tuner.run())?;
+    anyhow::ensure!(summary.completed as u64 == trials, "{} of {trials} trials completed", summary.completed);
+    Ok(start.elapsed().as_secs_f64() * 1e3 / trials as f64)
+}
+
+/// Milliseconds per run of `run` (one bare job or step), `workers` at a time.
+fn bare_ms_per_trial(
+    trials: u64,
+    workers: usize,
+    run: impl Fn(u64) -> anyhow::Result<()> + Sync,
+) -> anyhow::Result<f64> {
+    let per_worker = trials.div_ceil(workers.max(1) as u64);
+    let start = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let run = &run;
+        let handles: Vec<_> = (0..workers.max(1) as u64)
+            .map(|w| scope.spawn(move || (0..per_worker).try_for_each(|i| run(w * per_worker + i))))
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("a bare-run thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(start.elapsed().as_secs_f64() * 1e3 / (per_worker * workers.max(1) as u64) as f64)
+}
+
+/// The Slurm backend's overhead: hpo's wall time per trial minus Slurm's own turnaround for
+/// the same trivial jobs submitted by hand, as batch jobs and (inside an allocation this
+/// command makes with `salloc`) as job steps.
+pub fn slurm(args: SlurmBenchArgs) -> anyhow::Result<ExitCode> {
+    let dir = std::env::temp_dir().join(format!("hpo-bench-slurm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let slurm_spec = |mode: &str| -> anyhow::Result<hpo_backends::SlurmSpec> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "type": "slurm", "command": ["sh", "-c", TRIVIAL_SCRIPT], "mode": mode, "checkpointing": false,
+            "cpus_per_trial": 1, "workdir": dir,
+        }))?)
+    };
+    if args.in_allocation {
+        let backend = hpo_backends::slurm_backend(slurm_spec("steps")?, args.workers, dir.join("trials"))
+            .map_err(anyhow::Error::msg)?;
+        let tuned = tuned_ms_per_trial(backend, args.trials, args.workers)?;
+        let bare = bare_ms_per_trial(args.trials, args.workers, |_| {
+            let out = std::process::Command::new("srun")
+                .args([
+                    "--ntasks=1",
+                    "--nodes=1",
+                    "--exclusive",
+                    "--quiet",
+                    "--cpus-per-task=1",
+                    "sh",
+                    "-c",
+                    TRIVIAL_SCRIPT,
+                ])
+                .output()?;
+            anyhow::ensure!(out.status.success(), "srun failed: {}", String::from_utf8_lossy(&out.stderr));
+            Ok(())
+        })?;
+        std::fs::remove_dir_all(&dir).ok();
+        println!("{}", serde_json::json!({ "ms_per_trial": tuned, "ms_bare_per_trial": bare }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let backend = hpo_backends::slurm_backend(slurm_spec("jobs")?, args.workers, dir.join("trials"))
+        .map_err(anyhow::Error::msg)?;
+    let jobs_tuned = tuned_ms_per_trial(backend, args.trials, args.workers)?;
+    let bare_dir = dir.join("bare");
+    std::fs::create_dir_all(&bare_dir)?;
+    let jobs_bare = bare_ms_per_trial(args.trials, args.workers, |i| {
+        let marker = bare_dir.join(format!("{i}.exit"));
+        let script = bare_dir.join(format!("{i}.sh"));
+        std::fs::write(&script, format!("#!/bin/bash\n{TRIVIAL_SCRIPT}\necho $? > {}\n", marker.display()))?;
+        let out = std::process::Command::new("sbatch")
+            .args(["--parsable", "--cpus-per-task=1", "--output=/dev/null"])
+            .arg(&script)
+            .output()?;
+        anyhow::ensure!(out.status.success(), "sbatch failed: {}", String::from_utf8_lossy(&out.stderr));
+        while !marker.exists() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    })?;
+    // Job steps need an allocation: measure them inside one.
+    let exe = std::env::current_exe()?;
+    let out = std::process::Command::new("salloc")
+        .args(["-n", &args.workers.to_string(), "--quiet"])
+        .arg(exe)
+        .args([
+            "bench",
+            "slurm",
+            "--in-allocation",
+            "--trials",
+            &args.trials.to_string(),
+            "--workers",
+            &args.workers.to_string(),
+        ])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "the allocation-mode run failed: {}", String::from_utf8_lossy(&out.stderr));
+    let steps: serde_json::Value = serde_json::from_slice(&out.stdout).context("the allocation-mode run's output")?;
+    std::fs::remove_dir_all(&dir).ok();
+    let (steps_tuned, steps_bare) =
+        (steps["ms_per_trial"].as_f64().unwrap_or(f64::NAN), steps["ms_bare_per_trial"].as_f64().unwrap_or(f64::NAN));
+    let line = serde_json::json!({
+        "bench": "slurm",
+        "trials": args.trials,
+        "workers": args.workers,
+        "jobs": { "ms_per_trial": jobs_tuned, "ms_bare_per_trial": jobs_bare, "ms_overhead_per_trial": jobs_tuned - jobs_bare },
+        "steps": { "ms_per_trial": steps_tuned, "ms_bare_per_trial": steps_bare, "ms_overhead_per_trial": steps_tuned - steps_bare },
+        "ms_overhead_per_trial": (jobs_tuned - jobs_bare).max(steps_tuned - steps_bare),
+    });
+    if args.json {
+        println!("{line}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&line)?);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,448 @@
+//! The Slurm backend: trials as Slurm jobs (`sbatch`), or, inside an allocation, as job
+//! steps (`srun`), with the same training scripts and trial protocol as the process backend.
+//!
+//! Jobs: each launch writes `trials/<id>/job-<n>.sh`, which runs the command with the config
+//! as argv read from a NUL-separated file (no value is ever seen by a shell), and submits it.
+//! New lines of each job's output file are read as they appear (metrics lines become reports)
+//! and an exit-status marker tells when a job ended; every poll interval one `squeue` call
+//! reads the states of all jobs. Stop and pause send SIGTERM
+//! (`scancel --full --signal=TERM`), then cancel after the grace period. A job that ends any
+//! other way than completing (cancelled by hand, node failure, time limit, preemption) is a
+//! failed trial with Slurm's state and reason.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hpo_core::{Backend, BackendError, Decision, Event, EventKind, TrialId, TrialStart, async_trait};
+use serde::Deserialize;
+
+use crate::checkpoint::prepare_checkpoint_dir;
+use crate::process::{METRIC_PREFIX, ProcessBackend, ProcessSpec, parse_metrics, trial_args};
+
+/// `[backend] type = "slurm"` in an experiment file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSpec {
+    #[serde(rename = "type")]
+    _type: String,
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// Slurm's time limit per trial job, e.g. "2:00:00".
+    #[serde(default)]
+    pub time_limit: Option<String>,
+    #[serde(default)]
+    pub cpus_per_trial: Option<u32>,
+    #[serde(default)]
+    pub gpus_per_trial: u32,
+    /// More `sbatch`/`srun` options, e.g. `["--account=myproj"]`.
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+    /// `"auto"` (steps inside an allocation, jobs otherwise), `"jobs"` or `"steps"`.
+    #[serde(default = "auto")]
+    pub mode: String,
+    #[serde(default = "default_poll", deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    #[serde(default = "default_grace", deserialize_with = "duration")]
+    pub grace_period: Duration,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub workdir: Option<PathBuf>,
+    #[serde(default = "yes")]
+    pub checkpointing: bool,
+    #[serde(default)]
+    pub config_as_json: bool,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_poll() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(5)
+}
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text)
+        .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration like \"1s\": {e}")))
+}
+
+impl SlurmSpec {
+    /// The options both `sbatch` and `srun` take.
+    fn resource_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(p) = &self.partition {
+            args.push(format!("--partition={p}"));
+        }
+        if let Some(t) = &self.time_limit {
+            args.push(format!("--time={t}"));
+        }
+        if let Some(c) = self.cpus_per_trial {
+            args.push(format!("--cpus-per-task={c}"));
+        }
+        if self.gpus_per_trial > 0 {
+            args.push(format!("--gpus={}", self.gpus_per_trial));
+        }
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+
+    /// The same trials as a process spec (for job steps and argv).
+    fn process_spec(&self, command: Vec<String>) -> ProcessSpec {
+        ProcessSpec {
+            command,
+            workdir: self.workdir.clone(),
+            env: self.env.clone(),
+            checkpointing: self.checkpointing,
+            config_as_json: self.config_as_json,
+            grace_period: self.grace_period,
+            timeout: None,
+            gpus_per_trial: 0,
+            gpus: None,
+        }
+    }
+}
+
+/// The backend for a `[backend] type = "slurm"` table: job steps inside an allocation,
+/// jobs otherwise (or as `mode` says).
+pub fn slurm_backend(spec: SlurmSpec, workers: usize, trials_dir: PathBuf) -> Result<Box<dyn Backend>, String> {
+    let in_allocation = std::env::var_os("SLURM_JOB_ID").is_some();
+    let steps = match spec.mode.as_str() {
+        "auto" => in_allocation,
+        "steps" if in_allocation => true,
+        "steps" => return Err("mode = \"steps\" needs an allocation (run hpo inside salloc or sbatch)".into()),
+        "jobs" => false,
+        other => return Err(format!("mode must be \"auto\", \"jobs\" or \"steps\", got {other:?}")),
+    };
+    let tool = if steps { "srun" } else { "sbatch" };
+    if Command::new(tool).arg("--version").output().is_err() {
+        return Err(format!("`{tool}` was not found: is this a Slurm login node?"));
+    }
+    if steps {
+        // A job step per trial: srun forwards SIGTERM to the step; the rest is the process backend.
+        let mut command: Vec<String> =
+            vec!["srun".into(), "--ntasks=1".into(), "--nodes=1".into(), "--exclusive".into(), "--quiet".into()];
+        command.extend(spec.resource_args());
+        command.extend(spec.command.iter().cloned());
+        let backend = ProcessBackend::new(spec.process_spec(command), workers, trials_dir)?;
+        return Ok(Box::new(backend));
+    }
+    let program = spec.command.first().ok_or("`command` is empty")?;
+    let workdir = spec.workdir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let workdir = std::path::absolute(&workdir).unwrap_or(workdir);
+    if !program.contains('/') && which(program).is_none() {
+        return Err(format!("the command `{program}` was not found on PATH"));
+    }
+    let trials_dir = std::path::absolute(&trials_dir).unwrap_or(trials_dir);
+    Ok(Box::new(SlurmJobs {
+        spec,
+        workdir,
+        trials_dir,
+        jobs: HashMap::new(),
+        pending: VecDeque::new(),
+        clock: Instant::now(),
+        launches: HashMap::new(),
+        last_queue_poll: Instant::now(),
+    }))
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+struct Job {
+    trial_id: TrialId,
+    output: PathBuf,
+    stderr: PathBuf,
+    /// Written by the job script with the command's exit status when it ends.
+    exit: PathBuf,
+    offset: u64,
+    partial: String,
+    /// Stop or pause, when hpo asked for it.
+    intent: Option<Decision>,
+}
+
+/// Trials as Slurm batch jobs.
+struct SlurmJobs {
+    spec: SlurmSpec,
+    workdir: PathBuf,
+    trials_dir: PathBuf,
+    /// Running jobs by Slurm job id.
+    jobs: HashMap<String, Job>,
+    pending: VecDeque<Event>,
+    clock: Instant,
+    /// Launches per trial (a resumed trial is a new job with the same folder).
+    launches: HashMap<TrialId, u32>,
+    last_queue_poll: Instant,
+}
+
+/// How often job output and exit markers are looked at (cheap: files on the shared file
+/// system); `squeue` is asked only every `poll_interval`.
+const FILE_POLL: Duration = Duration::from_millis(20);
+
+/// Quotes a string for a `#SBATCH` line or the script (single quotes, no interpolation).
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+impl SlurmJobs {
+    fn event(&self, trial_id: TrialId, kind: EventKind) -> Event {
+        Event { time: self.clock.elapsed().as_secs_f64(), trial_id, kind }
+    }
+
+    fn submit(&mut self, trial: &TrialStart) -> Result<String, String> {
+        let dir = self.trials_dir.join(trial.trial_id.to_string());
+        let checkpoints = dir.join("checkpoints");
+        let donor = trial.checkpoint_from.map(|from| self.trials_dir.join(from.to_string()).join("checkpoints"));
+        prepare_checkpoint_dir(&checkpoints, donor.as_deref())?;
+        let launch = self.launches.entry(trial.trial_id).or_insert(0);
+        *launch += 1;
+        let n = *launch;
+        let spec = self.spec.process_spec(self.spec.command.clone());
+        let mut argv = vec![self.spec.command[0].clone()];
+        argv.extend(trial_args(&spec, &trial.config, &checkpoints));
+        // The argv travels as NUL-separated bytes: no shell ever interprets a value.
+        let argv_file = dir.join(format!("job-{n}.argv"));
+        let config_file = dir.join(format!("job-{n}.config.json"));
+        let write =
+            |path: &Path, bytes: &[u8]| std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()));
+        let mut bytes = Vec::new();
+        for a in &argv {
+            bytes.extend_from_slice(a.as_bytes());
+            bytes.push(0);
+        }
+        write(&argv_file, &bytes)?;
+        write(&config_file, trial.config.to_string().as_bytes())?;
+        let output = dir.join(format!("job-{n}.out"));
+        let stderr = dir.join("stderr.log");
+        let mut script = String::from("#!/bin/bash\n");
+        script.push_str(&format!("#SBATCH --job-name=hpo-trial-{}\n", trial.trial_id));
+        script.push_str(&format!("#SBATCH --output={}\n", output.display()));
+        script.push_str(&format!("#SBATCH --error={}\n#SBATCH --open-mode=append\n", stderr.display()));
+        script.push_str(&format!("cd {}\n", quote(&self.workdir.display().to_string())));
+        script.push_str(&format!("export HPO_TRIAL_ID={}\n", trial.trial_id));
+        script.push_str(&format!("export HPO_CHECKPOINT_DIR={}\n", quote(&checkpoints.display().to_string())));
+        script.push_str(&format!("export HPO_CONFIG=\"$(cat {})\"\n", quote(&config_file.display().to_string())));
+        for (k, v) in &self.spec.env {
+            script.push_str(&format!("export {k}={}\n", quote(v)));
+        }
+        script.push_str(&format!("mapfile -d '' -t args < {}\n", quote(&argv_file.display().to_string())));
+        // The exit status lands in a marker file, which hpo sees sooner than squeue tells.
+        let exit_file = dir.join(format!("job-{n}.exit"));
+        script.push_str("\"${args[@]}\"\n");
+        script.push_str(&format!("echo $? > {}\n", quote(&exit_file.display().to_string())));
+        let script_file = dir.join(format!("job-{n}.sh"));
+        write(&script_file, script.as_bytes())?;
+        let out = Command::new("sbatch")
+            .arg("--parsable")
+            .args(self.spec.resource_args())
+            .arg(&script_file)
+            .output()
+            .map_err(|e| format!("sbatch: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("sbatch failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        let job_id = String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap_or_default().to_owned();
+        self.jobs.insert(
+            job_id.clone(),
+            Job {
+                trial_id: trial.trial_id,
+                output,
+                stderr,
+                exit: exit_file,
+                offset: 0,
+                partial: String::new(),
+                intent: None,
+            },
+        );
+        Ok(job_id)
+    }
+
+    /// Reads what a job wrote since the last poll; metrics lines become reports.
+    fn read_output(&mut self, job_id: &str) {
+        let Some(job) = self.jobs.get_mut(job_id) else { return };
+        let Ok(mut file) = std::fs::File::open(&job.output) else { return };
+        if file.seek(SeekFrom::Start(job.offset)).is_err() {
+            return;
+        }
+        let mut fresh = String::new();
+        if let Ok(n) = file.read_to_string(&mut fresh) {
+            job.offset += n as u64;
+        }
+        job.partial.push_str(&fresh);
+        let trial_id = job.trial_id;
+        let mut reports = Vec::new();
+        while let Some(end) = job.partial.find('\n') {
+            let line: String = job.partial.drain(..=end).collect();
+            if let Some(payload) = line.trim_end().strip_prefix(METRIC_PREFIX) {
+                reports.push(parse_metrics(payload));
+            }
+        }
+        for r in reports {
+            let kind = match r {
+                Ok(metrics) => EventKind::Report(metrics),
+                Err(e) => EventKind::Failed(e),
+            };
+            let event = self.event(trial_id, kind);
+            self.pending.push_back(event);
+        }
+    }
+
+    /// A quick look at the shared file system: new output of every job, and the jobs whose
+    /// exit marker appeared.
+    fn poll_files(&mut self) {
+        let ids: Vec<String> = self.jobs.keys().cloned().collect();
+        for id in ids {
+            self.read_output(&id);
+            let Some(job) = self.jobs.get(&id) else { continue };
+            let Ok(status) = std::fs::read_to_string(&job.exit) else { continue };
+            let Ok(code) = status.trim().parse::<i32>() else { continue }; // still being written
+            let kind = if code == 0 { Some(EventKind::Completed) } else { None };
+            self.finish(&id, kind.unwrap_or_else(|| EventKind::Failed(format!("the trial exited with status {code}"))));
+        }
+    }
+
+    /// One `squeue` for all running jobs: jobs that ended without an exit marker (cancelled,
+    /// node failure, time limit, preemption) are failed trials with Slurm's state and reason.
+    fn poll_queue(&mut self) -> Result<(), BackendError> {
+        let ids: Vec<String> = self.jobs.keys().cloned().collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let out = Command::new("squeue")
+            .args(["-h", "-t", "all", "-o", "%i|%T|%r", "-j", &ids.join(",")])
+            .output()
+            .map_err(|e| BackendError(format!("squeue: {e}")))?;
+        let states: HashMap<String, (String, String)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut parts = l.split('|');
+                Some((parts.next()?.to_owned(), (parts.next()?.to_owned(), parts.next().unwrap_or("").to_owned())))
+            })
+            .collect();
+        self.poll_files(); // an exit marker written meanwhile wins over the queue's view
+        for id in ids {
+            if !self.jobs.contains_key(&id) {
+                continue;
+            }
+            let (state, reason) =
+                states.get(&id).cloned().unwrap_or_else(|| ("VANISHED".into(), "no longer in squeue".into()));
+            if matches!(
+                state.as_str(),
+                "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "REQUEUED" | "RESIZING"
+            ) {
+                continue;
+            }
+            let why = if reason.is_empty() || reason == "None" { String::new() } else { format!(" ({reason})") };
+            let kind = if state == "COMPLETED" {
+                EventKind::Completed
+            } else {
+                EventKind::Failed(format!("Slurm job {id} ended {state}{why}"))
+            };
+            self.finish(&id, kind);
+        }
+        Ok(())
+    }
+
+    /// Ends a job's trial: what hpo asked for wins; a failure gets the tail of stderr.
+    fn finish(&mut self, id: &str, kind: EventKind) {
+        self.read_output(id);
+        let Some(job) = self.jobs.remove(id) else { return };
+        let kind = match (job.intent, kind) {
+            (Some(Decision::Pause), _) => EventKind::Paused,
+            (Some(_), _) => EventKind::Stopped,
+            (None, EventKind::Failed(mut message)) => {
+                let text = std::fs::read_to_string(&job.stderr).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
+                if !tail.is_empty() {
+                    message.push_str(&format!("; last lines of stderr:\n{}", tail.join("\n")));
+                }
+                EventKind::Failed(message)
+            }
+            (None, kind) => kind,
+        };
+        let event = self.event(job.trial_id, kind);
+        self.pending.push_back(event);
+    }
+
+    fn job_of(&self, trial_id: TrialId) -> Option<String> {
+        self.jobs.iter().find(|(_, j)| j.trial_id == trial_id).map(|(id, _)| id.clone())
+    }
+}
+
+#[async_trait]
+impl Backend for SlurmJobs {
+    async fn start(&mut self, trial: TrialStart) -> Result<(), BackendError> {
+        if let Err(e) = self.submit(&trial) {
+            let event = self.event(trial.trial_id, EventKind::Failed(e));
+            self.pending.push_back(event);
+        }
+        Ok(())
+    }
+
+    async fn decide(&mut self, trial_id: TrialId, decision: Decision) -> Result<(), BackendError> {
+        if decision == Decision::Continue {
+            return Ok(());
+        }
+        let Some(id) = self.job_of(trial_id) else { return Ok(()) };
+        if let Some(job) = self.jobs.get_mut(&id) {
+            if job.intent.is_some() {
+                return Ok(());
+            }
+            job.intent = Some(decision);
+        }
+        let _ = Command::new("scancel").args(["--full", "--signal=TERM", &id]).output();
+        let grace = self.spec.grace_period;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let _ = tokio::process::Command::new("scancel").arg(&id).output().await;
+        });
+        Ok(())
+    }
+
+    async fn next_events(&mut self, out: &mut Vec<Event>) -> Result<(), BackendError> {
+        loop {
+            if !self.pending.is_empty() {
+                out.extend(self.pending.drain(..));
+                return Ok(());
+            }
+            if self.jobs.is_empty() {
+                return Err(BackendError("no Slurm job is running".into()));
+            }
+            tokio::time::sleep(FILE_POLL).await;
+            if self.last_queue_poll.elapsed() >= self.spec.poll_interval {
+                self.last_queue_poll = Instant::now();
+                self.poll_queue()?;
+            } else {
+                self.poll_files();
+            }
+        }
+    }
+
+    fn now(&self) -> f64 {
+        self.clock.elapsed().as_secs_f64()
+    }
+
+    fn checkpoint_dir(&self, trial_id: TrialId) -> Option<PathBuf> {
+        Some(self.trials_dir.join(trial_id.to_string()).join("checkpoints"))
+    }
+}
+
+impl Drop for SlurmJobs {
+    /// Cancels every job this backend started and that still runs.
+    fn drop(&mut self) {
+        let ids: Vec<&str> = self.jobs.keys().map(String::as_str).collect();
+        if !ids.is_empty() {
+            let _ = Command::new("scancel").args(&ids).output();
+        }
+    }
+}

@@ -1,0 +1,208 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+//! The Slurm backend on a real (single-node) Slurm cluster, brought up by
+//! `scripts/slurm-cluster.sh up`. Without Slurm these tests say "skipped: no Slurm"; with
+//! `HPO_REQUIRE_SLURM=1` (as CI sets it) a missing cluster fails them instead.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The cluster has 2 CPUs: one test at a time.
+static CLUSTER: Mutex<()> = Mutex::new(());
+
+fn slurm_available() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).lines().any(|l| !l.contains("down")));
+    if !up {
+        assert!(
+            std::env::var_os("HPO_REQUIRE_SLURM").is_none(),
+            "HPO_REQUIRE_SLURM is set but no Slurm cluster answers"
+        );
+        eprintln!("skipped: no Slurm");
+    }
+    up
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn journal(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn count(entries: &[Value], event: &str) -> usize {
+    entries.iter().filter(|e| e["event"] == event).count()
+}
+
+/// Jobs still pending or running (a job that ended may show as COMPLETING for a moment:
+/// give Slurm a few seconds to clear it).
+fn queue() -> String {
+    let list =
+        || String::from_utf8(Command::new("squeue").args(["-h", "-o", "%i %j %T"]).output().unwrap().stdout).unwrap();
+    let start = Instant::now();
+    loop {
+        let q = list();
+        if q.is_empty() || start.elapsed() > Duration::from_secs(10) || !q.lines().all(|l| l.ends_with("COMPLETING")) {
+            return q;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn script(extra: &str) -> String {
+    format!(
+        r#"import os, sys, time
+sys.path.insert(0, {helper:?})
+from hpo_report import config, checkpoint_dir, report
+cfg = config()
+with open("env-" + os.environ["HPO_TRIAL_ID"], "w") as f:
+    f.write(os.environ.get("SLURM_JOB_ID", "") + " " + os.environ.get("SLURM_STEP_ID", ""))
+{extra}
+ckpt = os.path.join(checkpoint_dir(), "epoch.txt")
+start = int(open(ckpt).read()) if os.path.exists(ckpt) else 0
+for epoch in range(start + 1, int(cfg["epochs"]) + 1):
+    time.sleep(0.05)
+    open(ckpt, "w").write(str(epoch))
+    report(epoch=epoch, loss=cfg["x"] + 1.0 / epoch)
+"#,
+        helper = repo().join("python").display().to_string()
+    )
+}
+
+fn setup(script: &str, scheduler: &str, stop: &str, workers: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("train.py"), script).unwrap();
+    let experiment = format!(
+        "name = \"s\"\nmetric = \"loss\"\nresource_attr = \"epoch\"\nmax_resource_attr = \"epochs\"\nworkers = {workers}\n[space]\nepochs = 9\nx = {{ uniform = [0, 1] }}\n[scheduler]\n{scheduler}\n[backend]\ntype = \"slurm\"\ncommand = [\"python3\", \"train.py\"]\ncpus_per_trial = 1\npoll_interval = \"200ms\"\ngrace_period = \"1s\"\n[stop]\n{stop}\n"
+    );
+    std::fs::write(dir.path().join("e.toml"), experiment).unwrap();
+    dir
+}
+
+fn hpo(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hpo")).args(args).current_dir(cwd).env_remove("SLURM_JOB_ID").output().unwrap()
+}
+
+#[test]
+fn asha_runs_end_to_end_through_slurm_jobs() {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !slurm_available() {
+        return;
+    }
+    let dir = setup(&script(""), "type = \"asha\"\nvariant = \"promotion\"", "max_trials = 6", 2);
+    let out = hpo(&["run", "e.toml", "-q"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let entries = journal(&dir.path().join("runs/s"));
+    assert_eq!(count(&entries, "start"), 6);
+    assert!(count(&entries, "resume") > 0, "promoted trials are resumed as new jobs");
+    let env = std::fs::read_to_string(dir.path().join("env-0")).unwrap();
+    assert!(!env.split(' ').next().unwrap().is_empty(), "trial 0 ran as a Slurm job: {env:?}");
+    assert!(dir.path().join("runs/s/trials/0/job-1.sh").exists());
+    assert_eq!(queue(), "", "no job is left in the queue");
+}
+
+#[test]
+fn inside_an_allocation_trials_are_job_steps() {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !slurm_available() {
+        return;
+    }
+    let dir = setup(&script(""), "type = \"asha\"", "max_trials = 6", 2);
+    let out = Command::new("salloc")
+        .args(["-n", "2", "--quiet", env!("CARGO_BIN_EXE_hpo"), "run", "e.toml", "-q"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let entries = journal(&dir.path().join("runs/s"));
+    assert_eq!(count(&entries, "start"), 6);
+    let env = std::fs::read_to_string(dir.path().join("env-0")).unwrap();
+    let step = env.split(' ').nth(1).unwrap_or_default();
+    assert!(!step.is_empty(), "trial 0 ran as a job step: {env:?}");
+    assert_eq!(queue(), "");
+}
+
+#[test]
+fn a_stopped_trial_is_gone_from_the_queue_and_the_machine() {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !slurm_available() {
+        return;
+    }
+    let forever = "import subprocess\nsubprocess.Popen(['sleep', '4141.5'])\nwhile True:\n    report(epoch=1, loss=1.0)\n    time.sleep(0.1)";
+    let dir = setup(&script(forever), "type = \"fifo\"", "max_wallclock = \"4s\"", 1);
+    let out = hpo(&["run", "e.toml", "-q"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let entries = journal(&dir.path().join("runs/s"));
+    assert_eq!(count(&entries, "stopped"), 1, "{entries:?}");
+    assert_eq!(queue(), "", "the stopped job is gone from squeue");
+    std::thread::sleep(Duration::from_millis(500));
+    let left = Command::new("pgrep").args(["-f", "sleep 4141.5"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "the trial's processes are gone");
+}
+
+#[test]
+fn a_job_cancelled_by_hand_is_a_failed_trial_and_the_experiment_goes_on() {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !slurm_available() {
+        return;
+    }
+    let slow_first = "if os.environ['HPO_TRIAL_ID'] == '0':\n    time.sleep(60)";
+    let dir = setup(&script(slow_first), "type = \"fifo\"", "max_trials = 3", 1);
+    let child = Command::new(env!("CARGO_BIN_EXE_hpo"))
+        .args(["run", "e.toml", "-q"])
+        .current_dir(dir.path())
+        .env_remove("SLURM_JOB_ID")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let job = loop {
+        let q = queue();
+        if let Some(line) = q.lines().find(|l| l.contains("hpo-trial-0") && l.contains("RUNNING")) {
+            break line.split(' ').next().unwrap().to_owned();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "trial 0 never ran: {q}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    Command::new("scancel").arg(&job).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let entries = journal(&dir.path().join("runs/s"));
+    let fail = entries.iter().find(|e| e["event"] == "fail").unwrap();
+    assert_eq!(fail["trial"], 0);
+    assert!(fail["error"].as_str().unwrap().contains(&format!("Slurm job {job} ended CANCELLED")), "{fail}");
+    assert_eq!(count(&entries, "complete"), 2, "the experiment went on");
+    assert_eq!(queue(), "");
+}
+
+#[test]
+fn bench_slurm_prints_the_overhead_in_both_modes() {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !slurm_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = hpo(&["bench", "slurm", "--trials", "4", "--json"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for mode in ["jobs", "steps"] {
+        assert!(line[mode]["ms_per_trial"].as_f64().unwrap() > 0.0, "{line}");
+        assert!(line[mode]["ms_overhead_per_trial"].is_number(), "{line}");
+    }
+    assert_eq!(queue(), "");
+}
