@@ -24,8 +24,10 @@ fn defaults_are_filled_in() {
     assert!(spec.journal);
     assert_eq!(spec.scheduler, serde_json::json!({"type": "fifo", "searcher": {"type": "random"}}));
     assert_eq!(spec.backend, serde_json::json!({"type": "threads"}));
-    // the resolved spec reads back to the same thing
-    let again = parse(&spec.to_toml().unwrap()).unwrap();
+    // the resolved spec reads back to the same thing, the space written as users write it
+    let resolved = spec.to_toml().unwrap();
+    assert!(resolved.ends_with("[space]\nx = { uniform = [0.0, 1.0] }\n"), "{resolved}");
+    let again = parse(&resolved).unwrap();
     assert_eq!(again.to_json(), spec.to_json());
 }
 

@@ -242,8 +242,45 @@ impl ExperimentSpec {
     }
 
     /// The resolved spec as TOML, as written to `experiment.toml`.
+    /// The search space comes last, one line per parameter in the syntax users write
+    /// (`lr = { loguniform = [0.0001, 0.1] }`).
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
-        toml::to_string_pretty(&self.to_json())
+        let mut json = self.to_json();
+        let space = json.as_object_mut().and_then(|o| o.remove("space")).unwrap_or_default();
+        let mut text = toml::to_string_pretty(&json)?;
+        text.push_str("\n[space]\n");
+        for (name, domain) in space.as_object().into_iter().flatten() {
+            text.push_str(&format!("{} = {}\n", toml_key(name), inline_toml(domain)));
+        }
+        Ok(text)
+    }
+}
+
+/// A key, quoted unless it is bare-safe.
+fn toml_key(key: &str) -> String {
+    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        key.to_owned()
+    } else {
+        serde_json::Value::String(key.to_owned()).to_string()
+    }
+}
+
+/// A JSON value as an inline TOML value (JSON strings are valid TOML basic strings).
+fn inline_toml(value: &serde_json::Value) -> String {
+    use serde_json::Value as J;
+    match value {
+        J::Object(map) => {
+            let fields: Vec<String> =
+                map.iter().map(|(k, v)| format!("{} = {}", toml_key(k), inline_toml(v))).collect();
+            format!("{{ {} }}", fields.join(", "))
+        }
+        J::Array(items) => format!("[{}]", items.iter().map(inline_toml).collect::<Vec<_>>().join(", ")),
+        J::Number(n) if n.is_f64() => {
+            // Shortest round-trip form, kept a float in TOML (`1` would read back as an integer).
+            let text = n.as_f64().unwrap_or_default().to_string();
+            if text.contains(['.', 'e', 'E']) { text } else { format!("{text}.0") }
+        }
+        other => other.to_string(),
     }
 }
 
