@@ -10,7 +10,11 @@ use clap::{Args, Parser, Subcommand};
 
 /// Hyperparameter optimization: tune any training script or Rust function.
 #[derive(Debug, Parser)]
-#[command(name = "hpo", version, about)]
+#[command(
+    name = "hpo",
+    version,
+    about = "Hyperparameter optimization: tune any training script or Rust function, compare methods in simulated time"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -194,7 +194,7 @@ impl Scheduler for Asha {
             && let Some((id, level)) = state.promotable()
         {
             let attr = state.max_resource_attr.clone();
-            let info = state.trials.get_mut(&id).expect("promotable trials are known");
+            let Some(info) = state.trials.get_mut(&id) else { return Suggestion::Wait };
             info.ended = false;
             info.config = with_level(info.config.clone(), attr.as_deref(), level);
             state.active += 1;
