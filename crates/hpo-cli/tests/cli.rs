@@ -160,6 +160,14 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+    // a scheduler that cannot work with the experiment: a clear error, no experiment folder
+    let no_max = HEIGHT.replace("max_resource_attr = \"steps\"\n", "").replace("type = \"fifo\"", "type = \"asha\"");
+    std::fs::write(dir.path().join("asha.toml"), no_max).unwrap();
+    let out = hpo(&["run", "asha.toml", "--name", "no-max"], dir.path());
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("error: setting up the scheduler: asha needs `max_t`"), "{stderr}");
+    assert!(!dir.path().join("runs/no-max").exists());
     std::fs::write(dir.path().join("ok.toml"), HEIGHT).unwrap();
     let out = hpo(&["run", "ok.toml", "--name", "a/b"], dir.path());
     assert!(text(&out).1.contains("--name `a/b` cannot be used"), "{:?}", text(&out));

@@ -155,11 +155,11 @@ pub struct Summary {
 /// The experiment could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum TunerError {
-    #[error("setting up the scheduler: {0}")]
+    #[error("setting up the scheduler")]
     Setup(#[from] SetupError),
-    #[error("backend: {0}")]
+    #[error("backend")]
     Backend(#[from] BackendError),
-    #[error("writing the journal: {0}")]
+    #[error("writing the journal")]
     Journal(#[from] std::io::Error),
     #[error("the scheduler suggested something invalid: {0}")]
     BadSuggestion(String),

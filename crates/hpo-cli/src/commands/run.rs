@@ -43,6 +43,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!("hpo: experiment `{}` in {}", spec.name, dir.display());
     let outcome = runtime()?.block_on(tuner.run());
+    if let Err(e @ hpo_core::TunerError::Setup(_)) = outcome {
+        std::fs::remove_dir_all(&dir).ok(); // nothing ran: leave no experiment behind
+        return Err(e.into());
+    }
     // Whatever happened, results.csv reflects everything the journal recorded.
     if spec.journal {
         let results = ExperimentResults::from_entries(&read_journal(&journal_path)?).map_err(anyhow::Error::msg)?;
