@@ -164,3 +164,20 @@ fn the_simulated_example_runs_and_plots() {
     hpo(&["plot", "runs/simulated-asha"], dir.path());
     assert!(dir.path().join("runs/simulated-asha/plots/gantt.svg").exists());
 }
+
+#[test]
+fn tpe_beats_random_search_on_branin_and_hartmann6() {
+    for blackbox in ["branin", "hartmann6"] {
+        let dir = tempfile::tempdir().unwrap();
+        let args =
+            ["bench", "run", "--blackbox", blackbox, "--methods", "random,tpe", "--seeds", "0..30", "--workers", "1"];
+        let out = hpo(
+            &[&args[..], &["--max-time", "100h", "--max-trials", "60", "--json", "--output", "out"]].concat(),
+            dir.path(),
+        );
+        let s: Vec<Value> =
+            String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let (random, tpe) = (final_median_regret(&s[0]), final_median_regret(&s[1]));
+        assert!(tpe < 0.75 * random, "{blackbox}: median regret after 60 evaluations: tpe {tpe}, random {random}");
+    }
+}

@@ -6,6 +6,7 @@
 //! | --- | --- | --- |
 //! | `random` | searcher | independent samples; `points_to_evaluate` first |
 //! | `grid` | searcher | every grid point once, then done |
+//! | `tpe` | searcher | tree-structured Parzen estimator (model-based) |
 //! | `fifo` | scheduler | runs every trial to its end; configs from its searcher |
 //! | `successive_halving` | scheduler | synchronous successive halving (d2l) |
 //! | `hyperband` | scheduler | synchronous Hyperband |
@@ -25,6 +26,7 @@ mod pbt;
 pub mod quantile;
 mod random;
 mod rungs;
+mod tpe;
 
 pub use asha::{Asha, Variant};
 pub use fifo::Fifo;
@@ -34,6 +36,7 @@ pub use median::MedianStopping;
 pub use pbt::Pbt;
 pub use random::RandomSearcher;
 pub use rungs::{geometric_levels, halving_levels};
+pub use tpe::Tpe;
 
 /// Makes sure the registrations of this crate are linked into a binary that only names
 /// them in experiment files (the linker may otherwise drop an unreferenced crate).

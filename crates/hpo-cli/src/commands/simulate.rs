@@ -17,7 +17,7 @@ use crate::commands::runtime;
 use crate::{BenchRunArgs, SimulatorBenchArgs};
 
 /// The methods `--methods` knows, as scheduler tables.
-pub const METHODS: [(&str, &str); 7] = [
+pub const METHODS: [(&str, &str); 9] = [
     ("random", r#"{"type": "fifo"}"#),
     ("asha", r#"{"type": "asha", "variant": "stopping", "grace_period": 1, "reduction_factor": 3}"#),
     ("asha-promotion", r#"{"type": "asha", "variant": "promotion", "grace_period": 1, "reduction_factor": 3}"#),
@@ -25,6 +25,8 @@ pub const METHODS: [(&str, &str); 7] = [
     ("sh", r#"{"type": "successive_halving", "r_min": 1, "eta": 3}"#),
     ("median", r#"{"type": "median_stopping"}"#),
     ("pbt", r#"{"type": "pbt"}"#),
+    ("tpe", r#"{"type": "fifo", "searcher": {"type": "tpe"}}"#),
+    ("bohb", r#"{"type": "hyperband", "grace_period": 1, "reduction_factor": 3, "searcher": {"type": "tpe"}}"#),
 ];
 
 /// A method by name: one of [`METHODS`], or a scheduler table as JSON.
