@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use hpo_core::{Entry, ExperimentResults, Mode, read_journal};
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::commands::simulate::{RunResult, best_at, quartiles};
@@ -30,6 +32,24 @@ fn palette(i: usize) -> RGBColor {
 
 fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("drawing: {e}")
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart with hpo's caption font, margins and label areas.
+fn chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: impl AsRef<str>,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> anyhow::Result<Chart<'a, 'b>> {
+    ChartBuilder::on(root)
+        .caption(caption.as_ref(), ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x, y)
+        .map_err(plot_error)
 }
 
 /// (min, max) padded so a flat series still gets an axis.
@@ -86,13 +106,7 @@ fn anytime(results: &ExperimentResults, path: &Path) -> anyhow::Result<PathBuf> 
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let (lo, hi) = range(points.iter().map(|p| p.1));
-    let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{}: best {} so far", results.name, objective.metric), ("sans-serif", 24))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(0.0..end, lo..hi)
-        .map_err(plot_error)?;
+    let mut chart = chart(&root, format!("{}: best {} so far", results.name, objective.metric), 0.0..end, lo..hi)?;
     chart
         .configure_mesh()
         .x_desc("time (s)")
@@ -133,13 +147,12 @@ fn learning_curves(results: &ExperimentResults, path: &Path) -> anyhow::Result<P
     let (y_lo, y_hi) = range(curves.values().flatten().map(|p| p.1));
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{}: learning curves of {} trials", results.name, curves.len()), ("sans-serif", 24))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(x_lo.min(0.0)..x_hi, y_lo..y_hi)
-        .map_err(plot_error)?;
+    let mut chart = chart(
+        &root,
+        format!("{}: learning curves of {} trials", results.name, curves.len()),
+        x_lo.min(0.0)..x_hi,
+        y_lo..y_hi,
+    )?;
     chart
         .configure_mesh()
         .x_desc(resource_attr.as_deref().unwrap_or("report"))
@@ -190,13 +203,7 @@ fn gantt(entries: &[Entry<'_>], results: &ExperimentResults, path: &Path) -> any
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let workers = lanes.len().max(1);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{}: trials per worker", results.name), ("sans-serif", 24))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(0.0..end, 0.0..workers as f64)
-        .map_err(plot_error)?;
+    let mut chart = chart(&root, format!("{}: trials per worker", results.name), 0.0..end, 0.0..workers as f64)?;
     chart
         .configure_mesh()
         .x_desc("time (s)")
@@ -280,13 +287,7 @@ pub fn bench_plot(args: BenchPlotArgs) -> anyhow::Result<ExitCode> {
     let out = args.dir.join("comparison.svg");
     let root = SVGBackend::new(&out, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("best value so far: median and quartiles over seeds", ("sans-serif", 24))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(0.0..end, lo..hi)
-        .map_err(plot_error)?;
+    let mut chart = chart(&root, "best value so far: median and quartiles over seeds", 0.0..end, lo..hi)?;
     chart
         .configure_mesh()
         .x_desc("simulated time (s)")
