@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use hpo_core::{Entry, ExperimentResults, Mode, read_journal};
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -49,6 +50,28 @@ fn chart<'a, 'b>(
         .x_label_area_size(48)
         .y_label_area_size(72)
         .build_cartesian_2d(x, y)
+        .map_err(plot_error)
+}
+
+/// The chart's mesh with hpo's fonts and these axis descriptions; add options, then `draw`.
+fn axes<'c, 'a, 'b>(
+    chart: &'c mut Chart<'a, 'b>,
+    x_desc: &str,
+    y_desc: &str,
+) -> MeshStyle<'a, 'c, RangedCoordf64, RangedCoordf64, SVGBackend<'b>> {
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(x_desc).y_desc(y_desc).label_style(("sans-serif", 15)).axis_desc_style(("sans-serif", 17));
+    mesh
+}
+
+/// The legend of the labelled series.
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .draw()
         .map_err(plot_error)
 }
 
@@ -107,26 +130,13 @@ fn anytime(results: &ExperimentResults, path: &Path) -> anyhow::Result<PathBuf> 
     root.fill(&WHITE).map_err(plot_error)?;
     let (lo, hi) = range(points.iter().map(|p| p.1));
     let mut chart = chart(&root, format!("{}: best {} so far", results.name, objective.metric), 0.0..end, lo..hi)?;
-    chart
-        .configure_mesh()
-        .x_desc("time (s)")
-        .y_desc(objective.metric.as_str())
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 17))
-        .draw()
-        .map_err(plot_error)?;
+    axes(&mut chart, "time (s)", objective.metric.as_str()).draw().map_err(plot_error)?;
     chart
         .draw_series(LineSeries::new(points, palette(0).stroke_width(2)))
         .map_err(plot_error)?
         .label(format!("best {} ({})", objective.metric, if objective.mode == Mode::Max { "max" } else { "min" }))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], palette(0).stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 15))
-        .draw()
-        .map_err(plot_error)?;
+    legend(&mut chart)?;
     root.present().map_err(plot_error)?;
     Ok(path.to_owned())
 }
@@ -153,14 +163,7 @@ fn learning_curves(results: &ExperimentResults, path: &Path) -> anyhow::Result<P
         x_lo.min(0.0)..x_hi,
         y_lo..y_hi,
     )?;
-    chart
-        .configure_mesh()
-        .x_desc(resource_attr.as_deref().unwrap_or("report"))
-        .y_desc(metric.as_str())
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 17))
-        .draw()
-        .map_err(plot_error)?;
+    axes(&mut chart, resource_attr.as_deref().unwrap_or("report"), metric.as_str()).draw().map_err(plot_error)?;
     for (i, curve) in curves.into_values().enumerate() {
         let color = palette(i).mix(0.7);
         chart.draw_series(LineSeries::new(curve.clone(), color.stroke_width(1))).map_err(plot_error)?;
@@ -204,12 +207,7 @@ fn gantt(entries: &[Entry<'_>], results: &ExperimentResults, path: &Path) -> any
     root.fill(&WHITE).map_err(plot_error)?;
     let workers = lanes.len().max(1);
     let mut chart = chart(&root, format!("{}: trials per worker", results.name), 0.0..end, 0.0..workers as f64)?;
-    chart
-        .configure_mesh()
-        .x_desc("time (s)")
-        .y_desc("worker")
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 17))
+    axes(&mut chart, "time (s)", "worker")
         .y_labels(2 * workers + 1)
         .y_label_formatter(&|y| if (y.fract() - 0.5).abs() < 1e-9 { format!("{}", *y as usize) } else { String::new() })
         .disable_y_mesh()
@@ -236,13 +234,7 @@ fn gantt(entries: &[Entry<'_>], results: &ExperimentResults, path: &Path) -> any
             .label(*kind)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 15))
-        .draw()
-        .map_err(plot_error)?;
+    legend(&mut chart)?;
     root.present().map_err(plot_error)?;
     Ok(path.to_owned())
 }
@@ -288,14 +280,7 @@ pub fn bench_plot(args: BenchPlotArgs) -> anyhow::Result<ExitCode> {
     let root = SVGBackend::new(&out, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let mut chart = chart(&root, "best value so far: median and quartiles over seeds", 0.0..end, lo..hi)?;
-    chart
-        .configure_mesh()
-        .x_desc("simulated time (s)")
-        .y_desc("best value")
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 17))
-        .draw()
-        .map_err(plot_error)?;
+    axes(&mut chart, "simulated time (s)", "best value").draw().map_err(plot_error)?;
     for (i, (method, band)) in bands.iter().enumerate() {
         let color = palette(i);
         let mut polygon: Vec<(f64, f64)> = band.iter().map(|p| (p.0, p.3)).collect();
@@ -307,13 +292,7 @@ pub fn bench_plot(args: BenchPlotArgs) -> anyhow::Result<ExitCode> {
             .label(*method)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 15))
-        .draw()
-        .map_err(plot_error)?;
+    legend(&mut chart)?;
     root.present().map_err(plot_error)?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
