@@ -3,15 +3,15 @@
 //! by `hpo run` and `hpo bench run`, the same scheduler served over the process transport, a
 //! Python plugin, `hpo plugin check`, and plugins that misbehave.
 
+mod common;
+
+use common::{hpo, journal, repo, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
 
 /// Builds the example plugin library once (in a target folder of its own, so the build
 /// never waits on the one running these tests) and returns its path.
@@ -32,26 +32,10 @@ fn plugin() -> &'static Path {
     })
 }
 
-fn hpo(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hpo")).args(args).current_dir(cwd).output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 fn experiment(scheduler: &str) -> String {
     format!(
         "name = \"p\"\nmetric = \"mean_loss\"\nresource_attr = \"epoch\"\nmax_resource_attr = \"steps\"\nworkers = 2\nseed = 1\n[space]\nsteps = 9\nwidth = {{ randint = [0, 20] }}\nheight = {{ randint = [-100, 100] }}\n[scheduler]\n{scheduler}\n[backend]\ntype = \"threads\"\nobjective = \"height\"\n[stop]\nmax_trials = 30\n"
     )
-}
-
-fn journal(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn count(entries: &[Value], f: impl Fn(&Value) -> bool) -> usize {

@@ -3,36 +3,16 @@
 //! style and with the repo's helper, stopped, paused, resumed, crashing, hanging, forking,
 //! and `hpo run` interrupted.
 
+mod common;
+
+use common::{events, hpo, journal, repo, text};
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn hpo(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hpo")).args(args).current_dir(cwd).output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn journal(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn events<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    entries.iter().filter(|e| e["event"] == kind).collect()
-}
 
 /// Writes `exp.toml` and the given scripts into a fresh folder.
 fn setup(experiment: &str, scripts: &[(&str, &str)]) -> tempfile::TempDir {

@@ -3,7 +3,11 @@
 //! `scripts/slurm-cluster.sh up`. Without Slurm these tests say "skipped: no Slurm"; with
 //! `HPO_REQUIRE_SLURM=1` (as CI sets it) a missing cluster fails them instead.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{journal, repo, text};
+
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -26,22 +30,6 @@ fn slurm_available() -> bool {
         eprintln!("skipped: no Slurm");
     }
     up
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn journal(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn count(entries: &[Value], event: &str) -> usize {
