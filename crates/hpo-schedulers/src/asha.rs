@@ -33,9 +33,9 @@ pub enum Variant {
 pub struct Asha {
     #[serde(default)]
     pub variant: Variant,
-    #[serde(default = "one")]
+    #[serde(default = "crate::defaults::one")]
     pub grace_period: f64,
-    #[serde(default = "three")]
+    #[serde(default = "crate::defaults::three")]
     pub reduction_factor: f64,
     /// The maximum resource; by default the largest value of `max_resource_attr` in the space.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,22 +44,12 @@ pub struct Asha {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rung_levels: Option<Vec<f64>>,
     /// How many brackets; more than 1 is asynchronous Hyperband.
-    #[serde(default = "one_bracket")]
+    #[serde(default = "crate::defaults::one_count")]
     pub brackets: usize,
     #[serde(default = "default_searcher")]
     pub searcher: Box<dyn Searcher>,
     #[serde(skip)]
     state: Option<State>,
-}
-
-fn one() -> f64 {
-    1.0
-}
-fn three() -> f64 {
-    3.0
-}
-fn one_bracket() -> usize {
-    1
 }
 
 struct Rung {

@@ -196,21 +196,14 @@ pub struct SuccessiveHalving {
     /// The maximum resource; by default the largest value of `max_resource_attr`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r_max: Option<f64>,
-    #[serde(default = "two")]
+    #[serde(default = "crate::defaults::two")]
     pub eta: f64,
-    #[serde(default = "one")]
+    #[serde(default = "crate::defaults::one_count")]
     pub prefact: usize,
     #[serde(default = "default_searcher")]
     pub searcher: Box<dyn Searcher>,
     #[serde(skip)]
     brackets: Brackets,
-}
-
-fn two() -> f64 {
-    2.0
-}
-fn one() -> usize {
-    1
 }
 
 impl SuccessiveHalving {
@@ -269,9 +262,9 @@ impl Scheduler for SuccessiveHalving {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hyperband {
-    #[serde(default = "one_f")]
+    #[serde(default = "crate::defaults::one")]
     pub grace_period: f64,
-    #[serde(default = "three")]
+    #[serde(default = "crate::defaults::three")]
     pub reduction_factor: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_t: Option<f64>,
@@ -281,13 +274,6 @@ pub struct Hyperband {
     pub searcher: Box<dyn Searcher>,
     #[serde(skip)]
     state: Brackets,
-}
-
-fn one_f() -> f64 {
-    1.0
-}
-fn three() -> f64 {
-    3.0
 }
 
 impl Hyperband {

@@ -18,6 +18,7 @@
 //! file's `[searcher]` table) and tells it about every report, completion and failure.
 
 mod asha;
+mod defaults;
 mod fifo;
 mod grid;
 mod hyperband;

@@ -13,29 +13,19 @@ use crate::quantile::RunningQuantile;
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MedianStopping {
-    #[serde(default = "one")]
+    #[serde(default = "crate::defaults::one")]
     pub grace_period: f64,
-    #[serde(default = "one_usize")]
+    #[serde(default = "crate::defaults::one_count")]
     pub grace_population: usize,
     /// Resources are compared in steps of this size (`floor(resource / time_step)`).
-    #[serde(default = "one")]
+    #[serde(default = "crate::defaults::one")]
     pub time_step: f64,
-    #[serde(default = "half")]
+    #[serde(default = "crate::defaults::half")]
     pub rank_cutoff: f64,
     #[serde(default = "default_searcher")]
     pub searcher: Box<dyn Searcher>,
     #[serde(skip)]
     state: State,
-}
-
-fn one() -> f64 {
-    1.0
-}
-fn one_usize() -> usize {
-    1
-}
-fn half() -> f64 {
-    0.5
 }
 
 #[derive(Default)]

@@ -24,11 +24,11 @@ use crate::rungs::{at_max_resource, max_resource};
 pub struct Pbt {
     #[serde(default = "default_population")]
     pub population_size: usize,
-    #[serde(default = "one")]
+    #[serde(default = "crate::defaults::one")]
     pub perturbation_interval: f64,
-    #[serde(default = "quarter")]
+    #[serde(default = "crate::defaults::quarter")]
     pub quantile_fraction: f64,
-    #[serde(default = "quarter")]
+    #[serde(default = "crate::defaults::quarter")]
     pub resample_probability: f64,
     /// The maximum resource; by default the largest value of `max_resource_attr`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,13 +46,6 @@ pub struct Pbt {
 fn default_population() -> usize {
     8
 }
-fn one() -> f64 {
-    1.0
-}
-fn quarter() -> f64 {
-    0.25
-}
-
 struct Member {
     config: Config,
     /// Latest value and the resource it was reported at.
