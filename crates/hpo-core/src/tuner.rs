@@ -205,7 +205,11 @@ pub struct Tuner {
     trajectory: Vec<(f64, f64)>,
     decisions: Vec<(TrialId, Decision)>,
     starts: Vec<TrialStart>,
+    last_notify: std::time::Instant,
 }
+
+/// How often the observer hears about progress (the final state is always reported).
+const NOTIFY_EVERY: Duration = Duration::from_millis(50);
 
 impl Tuner {
     /// A tuner with no stopping criteria, no journal and one worker.
@@ -231,6 +235,7 @@ impl Tuner {
             trajectory: Vec::new(),
             decisions: Vec::new(),
             starts: Vec::new(),
+            last_notify: std::time::Instant::now(),
         }
     }
 
@@ -586,8 +591,11 @@ impl Tuner {
         }
     }
 
+    /// Updates the observer, at most every [`NOTIFY_EVERY`]: counting trials scans them
+    /// all, which must not happen on every event of a long run.
     fn notify(&mut self) {
-        if self.observer.is_some() {
+        if self.observer.is_some() && self.last_notify.elapsed() >= NOTIFY_EVERY {
+            self.last_notify = std::time::Instant::now();
             let progress = self.progress();
             if let Some(observer) = &mut self.observer {
                 observer.update(&progress);
