@@ -49,6 +49,9 @@ pub trait Searcher: Send {
 
     /// A trial failed; it will not report again.
     fn on_fail(&mut self, _trial_id: TrialId) {}
+
+    /// The scheduler stopped or paused a trial: no result is on its way unless it resumes.
+    fn on_stop(&mut self, _trial_id: TrialId) {}
 }
 
 /// Decides when and how long trials run; owns a searcher.

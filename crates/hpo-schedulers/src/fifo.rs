@@ -24,6 +24,14 @@ pub(crate) fn start_or_done(searcher: &mut dyn Searcher, trial_id: TrialId) -> S
     }
 }
 
+/// Passes `decision` through, telling the searcher when it stops or pauses the trial.
+pub(crate) fn notify_stop(searcher: &mut dyn Searcher, trial_id: TrialId, decision: Decision) -> Decision {
+    if decision != Decision::Continue {
+        searcher.on_stop(trial_id);
+    }
+    decision
+}
+
 impl Fifo {
     pub fn new(searcher: Box<dyn Searcher>) -> Self {
         Fifo { searcher }

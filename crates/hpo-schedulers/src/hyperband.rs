@@ -13,7 +13,7 @@ use hpo_core::{Config, Context, Decision, Report, Scheduler, Searcher, SetupErro
 use serde::{Deserialize, Serialize};
 
 use crate::asha::hyperband_counts;
-use crate::fifo::default_searcher;
+use crate::fifo::{default_searcher, notify_stop};
 use crate::rungs::{at_max_resource, check_eta, halving_levels, max_resource, with_level};
 
 /// One bracket's shape: (slots, level) per rung.
@@ -244,7 +244,8 @@ impl Scheduler for SuccessiveHalving {
 
     fn on_report(&mut self, report: &Report<'_>) -> Decision {
         self.searcher.on_report(report);
-        self.brackets.on_report(report)
+        let decision = self.brackets.on_report(report);
+        notify_stop(self.searcher.as_mut(), report.trial_id, decision)
     }
 
     fn on_complete(&mut self, trial_id: TrialId) {
@@ -333,7 +334,8 @@ impl Scheduler for Hyperband {
 
     fn on_report(&mut self, report: &Report<'_>) -> Decision {
         self.searcher.on_report(report);
-        self.state.on_report(report)
+        let decision = self.state.on_report(report);
+        notify_stop(self.searcher.as_mut(), report.trial_id, decision)
     }
 
     fn on_complete(&mut self, trial_id: TrialId) {

@@ -7,6 +7,7 @@
 //! | `random` | searcher | independent samples; `points_to_evaluate` first |
 //! | `grid` | searcher | every grid point once, then done |
 //! | `tpe` | searcher | tree-structured Parzen estimator (model-based) |
+//! | `bo` | searcher | Gaussian-process Bayesian optimization with expected improvement |
 //! | `fifo` | scheduler | runs every trial to its end; configs from its searcher |
 //! | `successive_halving` | scheduler | synchronous successive halving (d2l) |
 //! | `hyperband` | scheduler | synchronous Hyperband |
@@ -18,9 +19,12 @@
 //! file's `[searcher]` table) and tells it about every report, completion and failure.
 
 mod asha;
+mod bo;
 mod defaults;
 mod fifo;
+mod gp;
 mod grid;
+mod history;
 mod hyperband;
 mod median;
 mod pbt;
@@ -30,6 +34,7 @@ mod rungs;
 mod tpe;
 
 pub use asha::{Asha, Variant};
+pub use bo::BayesOpt;
 pub use fifo::Fifo;
 pub use grid::GridSearcher;
 pub use hyperband::{BracketShape, Hyperband, SuccessiveHalving, halving_bracket, hyperband_brackets};

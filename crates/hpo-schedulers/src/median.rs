@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use hpo_core::{Context, Decision, Report, Scheduler, Searcher, SetupError, Suggestion, TrialId};
 use serde::{Deserialize, Serialize};
 
-use crate::fifo::{default_searcher, start_or_done};
+use crate::fifo::{default_searcher, notify_stop, start_or_done};
 use crate::quantile::RunningQuantile;
 
 /// The median stopping rule (Golovin et al., 2017): at each time step, stop a trial whose
@@ -49,24 +49,8 @@ impl MedianStopping {
     }
 }
 
-#[typetag::serde(name = "median_stopping")]
-impl Scheduler for MedianStopping {
-    fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
-        if self.time_step.is_nan() || self.time_step <= 0.0 || !(0.0..=1.0).contains(&self.rank_cutoff) {
-            return Err(SetupError(format!(
-                "median_stopping: need time_step > 0 and 0 <= rank_cutoff <= 1, got {} and {}",
-                self.time_step, self.rank_cutoff
-            )));
-        }
-        self.state = State::default();
-        self.searcher.init(ctx)
-    }
-
-    fn suggest(&mut self, trial_id: TrialId) -> Suggestion {
-        start_or_done(self.searcher.as_mut(), trial_id)
-    }
-
-    fn on_report(&mut self, report: &Report<'_>) -> Decision {
+impl MedianStopping {
+    fn decide(&mut self, report: &Report<'_>) -> Decision {
         self.searcher.on_report(report);
         let step = (report.resource / self.time_step).floor() as i64;
         let (best, last_step) = self.state.best.entry(report.trial_id).or_insert((f64::INFINITY, i64::MIN));
@@ -85,6 +69,29 @@ impl Scheduler for MedianStopping {
             Some(cutoff) if report.resource >= self.grace_period && best > cutoff => Decision::Stop,
             _ => Decision::Continue,
         }
+    }
+}
+
+#[typetag::serde(name = "median_stopping")]
+impl Scheduler for MedianStopping {
+    fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
+        if self.time_step.is_nan() || self.time_step <= 0.0 || !(0.0..=1.0).contains(&self.rank_cutoff) {
+            return Err(SetupError(format!(
+                "median_stopping: need time_step > 0 and 0 <= rank_cutoff <= 1, got {} and {}",
+                self.time_step, self.rank_cutoff
+            )));
+        }
+        self.state = State::default();
+        self.searcher.init(ctx)
+    }
+
+    fn suggest(&mut self, trial_id: TrialId) -> Suggestion {
+        start_or_done(self.searcher.as_mut(), trial_id)
+    }
+
+    fn on_report(&mut self, report: &Report<'_>) -> Decision {
+        let decision = self.decide(report);
+        notify_stop(self.searcher.as_mut(), report.trial_id, decision)
     }
 
     fn on_complete(&mut self, trial_id: TrialId) {

@@ -36,7 +36,7 @@ enum Finite {
 }
 
 /// A config's identity without formatting it: the bits of its [0,1] encoding.
-fn key(space: &Space, config: &Config) -> Vec<u64> {
+pub(crate) fn key(space: &Space, config: &Config) -> Vec<u64> {
     space.encode(config).into_iter().map(f64::to_bits).collect()
 }
 
@@ -44,6 +44,13 @@ impl RandomSearcher {
     pub fn new(points_to_evaluate: Vec<Config>) -> Self {
         RandomSearcher { points_to_evaluate, state: None }
     }
+}
+
+/// A standard normal draw (Box-Muller).
+pub(crate) fn normal(rng: &mut HpoRng) -> f64 {
+    let u: f64 = rng.random::<f64>().max(1e-300);
+    let v: f64 = rng.random();
+    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
 }
 
 /// Fills the parameters a point leaves out with the middle of their domain, then checks it.

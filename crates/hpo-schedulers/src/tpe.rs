@@ -1,12 +1,13 @@
 //! The tree-structured Parzen estimator (Bergstra et al., 2011), as Optuna's default sampler.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-
 use hpo_core::{Config, Context, Domain, HpoRng, Report, Searcher, SetupError, Space, TrialId, derive_rng};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-/// TPE: after `n_startup` random configs, split the results into the best `gamma` fraction
+use crate::history::History;
+use crate::random::normal;
+
+/// TPE: once `n_startup` results are in (random configs until then), split the results into the best `gamma` fraction
 /// ("good") and the rest, model each hyperparameter's density under both with Parzen
 /// estimators (truncated Gaussians in the [0,1] encoding, so log domains are modelled on
 /// their log scale; category frequencies for `choice`), and suggest the best of
@@ -47,14 +48,9 @@ impl Default for Tpe {
 struct State {
     space: Space,
     rng: HpoRng,
-    configs: HashMap<TrialId, Config>,
-    /// Per resource level (its bits): each trial's to-minimize value there.
-    levels: BTreeMap<u64, HashMap<TrialId, f64>>,
+    history: History,
     /// Results a level needs before the model uses it.
     min_points: usize,
-    suggested: usize,
-    /// On a finite space: every config suggested so far (by its encoding), so none repeats.
-    seen: Option<HashSet<Vec<u64>>>,
 }
 
 /// A Parzen estimator over [0,1]: a uniform prior plus a truncated Gaussian per point.
@@ -116,13 +112,6 @@ fn phi(z: f64) -> f64 {
     0.5 * (1.0 + libm::erf(z / std::f64::consts::SQRT_2))
 }
 
-/// A standard normal draw (Box-Muller).
-fn normal(rng: &mut HpoRng) -> f64 {
-    let u: f64 = rng.random::<f64>().max(1e-300);
-    let v: f64 = rng.random();
-    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-}
-
 /// Category frequencies with a uniform prior count of one each.
 fn category_weights(values: &[usize], k: usize) -> Vec<f64> {
     let mut w = vec![1.0; k];
@@ -134,27 +123,18 @@ fn category_weights(values: &[usize], k: usize) -> Vec<f64> {
 }
 
 impl State {
-    /// The results of the highest resource level with enough of them.
-    fn training_set(&self) -> Option<Vec<(f64, &Config)>> {
-        let (_, level) = self.levels.iter().rev().find(|(_, l)| l.len() >= self.min_points)?;
-        let mut results: Vec<(f64, &Config)> =
-            level.iter().filter_map(|(id, v)| self.configs.get(id).map(|c| (*v, c))).collect();
-        results.sort_by(|a, b| a.0.total_cmp(&b.0));
-        Some(results)
-    }
-
     fn propose(&mut self, gamma: f64, n_candidates: usize) -> Option<Config> {
-        let results = self.training_set()?;
+        let results = self.history.level_with(self.min_points)?.results;
         let n_good = ((results.len() as f64 * gamma).ceil() as usize).clamp(1, results.len() - 1);
         let (good, bad) = results.split_at(n_good);
-        let good: Vec<Config> = good.iter().map(|(_, c)| (*c).clone()).collect();
-        let bad: Vec<Config> = bad.iter().map(|(_, c)| (*c).clone()).collect();
+        let good: Vec<&Config> = good.iter().map(|(_, t)| &t.config).collect();
+        let bad: Vec<&Config> = bad.iter().map(|(_, t)| &t.config).collect();
         let mut config = Config::new();
         for (name, domain) in self.space.params() {
             let value = match domain {
                 Domain::Constant(v) => v.clone(),
                 Domain::Choice(values) => {
-                    let index = |c: &Config| {
+                    let index = |c: &&Config| {
                         let mut coords = Vec::new();
                         domain.encode(c.get(name).unwrap_or(&values[0]), &mut coords);
                         coords.iter().position(|&x| x > 0.5).unwrap_or(0)
@@ -176,7 +156,7 @@ impl State {
                     values[best].clone()
                 }
                 _ => {
-                    let coord = |c: &Config| {
+                    let coord = |c: &&Config| {
                         let mut coords = Vec::new();
                         if let Some(v) = c.get(name) {
                             domain.encode(v, &mut coords);
@@ -213,26 +193,21 @@ impl Searcher for Tpe {
         self.state = Some(State {
             space: ctx.space.clone(),
             rng: derive_rng(ctx.seed, "searcher"),
-            configs: HashMap::new(),
-            levels: BTreeMap::new(),
+            history: History::new(&ctx.space, "tpe"),
             min_points: dims + 2,
-            suggested: 0,
-            seen: ctx.space.params().all(|(_, d)| d.cardinality().is_some()).then(HashSet::new),
         });
         Ok(())
     }
 
-    fn suggest(&mut self, _trial_id: TrialId) -> Option<Config> {
+    fn suggest(&mut self, trial_id: TrialId) -> Option<Config> {
         let state = self.state.as_mut()?;
-        state.suggested += 1;
-        let model = state.suggested > self.n_startup;
+        let model = state.history.most_results() >= self.n_startup;
         // On a finite space a repeat is wasted: draw again (model first, then at random).
         for attempt in 0..200 {
             let proposal = if model && attempt < 20 { state.propose(self.gamma, self.n_candidates) } else { None };
             let config = proposal.unwrap_or_else(|| state.space.sample(&mut state.rng));
-            let Some(seen) = &mut state.seen else { return Some(config) };
-            let key: Vec<u64> = state.space.encode(&config).into_iter().map(f64::to_bits).collect();
-            if seen.insert(key) {
+            if state.history.is_new(&config) {
+                state.history.started(trial_id, &config);
                 return Some(config);
             }
         }
@@ -241,10 +216,7 @@ impl Searcher for Tpe {
 
     fn on_report(&mut self, report: &Report<'_>) {
         if let Some(state) = self.state.as_mut() {
-            state.configs.entry(report.trial_id).or_insert_with(|| report.config.clone());
-            // Resources are non-negative: their bit patterns sort like the numbers.
-            let level = report.resource.max(0.0).to_bits();
-            state.levels.entry(level).or_default().insert(report.trial_id, report.objective);
+            state.history.record(report);
         }
     }
 }

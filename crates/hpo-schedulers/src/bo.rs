@@ -1,0 +1,257 @@
+//! Bayesian optimization with a Gaussian process and expected improvement.
+
+use hpo_core::{Config, Context, HpoRng, Report, Searcher, SetupError, Space, TrialId, derive_rng, derive_seed};
+use rand::RngExt;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::gp::{Data, Posterior, Theta, default_theta, expected_improvement, fit};
+use crate::history::{History, Level};
+use crate::random::{RandomSearcher, normal};
+
+/// GP-BO: after `points_to_evaluate`, random configs until `n_startup` results are in; then fit a Gaussian process
+/// (Matern-5/2 ARD, constant mean, noise; hyperparameters by marginal likelihood with
+/// L-BFGS from the previous fit, and from `restarts` random starts on every tenth fit) to the standardized results in
+/// the [0,1] encoding, and suggest the config of highest expected improvement among
+/// `n_candidates` random configs and a local search around the best of them.
+///
+/// Running trials are fantasized at the model's predicted mean, so asynchronous workers do
+/// not all get the same config. Results are kept per resource level and the model is fitted
+/// on the highest level with at least `dims + 2` results (or the fullest level): inside
+/// `asha` or `hyperband` this is MOBSTER-style multi-fidelity BO. Fitting uses at most
+/// `max_fit_points` results (the best quarter and a random rest); prediction uses all.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BayesOpt {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub points_to_evaluate: Vec<Config>,
+    #[serde(default = "default_startup")]
+    pub n_startup: usize,
+    #[serde(default = "default_candidates")]
+    pub n_candidates: usize,
+    #[serde(default = "default_restarts")]
+    pub restarts: usize,
+    #[serde(default = "default_max_fit_points")]
+    pub max_fit_points: usize,
+    #[serde(skip)]
+    state: Option<State>,
+}
+
+fn default_startup() -> usize {
+    5
+}
+fn default_candidates() -> usize {
+    500
+}
+fn default_restarts() -> usize {
+    2
+}
+fn default_max_fit_points() -> usize {
+    300
+}
+
+impl Default for BayesOpt {
+    fn default() -> Self {
+        BayesOpt {
+            points_to_evaluate: Vec::new(),
+            n_startup: default_startup(),
+            n_candidates: default_candidates(),
+            restarts: default_restarts(),
+            max_fit_points: default_max_fit_points(),
+            state: None,
+        }
+    }
+}
+
+/// Candidates refined by local search, its rounds, and neighbours per candidate and round.
+const LOCAL_STARTS: usize = 5;
+const LOCAL_ROUNDS: usize = 4;
+const NEIGHBOURS: usize = 16;
+/// L-BFGS iterations per start.
+const FIT_ITERS: u64 = 40;
+/// Fits between two fits with random restarts.
+const RESTART_PERIOD: usize = 10;
+
+struct State {
+    space: Space,
+    rng: HpoRng,
+    history: History,
+    /// The first configs: `points_to_evaluate`, then random ones.
+    initial: RandomSearcher,
+    min_points: usize,
+    suggested: usize,
+    /// The last fitted hyperparameters: the next fit starts from them.
+    theta: Option<Theta>,
+    fits: usize,
+}
+
+impl State {
+    /// The config of highest expected improvement, or `None` without data to model.
+    fn propose(&mut self, n_candidates: usize, restarts: usize, max_fit_points: usize) -> Option<Config> {
+        let level = self.history.level_with(self.min_points).or_else(|| self.history.fullest_level())?;
+        let Level { resource, results } = level;
+        let values: Vec<f64> = results.iter().map(|(v, _)| *v).collect();
+        let (center, scale) = standardization(&values);
+        let y: Vec<f64> = values.iter().map(|v| (v - center) / scale).collect();
+        let x: Vec<Vec<f64>> = results.iter().map(|(_, t)| t.encoded.clone()).collect();
+        let pending: Vec<Vec<f64>> = self.history.pending(resource).map(|t| t.encoded.clone()).collect();
+
+        // Hyperparameters, on a bounded subset: from the last fit, and on the first fit and
+        // every `RESTART_PERIOD`th also from a few random starts (the data change by one
+        // result between fits, so the last optimum is nearly always the place to start).
+        let dims = self.space.encoded_dim();
+        let mut starts =
+            vec![self.theta.clone().filter(|t| t.len() == dims + 3).unwrap_or_else(|| default_theta(dims))];
+        let restarts = if self.fits.is_multiple_of(RESTART_PERIOD) { restarts } else { 0 };
+        self.fits += 1;
+        for _ in 0..restarts {
+            let mut theta = default_theta(dims);
+            for t in theta.iter_mut().take(dims) {
+                *t = self.rng.random_range(0.05f64.ln()..2f64.ln());
+            }
+            starts.push(theta);
+        }
+        let subset = fit_subset(y.len(), max_fit_points, &mut self.rng);
+        let (fit_x, fit_y): (Vec<Vec<f64>>, Vec<f64>) = subset.iter().map(|&i| (x[i].clone(), y[i])).unzip();
+        let theta = fit(&Data::new(&fit_x, &fit_y), &starts, FIT_ITERS);
+        self.theta = Some(theta.clone());
+
+        let mut best = y.iter().copied().fold(f64::INFINITY, f64::min);
+        let mut posterior = Posterior::new(x.clone(), &y, &theta)?;
+        if !pending.is_empty() {
+            // Fantasize running trials at the predicted mean, as if they had reported it:
+            // their variance collapses and a fantasy below the best becomes the best, so the
+            // acquisition looks elsewhere.
+            let fantasies: Vec<f64> = posterior.predict(&pending).into_iter().map(|(m, _)| m).collect();
+            best = fantasies.iter().copied().fold(best, f64::min);
+            let (mut all_x, mut all_y) = (x, y);
+            all_x.extend(pending);
+            all_y.extend(fantasies);
+            posterior = Posterior::new(all_x, &all_y, &theta)?;
+        }
+        let score = |points: &[Vec<f64>]| -> Vec<f64> {
+            posterior.predict(points).into_iter().map(|(m, v)| expected_improvement(m, v, best)).collect()
+        };
+
+        // Global: random configs. Local: perturb the best ones with shrinking steps.
+        let candidates: Vec<Vec<f64>> = (0..n_candidates)
+            .map(|_| self.space.encode(&self.space.sample(&mut self.rng)))
+            .filter(|c| !self.history.was_suggested(c))
+            .collect();
+        let scores = score(&candidates);
+        let mut ranked: Vec<(f64, Vec<f64>)> = scores.into_iter().zip(candidates).collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked.truncate(LOCAL_STARTS);
+        let mut step = 0.1;
+        for _ in 0..LOCAL_ROUNDS {
+            let neighbours: Vec<Vec<f64>> = ranked
+                .iter()
+                .flat_map(|(_, c)| std::iter::repeat_n(c, NEIGHBOURS))
+                .map(|c| {
+                    let moved: Vec<f64> =
+                        c.iter().map(|&x| (x + step * normal(&mut self.rng)).clamp(0.0, 1.0)).collect();
+                    self.space.encode(&self.space.decode(&moved)) // snap to the domain
+                })
+                .collect();
+            let scores = score(&neighbours);
+            for (k, (s, n)) in scores.into_iter().zip(neighbours).enumerate() {
+                let slot = &mut ranked[k / NEIGHBOURS];
+                if s > slot.0 && !self.history.was_suggested(&n) {
+                    *slot = (s, n);
+                }
+            }
+            step /= 2.0;
+        }
+        let (_, winner) = ranked.into_iter().max_by(|a, b| a.0.total_cmp(&b.0))?;
+        Some(self.space.decode(&winner))
+    }
+}
+
+/// Center and scale that standardize `values` (scale 1 when they are all equal).
+fn standardization(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    let sd = var.sqrt();
+    (mean, if sd > 1e-12 * mean.abs().max(1.0) { sd } else { 1.0 })
+}
+
+/// Which results (indices into best-first results) the hyperparameters are fitted on: all
+/// of them up to `max`, else the best quarter of `max` and a random draw from the rest.
+fn fit_subset(n: usize, max: usize, rng: &mut HpoRng) -> Vec<usize> {
+    if n <= max {
+        return (0..n).collect();
+    }
+    let top = max / 4;
+    let mut rest: Vec<usize> = (top..n).collect();
+    rest.shuffle(rng);
+    (0..top).chain(rest.into_iter().take(max - top)).collect()
+}
+
+#[typetag::serde(name = "bo")]
+impl Searcher for BayesOpt {
+    fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
+        if self.n_candidates == 0 || self.max_fit_points < 2 {
+            return Err(SetupError(format!(
+                "bo: need n_candidates >= 1 and max_fit_points >= 2, got {} and {}",
+                self.n_candidates, self.max_fit_points
+            )));
+        }
+        let mut initial = RandomSearcher::new(self.points_to_evaluate.clone());
+        initial.init(&Context { seed: derive_seed(ctx.seed, "initial"), ..ctx.clone() })?;
+        let dims = ctx.space.params().filter(|(_, d)| d.encoded_dim() > 0).count();
+        self.state = Some(State {
+            space: ctx.space.clone(),
+            rng: derive_rng(ctx.seed, "searcher"),
+            history: History::new(&ctx.space, "bo"),
+            initial,
+            min_points: dims + 2,
+            suggested: 0,
+            theta: None,
+            fits: 0,
+        });
+        Ok(())
+    }
+
+    fn suggest(&mut self, trial_id: TrialId) -> Option<Config> {
+        let state = self.state.as_mut()?;
+        state.suggested += 1;
+        let model = state.suggested > self.points_to_evaluate.len() && state.history.most_results() >= self.n_startup;
+        if model
+            && let Some(config) = state.propose(self.n_candidates, self.restarts, self.max_fit_points)
+            && state.history.is_new(&config)
+        {
+            state.history.started(trial_id, &config);
+            return Some(config);
+        }
+        // Before the model, or when it has nothing new to offer: the initial searcher, which
+        // never repeats itself; skip what the model already suggested.
+        while let Some(config) = state.initial.suggest(trial_id) {
+            if state.history.is_new(&config) {
+                state.history.started(trial_id, &config);
+                return Some(config);
+            }
+        }
+        None
+    }
+
+    fn on_report(&mut self, report: &Report<'_>) {
+        if let Some(state) = self.state.as_mut() {
+            state.history.record(report);
+        }
+    }
+
+    fn on_complete(&mut self, trial_id: TrialId) {
+        self.on_stop(trial_id);
+    }
+
+    fn on_fail(&mut self, trial_id: TrialId) {
+        self.on_stop(trial_id);
+    }
+
+    fn on_stop(&mut self, trial_id: TrialId) {
+        if let Some(state) = self.state.as_mut() {
+            state.history.ended(trial_id);
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! What a model-based searcher remembers: each trial's config and encoding, its results per
+//! resource level, which trials still run, and on finite spaces every config suggested.
+
+use std::collections::{BTreeMap, HashSet};
+
+use hpo_core::{Config, Report, Space, TrialId};
+
+use crate::random::key;
+
+pub(crate) struct History {
+    space: Space,
+    trials: BTreeMap<TrialId, Trial>,
+    /// Per resource level (its bits; resources are non-negative, so the bits sort like the
+    /// numbers): each trial's to-minimize value there.
+    levels: BTreeMap<u64, BTreeMap<TrialId, f64>>,
+    /// On a finite space: every config suggested so far, so none repeats.
+    seen: Option<HashSet<Vec<u64>>>,
+    /// Who is warned: non-finite values are ignored, with one warning per searcher.
+    name: &'static str,
+    warned: bool,
+}
+
+pub(crate) struct Trial {
+    pub config: Config,
+    pub encoded: Vec<f64>,
+    /// Completed, failed, stopped or paused: no result is on its way.
+    pub ended: bool,
+}
+
+/// The results at one resource level, best first.
+pub(crate) struct Level<'a> {
+    pub resource: u64,
+    pub results: Vec<(f64, &'a Trial)>,
+}
+
+impl History {
+    pub fn new(space: &Space, name: &'static str) -> Self {
+        let finite = space.params().all(|(_, d)| d.cardinality().is_some());
+        History {
+            space: space.clone(),
+            trials: BTreeMap::new(),
+            levels: BTreeMap::new(),
+            seen: finite.then(HashSet::new),
+            name,
+            warned: false,
+        }
+    }
+
+    /// Whether `config` may be suggested: always on a continuous space; on a finite one only
+    /// the first time (it is then remembered as suggested).
+    pub fn is_new(&mut self, config: &Config) -> bool {
+        match &mut self.seen {
+            Some(seen) => seen.insert(key(&self.space, config)),
+            None => true,
+        }
+    }
+
+    /// Whether `encoded` was suggested before, on a finite space.
+    pub fn was_suggested(&self, encoded: &[f64]) -> bool {
+        let key: Vec<u64> = encoded.iter().map(|x| x.to_bits()).collect();
+        self.seen.as_ref().is_some_and(|seen| seen.contains(&key))
+    }
+
+    /// `trial_id` starts with `config`.
+    pub fn started(&mut self, trial_id: TrialId, config: &Config) {
+        let encoded = self.space.encode(config);
+        self.trials.insert(trial_id, Trial { config: config.clone(), encoded, ended: false });
+    }
+
+    pub fn record(&mut self, report: &Report<'_>) {
+        if !report.objective.is_finite() {
+            if !std::mem::replace(&mut self.warned, true) {
+                eprintln!(
+                    "hpo: {}: trial {} reported a non-finite value; the model ignores such results",
+                    self.name, report.trial_id
+                );
+            }
+            return;
+        }
+        if !self.trials.contains_key(&report.trial_id) {
+            self.started(report.trial_id, report.config);
+        }
+        let level = report.resource.max(0.0).to_bits();
+        self.levels.entry(level).or_default().insert(report.trial_id, report.objective);
+    }
+
+    pub fn ended(&mut self, trial_id: TrialId) {
+        if let Some(trial) = self.trials.get_mut(&trial_id) {
+            trial.ended = true;
+        }
+    }
+
+    /// The highest resource level with at least `min_points` results.
+    pub fn level_with(&self, min_points: usize) -> Option<Level<'_>> {
+        let (&resource, _) = self.levels.iter().rev().find(|(_, l)| l.len() >= min_points.max(1))?;
+        Some(self.level(resource))
+    }
+
+    /// The level with the most results (the higher one on a tie).
+    pub fn fullest_level(&self) -> Option<Level<'_>> {
+        let (&resource, _) = self.levels.iter().max_by_key(|(_, l)| l.len())?;
+        Some(self.level(resource))
+    }
+
+    /// How many results the fullest level holds.
+    pub fn most_results(&self) -> usize {
+        self.levels.values().map(BTreeMap::len).max().unwrap_or(0)
+    }
+
+    fn level(&self, resource: u64) -> Level<'_> {
+        let mut results: Vec<(f64, &Trial)> =
+            self.levels[&resource].iter().filter_map(|(id, v)| self.trials.get(id).map(|t| (*v, t))).collect();
+        results.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Level { resource, results }
+    }
+
+    /// Trials still running that have no result at `resource` or above yet.
+    pub fn pending(&self, resource: u64) -> impl Iterator<Item = &Trial> {
+        self.trials.iter().filter_map(move |(id, trial)| {
+            let reached = self.levels.range(resource..).any(|(_, level)| level.contains_key(id));
+            (!trial.ended && !reached).then_some(trial)
+        })
+    }
+}
