@@ -139,6 +139,8 @@ pub enum BenchCommand {
     Overhead(OverheadArgs),
     /// Time per decision of a scheduler fed random learning curves (no backend).
     Scheduler(SchedulerBenchArgs),
+    /// Time per suggestion of a searcher (model fitting included) after N observations.
+    Searcher(SearcherBenchArgs),
     /// Per-trial overhead of the process backend over a bare spawn-and-wait of a trivial script.
     Process(ProcessBenchArgs),
     /// Compare methods over seeds on a blackbox in simulated time.
@@ -156,7 +158,8 @@ pub struct BenchRunArgs {
     /// `digits-mlp`, `branin`, `hartmann6`, or a tabular spec file (.toml).
     #[arg(long, default_value = "digits-mlp")]
     pub blackbox: String,
-    /// Comma-separated: random, asha, asha-promotion, hyperband, sh, median, pbt.
+    /// Comma-separated: random, asha, asha-promotion, hyperband, sh, median, pbt, tpe, bohb, bo,
+    /// mobster; or a scheduler table as JSON.
     #[arg(long, default_value = "random,asha")]
     pub methods: String,
     /// Seeds: a range `0..30` (end excluded) or a list `1,2,3`.
@@ -245,6 +248,30 @@ pub struct SchedulerBenchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SearcherBenchArgs {
+    /// The searcher's name (`type`): bo, tpe, random, grid.
+    #[arg(long, default_value = "bo")]
+    pub searcher: String,
+    /// More searcher settings as JSON, e.g. '{"n_candidates": 1000}'.
+    #[arg(long, default_value = "{}")]
+    pub settings: String,
+    /// Results the searcher has before the timed suggestions.
+    #[arg(long, default_value_t = 200)]
+    pub observations: usize,
+    /// Continuous parameters of the search space.
+    #[arg(long, default_value_t = 6)]
+    pub dims: usize,
+    /// Timed suggestions; each one's result is reported before the next.
+    #[arg(long, default_value_t = 10)]
+    pub suggestions: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON line (otherwise a sentence).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct OverheadArgs {
     #[arg(long, default_value_t = 100_000)]
     pub trials: u64,
@@ -267,6 +294,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Best(args) => commands::results::best(args),
         Command::Bench(BenchCommand::Overhead(args)) => commands::bench::overhead(args),
         Command::Bench(BenchCommand::Scheduler(args)) => commands::bench::scheduler(args),
+        Command::Bench(BenchCommand::Searcher(args)) => commands::bench::searcher(args),
         Command::Bench(BenchCommand::Process(args)) => commands::bench::process(args),
         Command::Bench(BenchCommand::Run(args)) => commands::simulate::bench_run(args),
         Command::Bench(BenchCommand::Slurm(args)) => commands::bench::slurm(args),

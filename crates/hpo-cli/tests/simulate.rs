@@ -50,8 +50,13 @@ fn runs(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The final regret's quartile `q` (0, 1 or 2 for the 25th, 50th and 75th percentiles).
+fn final_regret(summary: &Value, q: usize) -> f64 {
+    summary["at"].as_array().unwrap().last().unwrap()["regret"][q].as_f64().unwrap()
+}
+
 fn final_median_regret(summary: &Value) -> f64 {
-    summary["at"].as_array().unwrap().last().unwrap()["regret"][1].as_f64().unwrap()
+    final_regret(summary, 1)
 }
 
 #[test]
@@ -165,19 +170,90 @@ fn the_simulated_example_runs_and_plots() {
     assert!(dir.path().join("runs/simulated-asha/plots/gantt.svg").exists());
 }
 
+/// `hpo bench run --json` on a synthetic blackbox, 30 seeds, one worker, 60 evaluations.
+fn sixty_evaluations(blackbox: &str, methods: &str) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["bench", "run", "--blackbox", blackbox, "--methods", methods, "--seeds", "0..30", "--workers", "1"];
+    let out = hpo(
+        &[&args[..], &["--max-time", "100h", "--max-trials", "60", "--json", "--output", "out"]].concat(),
+        dir.path(),
+    );
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 #[test]
 fn tpe_beats_random_search_on_branin_and_hartmann6() {
     for blackbox in ["branin", "hartmann6"] {
-        let dir = tempfile::tempdir().unwrap();
-        let args =
-            ["bench", "run", "--blackbox", blackbox, "--methods", "random,tpe", "--seeds", "0..30", "--workers", "1"];
-        let out = hpo(
-            &[&args[..], &["--max-time", "100h", "--max-trials", "60", "--json", "--output", "out"]].concat(),
-            dir.path(),
-        );
-        let s: Vec<Value> =
-            String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let s = sixty_evaluations(blackbox, "random,tpe");
         let (random, tpe) = (final_median_regret(&s[0]), final_median_regret(&s[1]));
         assert!(tpe < 0.75 * random, "{blackbox}: median regret after 60 evaluations: tpe {tpe}, random {random}");
     }
+}
+
+#[test]
+fn gp_bo_reaches_regrets_random_search_does_not_on_branin_and_hartmann6() {
+    // Three runs in four of GP-BO end below the regret that only the luckiest quarter of
+    // random-search runs reach.
+    for blackbox in ["branin", "hartmann6"] {
+        let s = sixty_evaluations(blackbox, "random,bo");
+        let (random_q25, bo_q75) = (final_regret(&s[0], 0), final_regret(&s[1], 2));
+        assert!(bo_q75 < random_q25, "{blackbox}: after 60 evaluations bo's q75 {bo_q75}, random's q25 {random_q25}");
+    }
+}
+
+#[test]
+fn mobster_beats_asha_on_digits_mlp_over_30_seeds() {
+    // val_loss rather than val_error: the error moves in steps of 1/450, so medians tie.
+    let dir = tempfile::tempdir().unwrap();
+    let s = bench(dir.path(), "asha,mobster", "4", "20s", &["--metric", "val_loss"]);
+    let (asha, mobster) = (final_median_regret(&s[0]), final_median_regret(&s[1]));
+    assert!(mobster < asha, "median regret: mobster {mobster}, asha {asha}");
+}
+
+#[test]
+fn an_experiment_file_runs_mobster_by_naming_the_bo_searcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mobster.toml")).unwrap();
+    std::fs::write(dir.path().join("mobster.toml"), &example).unwrap();
+    let out = hpo(&["run", "mobster.toml", "-q"], dir.path());
+    assert!(String::from_utf8(out.stdout).unwrap().contains("Best val_loss = "));
+    let journal = std::fs::read_to_string(dir.path().join("runs/mobster/journal.jsonl")).unwrap();
+    assert!(journal.contains("\"type\":\"bo\""), "the resolved experiment names the searcher");
+    assert!(journal.contains("\"event\":\"stopped\""), "ASHA stops trials");
+
+    // A bad setting names the searcher and what it needs, before any trial runs.
+    std::fs::write(dir.path().join("bad.toml"), example.replace("n_candidates = 500", "n_candidates = 0")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hpo"))
+        .args(["run", "bad.toml", "-q"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("bo: need n_candidates >= 1"), "{stderr}");
+}
+
+#[test]
+fn bench_searcher_prints_one_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hpo(
+        &[
+            "bench",
+            "searcher",
+            "--searcher",
+            "bo",
+            "--observations",
+            "40",
+            "--dims",
+            "3",
+            "--suggestions",
+            "3",
+            "--json",
+        ],
+        dir.path(),
+    );
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["observations"], 40);
+    assert!(line["ms_per_suggest"].as_f64().unwrap() > 0.0);
 }

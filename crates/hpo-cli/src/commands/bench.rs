@@ -6,12 +6,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use hpo_backends::ThreadBackend;
-use hpo_core::{Context, Decision, Journal, Mode, Objective, Report, Space, StopCriteria, Suggestion, TrialId, Tuner};
+use hpo_core::{
+    Config, Context, Decision, Domain, Journal, Mode, Objective, Report, Space, StopCriteria, Suggestion, TrialId,
+    Tuner,
+};
 use hpo_schedulers::Fifo;
 use rand::RngExt;
 
 use crate::commands::runtime;
-use crate::{OverheadArgs, ProcessBenchArgs, SchedulerBenchArgs, SlurmBenchArgs};
+use crate::{OverheadArgs, ProcessBenchArgs, SchedulerBenchArgs, SearcherBenchArgs, SlurmBenchArgs};
 
 /// Random search + FIFO over a function that reports once and returns: what is left is the
 /// tuner's own cost per trial, without and with the journal.
@@ -176,6 +179,80 @@ pub fn scheduler(args: SchedulerBenchArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{}: {decisions} decisions for {new_trials} trials, {ns:.0} ns per decision ({ns_last:.0} ns in the last tenth)",
             args.scheduler
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Feeds a searcher `observations` results of random configs on a smooth `dims`-dimensional
+/// function, then times `suggestions` suggestions, reporting each one's result before the
+/// next so that every suggestion refits its model.
+pub fn searcher(args: SearcherBenchArgs) -> anyhow::Result<ExitCode> {
+    let mut settings: serde_json::Value =
+        serde_json::from_str(&args.settings).context("--settings must be a JSON object")?;
+    anyhow::ensure!(settings.is_object(), "--settings must be a JSON object");
+    settings["type"] = serde_json::Value::String(args.searcher.clone());
+    let mut searcher: Box<dyn hpo_core::Searcher> =
+        serde_json::from_value(settings).with_context(|| format!("searcher `{}`", args.searcher))?;
+    anyhow::ensure!(args.dims >= 1, "--dims must be at least 1");
+    let space =
+        Space::from_domains((0..args.dims).map(|i| (format!("x{i}"), Domain::Uniform { low: 0.0, high: 1.0 })))?;
+    let ctx = Context {
+        space: space.clone(),
+        objective: Objective::new("loss", Mode::Min),
+        resource_attr: None,
+        max_resource_attr: None,
+        seed: args.seed,
+    };
+    searcher.init(&ctx).map_err(anyhow::Error::msg)?;
+    // A shifted sphere with a little noise: smooth, with its optimum inside the box.
+    let mut rng = hpo_core::derive_rng(args.seed, "bench");
+    let mut loss = |coords: &[f64]| -> f64 {
+        let d = coords.len() as f64;
+        let sphere: f64 = coords.iter().enumerate().map(|(i, x)| (x - (i as f64 + 1.0) / (d + 1.0)).powi(2)).sum();
+        sphere + 0.01 * rng.random::<f64>()
+    };
+    let metrics = hpo_core::Metrics::new();
+    let mut tell = |searcher: &mut dyn hpo_core::Searcher, trial_id: TrialId, config: &Config| {
+        let objective = loss(&space.encode(config));
+        let report = Report { trial_id, config, metrics: &metrics, resource: 0.0, objective };
+        searcher.on_report(&report);
+        searcher.on_complete(trial_id);
+    };
+    let mut sample_rng = hpo_core::derive_rng(args.seed, "bench-configs");
+    for trial_id in 0..args.observations as TrialId {
+        tell(searcher.as_mut(), trial_id, &space.sample(&mut sample_rng));
+    }
+    let mut times = Vec::with_capacity(args.suggestions);
+    for k in 0..args.suggestions as TrialId {
+        let trial_id = args.observations as TrialId + k;
+        let start = Instant::now();
+        let config = searcher.suggest(trial_id).context("the searcher has no suggestion left")?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        tell(searcher.as_mut(), trial_id, &config);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
+    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "searcher",
+                "searcher": args.searcher,
+                "settings": args.settings,
+                "observations": args.observations,
+                "dims": args.dims,
+                "suggestions": args.suggestions,
+                "ms_per_suggest": median,
+                "ms_per_suggest_mean": mean,
+                "ms_per_suggest_max": times.last(),
+            })
+        );
+    } else {
+        println!(
+            "{}: {median:.2} ms per suggestion (median of {}; mean {mean:.2} ms) with {} observations in {} dims",
+            args.searcher, args.suggestions, args.observations, args.dims
         );
     }
     Ok(ExitCode::SUCCESS)

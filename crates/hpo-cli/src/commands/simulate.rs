@@ -17,7 +17,7 @@ use crate::commands::runtime;
 use crate::{BenchRunArgs, SimulatorBenchArgs};
 
 /// The methods `--methods` knows, as scheduler tables.
-pub const METHODS: [(&str, &str); 9] = [
+pub const METHODS: [(&str, &str); 11] = [
     ("random", r#"{"type": "fifo"}"#),
     ("asha", r#"{"type": "asha", "variant": "stopping", "grace_period": 1, "reduction_factor": 3}"#),
     ("asha-promotion", r#"{"type": "asha", "variant": "promotion", "grace_period": 1, "reduction_factor": 3}"#),
@@ -27,6 +27,11 @@ pub const METHODS: [(&str, &str); 9] = [
     ("pbt", r#"{"type": "pbt"}"#),
     ("tpe", r#"{"type": "fifo", "searcher": {"type": "tpe"}}"#),
     ("bohb", r#"{"type": "hyperband", "grace_period": 1, "reduction_factor": 3, "searcher": {"type": "tpe"}}"#),
+    ("bo", r#"{"type": "fifo", "searcher": {"type": "bo"}}"#),
+    (
+        "mobster",
+        r#"{"type": "asha", "variant": "stopping", "grace_period": 1, "reduction_factor": 3, "searcher": {"type": "bo"}}"#,
+    ),
 ];
 
 /// A method by name: one of [`METHODS`], or a scheduler table as JSON.

@@ -1,0 +1,143 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+//! The model-based searchers through the public API: reproducibility, finite spaces,
+//! degenerate results and pending trials.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{context, max_trials, tune};
+use hpo_core::{Config, EndReason, Metrics, Mode, Report, Searcher, Space, TrialId};
+use hpo_schedulers::{BayesOpt, Fifo};
+
+fn space() -> Space {
+    Space::builder()
+        .uniform("x", -2.0, 2.0)
+        .loguniform("lr", 1e-4, 1e-1)
+        .randint("n", 1, 8)
+        .choice("act", ["relu", "tanh"])
+        .build()
+        .unwrap()
+}
+
+fn loss(config: &Config) -> f64 {
+    let act = if config.str("act").unwrap() == "tanh" { 0.0 } else { 0.5 };
+    (config.f64("x").unwrap() - 0.7).powi(2) + (config.f64("lr").unwrap().log10() + 2.0).powi(2) + act
+}
+
+fn tell(searcher: &mut dyn Searcher, trial_id: TrialId, config: &Config, objective: f64) {
+    let metrics = Metrics::new();
+    searcher.on_report(&Report { trial_id, config, metrics: &metrics, resource: 1.0, objective });
+    searcher.on_complete(trial_id);
+}
+
+/// A `bo` searcher on `space`, initialized with `seed`.
+fn bo(space: &Space, seed: u64, settings: serde_json::Value) -> Box<dyn Searcher> {
+    let mut settings = settings;
+    settings["type"] = "bo".into();
+    let mut searcher: Box<dyn Searcher> = serde_json::from_value(settings).unwrap();
+    searcher.init(&context(space.clone(), "loss", Mode::Min, seed)).unwrap();
+    searcher
+}
+
+/// Runs GP-BO through the tuner with one worker; the configs in trial order.
+fn bo_run(seed: u64) -> Vec<String> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    tune(
+        context(space(), "loss", Mode::Min, seed),
+        Box::new(Fifo::new(Box::new(BayesOpt::default()))),
+        1,
+        max_trials(20),
+        move |t, r| {
+            record.lock().unwrap().push(t.config.to_string());
+            r.report([("loss", loss(&t.config))])?;
+            Ok(())
+        },
+    );
+    seen.lock().unwrap().clone()
+}
+
+#[test]
+fn bo_same_seed_same_suggestions() {
+    let first = bo_run(3);
+    assert_eq!(first.len(), 20);
+    assert_eq!(bo_run(3), first, "same seed, same suggestions");
+    assert_ne!(bo_run(4), first, "another seed, other suggestions");
+}
+
+#[test]
+fn bo_is_reproducible_and_never_repeats_on_a_finite_space() {
+    let space = Space::builder().randint("n", 1, 4).choice("c", ["a", "b", "c"]).build().unwrap();
+    let run = |seed| {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        let summary = tune(
+            context(space.clone(), "loss", Mode::Min, seed),
+            Box::new(Fifo::new(Box::new(BayesOpt::default()))),
+            1,
+            max_trials(100),
+            move |t, r| {
+                record.lock().unwrap().push(t.config.to_string());
+                let penalty = if t.config.str("c")? == "b" { 0.0 } else { 1.0 };
+                r.report([("loss", (t.config.f64("n")? - 3.0).abs() + penalty)])?;
+                Ok(())
+            },
+        );
+        let seen = seen.lock().unwrap().clone();
+        (summary, seen)
+    };
+    let (summary, seen) = run(5);
+    assert_eq!(summary.reason, EndReason::SchedulerDone);
+    let mut distinct = seen.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!((seen.len(), distinct.len()), (12, 12), "every config of the 4 x 3 space once");
+    assert_eq!(run(5).1, seen, "same seed, same suggestions");
+}
+
+#[test]
+fn bo_survives_degenerate_results() {
+    let space = Space::builder().uniform("x", 0.0, 1.0).uniform("y", 0.0, 1.0).build().unwrap();
+    let point = Config::from_iter([("x", 0.25), ("y", 0.75)]);
+    type Results = fn(TrialId) -> f64;
+    let cases: [(&str, Results); 4] = [
+        ("a single observation", |_| 1.0),
+        ("constant results", |_| 3.0),
+        ("the same config with different results", |t| t as f64),
+        ("non-finite results", |t| if t % 2 == 0 { f64::NAN } else { f64::INFINITY }),
+    ];
+    for (case, value) in cases {
+        let mut searcher = bo(&space, 1, serde_json::json!({ "n_startup": 1, "n_candidates": 50 }));
+        let observations = if case == "a single observation" { 1 } else { 6 };
+        for trial_id in 0..observations {
+            tell(searcher.as_mut(), trial_id, &point, value(trial_id));
+        }
+        for trial_id in observations..observations + 3 {
+            let config = searcher.suggest(trial_id).unwrap_or_else(|| panic!("{case}: no suggestion"));
+            space.validate(&config).unwrap_or_else(|e| panic!("{case}: {e}"));
+            tell(searcher.as_mut(), trial_id, &config, value(trial_id));
+        }
+    }
+}
+
+#[test]
+fn bo_spreads_suggestions_over_pending_trials() {
+    // After ten results near a clear minimum, four workers ask at once: the running trials
+    // are fantasized, so the four suggestions are not all the same point.
+    let space = Space::builder().uniform("x", 0.0, 1.0).uniform("y", 0.0, 1.0).build().unwrap();
+    let mut searcher = bo(&space, 2, serde_json::json!({}));
+    let f = |c: &Config| (c.f64("x").unwrap() - 0.3).powi(2) + (c.f64("y").unwrap() - 0.6).powi(2);
+    for trial_id in 0..10 {
+        let config = searcher.suggest(trial_id).unwrap();
+        tell(searcher.as_mut(), trial_id, &config, f(&config));
+    }
+    let pending: Vec<Vec<f64>> = (10..14).map(|t| space.encode(&searcher.suggest(t).unwrap())).collect();
+    let mut closest = f64::INFINITY;
+    for (i, a) in pending.iter().enumerate() {
+        for b in &pending[i + 1..] {
+            closest = closest.min(a.iter().zip(b).map(|(u, v)| (u - v).powi(2)).sum::<f64>().sqrt());
+        }
+    }
+    assert!(closest > 0.02, "closest pair of pending suggestions: {closest}");
+}
