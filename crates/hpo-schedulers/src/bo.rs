@@ -255,3 +255,29 @@ impl Searcher for BayesOpt {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standardization_by_hand() {
+        let (center, scale) = standardization(&[1.0, 2.0, 3.0]);
+        assert_eq!(center, 2.0);
+        assert!((scale - (2.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(standardization(&[5.0, 5.0]), (5.0, 1.0), "constant results keep scale 1");
+    }
+
+    #[test]
+    fn fit_subset_keeps_the_best_quarter_and_draws_the_rest() {
+        let mut rng = derive_rng(0, "test");
+        assert_eq!(fit_subset(5, 8, &mut rng), vec![0, 1, 2, 3, 4]);
+        let subset = fit_subset(100, 40, &mut rng);
+        assert_eq!(subset.len(), 40);
+        assert_eq!(subset[..10], (0..10).collect::<Vec<_>>()[..]);
+        let mut distinct = subset.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 40);
+    }
+}

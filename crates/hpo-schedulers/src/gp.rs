@@ -356,6 +356,19 @@ mod tests {
     }
 
     #[test]
+    fn posterior_of_one_point_by_hand() {
+        // ℓ = 0.5, σ² = 2, σ_n² = 0.5, mean 0.1; one observation y = 1 at x = 0.2.
+        // At x* = 0.7: r = 0.5 / 0.5 = 1, k = 2 matern(1) = 1.0479882, and
+        // mean = 0.1 + k (1 − 0.1) / 2.5, variance = 2 − k² / 2.5.
+        let theta = vec![0.5f64.ln(), 2f64.ln(), 0.5f64.ln(), 0.1];
+        let posterior = Posterior::new(vec![vec![0.2]], &[1.0], &theta).expect("pd");
+        let (mean, var) = posterior.predict(&[vec![0.7]])[0];
+        let k = 2.0 * 0.523_994_108_83;
+        assert!((mean - (0.1 + k * 0.9 / 2.5)).abs() < 1e-9, "{mean}");
+        assert!((var - (2.0 - k * k / 2.5)).abs() < 1e-9, "{var}");
+    }
+
+    #[test]
     fn gradient_matches_finite_differences() {
         let (x, y) = data();
         let data = Data::new(&x, &y);

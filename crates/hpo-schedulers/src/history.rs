@@ -122,3 +122,47 @@ impl History {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hpo_core::Metrics;
+
+    #[test]
+    fn pending_means_running_without_a_result_at_the_level() {
+        let space = Space::builder().uniform("x", 0.0, 1.0).build().expect("space");
+        let mut history = History::new(&space, "test");
+        let metrics = Metrics::new();
+        let config = Config::from_iter([("x", 0.5)]);
+        for id in 0..4 {
+            history.started(id, &config);
+        }
+        let report = |trial_id, resource, objective| Report {
+            trial_id,
+            config: &config,
+            metrics: &metrics,
+            resource,
+            objective,
+        };
+        history.record(&report(0, 1.0, 0.3));
+        history.record(&report(1, 3.0, 0.2));
+        history.record(&report(2, 1.0, f64::NAN)); // ignored
+        history.ended(3);
+        let level = history.level_with(1).expect("a level");
+        assert_eq!(f64::from_bits(level.resource), 3.0);
+        assert_eq!(history.fullest_level().map(|l| f64::from_bits(l.resource)), Some(3.0), "a tie goes up");
+        let pending_at = |r: f64| {
+            let mut ids: Vec<TrialId> = history
+                .trials
+                .iter()
+                .filter(|(_, t)| history.pending(r.to_bits()).any(|p| std::ptr::eq(p, *t)))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(pending_at(1.0), vec![2], "trial 0 reported at 1, trial 1 above it, trial 3 ended");
+        assert_eq!(pending_at(3.0), vec![0, 2]);
+        assert_eq!(history.most_results(), 1);
+    }
+}
