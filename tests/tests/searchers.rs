@@ -141,3 +141,17 @@ fn bo_spreads_suggestions_over_pending_trials() {
     }
     assert!(closest > 0.02, "closest pair of pending suggestions: {closest}");
 }
+
+#[test]
+fn bo_tries_points_to_evaluate_first_and_rejects_bad_ones() {
+    let space = space();
+    let mut searcher = bo(&space, 0, serde_json::json!({ "points_to_evaluate": [{ "x": 0.5, "act": "tanh" }] }));
+    let first = searcher.suggest(0).unwrap();
+    assert_eq!((first.f64("x").unwrap(), first.str("act").unwrap()), (0.5, "tanh"));
+    assert_eq!(first.i64("n").unwrap(), 5, "left-out keys take the middle of their domain (4.5 of 1..=8)");
+
+    let mut bad: Box<dyn Searcher> =
+        serde_json::from_value(serde_json::json!({ "type": "bo", "points_to_evaluate": [{ "x": 9.0 }] })).unwrap();
+    let err = bad.init(&context(space.clone(), "loss", Mode::Min, 0)).unwrap_err();
+    assert!(err.to_string().contains("points_to_evaluate[0]"), "{err}");
+}
