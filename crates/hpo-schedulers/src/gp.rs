@@ -3,12 +3,13 @@
 //! maximizing the marginal likelihood plus weak priors (MAP) with L-BFGS from a few starts.
 //! Targets are standardized by the caller.
 
+use std::cell::RefCell;
+
 use argmin::core::{CostFunction, Error, Executor, Gradient};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use faer::linalg::solvers::{DenseSolveCore, Llt, Solve};
 use faer::{Mat, Par, Side};
-use std::cell::RefCell;
 
 const SQRT5: f64 = 2.236_067_977_499_79;
 
@@ -92,20 +93,18 @@ fn scaled_sq_dist(a: &[f64], b: &[f64], inv_ls2: &[f64]) -> f64 {
     a.iter().zip(b).zip(inv_ls2).map(|((x, y), w)| (x - y) * (x - y) * w).sum()
 }
 
-/// Cholesky of `k` with increasing jitter on the diagonal when it is not numerically
-/// positive definite (duplicate points, tiny noise).
+/// Cholesky of `k` with increasing jitter on the diagonal (1e-8 up to 1, on standardized
+/// targets) when it is not numerically positive definite (duplicate points, tiny noise).
 fn cholesky(mut k: Mat<f64>) -> Option<Llt<f64>> {
-    let n = k.nrows();
-    let mut jitter = 0.0;
-    for attempt in 0..6 {
+    let mut added = 0.0;
+    for jitter in [0.0, 1e-8, 1e-6, 1e-4, 1e-2, 1.0] {
+        for i in 0..k.nrows() {
+            k[(i, i)] += jitter - added;
+        }
+        added = jitter;
         if let Ok(llt) = k.llt(Side::Lower) {
             return Some(llt);
         }
-        let next = 1e-8 * 100f64.powi(attempt);
-        for i in 0..n {
-            k[(i, i)] += next - jitter;
-        }
-        jitter = next;
     }
     None
 }
@@ -353,6 +352,14 @@ mod tests {
         assert_eq!(matern(0.0), 1.0);
         // r = 1: (1 + √5 + 5/3) e^(−√5) = 4.902734644 × 0.106878241 = 0.523994...
         assert!((matern(1.0) - 0.523_994_108_5).abs() < 1e-9, "{}", matern(1.0));
+    }
+
+    #[test]
+    fn jitter_rescues_a_singular_kernel_matrix() {
+        // Three identical points without noise: rank one.
+        let k = Mat::from_fn(3, 3, |_, _| 1.0);
+        let llt = cholesky(k).expect("jitter makes it positive definite");
+        assert!((llt.L()[(0, 0)] - (1.0f64 + 1e-8).sqrt()).abs() < 1e-3);
     }
 
     #[test]
