@@ -113,57 +113,6 @@ pub(crate) fn hyperband_counts(levels: usize, eta: f64) -> Vec<usize> {
     (0..=s).map(|b| ((f64::from(s + 1) / f64::from(s - b + 1)) * eta.powi(s - b) - 1e-9).ceil() as usize).collect()
 }
 
-impl Asha {
-    fn decide(&mut self, report: &Report<'_>) -> Decision {
-        let Some(state) = self.state.as_mut() else {
-            return Decision::Continue;
-        };
-        let Some(info) = state.trials.get_mut(&report.trial_id) else {
-            return Decision::Continue;
-        };
-        if report.resource <= info.recorded_up_to {
-            return Decision::Continue; // a restart from scratch repeating what was recorded
-        }
-        self.searcher.on_report(report);
-        if report.resource >= state.max_t {
-            let decision = at_max_resource(report.resource, state.max_t, state.max_resource_attr.is_some());
-            if decision == Decision::Stop {
-                info.ended = true;
-                state.active = state.active.saturating_sub(1);
-            }
-            return decision;
-        }
-        let rungs = &mut state.brackets[info.bracket];
-        let mut decision = Decision::Continue;
-        while let Some(rung) = rungs.get_mut(info.next_rung) {
-            if report.resource < rung.level {
-                break;
-            }
-            info.next_rung += 1;
-            info.recorded_up_to = report.resource;
-            rung.cutoff.insert(report.objective);
-            match self.variant {
-                Variant::Stopping => {
-                    if rung.cutoff.value(2).is_some_and(|cutoff| report.objective > cutoff) {
-                        decision = Decision::Stop;
-                        break;
-                    }
-                }
-                Variant::Promotion => {
-                    rung.waiting.push(Reverse((Ord64(report.objective), report.trial_id)));
-                    decision = Decision::Pause;
-                    break;
-                }
-            }
-        }
-        if decision != Decision::Continue {
-            info.ended = true;
-            state.active = state.active.saturating_sub(1);
-        }
-        decision
-    }
-}
-
 #[typetag::serde(name = "asha")]
 impl Scheduler for Asha {
     fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
@@ -285,6 +234,56 @@ impl Scheduler for Asha {
 }
 
 impl Asha {
+    /// What to do with a report; `on_report` then tells the searcher about stops and pauses.
+    fn decide(&mut self, report: &Report<'_>) -> Decision {
+        let Some(state) = self.state.as_mut() else {
+            return Decision::Continue;
+        };
+        let Some(info) = state.trials.get_mut(&report.trial_id) else {
+            return Decision::Continue;
+        };
+        if report.resource <= info.recorded_up_to {
+            return Decision::Continue; // a restart from scratch repeating what was recorded
+        }
+        self.searcher.on_report(report);
+        if report.resource >= state.max_t {
+            let decision = at_max_resource(report.resource, state.max_t, state.max_resource_attr.is_some());
+            if decision == Decision::Stop {
+                info.ended = true;
+                state.active = state.active.saturating_sub(1);
+            }
+            return decision;
+        }
+        let rungs = &mut state.brackets[info.bracket];
+        let mut decision = Decision::Continue;
+        while let Some(rung) = rungs.get_mut(info.next_rung) {
+            if report.resource < rung.level {
+                break;
+            }
+            info.next_rung += 1;
+            info.recorded_up_to = report.resource;
+            rung.cutoff.insert(report.objective);
+            match self.variant {
+                Variant::Stopping => {
+                    if rung.cutoff.value(2).is_some_and(|cutoff| report.objective > cutoff) {
+                        decision = Decision::Stop;
+                        break;
+                    }
+                }
+                Variant::Promotion => {
+                    rung.waiting.push(Reverse((Ord64(report.objective), report.trial_id)));
+                    decision = Decision::Pause;
+                    break;
+                }
+            }
+        }
+        if decision != Decision::Continue {
+            info.ended = true;
+            state.active = state.active.saturating_sub(1);
+        }
+        decision
+    }
+
     /// A trial's run ended by itself: it no longer counts as active.
     fn end_run(&mut self, trial_id: TrialId) {
         if let Some(state) = self.state.as_mut()

@@ -47,9 +47,8 @@ impl MedianStopping {
             state: State::default(),
         }
     }
-}
 
-impl MedianStopping {
+    /// What to do with a report; `on_report` then tells the searcher about stops and pauses.
     fn decide(&mut self, report: &Report<'_>) -> Decision {
         self.searcher.on_report(report);
         let step = (report.resource / self.time_step).floor() as i64;

@@ -82,58 +82,6 @@ impl Pbt {
     }
 }
 
-impl Pbt {
-    fn decide(&mut self, report: &Report<'_>) -> Decision {
-        self.searcher.on_report(report);
-        let interval = self.perturbation_interval;
-        let Some(state) = self.state.as_mut() else {
-            return Decision::Continue;
-        };
-        let Some(member) = state.members.get_mut(&report.trial_id) else {
-            return Decision::Continue;
-        };
-        member.latest = Some((report.objective, report.resource));
-        if report.resource >= state.max_t {
-            member.alive = false;
-            return at_max_resource(report.resource, state.max_t, state.max_resource_attr.is_some());
-        }
-        let boundary = (report.resource / interval).floor() as i64;
-        if boundary <= member.last_boundary {
-            return Decision::Continue;
-        }
-        member.last_boundary = boundary;
-        // Rank the living population by latest value (ties: lower id first).
-        let alive = state.members.values().filter(|m| m.alive).count();
-        let mut ranked: Vec<(f64, TrialId)> = state
-            .members
-            .iter()
-            .filter(|(_, m)| m.alive)
-            .filter_map(|(id, m)| m.latest.map(|(v, _)| (v, *id)))
-            .collect();
-        // Judge only against a population that has fully reported.
-        if ranked.len() < 2 || ranked.len() < alive {
-            return Decision::Continue;
-        }
-        ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let cut = ((ranked.len() as f64 * self.quantile_fraction).ceil() as usize).max(1);
-        let position = ranked.iter().position(|(_, id)| *id == report.trial_id).unwrap_or(0);
-        if position < ranked.len() - cut {
-            return Decision::Continue;
-        }
-        let donor = ranked[state.rng.random_range(0..cut)].1;
-        if donor == report.trial_id {
-            return Decision::Continue;
-        }
-        let donor_config = state.members[&donor].config.clone();
-        let config = state.explore(&donor_config, self.resample_probability);
-        state.replacements.push_back((config, donor));
-        if let Some(m) = state.members.get_mut(&report.trial_id) {
-            m.alive = false;
-        }
-        Decision::Stop
-    }
-}
-
 #[typetag::serde(name = "pbt")]
 impl Scheduler for Pbt {
     fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
@@ -201,6 +149,57 @@ impl Scheduler for Pbt {
 }
 
 impl Pbt {
+    /// What to do with a report; `on_report` then tells the searcher about stops and pauses.
+    fn decide(&mut self, report: &Report<'_>) -> Decision {
+        self.searcher.on_report(report);
+        let interval = self.perturbation_interval;
+        let Some(state) = self.state.as_mut() else {
+            return Decision::Continue;
+        };
+        let Some(member) = state.members.get_mut(&report.trial_id) else {
+            return Decision::Continue;
+        };
+        member.latest = Some((report.objective, report.resource));
+        if report.resource >= state.max_t {
+            member.alive = false;
+            return at_max_resource(report.resource, state.max_t, state.max_resource_attr.is_some());
+        }
+        let boundary = (report.resource / interval).floor() as i64;
+        if boundary <= member.last_boundary {
+            return Decision::Continue;
+        }
+        member.last_boundary = boundary;
+        // Rank the living population by latest value (ties: lower id first).
+        let alive = state.members.values().filter(|m| m.alive).count();
+        let mut ranked: Vec<(f64, TrialId)> = state
+            .members
+            .iter()
+            .filter(|(_, m)| m.alive)
+            .filter_map(|(id, m)| m.latest.map(|(v, _)| (v, *id)))
+            .collect();
+        // Judge only against a population that has fully reported.
+        if ranked.len() < 2 || ranked.len() < alive {
+            return Decision::Continue;
+        }
+        ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let cut = ((ranked.len() as f64 * self.quantile_fraction).ceil() as usize).max(1);
+        let position = ranked.iter().position(|(_, id)| *id == report.trial_id).unwrap_or(0);
+        if position < ranked.len() - cut {
+            return Decision::Continue;
+        }
+        let donor = ranked[state.rng.random_range(0..cut)].1;
+        if donor == report.trial_id {
+            return Decision::Continue;
+        }
+        let donor_config = state.members[&donor].config.clone();
+        let config = state.explore(&donor_config, self.resample_probability);
+        state.replacements.push_back((config, donor));
+        if let Some(m) = state.members.get_mut(&report.trial_id) {
+            m.alive = false;
+        }
+        Decision::Stop
+    }
+
     fn mark_dead(&mut self, trial_id: TrialId) {
         if let Some(m) = self.state.as_mut().and_then(|s| s.members.get_mut(&trial_id)) {
             m.alive = false;
