@@ -23,7 +23,7 @@ pub(crate) struct History {
 pub(crate) struct Trial {
     pub config: Config,
     pub encoded: Vec<f64>,
-    /// Completed, failed, stopped or paused: no result is on its way.
+    /// Completed, failed, stopped or paused (until it reports again): no result is on its way.
     pub ended: bool,
 }
 
@@ -68,6 +68,11 @@ impl History {
     }
 
     pub fn record(&mut self, report: &Report<'_>) {
+        // A report means the trial runs, also when it was paused before and is resumed now.
+        match self.trials.get_mut(&report.trial_id) {
+            Some(trial) => trial.ended = false,
+            None => self.started(report.trial_id, report.config),
+        }
         if !report.objective.is_finite() {
             if !std::mem::replace(&mut self.warned, true) {
                 eprintln!(
@@ -76,9 +81,6 @@ impl History {
                 );
             }
             return;
-        }
-        if !self.trials.contains_key(&report.trial_id) {
-            self.started(report.trial_id, report.config);
         }
         let level = report.resource.max(0.0).to_bits();
         self.levels.entry(level).or_default().insert(report.trial_id, report.objective);
@@ -164,5 +166,7 @@ mod tests {
         assert_eq!(pending_at(1.0), vec![2], "trial 0 reported at 1, trial 1 above it, trial 3 ended");
         assert_eq!(pending_at(3.0), vec![0, 2]);
         assert_eq!(history.most_results(), 1);
+        history.record(&report(3, 1.0, 0.4)); // paused, then resumed
+        assert!(history.pending(3f64.to_bits()).any(|t| std::ptr::eq(t, &history.trials[&3])));
     }
 }
