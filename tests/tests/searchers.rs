@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
-//! The model-based searchers through the public API: reproducibility, finite spaces,
+//! The model-based searchers (TPE, GP-BO) through the public API: reproducibility, finite spaces,
 //! degenerate results and pending trials.
 
 mod common;
@@ -7,8 +7,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::{context, max_trials, tune};
-use hpo_core::{Config, EndReason, Metrics, Mode, Report, Searcher, Space, TrialId};
-use hpo_schedulers::{BayesOpt, Fifo};
+use hpo_core::{Config, EndReason, Metrics, Mode, Report, Searcher, Space, Summary, TrialId};
+use hpo_schedulers::{BayesOpt, Fifo, Tpe};
 
 fn space() -> Space {
     Space::builder()
@@ -66,27 +66,45 @@ fn bo_same_seed_same_suggestions() {
     assert_ne!(bo_run(4), first, "another seed, other suggestions");
 }
 
+/// Runs a searcher under FIFO with one worker on a 4 x 3 space whose best config is n = 3,
+/// c = b (loss 0); the summary and every config in trial order.
+fn finite_space_run(searcher: Box<dyn Searcher>, seed: u64) -> (Summary, Vec<String>) {
+    let space = Space::builder().randint("n", 1, 4).choice("c", ["a", "b", "c"]).build().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let summary = tune(
+        context(space, "loss", Mode::Min, seed),
+        Box::new(Fifo::new(searcher)),
+        1,
+        max_trials(100),
+        move |t, r| {
+            record.lock().unwrap().push(t.config.to_string());
+            let penalty = if t.config.str("c")? == "b" { 0.0 } else { 1.0 };
+            r.report([("loss", (t.config.f64("n")? - 3.0).abs() + penalty)])?;
+            Ok(())
+        },
+    );
+    let seen = seen.lock().unwrap().clone();
+    (summary, seen)
+}
+
+#[test]
+fn tpe_is_reproducible_and_never_repeats_on_a_finite_space() {
+    let run = |seed| finite_space_run(Box::new(Tpe::default()), seed);
+    let (summary, seen) = run(5);
+    assert_eq!(summary.reason, EndReason::SchedulerDone);
+    assert_eq!(seen.len(), 12, "every config of the 4 x 3 space once");
+    let mut distinct = seen.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 12);
+    assert_eq!(run(5).1, seen, "same seed, same suggestions");
+    assert_eq!(summary.best.unwrap().value, 0.0);
+}
+
 #[test]
 fn bo_is_reproducible_and_never_repeats_on_a_finite_space() {
-    let space = Space::builder().randint("n", 1, 4).choice("c", ["a", "b", "c"]).build().unwrap();
-    let run = |seed| {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = Arc::clone(&seen);
-        let summary = tune(
-            context(space.clone(), "loss", Mode::Min, seed),
-            Box::new(Fifo::new(Box::new(BayesOpt::default()))),
-            1,
-            max_trials(100),
-            move |t, r| {
-                record.lock().unwrap().push(t.config.to_string());
-                let penalty = if t.config.str("c")? == "b" { 0.0 } else { 1.0 };
-                r.report([("loss", (t.config.f64("n")? - 3.0).abs() + penalty)])?;
-                Ok(())
-            },
-        );
-        let seen = seen.lock().unwrap().clone();
-        (summary, seen)
-    };
+    let run = |seed| finite_space_run(Box::new(BayesOpt::default()), seed);
     let (summary, seen) = run(5);
     assert_eq!(summary.reason, EndReason::SchedulerDone);
     let mut distinct = seen.clone();

@@ -267,36 +267,3 @@ fn paused_trials_resume_where_they_stopped_with_their_checkpoint_folder() {
         assert!(checkpoint_dir.as_ref().unwrap().is_dir());
     }
 }
-
-#[test]
-fn tpe_is_reproducible_and_never_repeats_on_a_finite_space() {
-    use hpo_schedulers::Tpe;
-    let space = Space::builder().randint("n", 1, 4).choice("c", ["a", "b", "c"]).build().unwrap();
-    let run = |seed| {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = Arc::clone(&seen);
-        let summary = tune(
-            context(space.clone(), "loss", Mode::Min, seed),
-            Box::new(Fifo::new(Box::new(Tpe::default()))),
-            1,
-            max_trials(100),
-            move |t, r| {
-                record.lock().unwrap().push(t.config.to_string());
-                let penalty = if t.config.str("c")? == "b" { 0.0 } else { 1.0 };
-                r.report([("loss", (t.config.f64("n")? - 3.0).abs() + penalty)])?;
-                Ok(())
-            },
-        );
-        let seen = seen.lock().unwrap().clone();
-        (summary, seen)
-    };
-    let (summary, seen) = run(5);
-    assert_eq!(summary.reason, EndReason::SchedulerDone);
-    assert_eq!(seen.len(), 12, "every config of the 4 x 3 space once");
-    let mut distinct = seen.clone();
-    distinct.sort();
-    distinct.dedup();
-    assert_eq!(distinct.len(), 12);
-    assert_eq!(run(5).1, seen, "same seed, same suggestions");
-    assert_eq!(summary.best.unwrap().value, 0.0);
-}

@@ -78,7 +78,6 @@ struct State {
     history: History,
     /// The first configs: `points_to_evaluate`, then random ones.
     initial: RandomSearcher,
-    min_points: usize,
     suggested: usize,
     /// The last fitted hyperparameters: the next fit starts from them.
     theta: Option<Theta>,
@@ -88,7 +87,7 @@ struct State {
 impl State {
     /// The config of highest expected improvement, or `None` without data to model.
     fn propose(&mut self, n_candidates: usize, restarts: usize, max_fit_points: usize) -> Option<Config> {
-        let level = self.history.level_with(self.min_points).or_else(|| self.history.fullest_level())?;
+        let level = self.history.training_level().or_else(|| self.history.fullest_level())?;
         let Level { resource, results } = level;
         let values: Vec<f64> = results.iter().map(|(v, _)| *v).collect();
         let (center, scale) = standardization(&values);
@@ -100,8 +99,7 @@ impl State {
         // every `RESTART_PERIOD`th also from a few random starts (the data change by one
         // result between fits, so the last optimum is nearly always the place to start).
         let dims = self.space.encoded_dim();
-        let mut starts =
-            vec![self.theta.clone().filter(|t| t.len() == dims + 3).unwrap_or_else(|| default_theta(dims))];
+        let mut starts = vec![self.theta.clone().unwrap_or_else(|| default_theta(dims))];
         let restarts = if self.fits.is_multiple_of(RESTART_PERIOD) { restarts } else { 0 };
         self.fits += 1;
         for _ in 0..restarts {
@@ -199,13 +197,11 @@ impl Searcher for BayesOpt {
         }
         let mut initial = RandomSearcher::new(self.points_to_evaluate.clone());
         initial.init(&Context { seed: derive_seed(ctx.seed, "initial"), ..ctx.clone() })?;
-        let dims = ctx.space.params().filter(|(_, d)| d.encoded_dim() > 0).count();
         self.state = Some(State {
             space: ctx.space.clone(),
             rng: derive_rng(ctx.seed, "searcher"),
             history: History::new(&ctx.space, "bo"),
             initial,
-            min_points: dims + 2,
             suggested: 0,
             theta: None,
             fits: 0,

@@ -239,7 +239,8 @@ impl Problem<'_> {
     }
 }
 
-impl CostFunction for Problem<'_> {
+// By reference, so that the start's evaluation and the cache serve every run.
+impl CostFunction for &Problem<'_> {
     type Param = Vec<f64>;
     type Output = f64;
     fn cost(&self, z: &Self::Param) -> Result<f64, Error> {
@@ -247,7 +248,7 @@ impl CostFunction for Problem<'_> {
     }
 }
 
-impl Gradient for Problem<'_> {
+impl Gradient for &Problem<'_> {
     type Param = Vec<f64>;
     type Gradient = Vec<f64>;
     fn gradient(&self, z: &Self::Param) -> Result<Vec<f64>, Error> {
@@ -274,9 +275,7 @@ pub(crate) fn fit(data: &Data<'_>, starts: &[Theta], iters: u64) -> Theta {
             .with_tolerance_grad(1e-3)
             .and_then(|s| s.with_tolerance_cost(1e-4));
         let Ok(solver) = solver else { continue };
-        let run = Executor::new(Problem { data, last: RefCell::new(None) }, solver)
-            .configure(|s| s.param(start).max_iters(iters))
-            .run();
+        let run = Executor::new(&problem, solver).configure(|s| s.param(start).max_iters(iters)).run();
         if let Ok(mut result) = run {
             let cost = result.state.get_best_cost();
             if let Some(z) = result.state.take_best_param() {

@@ -15,6 +15,8 @@ pub(crate) struct History {
     levels: BTreeMap<u64, BTreeMap<TrialId, f64>>,
     /// On a finite space: every config suggested so far, so none repeats.
     seen: Option<HashSet<Vec<u64>>>,
+    /// Results a level needs before a model uses it: dims + 2 (as BOHB).
+    min_points: usize,
     /// Who is warned: non-finite values are ignored, with one warning per searcher.
     name: &'static str,
     warned: bool,
@@ -36,11 +38,13 @@ pub(crate) struct Level<'a> {
 impl History {
     pub fn new(space: &Space, name: &'static str) -> Self {
         let finite = space.params().all(|(_, d)| d.cardinality().is_some());
+        let dims = space.params().filter(|(_, d)| d.encoded_dim() > 0).count();
         History {
             space: space.clone(),
             trials: BTreeMap::new(),
             levels: BTreeMap::new(),
             seen: finite.then(HashSet::new),
+            min_points: dims + 2,
             name,
             warned: false,
         }
@@ -92,8 +96,13 @@ impl History {
         }
     }
 
+    /// The level a model learns from: the highest with at least dims + 2 results.
+    pub fn training_level(&self) -> Option<Level<'_>> {
+        self.level_with(self.min_points)
+    }
+
     /// The highest resource level with at least `min_points` results.
-    pub fn level_with(&self, min_points: usize) -> Option<Level<'_>> {
+    fn level_with(&self, min_points: usize) -> Option<Level<'_>> {
         let (&resource, _) = self.levels.iter().rev().find(|(_, l)| l.len() >= min_points.max(1))?;
         Some(self.level(resource))
     }

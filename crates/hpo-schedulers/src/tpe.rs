@@ -49,8 +49,6 @@ struct State {
     space: Space,
     rng: HpoRng,
     history: History,
-    /// Results a level needs before the model uses it.
-    min_points: usize,
 }
 
 /// A Parzen estimator over [0,1]: a uniform prior plus a truncated Gaussian per point.
@@ -124,7 +122,7 @@ fn category_weights(values: &[usize], k: usize) -> Vec<f64> {
 
 impl State {
     fn propose(&mut self, gamma: f64, n_candidates: usize) -> Option<Config> {
-        let results = self.history.level_with(self.min_points)?.results;
+        let results = self.history.training_level()?.results;
         let n_good = ((results.len() as f64 * gamma).ceil() as usize).clamp(1, results.len() - 1);
         let (good, bad) = results.split_at(n_good);
         let good: Vec<&Config> = good.iter().map(|(_, t)| &t.config).collect();
@@ -189,12 +187,10 @@ impl Searcher for Tpe {
                 self.gamma, self.n_candidates
             )));
         }
-        let dims = ctx.space.params().filter(|(_, d)| !matches!(d, Domain::Constant(_))).count();
         self.state = Some(State {
             space: ctx.space.clone(),
             rng: derive_rng(ctx.seed, "searcher"),
             history: History::new(&ctx.space, "tpe"),
-            min_points: dims + 2,
         });
         Ok(())
     }
