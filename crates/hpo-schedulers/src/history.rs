@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use hpo_core::{Config, Report, Space, TrialId};
+use hpo_core::{Config, Grid, HpoRng, Report, Space, TrialId};
+use rand::RngExt;
 
-use crate::random::key;
+use crate::random::{first_unseen, key};
 
 pub(crate) struct History {
     space: Space,
@@ -13,8 +14,9 @@ pub(crate) struct History {
     /// Per resource level (its bits; resources are non-negative, so the bits sort like the
     /// numbers): each trial's to-minimize value there.
     levels: BTreeMap<u64, BTreeMap<TrialId, f64>>,
-    /// On a finite space: every config suggested so far, so none repeats.
-    seen: Option<HashSet<Vec<u64>>>,
+    /// On a finite space: its grid of every config, and every config suggested so far, so
+    /// none repeats.
+    seen: Option<(Grid, HashSet<Vec<u64>>)>,
     /// Results a level needs before a model uses it: dims + 2 (as BOHB).
     min_points: usize,
     /// Who is warned: non-finite values are ignored, with one warning per searcher.
@@ -37,13 +39,12 @@ pub(crate) struct Level<'a> {
 
 impl History {
     pub fn new(space: &Space, name: &'static str) -> Self {
-        let finite = space.params().all(|(_, d)| d.cardinality().is_some());
         let dims = space.params().filter(|(_, d)| d.encoded_dim() > 0).count();
         History {
             space: space.clone(),
             trials: BTreeMap::new(),
             levels: BTreeMap::new(),
-            seen: finite.then(HashSet::new),
+            seen: space.every_config().map(|grid| (grid, HashSet::new())),
             min_points: dims + 2,
             name,
             warned: false,
@@ -54,15 +55,26 @@ impl History {
     /// the first time (it is then remembered as suggested).
     pub fn is_new(&mut self, config: &Config) -> bool {
         match &mut self.seen {
-            Some(seen) => seen.insert(key(&self.space, config)),
+            Some((_, seen)) => seen.insert(key(&self.space, config)),
             None => true,
         }
+    }
+
+    /// On a finite space, a config never suggested (the first at or after a random grid
+    /// index), once drawing at random keeps finding repeats; `None` when every config was
+    /// suggested or the space is continuous.
+    pub fn unseen(&self, rng: &mut HpoRng) -> Option<Config> {
+        let (grid, seen) = self.seen.as_ref()?;
+        if grid.is_empty() {
+            return None;
+        }
+        first_unseen(&self.space, grid, seen, rng.random_range(0..grid.len()))
     }
 
     /// Whether `encoded` was suggested before, on a finite space.
     pub fn was_suggested(&self, encoded: &[f64]) -> bool {
         let key: Vec<u64> = encoded.iter().map(|x| x.to_bits()).collect();
-        self.seen.as_ref().is_some_and(|seen| seen.contains(&key))
+        self.seen.as_ref().is_some_and(|(_, seen)| seen.contains(&key))
     }
 
     /// `trial_id` starts with `config`.

@@ -25,14 +25,54 @@ struct State {
     finite: Option<Finite>,
 }
 
-/// Draws without replacement from a finite space.
+/// Draws without replacement from a finite space, in memory proportional to the draws
+/// (never to the space's size).
 enum Finite {
-    /// Every domain draws its values uniformly: a lazy Fisher-Yates shuffle of the grid,
-    /// O(1) per draw however full the space gets.
-    Shuffle { grid: Grid, drawn: usize, swapped: HashMap<usize, usize>, given: HashSet<Vec<u64>> },
+    /// Every domain draws its values uniformly: a lazy shuffle of the grid, O(1) per draw
+    /// however full the space gets.
+    Shuffle { grid: Grid, order: LazyShuffle, given: HashSet<Vec<u64>> },
     /// Some domain is not uniform over its values (`lograndint`): sample it as usual and
     /// reject configs seen before.
-    Reject { size: usize, seen: HashSet<Vec<u64>> },
+    Reject { grid: Grid, seen: HashSet<Vec<u64>> },
+}
+
+/// A random permutation of `0..len` drawn one element at a time (Fisher-Yates from the
+/// front), storing only the swapped positions: memory grows with the draws, not with `len`.
+pub(crate) struct LazyShuffle {
+    len: usize,
+    drawn: usize,
+    swapped: HashMap<usize, usize>,
+}
+
+impl LazyShuffle {
+    pub fn new(len: usize) -> Self {
+        LazyShuffle { len, drawn: 0, swapped: HashMap::new() }
+    }
+
+    /// The next element, or `None` once all `len` were drawn.
+    pub fn next(&mut self, rng: &mut HpoRng) -> Option<usize> {
+        if self.drawn >= self.len {
+            return None;
+        }
+        let j = rng.random_range(self.drawn..self.len);
+        let at_j = self.swapped.get(&j).copied().unwrap_or(j);
+        let at_drawn = self.swapped.remove(&self.drawn).unwrap_or(self.drawn);
+        if j != self.drawn {
+            self.swapped.insert(j, at_drawn);
+        }
+        self.drawn += 1;
+        Some(at_j)
+    }
+}
+
+/// The first config of `grid` at or after `start` (wrapping around) that `seen` does not
+/// hold: at most `seen.len() + 1` configs are looked at, so this is cheap however large the
+/// grid is.
+pub(crate) fn first_unseen(space: &Space, grid: &Grid, seen: &HashSet<Vec<u64>>, start: usize) -> Option<Config> {
+    let len = grid.len();
+    (0..len.min(seen.len().saturating_add(1)))
+        .filter_map(|k| grid.get((start % len.max(1) + k) % len.max(1)))
+        .find(|c| !seen.contains(&key(space, c)))
 }
 
 /// A config's identity without formatting it: the bits of its [0,1] encoding.
@@ -69,30 +109,26 @@ impl State {
     fn draw(&mut self) -> Option<Config> {
         let Some(finite) = &mut self.finite else { return Some(self.space.sample(&mut self.rng)) };
         match finite {
-            Finite::Shuffle { grid, drawn, swapped, given } => loop {
-                if *drawn >= grid.len() {
-                    return None;
-                }
-                let j = self.rng.random_range(*drawn..grid.len());
-                let at_j = swapped.get(&j).copied().unwrap_or(j);
-                let at_drawn = swapped.get(drawn).copied().unwrap_or(*drawn);
-                swapped.insert(j, at_drawn);
-                *drawn += 1;
-                let config = grid.get(at_j)?;
+            Finite::Shuffle { grid, order, given } => loop {
+                let config = grid.get(order.next(&mut self.rng)?)?;
                 if given.is_empty() || !given.contains(&key(&self.space, &config)) {
                     return Some(config);
                 }
             },
-            Finite::Reject { size, seen } => {
-                if seen.len() >= *size {
+            Finite::Reject { grid, seen } => {
+                if seen.len() >= grid.len() {
                     return None;
                 }
                 let space = &self.space;
                 let rng = &mut self.rng;
-                let config = (0..1000)
-                    .map(|_| space.sample(rng))
-                    .find(|c| !seen.contains(&key(space, c)))
-                    .or_else(|| space.grid(usize::MAX).iter().find(|c| !seen.contains(&key(space, c))))?;
+                let config = (0..1000).map(|_| space.sample(rng)).find(|c| !seen.contains(&key(space, c)));
+                let config = match config {
+                    Some(config) => config,
+                    None => {
+                        let start = rng.random_range(0..grid.len());
+                        first_unseen(space, grid, seen, start)?
+                    }
+                };
                 seen.insert(key(space, &config));
                 Some(config)
             }
@@ -109,14 +145,15 @@ impl Searcher for RandomSearcher {
             .enumerate()
             .map(|(i, p)| complete_point(&ctx.space, p, i))
             .collect::<Result<_, _>>()?;
-        let size = ctx.space.params().try_fold(1usize, |acc, (_, d)| d.cardinality().and_then(|n| acc.checked_mul(n)));
         let given: HashSet<Vec<u64>> = self.points_to_evaluate.iter().map(|p| key(&ctx.space, p)).collect();
         let uniform = ctx.space.params().all(|(_, d)| !matches!(d, Domain::LogRandInt { .. }));
-        let finite = size.map(|size| {
+        // A space too large to count (beyond usize) is drawn with replacement: a repeat is
+        // as likely as not at all.
+        let finite = ctx.space.every_config().map(|grid| {
             if uniform {
-                Finite::Shuffle { grid: ctx.space.grid(usize::MAX), drawn: 0, swapped: HashMap::new(), given }
+                Finite::Shuffle { order: LazyShuffle::new(grid.len()), grid, given }
             } else {
-                Finite::Reject { size, seen: given }
+                Finite::Reject { grid, seen: given }
             }
         });
         self.state =

@@ -207,7 +207,11 @@ impl Searcher for Tpe {
                 return Some(config);
             }
         }
-        None // (nearly) every config of the finite space was suggested
+        // Random draws keep repeating: the finite space is nearly used up.
+        let config = state.history.unseen(&mut state.rng)?;
+        state.history.is_new(&config);
+        state.history.started(trial_id, &config);
+        Some(config)
     }
 
     fn on_report(&mut self, report: &Report<'_>) {

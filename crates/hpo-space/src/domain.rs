@@ -84,11 +84,11 @@ impl Domain {
         }
     }
 
-    /// The number of values if the domain is finite.
+    /// The number of values if the domain is finite and the count fits a `usize`.
     pub fn cardinality(&self) -> Option<usize> {
         match *self {
             Domain::Uniform { .. } | Domain::LogUniform { .. } => None,
-            Domain::RandInt { low, high } | Domain::LogRandInt { low, high } => usize::try_from(high - low + 1).ok(),
+            Domain::RandInt { low, high } | Domain::LogRandInt { low, high } => int_count(low, high),
             Domain::Choice(ref v) | Domain::Ordinal(ref v) => Some(v.len()),
             Domain::FinRange { size, .. } | Domain::LogFinRange { size, .. } => Some(size),
             Domain::Constant(_) => Some(1),
@@ -153,7 +153,8 @@ impl Domain {
             Domain::LogUniform { low, high } => out.push(unit(value.as_f64().unwrap_or(low).ln(), low.ln(), high.ln())),
             Domain::RandInt { low, high } => {
                 let x = value.as_i64().unwrap_or(low);
-                out.push(((x - low) as f64 + 0.5) / ((high - low + 1) as f64))
+                // i128: a full-width i64 range does not overflow.
+                out.push(((i128::from(x) - i128::from(low)) as f64 + 0.5) / int_span(low, high))
             }
             Domain::LogRandInt { low, high } => {
                 let x = value.as_i64().unwrap_or(low) as f64;
@@ -181,8 +182,8 @@ impl Domain {
                 Value::Float((low.ln() + u * (high.ln() - low.ln())).exp().clamp(low, high))
             }
             Domain::RandInt { low, high } => {
-                let n = (high - low + 1) as f64;
-                Value::Int((low + (u * n).floor() as i64).clamp(low, high))
+                let offset = (u * int_span(low, high)).floor() as i128;
+                Value::Int((i128::from(low) + offset).clamp(i128::from(low), i128::from(high)) as i64)
             }
             Domain::LogRandInt { low, high } => {
                 let (a, b) = (widened_ln_low(low), widened_ln_high(high));
@@ -203,30 +204,38 @@ impl Domain {
         }
     }
 
-    /// Grid values: every value of a finite domain with at most `points` values (and of
-    /// every categorical), else `points` evenly spaced values (log-spaced on log domains).
-    pub fn grid(&self, points: usize) -> Vec<Value> {
+    /// The grid axis of this domain with `points` per numeric parameter: every value of a
+    /// finite domain with at most `points` values (and of every categorical and `finrange`),
+    /// else `points` evenly spaced values (log-spaced on log domains). Nothing is listed
+    /// that can be computed from its index, so the axis of a huge domain is small.
+    pub fn grid_axis(&self, points: usize) -> Result<Axis, String> {
         let points = points.max(1);
-        match *self {
-            Domain::Choice(ref v) | Domain::Ordinal(ref v) => v.clone(),
-            Domain::FinRange { size, .. } | Domain::LogFinRange { size, .. } => {
-                (0..size).map(|i| self.nth_value(i)).collect()
+        let all = |n: usize| Axis { domain: self.clone(), kind: AxisKind::Positions, len: n };
+        Ok(match *self {
+            Domain::Choice(ref v) | Domain::Ordinal(ref v) => all(v.len()),
+            Domain::FinRange { size, .. } | Domain::LogFinRange { size, .. } => all(size),
+            Domain::Constant(_) => all(1),
+            Domain::RandInt { low, high } | Domain::LogRandInt { low, high }
+                if int_count(low, high).is_some_and(|n| n <= points) =>
+            {
+                all(int_count(low, high).unwrap_or(points))
             }
-            Domain::Constant(ref c) => vec![c.clone()],
-            Domain::RandInt { low, high } if (high - low + 1) as usize <= points => {
-                (low..=high).map(Value::Int).collect()
-            }
-            _ => {
-                let mut values: Vec<Value> = (0..points)
-                    .map(|i| {
-                        let u = if points == 1 { 0.5 } else { i as f64 / (points - 1) as f64 };
-                        self.at_fraction(u)
-                    })
-                    .collect();
+            // Rounding after exp() can repeat small values: list them once, deduplicated.
+            Domain::LogRandInt { .. } => {
+                if points > MAX_LISTED_POINTS {
+                    return Err(format!(
+                        "a grid of {points} `lograndint` values is too large to list (at most {MAX_LISTED_POINTS})"
+                    ));
+                }
+                let mut values: Vec<Value> = (0..points).map(|i| self.at_fraction(fraction(i, points))).collect();
                 values.dedup();
-                values
+                let len = values.len();
+                Axis { domain: self.clone(), kind: AxisKind::Listed(values), len }
             }
-        }
+            // Evenly spaced values are distinct (integers: more values than points, so the
+            // step exceeds 1).
+            _ => Axis { domain: self.clone(), kind: AxisKind::Fractions, len: points },
+        })
     }
 
     /// The value a fraction `u` of the way from low to high (on the domain's scale, ends
@@ -237,7 +246,9 @@ impl Domain {
             Domain::LogUniform { low, high } => {
                 Value::Float(if u >= 1.0 { high } else { (low.ln() + u * (high.ln() - low.ln())).exp() })
             }
-            Domain::RandInt { low, high } => Value::Int((low as f64 + u * (high - low) as f64).round() as i64),
+            Domain::RandInt { low, high } => {
+                Value::Int((low as f64 + u * (int_span(low, high) - 1.0)).round().clamp(low as f64, high as f64) as i64)
+            }
             Domain::LogRandInt { low, high } => Value::Int(
                 ((low as f64).ln() + u * ((high as f64).ln() - (low as f64).ln()))
                     .exp()
@@ -260,7 +271,9 @@ impl Domain {
             } else {
                 (low.ln() + (high.ln() - low.ln()) * i as f64 / (size - 1) as f64).exp()
             }),
-            Domain::RandInt { low, .. } | Domain::LogRandInt { low, .. } => Value::Int(low + i as i64),
+            Domain::RandInt { low, .. } | Domain::LogRandInt { low, .. } => {
+                Value::Int(low.saturating_add(i64::try_from(i).unwrap_or(i64::MAX)))
+            }
             Domain::Constant(ref c) => c.clone(),
             Domain::Uniform { .. } | Domain::LogUniform { .. } => self.decode(&[0.5]),
         }
@@ -270,8 +283,20 @@ impl Domain {
     fn position(&self, value: &Value) -> Option<usize> {
         match self {
             Domain::Choice(v) | Domain::Ordinal(v) => v.iter().position(|c| c.matches(value)),
-            Domain::FinRange { size, .. } | Domain::LogFinRange { size, .. } => {
-                (0..*size).find(|&i| self.nth_value(i).matches(value))
+            Domain::FinRange { low, high, size } | Domain::LogFinRange { low, high, size } => {
+                // Computed, not searched: a range may hold billions of values.
+                let x = value.as_f64()?;
+                let (x, low, high) = if matches!(self, Domain::LogFinRange { .. }) {
+                    (x.ln(), low.ln(), high.ln())
+                } else {
+                    (x, *low, *high)
+                };
+                let guess = ((x - low) / (high - low) * (size - 1) as f64).round();
+                if !(0.0..=(size - 1) as f64).contains(&guess) {
+                    return None;
+                }
+                let guess = guess as usize;
+                (guess.saturating_sub(1)..=(guess + 1).min(size - 1)).find(|&i| self.nth_value(i).matches(value))
             }
             _ => None,
         }
@@ -423,4 +448,67 @@ fn widened_ln_low(low: i64) -> f64 {
 
 fn widened_ln_high(high: i64) -> f64 {
     (high as f64 + 0.5).ln()
+}
+
+/// The most values a grid axis lists explicitly (only `lograndint` with fewer points than
+/// values needs a list).
+const MAX_LISTED_POINTS: usize = 1_000_000;
+
+/// How many integers `low..=high` holds, if that fits a `usize`.
+fn int_count(low: i64, high: i64) -> Option<usize> {
+    usize::try_from(i128::from(high) - i128::from(low) + 1).ok()
+}
+
+/// `high - low + 1` as a float, without overflow.
+fn int_span(low: i64, high: i64) -> f64 {
+    (i128::from(high) - i128::from(low) + 1) as f64
+}
+
+/// The i-th of n evenly spaced fractions of [0, 1], ends included.
+fn fraction(i: usize, n: usize) -> f64 {
+    if n == 1 { 0.5 } else { i as f64 / (n - 1) as f64 }
+}
+
+/// One parameter's grid values, each computed from its index.
+#[derive(Clone, Debug)]
+pub struct Axis {
+    domain: Domain,
+    kind: AxisKind,
+    len: usize,
+}
+
+#[derive(Clone, Debug)]
+enum AxisKind {
+    /// Every value of a finite domain, in order.
+    Positions,
+    /// `len` evenly spaced values of a numeric domain, ends included.
+    Fractions,
+    /// Values listed explicitly.
+    Listed(Vec<Value>),
+}
+
+impl Axis {
+    /// How many values the axis has.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the axis has no value (never, for a checked domain).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`-th value (`i < len()`).
+    pub fn get(&self, i: usize) -> Value {
+        match &self.kind {
+            AxisKind::Positions => self.domain.nth_value(i),
+            AxisKind::Fractions => self.domain.at_fraction(fraction(i, self.len)),
+            AxisKind::Listed(values) => values[i.min(values.len() - 1)].clone(),
+        }
+    }
+
+    /// Every value, in order.
+    pub fn values(&self) -> impl Iterator<Item = Value> + '_ {
+        (0..self.len).map(|i| self.get(i))
+    }
 }

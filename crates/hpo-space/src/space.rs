@@ -6,7 +6,7 @@ use std::fmt;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Domain;
+use crate::domain::{Axis, Domain};
 use crate::value::{Config, Value};
 
 /// Where a search space came from, so errors can name the file and line.
@@ -184,25 +184,52 @@ impl Space {
             .collect()
     }
 
-    /// Every combination of the parameters' grid values (see [`Domain::grid`]), in a fixed
-    /// order: the last parameter by name varies fastest.
-    pub fn grid(&self, points_per_numeric: usize) -> Grid {
-        let axes: Vec<(String, Vec<Value>)> =
-            self.params.iter().map(|(k, d)| (k.clone(), d.grid(points_per_numeric))).collect();
-        let len = axes.iter().map(|(_, v)| v.len()).try_fold(1usize, |acc, n| acc.checked_mul(n));
-        Grid { axes, len: len.unwrap_or(usize::MAX) }
+    /// How many configs the space holds, if every domain is finite and the count fits a
+    /// `usize`.
+    pub fn size(&self) -> Option<usize> {
+        self.params.values().try_fold(1usize, |acc, d| d.cardinality().and_then(|n| acc.checked_mul(n)))
+    }
+
+    /// Every combination of the parameters' grid values (see [`Domain::grid_axis`]), in a
+    /// fixed order: the last parameter by name varies fastest. Nothing is materialized, so
+    /// any grid whose size fits a `usize` can be walked; a larger one is an error naming the
+    /// parameter at which the count overflows.
+    pub fn grid(&self, points_per_numeric: usize) -> Result<Grid, SpaceError> {
+        let mut axes = Vec::with_capacity(self.params.len());
+        let mut len = 1usize;
+        for (name, domain) in &self.params {
+            let axis = domain.grid_axis(points_per_numeric).map_err(|m| SpaceError::new(name, m))?;
+            len = len.checked_mul(axis.len()).ok_or_else(|| {
+                SpaceError::new(
+                    name,
+                    format!(
+                        "the grid is too large to enumerate: with this parameter's {} values it has more than {} points",
+                        axis.len(),
+                        usize::MAX
+                    ),
+                )
+            })?;
+            axes.push((name.clone(), axis));
+        }
+        Ok(Grid { axes, len })
+    }
+
+    /// The grid of every value of a finite space ([`Space::size`] is `Some`).
+    pub fn every_config(&self) -> Option<Grid> {
+        self.size()?;
+        self.grid(usize::MAX).ok()
     }
 }
 
-/// The grid of a space: indexable without materializing every config.
+/// The grid of a space: indexable without materializing any config but the one asked for.
 #[derive(Clone, Debug)]
 pub struct Grid {
-    axes: Vec<(String, Vec<Value>)>,
+    axes: Vec<(String, Axis)>,
     len: usize,
 }
 
 impl Grid {
-    /// The number of configs (saturates at `usize::MAX`).
+    /// The number of configs.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -217,9 +244,9 @@ impl Grid {
             return None;
         }
         let mut config = Config::new();
-        for (name, values) in self.axes.iter().rev() {
-            config.insert(name.clone(), values[index % values.len()].clone());
-            index /= values.len();
+        for (name, axis) in self.axes.iter().rev() {
+            config.insert(name.clone(), axis.get(index % axis.len()));
+            index /= axis.len();
         }
         Some(config)
     }

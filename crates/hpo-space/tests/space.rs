@@ -136,7 +136,7 @@ fn encodings_by_hand() {
 fn grids() {
     let space = parse("x = { uniform = [0, 1] }\nlr = { loguniform = [1e-3, 1e-1] }\nact = { choice = [\"a\", \"b\"] }\nn = { randint = [1, 2] }\nc = 7")
         .unwrap();
-    let grid = space.grid(3);
+    let grid = space.grid(3).unwrap();
     assert_eq!(grid.len(), 3 * 3 * 2 * 2);
     let configs: Vec<Config> = grid.iter().collect();
     assert_eq!(configs.len(), 36);
@@ -144,9 +144,9 @@ fn grids() {
         space.validate(a).unwrap();
         assert!(configs[i + 1..].iter().all(|b| a != b), "grid repeats {a}");
     }
-    let lrs: Vec<f64> = space.get("lr").unwrap().grid(3).iter().map(|v| v.as_f64().unwrap()).collect();
+    let lrs: Vec<f64> = space.get("lr").unwrap().grid_axis(3).unwrap().values().map(|v| v.as_f64().unwrap()).collect();
     assert!((lrs[0] - 1e-3).abs() < 1e-15 && (lrs[1] - 1e-2).abs() < 1e-12 && (lrs[2] - 1e-1).abs() < 1e-15);
-    assert_eq!(Domain::FinRange { low: 0.0, high: 1.0, size: 5 }.grid(2).len(), 5);
+    assert_eq!(Domain::FinRange { low: 0.0, high: 1.0, size: 5 }.grid_axis(2).unwrap().len(), 5);
 }
 
 fn domain_strategy() -> impl Strategy<Value = Domain> {
@@ -223,4 +223,43 @@ proptest! {
         let config = space.decode(&coords);
         prop_assert!(space.validate(&config).is_ok());
     }
+}
+
+#[test]
+fn huge_finite_domains_are_never_listed() {
+    // Full-width i64 and a range of 1e11 values: counted, encoded and indexed without a list.
+    let full = Domain::RandInt { low: i64::MIN, high: i64::MAX };
+    assert_eq!(full.cardinality(), None, "2^64 values do not fit a usize");
+    let mut out = Vec::new();
+    full.encode(&Value::Int(i64::MAX), &mut out);
+    assert!(out[0] > 0.99 && out[0] <= 1.0);
+    assert_eq!(full.decode(&[1.0]), Value::Int(i64::MAX));
+    assert_eq!(full.decode(&[0.0]), Value::Int(i64::MIN));
+    let range = Domain::FinRange { low: 0.0, high: 1.0, size: 100_000_000_001 };
+    let axis = range.grid_axis(usize::MAX).unwrap();
+    assert_eq!(axis.len(), 100_000_000_001);
+    let value = axis.get(12_345_678_901);
+    range.validate(&value).unwrap();
+    assert!(range.validate(&Value::Float(0.5 + 5e-12)).is_err(), "between two grid values");
+    let space =
+        Space::builder().randint("seed", 0, 2_000_000_000).finrange("r", 0.0, 1.0, 1_000_000_001).build().unwrap();
+    assert_eq!(space.size(), Some(2_000_000_001usize * 1_000_000_001));
+    let grid = space.every_config().unwrap();
+    let last = grid.get(grid.len() - 1).unwrap();
+    assert_eq!(last.get("seed"), Some(&Value::Int(2_000_000_000)));
+    assert_eq!(last.get("r"), Some(&Value::Float(1.0)));
+}
+
+#[test]
+fn a_grid_too_large_to_enumerate_names_the_parameter() {
+    let space = Space::builder().randint("a", 0, i64::MAX - 1).randint("b", 0, i64::MAX - 1).build().unwrap();
+    assert_eq!(space.size(), None);
+    assert!(space.every_config().is_none());
+    let err = space.grid(usize::MAX).unwrap_err();
+    assert_eq!(err.param, "b");
+    assert!(err.to_string().contains("too large to enumerate"), "{err}");
+    // With 5 points per numeric parameter, the same space is a grid of 25.
+    assert_eq!(space.grid(5).unwrap().len(), 25);
+    let err = Space::builder().lograndint("w", 1, i64::MAX / 2).build().unwrap().grid(10_000_000).unwrap_err();
+    assert_eq!(err.param, "w", "{err}");
 }
