@@ -10,6 +10,7 @@
 
 pub mod blackbox;
 mod checkpoint;
+pub mod guard;
 pub mod objectives;
 mod process;
 mod simulator;
@@ -17,7 +18,9 @@ mod slurm;
 mod spec;
 mod threads;
 
-pub use process::{METRIC_PREFIX, ProcessBackend, ProcessSpec, parse_metrics, trial_args};
+pub use process::{
+    METRIC_PREFIX, ProcessBackend, ProcessSpec, metrics_line, parse_metrics, trial_args, use_trial_guard,
+};
 pub use simulator::{SimStats, SimulatorBackend};
 pub use slurm::{SlurmSpec, slurm_backend};
 pub use spec::build_backend;

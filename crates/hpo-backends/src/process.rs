@@ -9,6 +9,9 @@
 //!   stdout line goes to `trials/<id>/stdout.log`, all of stderr to `stderr.log`.
 //! - Stop and pause: SIGTERM to the whole group, a grace period, then SIGKILL. When a trial
 //!   ends for any reason its group is killed, so no forked grandchild outlives it.
+//! - With a trial guard ([`use_trial_guard`], which the `hpo` binary sets), each trial runs
+//!   under a guard process (see [`crate::guard`]): descendants that left the group are killed
+//!   too, and everything goes within milliseconds when hpo dies, even by `kill -9`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -18,13 +21,39 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use hpo_core::{Backend, BackendError, Config, Decision, Event, EventKind, Metrics, TrialId, TrialStart, async_trait};
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::checkpoint::prepare_checkpoint_dir;
+use crate::guard::{KILL_NOW, guard_args};
+
+/// The executable that acts as a trial guard (see [`crate::guard`]), if one was set.
+static TRIAL_GUARD: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Runs every later process-backend trial under a guard: `program` must call
+/// [`crate::guard::run_if_guard`] first thing in its `main` (the `hpo` binary does). Without
+/// a guard, a trial's process group is still killed when it ends, but descendants that left
+/// the group, and trials of a driver killed with `kill -9`, are not.
+pub fn use_trial_guard(program: PathBuf) {
+    let _ = TRIAL_GUARD.set(program);
+}
+
+/// How a trial's processes are ended at once: the guard kills everything below it; without
+/// one, the group is killed. Either way the group gets SIGKILL `backstop` later.
+fn kill_trial(pgid: Pid, guarded: bool) {
+    if guarded {
+        let _ = kill(pgid, KILL_NOW); // the guard leads the group
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = killpg(pgid, Signal::SIGKILL);
+        });
+    } else {
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+}
 
 /// The prefix of a metrics line on a trial's stdout (Syne Tune's).
 pub const METRIC_PREFIX: &str = "[tune-metric]: ";
@@ -51,10 +80,10 @@ pub struct ProcessSpec {
     #[serde(default)]
     pub config_as_json: bool,
     /// Time between SIGTERM and SIGKILL when a trial is stopped or paused.
-    #[serde(default = "default_grace", deserialize_with = "duration")]
+    #[serde(default = "default_grace", with = "hpo_core::duration_text")]
     pub grace_period: Duration,
     /// Kill and fail a trial that runs longer than this.
-    #[serde(default, deserialize_with = "optional_duration")]
+    #[serde(default, with = "hpo_core::optional_duration_text")]
     pub timeout: Option<Duration>,
     /// GPUs each trial gets (via `CUDA_VISIBLE_DEVICES`); trials never share one.
     #[serde(default)]
@@ -69,14 +98,6 @@ fn yes() -> bool {
 }
 fn default_grace() -> Duration {
     Duration::from_secs(5)
-}
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text)
-        .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration like \"5s\" or \"10m\": {e}")))
-}
-fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    duration(d).map(Some)
 }
 
 impl ProcessSpec {
@@ -153,20 +174,44 @@ pub fn trial_args(spec: &ProcessSpec, config: &Config, checkpoint_dir: &Path) ->
     args
 }
 
-/// Parses a `[tune-metric]:` payload: a JSON object of numbers (`null` for non-finite values;
-/// other types are ignored).
+/// Parses a `[tune-metric]:` payload: a JSON object whose values are numbers, or `null` for
+/// a value that is not finite. Anything else (a string, a list, `NaN` written bare) makes the
+/// line malformed, and the error says which key and what it got.
 pub fn parse_metrics(payload: &str) -> Result<Metrics, String> {
-    let value: serde_json::Value =
-        serde_json::from_str(payload.trim()).map_err(|e| format!("malformed metrics line `{payload}`: {e}"))?;
-    let object = value.as_object().ok_or_else(|| format!("malformed metrics line `{payload}`: not a JSON object"))?;
-    Ok(object
+    let malformed = |why: String| format!("malformed metrics line `{}`: {why}", payload.trim());
+    let value: serde_json::Value = serde_json::from_str(payload.trim()).map_err(|e| malformed(e.to_string()))?;
+    let object = value.as_object().ok_or_else(|| malformed("not a JSON object".into()))?;
+    object
         .iter()
-        .filter_map(|(k, v)| match v {
-            serde_json::Value::Number(n) => n.as_f64().map(|x| (k.clone(), x)),
-            serde_json::Value::Null => Some((k.clone(), f64::NAN)),
-            _ => None,
+        .map(|(k, v)| match v {
+            serde_json::Value::Number(n) => Ok((k.clone(), n.as_f64().unwrap_or(f64::NAN))),
+            serde_json::Value::Null => Ok((k.clone(), f64::NAN)),
+            other => Err(malformed(format!("`{k}` is {}, expected a number", json_kind(other)))),
         })
-        .collect())
+        .collect()
+}
+
+fn json_kind(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => format!("a string ({s:?})"),
+        serde_json::Value::Array(_) => "a list".into(),
+        serde_json::Value::Object(_) => "a table".into(),
+        serde_json::Value::Bool(b) => format!("a boolean ({b})"),
+        serde_json::Value::Null | serde_json::Value::Number(_) => "a number".into(),
+    }
+}
+
+/// What one line of a trial's stdout (raw bytes, newline included or not) means: `None` for
+/// a line that is not a metrics line, else the parsed report or why it is malformed. Bytes
+/// that are not UTF-8 make a metrics line malformed and are harmless anywhere else.
+pub fn metrics_line(line: &[u8]) -> Option<Result<Metrics, String>> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let payload = line.strip_prefix(METRIC_PREFIX.as_bytes())?;
+    Some(match std::str::from_utf8(payload) {
+        Ok(payload) => parse_metrics(payload),
+        Err(_) => Err(format!("malformed metrics line `{}`: not UTF-8", String::from_utf8_lossy(payload))),
+    })
 }
 
 const RUNNING: u8 = 0;
@@ -175,6 +220,7 @@ const PAUSING: u8 = 2;
 
 struct Running {
     pgid: Pid,
+    guarded: bool,
     intent: Arc<AtomicU8>,
     gpus: Vec<u32>,
 }
@@ -254,9 +300,23 @@ impl Backend for ProcessBackend {
             return Ok(());
         }
         let gpus = self.assign_gpus();
-        let mut command = tokio::process::Command::new(&self.spec.command[0]);
+        let args = trial_args(&self.spec, &trial.config, &checkpoint_dir);
+        let guard = TRIAL_GUARD.get();
+        let mut command = match guard {
+            Some(guard) => {
+                let mut argv = vec![self.spec.command[0].clone()];
+                argv.extend(args);
+                let mut command = tokio::process::Command::new(guard);
+                command.args(guard_args(std::process::id(), self.spec.grace_period, &argv));
+                command
+            }
+            None => {
+                let mut command = tokio::process::Command::new(&self.spec.command[0]);
+                command.args(args);
+                command
+            }
+        };
         command
-            .args(trial_args(&self.spec, &trial.config, &checkpoint_dir))
             .env("HPO_TRIAL_ID", trial.trial_id.to_string())
             .env("HPO_CONFIG", trial.config.to_string())
             .env("HPO_CHECKPOINT_DIR", &checkpoint_dir)
@@ -281,23 +341,37 @@ impl Backend for ProcessBackend {
                     trial_id: trial.trial_id,
                     kind: EventKind::Failed(message),
                 });
-                self.running.insert(trial.trial_id, Running { pgid: Pid::from_raw(0), intent: Arc::default(), gpus });
+                let pgid = Pid::from_raw(0);
+                self.running.insert(trial.trial_id, Running { pgid, guarded: false, intent: Arc::default(), gpus });
                 return Ok(());
             }
         };
         let pgid = Pid::from_raw(child.id().and_then(|id| i32::try_from(id).ok()).unwrap_or(0));
         let intent = Arc::new(AtomicU8::new(RUNNING));
-        self.running.insert(trial.trial_id, Running { pgid, intent: Arc::clone(&intent), gpus });
-        tokio::spawn(supervise(Supervised {
+        let guarded = guard.is_some();
+        self.running.insert(trial.trial_id, Running { pgid, guarded, intent: Arc::clone(&intent), gpus });
+        let supervisor = tokio::spawn(supervise(Supervised {
             child,
             trial_id: trial.trial_id,
             pgid,
+            guarded,
             intent,
             dir,
             timeout: self.spec.timeout,
             events: self.events_tx.clone(),
             clock: self.clock,
         }));
+        // Should the supervisor itself fail, the trial still ends (and its group is killed):
+        // the tuner never waits on a trial nobody follows.
+        let events = self.events_tx.clone();
+        let trial_id = trial.trial_id;
+        tokio::spawn(async move {
+            if let Err(e) = supervisor.await {
+                kill_trial(pgid, guarded);
+                let kind = EventKind::Failed(format!("hpo lost track of the trial: {e}"));
+                let _ = events.send(Event { time: clock.elapsed().as_secs_f64(), trial_id, kind });
+            }
+        });
         Ok(())
     }
 
@@ -313,7 +387,8 @@ impl Backend for ProcessBackend {
         }
         let pgid = run.pgid;
         let _ = killpg(pgid, Signal::SIGTERM);
-        let grace = self.spec.grace_period;
+        // A guard kills the trial's descendants itself after the grace period: give it time.
+        let grace = self.spec.grace_period + if run.guarded { Duration::from_secs(1) } else { Duration::ZERO };
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             let _ = killpg(pgid, Signal::SIGKILL);
@@ -344,7 +419,10 @@ impl Drop for ProcessBackend {
     fn drop(&mut self) {
         for run in self.running.values() {
             if run.pgid.as_raw() > 0 {
-                let _ = killpg(run.pgid, Signal::SIGKILL);
+                match run.guarded {
+                    true => drop(kill(run.pgid, KILL_NOW)),
+                    false => drop(killpg(run.pgid, Signal::SIGKILL)),
+                }
             }
         }
     }
@@ -354,6 +432,7 @@ struct Supervised {
     child: tokio::process::Child,
     trial_id: TrialId,
     pgid: Pid,
+    guarded: bool,
     intent: Arc<AtomicU8>,
     dir: PathBuf,
     timeout: Option<Duration>,
@@ -362,70 +441,98 @@ struct Supervised {
 }
 
 /// Follows one trial: turns its metrics lines into reports, logs everything else, and sends
-/// the event that ends it.
+/// the event that ends it. Every stdout line, read before or after the process exits, goes
+/// through [`Supervisor::line`], so the outcome never depends on which comes first.
 async fn supervise(mut s: Supervised) {
-    let send = |kind| {
-        let _ = s.events.send(Event { time: s.clock.elapsed().as_secs_f64(), trial_id: s.trial_id, kind });
-    };
     let stdout = s.child.stdout.take();
     let stderr = s.child.stderr.take();
     let stderr_task = tokio::spawn(copy_stderr(stderr, s.dir.join("stderr.log")));
-    let mut stdout_log = open_log(&s.dir.join("stdout.log")).await;
-    let mut lines = stdout.map(|out| BufReader::new(out).lines());
-    let deadline = s.timeout.map(|t| tokio::time::Instant::now() + t);
-    let mut problem: Option<String> = None;
+    let mut out = Supervisor {
+        log: open_log(&s.dir.join("stdout.log")).await,
+        problem: None,
+        pgid: s.pgid,
+        guarded: s.guarded,
+        trial_id: s.trial_id,
+        events: s.events.clone(),
+        clock: s.clock,
+    };
+    let mut lines = stdout.map(BufReader::new);
+    let mut buf = Vec::new();
+    let deadline = s.timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
     let status: Option<ExitStatus> = loop {
         tokio::select! {
-            line = next_line(&mut lines) => match line {
-                Some(line) => {
-                    if let Some(payload) = line.strip_prefix(METRIC_PREFIX) {
-                        match parse_metrics(payload) {
-                            Ok(metrics) => send(EventKind::Report(metrics)),
-                            Err(e) if problem.is_none() => {
-                                log_line(&mut stdout_log, &format!("hpo: {e}")).await;
-                                problem = Some(e);
-                                let _ = killpg(s.pgid, Signal::SIGKILL);
-                            }
-                            Err(_) => {}
-                        }
-                    } else {
-                        log_line(&mut stdout_log, &line).await;
-                    }
-                }
-                None => lines = None,
+            read = next_line(&mut lines, &mut buf) => match read {
+                true => out.line(&buf).await,
+                false => lines = None,
             },
             status = s.child.wait() => break status.ok(),
-            () = sleep_until(deadline), if problem.is_none() => {
+            () = sleep_until(deadline), if out.problem.is_none() => {
                 let limit = s.timeout.unwrap_or_default();
-                problem = Some(format!("timed out after {}", humantime::format_duration(limit)));
-                let _ = killpg(s.pgid, Signal::SIGKILL);
+                out.fail(format!("timed out after {}", humantime::format_duration(limit)));
             }
         }
     };
-    // The leader is gone; take down anything it left in its group, then read what is left.
+    // The leader is gone; take down anything it left in its group, then read what is left
+    // (a descendant that escaped the group may hold stdout open: wait for it only briefly).
     let _ = killpg(s.pgid, Signal::SIGKILL);
     while lines.is_some()
-        && let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(1), next_line(&mut lines)).await
+        && let Ok(true) = tokio::time::timeout(Duration::from_secs(1), next_line(&mut lines, &mut buf)).await
     {
-        match line.strip_prefix(METRIC_PREFIX).map(parse_metrics) {
-            Some(Ok(metrics)) => send(EventKind::Report(metrics)),
-            Some(Err(_)) | None => log_line(&mut stdout_log, &line).await,
-        }
+        out.line(&buf).await;
     }
-    if let Some(log) = &mut stdout_log {
+    if let Some(log) = &mut out.log {
         let _ = log.flush().await;
     }
     let tail = stderr_task.await.unwrap_or_default();
     let kind = match s.intent.load(Ordering::Acquire) {
         STOPPING => EventKind::Stopped,
         PAUSING => EventKind::Paused,
-        _ => match (problem, status) {
+        _ => match (out.problem.take(), status) {
             (Some(problem), _) => EventKind::Failed(problem),
             (None, Some(status)) if status.success() => EventKind::Completed,
             (None, status) => EventKind::Failed(describe_failure(status, &tail)),
         },
     };
-    send(kind);
+    out.send(kind);
+}
+
+/// The state of one trial's stdout: its log, and the first problem found in it.
+struct Supervisor {
+    log: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    problem: Option<String>,
+    pgid: Pid,
+    guarded: bool,
+    trial_id: TrialId,
+    events: mpsc::UnboundedSender<Event>,
+    clock: Instant,
+}
+
+impl Supervisor {
+    fn send(&self, kind: EventKind) {
+        let _ = self.events.send(Event { time: self.clock.elapsed().as_secs_f64(), trial_id: self.trial_id, kind });
+    }
+
+    /// The trial fails (the first reason wins) and its group is killed.
+    fn fail(&mut self, reason: String) {
+        if self.problem.is_none() {
+            self.problem = Some(reason);
+            kill_trial(self.pgid, self.guarded);
+        }
+    }
+
+    /// One stdout line: a report, a malformed metrics line (the trial fails), or a line for
+    /// the log (bytes that are not UTF-8 are logged lossily).
+    async fn line(&mut self, raw: &[u8]) {
+        match metrics_line(raw) {
+            Some(Ok(metrics)) if self.problem.is_none() => self.send(EventKind::Report(metrics)),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                log_line(&mut self.log, format!("hpo: {e}").as_bytes()).await;
+                self.fail(e);
+            }
+            None => log_line(&mut self.log, raw).await,
+        }
+    }
 }
 
 fn describe_failure(status: Option<ExitStatus>, tail: &VecDeque<String>) -> String {
@@ -443,12 +550,12 @@ fn describe_failure(status: Option<ExitStatus>, tail: &VecDeque<String>) -> Stri
     }
 }
 
-type Lines = Option<tokio::io::Lines<BufReader<tokio::process::ChildStdout>>>;
-
-/// The next stdout line; pending forever once stdout is closed (so `select!` waits for exit).
-async fn next_line(lines: &mut Lines) -> Option<String> {
-    match lines {
-        Some(l) => l.next_line().await.ok().flatten(),
+/// Reads the next line of `reader` into `buf` (bytes, newline included); `false` at the end
+/// or on a read error. Pending forever once the stream is gone (so `select!` waits for exit).
+async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut Option<R>, buf: &mut Vec<u8>) -> bool {
+    buf.clear();
+    match reader {
+        Some(r) => r.read_until(b'\n', buf).await.is_ok_and(|n| n > 0),
         None => std::future::pending().await,
     }
 }
@@ -465,10 +572,13 @@ async fn open_log(path: &Path) -> Option<tokio::io::BufWriter<tokio::fs::File>> 
     Some(tokio::io::BufWriter::new(file))
 }
 
-async fn log_line(log: &mut Option<tokio::io::BufWriter<tokio::fs::File>>, line: &str) {
+/// Appends one line to a log, adding the newline if it has none.
+async fn log_line(log: &mut Option<tokio::io::BufWriter<tokio::fs::File>>, line: &[u8]) {
     if let Some(log) = log {
-        let _ = log.write_all(line.as_bytes()).await;
-        let _ = log.write_all(b"\n").await;
+        let _ = log.write_all(line).await;
+        if !line.ends_with(b"\n") {
+            let _ = log.write_all(b"\n").await;
+        }
     }
 }
 
@@ -477,13 +587,14 @@ async fn copy_stderr(stderr: Option<tokio::process::ChildStderr>, path: PathBuf)
     let mut tail = VecDeque::new();
     let Some(stderr) = stderr else { return tail };
     let mut log = open_log(&path).await;
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        log_line(&mut log, &line).await;
+    let mut reader = Some(BufReader::new(stderr));
+    let mut buf = Vec::new();
+    while next_line(&mut reader, &mut buf).await {
+        log_line(&mut log, &buf).await;
         if tail.len() == STDERR_TAIL {
             tail.pop_front();
         }
-        tail.push_back(line);
+        tail.push_back(String::from_utf8_lossy(&buf).trim_end().to_owned());
     }
     if let Some(log) = &mut log {
         let _ = log.flush().await;

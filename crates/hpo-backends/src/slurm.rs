@@ -20,7 +20,7 @@ use hpo_core::{Backend, BackendError, Decision, Event, EventKind, TrialId, Trial
 use serde::Deserialize;
 
 use crate::checkpoint::prepare_checkpoint_dir;
-use crate::process::{METRIC_PREFIX, ProcessBackend, ProcessSpec, parse_metrics, trial_args};
+use crate::process::{ProcessBackend, ProcessSpec, metrics_line, trial_args};
 
 /// `[backend] type = "slurm"` in an experiment file.
 #[derive(Clone, Debug, Deserialize)]
@@ -44,9 +44,9 @@ pub struct SlurmSpec {
     /// `"auto"` (steps inside an allocation, jobs otherwise), `"jobs"` or `"steps"`.
     #[serde(default = "auto")]
     pub mode: String,
-    #[serde(default = "default_poll", deserialize_with = "duration")]
+    #[serde(default = "default_poll", with = "hpo_core::duration_text")]
     pub poll_interval: Duration,
-    #[serde(default = "default_grace", deserialize_with = "duration")]
+    #[serde(default = "default_grace", with = "hpo_core::duration_text")]
     pub grace_period: Duration,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -69,11 +69,6 @@ fn default_poll() -> Duration {
 }
 fn default_grace() -> Duration {
     Duration::from_secs(5)
-}
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text)
-        .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration like \"1s\": {e}")))
 }
 
 impl SlurmSpec {
@@ -166,7 +161,7 @@ struct Job {
     /// Written by the job script with the command's exit status when it ends.
     exit: PathBuf,
     offset: u64,
-    partial: String,
+    partial: Vec<u8>,
     /// Stop or pause, when hpo asked for it.
     intent: Option<Decision>,
 }
@@ -260,7 +255,7 @@ impl SlurmJobs {
                 stderr,
                 exit: exit_file,
                 offset: 0,
-                partial: String::new(),
+                partial: Vec::new(),
                 intent: None,
             },
         );
@@ -274,18 +269,15 @@ impl SlurmJobs {
         if file.seek(SeekFrom::Start(job.offset)).is_err() {
             return;
         }
-        let mut fresh = String::new();
-        if let Ok(n) = file.read_to_string(&mut fresh) {
+        // Bytes, not text: a line that is not UTF-8 must not stop the reading.
+        if let Ok(n) = file.read_to_end(&mut job.partial) {
             job.offset += n as u64;
         }
-        job.partial.push_str(&fresh);
         let trial_id = job.trial_id;
         let mut reports = Vec::new();
-        while let Some(end) = job.partial.find('\n') {
-            let line: String = job.partial.drain(..=end).collect();
-            if let Some(payload) = line.trim_end().strip_prefix(METRIC_PREFIX) {
-                reports.push(parse_metrics(payload));
-            }
+        while let Some(end) = job.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = job.partial.drain(..=end).collect();
+            reports.extend(metrics_line(&line));
         }
         for r in reports {
             let kind = match r {

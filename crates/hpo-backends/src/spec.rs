@@ -35,8 +35,7 @@ pub fn build_backend(spec: &ExperimentSpec, trials_dir: Option<&Path>) -> Result
     let kind = spec.backend.get("type").and_then(|t| t.as_str()).unwrap_or("threads");
     match kind {
         "threads" => {
-            let threads: ThreadsSpec = serde_json::from_value(spec.backend.clone())
-                .map_err(|e| spec.origin.error("backend", e.to_string()))?;
+            let threads: ThreadsSpec = spec.origin.parse("backend", spec.backend.clone())?;
             let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
             let trial_fn = builtin(&threads.objective, spec.max_resource_attr.as_deref()).ok_or_else(|| {
                 spec.origin.error(
@@ -56,8 +55,7 @@ pub fn build_backend(spec: &ExperimentSpec, trials_dir: Option<&Path>) -> Result
             if let Some(t) = table.as_object_mut() {
                 t.remove("type");
             }
-            let mut process: ProcessSpec =
-                serde_json::from_value(table).map_err(|e| spec.origin.error("backend", e.to_string()))?;
+            let mut process: ProcessSpec = spec.origin.parse("backend", table)?;
             // Relative paths are relative to the experiment file, so it runs from anywhere.
             let base =
                 Path::new(&spec.origin.file).parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -71,8 +69,7 @@ pub fn build_backend(spec: &ExperimentSpec, trials_dir: Option<&Path>) -> Result
             Ok(Box::new(backend))
         }
         "simulator" => {
-            let sim: SimulatorSpec = serde_json::from_value(spec.backend.clone())
-                .map_err(|e| spec.origin.error("backend", e.to_string()))?;
+            let sim: SimulatorSpec = spec.origin.parse("backend", spec.backend.clone())?;
             // A table's spec file is found relative to the experiment file.
             let name = if sim.blackbox.ends_with(".toml") {
                 experiment_dir(spec).join(&sim.blackbox).display().to_string()
@@ -87,8 +84,7 @@ pub fn build_backend(spec: &ExperimentSpec, trials_dir: Option<&Path>) -> Result
             Ok(Box::new(backend))
         }
         "slurm" => {
-            let mut slurm: SlurmSpec = serde_json::from_value(spec.backend.clone())
-                .map_err(|e| spec.origin.error("backend", e.to_string()))?;
+            let mut slurm: SlurmSpec = spec.origin.parse("backend", spec.backend.clone())?;
             let base = experiment_dir(spec);
             slurm.workdir = Some(match slurm.workdir.take() {
                 Some(dir) => base.join(dir),

@@ -83,7 +83,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub max_trials: Option<u64>,
     /// Override `stop.max_wallclock`, e.g. "90s" or "10m".
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = hpo_core::parse_duration)]
     pub max_wallclock: Option<Duration>,
     /// Override `name`: the experiment folder's name.
     #[arg(long)]
@@ -168,7 +168,7 @@ pub struct BenchRunArgs {
     #[arg(long, default_value_t = 4)]
     pub workers: usize,
     /// Simulated time per run, e.g. "2h".
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = hpo_core::parse_duration)]
     pub max_time: Duration,
     /// Also stop after this many trials.
     #[arg(long)]

@@ -166,7 +166,8 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     let out = hpo(&["run", "asha.toml", "--name", "no-max"], dir.path());
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
-    assert!(stderr.contains("error: setting up the scheduler: asha needs `max_t`"), "{stderr}");
+    assert!(stderr.contains("error: asha.toml:18: `scheduler`: asha needs `max_t`"), "{stderr}");
+    assert!(!stderr.contains("experiment `"), "no word of a folder that is then removed: {stderr}");
     assert!(!dir.path().join("runs/no-max").exists());
     std::fs::write(dir.path().join("ok.toml"), HEIGHT).unwrap();
     let out = hpo(&["run", "ok.toml", "--name", "a/b"], dir.path());

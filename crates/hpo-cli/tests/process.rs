@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{events, hpo, journal, repo, text};
+use common::{events, hpo, journal, processes_matching, repo, setup, text};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,19 +13,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-
-/// Writes `exp.toml` and the given scripts into a fresh folder.
-fn setup(experiment: &str, scripts: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("exp.toml"), experiment).unwrap();
-    for (name, body) in scripts {
-        let path = dir.path().join(name);
-        std::fs::write(&path, body).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    dir
-}
 
 fn experiment(space: &str, scheduler: &str, backend: &str, stop: &str) -> String {
     format!(
@@ -174,11 +161,6 @@ fn asha_stopping_and_promotion_through_real_processes() {
     }
 }
 
-fn processes_matching(pattern: &str) -> usize {
-    let out = Command::new("pgrep").args(["-f", pattern]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
 #[test]
 fn stopped_trials_leave_no_grandchildren() {
     // Each trial forks a grandchild that ignores SIGTERM, then reports forever.
@@ -315,38 +297,46 @@ print("[tune-metric]: " + json.dumps({"epoch": 1, "loss": 1.0, "gpu": int(os.env
 
 #[test]
 fn interrupting_hpo_run_stops_every_trial_and_exits_non_zero() {
-    let script = r#"import json, subprocess, time
-subprocess.Popen(["sleep", "2727.5"])
+    // Ctrl-C, SIGTERM and SIGHUP (a closed terminal) all end the run cleanly.
+    for signal in ["INT", "TERM", "HUP"] {
+        let marker = format!("sleep 2727.{}", signal.len());
+        let script = format!(
+            r#"import json, subprocess, time
+subprocess.Popen(["sh", "-c", "{marker}"])
 for epoch in range(1, 100000):
-    print("[tune-metric]: " + json.dumps({"epoch": epoch, "loss": 1.0}), flush=True)
+    print("[tune-metric]: " + json.dumps({{"epoch": epoch, "loss": 1.0}}), flush=True)
     time.sleep(0.05)
-"#;
-    let dir = setup(
-        &experiment(
-            "epochs = 100000\nx = { uniform = [0, 1] }",
-            "type = \"fifo\"",
-            "command = [\"python3\", \"long.py\"]\ngrace_period = \"500ms\"",
-            "max_trials = 10",
-        ),
-        &[("long.py", script)],
-    );
-    let child = Command::new(env!("CARGO_BIN_EXE_hpo"))
-        .args(["run", "exp.toml", "-q"])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success(), "an interrupted run exits non-zero");
-    let all = text(&out);
-    assert!(all.contains("Finished (interrupted)") && all.contains("2 stopped"), "{all}");
-    let entries = journal(&dir.path().join("runs/exp"));
-    assert_eq!(events(&entries, "stopped").len(), 2);
-    assert_eq!(events(&entries, "end")[0]["reason"], "interrupted");
-    assert_eq!(processes_matching("sleep 2727.5"), 0, "no trial process survived");
+"#
+        );
+        let dir = setup(
+            &experiment(
+                "epochs = 100000\nx = { uniform = [0, 1] }",
+                "type = \"fifo\"",
+                "command = [\"python3\", \"long.py\"]\ngrace_period = \"500ms\"",
+                "max_trials = 10",
+            ),
+            &[("long.py", &script)],
+        );
+        let child = Command::new(env!("CARGO_BIN_EXE_hpo"))
+            .args(["run", "exp.toml", "-q"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "SIG{signal}: an interrupted run exits non-zero");
+        let all = text(&out);
+        assert!(all.contains("Finished (interrupted)") && all.contains("2 stopped"), "SIG{signal}: {all}");
+        let exp = dir.path().join("runs/exp");
+        let entries = journal(&exp);
+        assert_eq!(events(&entries, "stopped").len(), 2, "SIG{signal}");
+        assert_eq!(events(&entries, "end")[0]["reason"], "interrupted", "SIG{signal}");
+        assert!(exp.join("results.csv").exists(), "SIG{signal}");
+        assert_eq!(processes_matching(&marker), 0, "SIG{signal}: no trial process survived");
+    }
 }
 
 #[test]

@@ -111,6 +111,22 @@ pub struct Origin {
 
 impl Origin {
     /// An error about `key` (a top-level table such as `backend`, or `backend.command`).
+    /// Reads the table `key` of the file (e.g. `"backend"`, given as JSON) into `T`; an error
+    /// names the nested key (`backend.timeout`) and the line of its table.
+    pub fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<T, ExperimentError> {
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let full = if path.is_empty() || path == "." { key.to_owned() } else { format!("{key}.{path}") };
+            // The file's `[searcher]` table travels inside the scheduler's.
+            let full = full.strip_prefix("scheduler.").filter(|k| k.starts_with("searcher")).unwrap_or(&full);
+            self.error(full, e.into_inner().to_string())
+        })
+    }
+
     pub fn error(&self, key: &str, message: impl Into<String>) -> ExperimentError {
         let table = key.split('.').next().unwrap_or(key);
         ExperimentError {
@@ -176,6 +192,13 @@ impl ExperimentSpec {
             }
             scheduler.insert("searcher".into(), toml::Value::Table(searcher.into_inner()));
         }
+        // The searcher alone first, so an error in it points at its own table.
+        if let Some(searcher) = scheduler.get("searcher") {
+            let _: Box<dyn crate::Searcher> = searcher
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| origin.error("searcher", e.message().trim_end()))?;
+        }
         let scheduler = resolve_scheduler(toml::Value::Table(scheduler)).map_err(|m| origin.error("scheduler", m))?;
 
         let stop: StopCriteria = match raw.stop {
@@ -222,7 +245,7 @@ impl ExperimentSpec {
 
     /// A fresh scheduler (with its searcher) as the spec describes it.
     pub fn build_scheduler(&self) -> Result<Box<dyn Scheduler>, ExperimentError> {
-        serde_json::from_value(self.scheduler.clone()).map_err(|e| self.origin.error("scheduler", e.to_string()))
+        self.origin.parse("scheduler", self.scheduler.clone())
     }
 
     /// What the scheduler and searcher learn about the experiment.

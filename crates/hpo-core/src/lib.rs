@@ -5,6 +5,7 @@
 //!
 //! Metrics are minimized internally: [`Objective`] converts `mode = "max"` in one place.
 
+mod duration;
 mod experiment;
 mod journal;
 mod protocol;
@@ -14,6 +15,7 @@ mod traits;
 mod tuner;
 mod types;
 
+pub use duration::{MAX_DURATION, duration_text, optional_duration_text, parse_duration};
 pub use experiment::{ExperimentError, ExperimentSpec, Origin};
 pub use hpo_space::{Config, Domain, Grid, Space, Value};
 pub use journal::{Entry, JOURNAL_VERSION, Journal, JournalError, read_journal};

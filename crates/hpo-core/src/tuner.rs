@@ -27,7 +27,7 @@ pub struct StopCriteria {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_trials: Option<u64>,
     /// End after this much time on the backend's clock (e.g. `"10m"`), stopping running trials.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "humantime_opt")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::optional_duration_text")]
     pub max_wallclock: Option<Duration>,
     /// End as soon as the metric is at least this good.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,26 +35,6 @@ pub struct StopCriteria {
     /// End once this many trials have failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failures: Option<u64>,
-}
-
-mod humantime_opt {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map(Some)
-            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration like \"90s\" or \"10m\": {e}")))
-    }
 }
 
 /// Why an experiment ended.
@@ -206,6 +186,8 @@ pub struct Tuner {
     decisions: Vec<(TrialId, Decision)>,
     starts: Vec<TrialStart>,
     last_notify: std::time::Instant,
+    /// Whether the scheduler was already set up ([`Tuner::set_up`]).
+    set_up: bool,
 }
 
 /// How often the observer hears about progress (the final state is always reported).
@@ -236,6 +218,7 @@ impl Tuner {
             decisions: Vec::new(),
             starts: Vec::new(),
             last_notify: std::time::Instant::now(),
+            set_up: false,
         }
     }
 
@@ -262,6 +245,14 @@ impl Tuner {
 
     /// When `signal` completes (e.g. Ctrl-C), running trials are stopped and the run ends
     /// with [`EndReason::Interrupted`].
+    /// Sets the scheduler up now (as `run` does otherwise), so that bad settings are found
+    /// before anything is written.
+    pub fn set_up(mut self) -> Result<Tuner, SetupError> {
+        self.scheduler.init(&self.ctx)?;
+        self.set_up = true;
+        Ok(self)
+    }
+
     pub fn interrupt_on(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
         self.interrupt = Some(Box::pin(signal));
         self
@@ -269,12 +260,12 @@ impl Tuner {
 
     /// Runs the experiment to its end.
     pub async fn run(mut self) -> Result<Summary, TunerError> {
-        self.scheduler.init(&self.ctx)?;
-        let mut deadline = self
-            .criteria
-            .max_wallclock
-            .filter(|_| !self.backend.simulated())
-            .map(|d| tokio::time::Instant::now() + d.saturating_sub(Duration::from_secs_f64(self.backend.now())));
+        if !self.set_up {
+            self.scheduler.init(&self.ctx)?;
+        }
+        let mut deadline = self.criteria.max_wallclock.filter(|_| !self.backend.simulated()).and_then(|d| {
+            tokio::time::Instant::now().checked_add(d.saturating_sub(Duration::from_secs_f64(self.backend.now())))
+        });
         let mut interrupt = self.interrupt.take();
         let mut events = Vec::new();
         self.fill()?;

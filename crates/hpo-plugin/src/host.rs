@@ -427,9 +427,8 @@ impl Scheduler for PluginScheduler {
 #[typetag::serde(name = "process")]
 impl Scheduler for ProcessScheduler {
     fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
-        let timeout = humantime::parse_duration(&self.timeout).map_err(|e| {
-            SetupError(format!("process scheduler: `timeout` = {:?} is not a duration like \"10s\": {e}", self.timeout))
-        })?;
+        let timeout = hpo_core::parse_duration(&self.timeout)
+            .map_err(|e| SetupError(format!("process scheduler: `timeout`: {e}")))?;
         let mut remote =
             RemoteScheduler::new(Box::new(ProcessTransport::spawn(&self.command, timeout).map_err(SetupError)?));
         remote.init(ctx, &self.config)?;

@@ -32,7 +32,7 @@ pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
     std::fs::remove_dir_all(&dir).ok();
     let (us, us_journal) = (median(&mut plain), median(&mut journaled));
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "bench": "overhead",
@@ -44,7 +44,7 @@ pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
             })
         );
     } else {
-        println!(
+        outln!(
             "{} trials on {} workers: {us:.2} us per trial without the journal, {us_journal:.2} us with it (median of {})",
             args.trials,
             args.workers,
@@ -163,7 +163,7 @@ pub fn scheduler(args: SchedulerBenchArgs) -> anyhow::Result<ExitCode> {
     let ns = elapsed.as_nanos() as f64 / decisions.max(1) as f64;
     let ns_last = last_tenth.1.as_nanos() as f64 / last_tenth.0.max(1) as f64;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "bench": "scheduler",
@@ -176,7 +176,7 @@ pub fn scheduler(args: SchedulerBenchArgs) -> anyhow::Result<ExitCode> {
             })
         );
     } else {
-        println!(
+        outln!(
             "{}: {decisions} decisions for {new_trials} trials, {ns:.0} ns per decision ({ns_last:.0} ns in the last tenth)",
             args.scheduler
         );
@@ -235,7 +235,7 @@ pub fn searcher(args: SearcherBenchArgs) -> anyhow::Result<ExitCode> {
     let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
     let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "bench": "searcher",
@@ -250,9 +250,12 @@ pub fn searcher(args: SearcherBenchArgs) -> anyhow::Result<ExitCode> {
             })
         );
     } else {
-        println!(
+        outln!(
             "{}: {median:.2} ms per suggestion (median of {}; mean {mean:.2} ms) with {} observations in {} dims",
-            args.searcher, args.suggestions, args.observations, args.dims
+            args.searcher,
+            args.suggestions,
+            args.observations,
+            args.dims
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -311,7 +314,7 @@ pub fn process(args: ProcessBenchArgs) -> anyhow::Result<ExitCode> {
     std::fs::remove_dir_all(&dir).ok();
     let overhead = tuned - bare;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "bench": "process",
@@ -323,9 +326,10 @@ pub fn process(args: ProcessBenchArgs) -> anyhow::Result<ExitCode> {
             })
         );
     } else {
-        println!(
+        outln!(
             "{} trials on {} workers: {tuned:.3} ms per trial, bare spawn {bare:.3} ms, overhead {overhead:.3} ms",
-            args.trials, args.workers
+            args.trials,
+            args.workers
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -397,7 +401,7 @@ pub fn slurm(args: SlurmBenchArgs) -> anyhow::Result<ExitCode> {
             Ok(())
         })?;
         std::fs::remove_dir_all(&dir).ok();
-        println!("{}", serde_json::json!({ "ms_per_trial": tuned, "ms_bare_per_trial": bare }));
+        outln!("{}", serde_json::json!({ "ms_per_trial": tuned, "ms_bare_per_trial": bare }));
         return Ok(ExitCode::SUCCESS);
     }
     let backend = hpo_backends::slurm_backend(slurm_spec("jobs")?, args.workers, dir.join("trials"))
@@ -448,9 +452,9 @@ pub fn slurm(args: SlurmBenchArgs) -> anyhow::Result<ExitCode> {
         "ms_overhead_per_trial": (jobs_tuned - jobs_bare).max(steps_tuned - steps_bare),
     });
     if args.json {
-        println!("{line}");
+        outln!("{line}");
     } else {
-        println!("{}", serde_json::to_string_pretty(&line)?);
+        outln!("{}", serde_json::to_string_pretty(&line)?);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,3 +1,20 @@
+/// `println!` that never panics: once stdout is gone (a closed pipe, as in `hpo results |
+/// head -1`, or a closed terminal) the output is dropped and the command ends as it would.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics (stderr can be a closed terminal after SIGHUP).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub mod bench;
 pub mod plot;
 pub mod plugin;

@@ -101,7 +101,7 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
         gantt(&entries, &results, &out.join("gantt.svg"))?,
     ];
     for f in files {
-        println!("{}", f.display());
+        outln!("{}", f.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -294,6 +294,6 @@ pub fn bench_plot(args: BenchPlotArgs) -> anyhow::Result<ExitCode> {
     }
     legend(&mut chart)?;
     root.present().map_err(plot_error)?;
-    println!("{}", out.display());
+    outln!("{}", out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -26,10 +26,10 @@ impl Checker {
 
     fn verdict(&mut self, step: &str, result: Result<String, String>) {
         match result {
-            Ok(detail) => println!("ok    {step}: {detail}"),
+            Ok(detail) => outln!("ok    {step}: {detail}"),
             Err(why) => {
                 self.failures += 1;
-                println!("FAIL  {step}: {why}");
+                outln!("FAIL  {step}: {why}");
             }
         }
     }
@@ -47,7 +47,7 @@ pub fn check(args: PluginCheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         Box::new(ProcessTransport::spawn(target, Duration::from_secs(10)).map_err(anyhow::Error::msg)?)
     };
-    println!("checking plugin {}", transport.name());
+    outln!("checking plugin {}", transport.name());
     let mut c = Checker { transport, failures: 0 };
     let space =
         Space::builder().uniform("x", 0.0, 1.0).choice("act", ["relu", "tanh"]).constant("epochs", 9).build()?;
@@ -62,7 +62,7 @@ pub fn check(args: PluginCheckArgs) -> anyhow::Result<ExitCode> {
         if ok { Ok(format!("{answer}")) } else { Err(format!("expected {{\"ok\":true}}, got {answer}")) },
     );
     if !ok {
-        println!("cannot go on without a successful init");
+        outln!("cannot go on without a successful init");
         return Ok(ExitCode::FAILURE);
     }
 
@@ -180,7 +180,7 @@ pub fn check(args: PluginCheckArgs) -> anyhow::Result<ExitCode> {
     );
     let answer = c.send(&json!({ "op": "close" }))?;
     c.verdict("close", if answer["ok"] == true { Ok("closed".into()) } else { Err(format!("{answer}")) });
-    println!(
+    outln!(
         "{}",
         if c.failures == 0 { "the plugin conforms".to_owned() } else { format!("{} checks failed", c.failures) }
     );

@@ -38,7 +38,7 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
     let metric = &results.objective.metric;
@@ -46,8 +46,8 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
         Some((t, reason)) => format!("ended ({}) after {t:.1} s", reason.replace('_', " ")),
         None => "running, or stopped without an end record".into(),
     };
-    println!("Experiment `{}`: {} trials, {state}.", results.name, results.trials.len());
-    println!(
+    outln!("Experiment `{}`: {} trials, {state}.", results.name, results.trials.len());
+    outln!(
         "Best {} of {} trials with a result ({} is {}):",
         args.top.min(ranked.len()),
         ranked.len(),
@@ -55,10 +55,10 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
         if results.objective.mode == hpo_core::Mode::Max { "maximized" } else { "minimized" }
     );
     let width = metric.len().max(10);
-    println!("{:>5}  {:>6}  {:<10}  {:>width$}  {:>7}  config", "rank", "trial", "status", metric, "reports");
+    outln!("{:>5}  {:>6}  {:<10}  {:>width$}  {:>7}  config", "rank", "trial", "status", metric, "reports");
     for (rank, t) in ranked.iter().take(args.top).enumerate() {
         let value = t.best.map_or_else(|| "-".into(), |v| format!("{v:.6}"));
-        println!(
+        outln!(
             "{:>5}  {:>6}  {:<10}  {:>width$}  {:>7}  {}",
             rank + 1,
             t.trial_id,
@@ -70,7 +70,7 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
     }
     let failed: Vec<_> = results.trials.iter().filter(|t| t.error.is_some()).collect();
     if !failed.is_empty() {
-        println!(
+        outln!(
             "{} failed trials; the first: trial {}: {}",
             failed.len(),
             failed[0].trial_id,
@@ -85,6 +85,6 @@ pub fn best(args: BestArgs) -> anyhow::Result<ExitCode> {
     let best = results.best().with_context(|| {
         format!("no trial in {} reported a valid `{}`", args.dir.display(), results.objective.metric)
     })?;
-    println!("{}", serde_json::to_string(&best.config)?);
+    outln!("{}", serde_json::to_string(&best.config)?);
     Ok(ExitCode::SUCCESS)
 }

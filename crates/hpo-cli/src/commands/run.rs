@@ -28,10 +28,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Err(e.into());
         }
     };
-    let mut tuner = Tuner::new(spec.context(), scheduler, backend)
+    // Plugin schedulers may start processes while set up: inside the runtime.
+    let runtime = runtime()?;
+    let _inside = runtime.enter();
+    let tuner = Tuner::new(spec.context(), scheduler, backend)
         .workers(spec.workers)
         .stop_when(spec.stop.clone())
         .interrupt_on(interrupted());
+    let mut tuner = match tuner.set_up() {
+        Ok(tuner) => tuner,
+        Err(e) => {
+            std::fs::remove_dir_all(&dir).ok(); // nothing ran: leave no experiment behind
+            return Err(spec.origin.error("scheduler", e.0).into());
+        }
+    };
     let journal_path = dir.join("journal.jsonl");
     if spec.journal {
         let journal = Journal::create(&journal_path, &spec.name, spec.to_json())
@@ -41,12 +51,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         tuner = tuner.observer(Box::new(ProgressLine::new(&spec)));
     }
-    eprintln!("hpo: experiment `{}` in {}", spec.name, dir.display());
-    let outcome = runtime()?.block_on(tuner.run());
-    if let Err(e @ hpo_core::TunerError::Setup(_)) = outcome {
-        std::fs::remove_dir_all(&dir).ok(); // nothing ran: leave no experiment behind
-        return Err(e.into());
-    }
+    errln!("hpo: experiment `{}` in {}", spec.name, dir.display());
+    let outcome = runtime.block_on(tuner.run());
     // Whatever happened, results.csv reflects everything the journal recorded.
     if spec.journal {
         let results = ExperimentResults::from_entries(&read_journal(&journal_path)?).map_err(anyhow::Error::msg)?;
@@ -59,17 +65,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(if summary.reason.is_error() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// Completes on Ctrl-C or SIGTERM; never if no handler can be installed.
+/// Completes on Ctrl-C, SIGTERM or SIGHUP (a closed terminal, a dropped SSH session): each
+/// ends the experiment cleanly, with its `end` entry and results.csv. Never completes if no
+/// handler can be installed.
 async fn interrupted() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+    else {
         return std::future::pending().await;
     };
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}
+        _ = hup.recv() => {}
     }
-    eprintln!("hpo: interrupted; stopping the running trials");
+    errln!("hpo: interrupted; stopping the running trials");
 }
 
 fn apply_overrides(spec: &mut ExperimentSpec, args: &RunArgs) -> anyhow::Result<()> {
@@ -121,9 +132,9 @@ fn create_experiment_dir(output: &Path, name: &str) -> anyhow::Result<PathBuf> {
 
 fn print_summary(spec: &ExperimentSpec, s: &Summary, dir: &Path) {
     if let Some(error) = &s.error {
-        eprintln!("error: {error}");
+        errln!("error: {error}");
     }
-    println!(
+    outln!(
         "Finished ({}) after {:.1} s: {} trials, {} completed, {} stopped, {} paused, {} failed.",
         s.reason.as_str().replace('_', " "),
         s.elapsed,
@@ -135,14 +146,14 @@ fn print_summary(spec: &ExperimentSpec, s: &Summary, dir: &Path) {
     );
     match &s.best {
         Some(best) => {
-            println!("Best {} = {} (trial {}).", spec.metric, best.value, best.trial_id);
-            println!("Best config: {}", best.config);
+            outln!("Best {} = {} (trial {}).", spec.metric, best.value, best.trial_id);
+            outln!("Best config: {}", best.config);
         }
-        None => println!("No trial reported a valid `{}`.", spec.metric),
+        None => outln!("No trial reported a valid `{}`.", spec.metric),
     }
-    println!("Results: {}", dir.display());
+    outln!("Results: {}", dir.display());
     if spec.journal {
-        println!("  see them with `hpo results {}`; every report is in results.csv", dir.display());
+        outln!("  see them with `hpo results {}`; every report is in results.csv", dir.display());
     }
 }
 

@@ -223,10 +223,10 @@ pub fn bench_run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(output.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
     if args.json {
         for method in &summary.methods {
-            println!("{}", serde_json::to_string(method)?);
+            outln!("{}", serde_json::to_string(method)?);
         }
     } else {
-        println!(
+        outln!(
             "{} on {}: {} seeds, {} workers, {} of simulated time; {} is {}; target {}",
             args.methods,
             setup.blackbox.info().name,
@@ -237,14 +237,19 @@ pub fn bench_run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
             if setup.mode() == Mode::Max { "maximized" } else { "minimized" },
             summary.target
         );
-        println!(
+        outln!(
             "{:<16} {:>12} {:>12} {:>12} {:>14} {:>12}",
-            "method", "best q25", "median", "q75", "median regret", "to target"
+            "method",
+            "best q25",
+            "median",
+            "q75",
+            "median regret",
+            "to target"
         );
         for m in &summary.methods {
             let last = m.at.last();
             let fmt = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.5}"));
-            println!(
+            outln!(
                 "{:<16} {:>12} {:>12} {:>12} {:>14} {:>12}",
                 m.method,
                 fmt(last.and_then(|p| p.best.map(|b| b.0))),
@@ -254,7 +259,7 @@ pub fn bench_run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
                 m.median_time_to_target.map_or_else(|| "never".into(), |t| format!("{t:.0} s"))
             );
         }
-        println!("Per-run results: {}", output.join("runs.jsonl").display());
+        outln!("Per-run results: {}", output.join("runs.jsonl").display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -359,7 +364,7 @@ pub fn bench_simulator(args: SimulatorBenchArgs) -> anyhow::Result<ExitCode> {
     let asha_ms = quartiles(&mut asha_ms).map_or(f64::NAN, |q| q.1);
     let reports_per_sec = reports as f64 / random_secs;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "bench": "simulator",
@@ -369,7 +374,7 @@ pub fn bench_simulator(args: SimulatorBenchArgs) -> anyhow::Result<ExitCode> {
             })
         );
     } else {
-        println!(
+        outln!(
             "{reports} simulated reports at {reports_per_sec:.0} per second; a 1,000-trial ASHA run takes {asha_ms:.2} ms"
         );
     }

@@ -34,3 +34,22 @@ pub fn journal(dir: &Path) -> Vec<Value> {
 pub fn events<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
     entries.iter().filter(|e| e["event"] == kind).collect()
 }
+
+/// Writes `exp.toml` and the given scripts into a fresh folder.
+pub fn setup(experiment: &str, scripts: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("exp.toml"), experiment).unwrap();
+    for (name, body) in scripts {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+/// How many processes have a command line matching `pattern` (`pgrep -f`).
+pub fn processes_matching(pattern: &str) -> usize {
+    let out = Command::new("pgrep").args(["-f", pattern]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
