@@ -22,7 +22,7 @@ fn readme_example_runs() -> Result<(), Box<dyn std::error::Error>> {
             reporter.report([("epoch", epoch as f64), ("loss", x * x + 1.0 / epoch as f64)])?;
         }
         Ok(())
-    });
+    })?;
     let summary = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(
         Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
             .workers(2)

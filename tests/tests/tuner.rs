@@ -100,7 +100,8 @@ fn failed_trials_are_recorded_and_the_experiment_goes_on() {
             }
         }
         Ok(())
-    });
+    })
+    .unwrap();
     let journal = Journal::create(&path, "failures", serde_json::json!({"metric": "loss", "mode": "min"})).unwrap();
     let tuner = Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
         .workers(2)
@@ -252,6 +253,7 @@ fn paused_trials_resume_where_they_stopped_with_their_checkpoint_folder() {
         }
         Ok(())
     })
+    .unwrap()
     .trials_dir(dir.path());
     let scheduler = Asha::new(Variant::Promotion, 1.0, 3.0, None);
     let tuner = Tuner::new(ctx, Box::new(scheduler), Box::new(backend)).workers(2).stop_when(max_trials(20));

@@ -18,3 +18,17 @@ pub fn prepare_checkpoint_dir(dir: &Path, copy_from: Option<&Path>) -> Result<()
     }
     Ok(())
 }
+
+/// Removes what a trial left empty: its checkpoint folder, empty logs, then its own folder.
+/// Folders that hold anything stay, so a large run leaves one folder per trial that wrote
+/// something, not one per trial.
+pub fn tidy_trial_dir(trial_dir: &Path) {
+    for log in ["stdout.log", "stderr.log"] {
+        let path = trial_dir.join(log);
+        if path.metadata().is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    let _ = std::fs::remove_dir(trial_dir.join("checkpoints")); // fails unless empty
+    let _ = std::fs::remove_dir(trial_dir);
+}

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-use crate::checkpoint::prepare_checkpoint_dir;
+use crate::checkpoint::{prepare_checkpoint_dir, tidy_trial_dir};
 use crate::guard::{KILL_NOW, guard_args};
 
 /// The executable that acts as a trial guard (see [`crate::guard`]), if one was set.
@@ -484,6 +484,8 @@ async fn supervise(mut s: Supervised) {
         let _ = log.flush().await;
     }
     let tail = stderr_task.await.unwrap_or_default();
+    drop(out.log.take());
+    tidy_trial_dir(&s.dir);
     let kind = match s.intent.load(Ordering::Acquire) {
         STOPPING => EventKind::Stopped,
         PAUSING => EventKind::Paused,

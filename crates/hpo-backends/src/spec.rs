@@ -43,8 +43,9 @@ pub fn build_backend(spec: &ExperimentSpec, trials_dir: Option<&Path>) -> Result
                     format!("no built-in objective `{}`; expected one of {}", threads.objective, names.join(", ")),
                 )
             })?;
-            let mut backend =
-                ThreadBackend::new(spec.workers, move |ctx, reporter| trial_fn(ctx, reporter)).seed(spec.seed);
+            let mut backend = ThreadBackend::new(spec.workers, move |ctx, reporter| trial_fn(ctx, reporter))
+                .map_err(|e| spec.origin.error("workers", e.0))?
+                .seed(spec.seed);
             if let Some(dir) = trials_dir {
                 backend = backend.trials_dir(dir);
             }

@@ -8,7 +8,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
@@ -19,7 +19,7 @@ use hpo_core::{
 };
 use tokio::sync::mpsc;
 
-use crate::checkpoint::prepare_checkpoint_dir;
+use crate::checkpoint::{prepare_checkpoint_dir, tidy_trial_dir};
 
 /// What a trial function returns on failure: any error.
 pub type TrialError = Box<dyn std::error::Error + Send + Sync>;
@@ -153,11 +153,12 @@ pub struct ThreadBackend {
 }
 
 impl ThreadBackend {
-    /// `workers` threads running `trial_fn`. Give the tuner the same number of workers.
+    /// `workers` threads running `trial_fn`. Give the tuner the same number of workers. A
+    /// thread the system will not start is an error (and the ones started end again).
     pub fn new(
         workers: usize,
         trial_fn: impl Fn(&TrialContext, &mut Reporter) -> Result<(), TrialError> + Send + Sync + 'static,
-    ) -> ThreadBackend {
+    ) -> Result<ThreadBackend, BackendError> {
         let trial_fn: Arc<TrialFn> = Arc::new(trial_fn);
         let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
         let (event_tx, event_rx) = mpsc::unbounded_channel();
@@ -166,21 +167,19 @@ impl ThreadBackend {
             let jobs = job_rx.clone();
             let events = event_tx.clone();
             let trial_fn = Arc::clone(&trial_fn);
-            let spawned = thread::Builder::new()
+            thread::Builder::new()
                 .name(format!("hpo-worker-{i}"))
-                .spawn(move || worker(&jobs, &events, &*trial_fn, clock));
-            if let Err(e) = spawned {
-                eprintln!("hpo: could not start worker thread {i}: {e}");
-            }
+                .spawn(move || worker(&jobs, &events, &*trial_fn, clock))
+                .map_err(|e| BackendError(format!("cannot start worker thread {} of {workers}: {e}", i + 1)))?;
         }
-        ThreadBackend {
+        Ok(ThreadBackend {
             jobs: Some(job_tx),
             events: event_rx,
             controls: HashMap::new(),
             clock,
             trials_dir: None,
             seed: 0,
-        }
+        })
     }
 
     /// Gives every trial a checkpoint folder `<dir>/<trial_id>/checkpoints`.
@@ -227,6 +226,9 @@ fn worker(
             catch_unwind(AssertUnwindSafe(|| trial_fn(&context, &mut reporter)))
                 .unwrap_or_else(|p| Err(panic_message(&*p).into()))
         });
+        if let Some(trial_dir) = context.checkpoint_dir.as_deref().and_then(Path::parent) {
+            tidy_trial_dir(trial_dir);
+        }
         let kind = match outcome {
             Ok(()) => EventKind::Completed,
             Err(e) => match e.downcast_ref::<Interrupted>() {

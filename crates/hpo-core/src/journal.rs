@@ -50,6 +50,10 @@ pub enum Entry<'a> {
     Complete {
         t: f64,
         trial: TrialId,
+        /// The trial ended well without a single report: most likely a script that never
+        /// printed its metrics.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        no_report: bool,
     },
     Fail {
         t: f64,

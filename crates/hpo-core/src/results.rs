@@ -35,6 +35,9 @@ pub struct Row {
     pub metrics: Metrics,
 }
 
+/// The columns every `results.csv` starts with (Syne Tune's names).
+pub const FIXED_COLUMNS: [&str; 4] = ["trial_id", "st_tuner_time", "st_decision", "st_status"];
+
 /// Everything `hpo results` shows, computed from a journal.
 #[derive(Clone, Debug)]
 pub struct ExperimentResults {
@@ -119,7 +122,7 @@ impl ExperimentResults {
                     metrics: metrics.clone().into_owned(),
                 });
             }
-            Entry::Complete { t, trial } => self.end_trial(*trial, *t, Status::Completed, None)?,
+            Entry::Complete { t, trial, .. } => self.end_trial(*trial, *t, Status::Completed, None)?,
             Entry::Fail { t, trial, error } => self.end_trial(*trial, *t, Status::Failed, Some(error.clone()))?,
             Entry::Stopped { t, trial } => self.end_trial(*trial, *t, Status::Stopped, None)?,
             Entry::Paused { t, trial } => self.end_trial(*trial, *t, Status::Paused, None)?,
@@ -157,20 +160,43 @@ impl ExperimentResults {
         self.trials.iter().filter(|t| t.status == status).count()
     }
 
+    /// The metrics' columns in `results.csv`: `(metric, column)`, in name order. A metric
+    /// whose name is taken by a fixed or config column (`trial_id`, `config_x`) gets the
+    /// column `metric_<name>` instead.
+    pub fn metric_columns(&self) -> Vec<(String, String)> {
+        let config_keys: BTreeSet<&str> = self.trials.iter().flat_map(|t| t.config.iter().map(|(k, _)| k)).collect();
+        let metric_keys: BTreeSet<&str> = self.rows.iter().flat_map(|r| r.metrics.keys().map(String::as_str)).collect();
+        let mut taken: BTreeSet<String> = FIXED_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
+        taken.extend(config_keys.iter().map(|k| format!("config_{k}")));
+        let unique: BTreeSet<String> = metric_keys.iter().map(|k| (*k).to_owned()).collect();
+        metric_keys
+            .iter()
+            .map(|&k| {
+                let mut column = k.to_owned();
+                while taken.contains(&column) || (column != k && unique.contains(&column)) {
+                    column = format!("metric_{column}");
+                }
+                taken.insert(column.clone());
+                (k.to_owned(), column)
+            })
+            .collect()
+    }
+
     /// Writes `results.csv`: one row per report with Syne Tune's column names
-    /// (`trial_id, st_tuner_time, st_decision, st_status, config_<name>..., <metrics>...`).
+    /// (`trial_id, st_tuner_time, st_decision, st_status, config_<name>..., <metrics>...`,
+    /// metrics renamed as [`ExperimentResults::metric_columns`] says).
     /// `st_status` is the trial's status after that report.
     pub fn write_csv<W: std::io::Write>(&self, out: W) -> Result<(), csv::Error> {
         let config_keys: BTreeSet<&str> = self.trials.iter().flat_map(|t| t.config.iter().map(|(k, _)| k)).collect();
-        let metric_keys: BTreeSet<&str> = self.rows.iter().flat_map(|r| r.metrics.keys().map(String::as_str)).collect();
+        let metrics = self.metric_columns();
         let mut last_row_of = vec![usize::MAX; self.trials.len()];
         for (i, row) in self.rows.iter().enumerate() {
             last_row_of[row.trial_id as usize] = i;
         }
         let mut w = csv::Writer::from_writer(out);
-        let mut header = vec!["trial_id".to_owned(), "st_tuner_time".into(), "st_decision".into(), "st_status".into()];
+        let mut header: Vec<String> = FIXED_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
         header.extend(config_keys.iter().map(|k| format!("config_{k}")));
-        header.extend(metric_keys.iter().map(|k| (*k).to_owned()));
+        header.extend(metrics.iter().map(|(_, column)| column.clone()));
         w.write_record(&header)?;
         for (i, row) in self.rows.iter().enumerate() {
             let trial = &self.trials[row.trial_id as usize];
@@ -187,7 +213,7 @@ impl ExperimentResults {
                 status.as_str().to_owned(),
             ];
             record.extend(config_keys.iter().map(|k| trial.config.get(k).map(Value::to_string).unwrap_or_default()));
-            record.extend(metric_keys.iter().map(|k| row.metrics.get(*k).map(f64::to_string).unwrap_or_default()));
+            record.extend(metrics.iter().map(|(k, _)| row.metrics.get(k).map(f64::to_string).unwrap_or_default()));
             w.write_record(&record)?;
         }
         w.flush()?;

@@ -130,6 +130,8 @@ pub struct Summary {
     pub elapsed: f64,
     /// What went wrong, when the experiment ended because of an error.
     pub error: Option<String>,
+    /// Trials that completed without a single report (`no_report` in the journal).
+    pub no_report: usize,
 }
 
 /// The experiment could not go on.
@@ -503,7 +505,7 @@ impl Tuner {
                 let entry = match status {
                     Status::Paused => Entry::Paused { t, trial },
                     Status::Stopped => Entry::Stopped { t, trial },
-                    _ => Entry::Complete { t, trial },
+                    _ => Entry::Complete { t, trial, no_report: state.reports == 0 },
                 };
                 log(&mut self.journal, &entry)?;
                 if status == Status::Completed {
@@ -623,6 +625,7 @@ impl Tuner {
             trajectory: self.trajectory,
             elapsed: progress.time,
             error: self.scheduler.failure(),
+            no_report: self.trials.iter().filter(|t| t.status == Status::Completed && t.reports == 0).count(),
         })
     }
 }

@@ -48,13 +48,33 @@ pub fn check_protocol(name: &str, found: u32) -> Result<(), String> {
     }
 }
 
+/// Whether `path` names a shared library by its file name: `*.so`, a versioned `*.so.1.2`,
+/// `*.dylib` or `*.dll`. Such a file is loaded, never executed.
+pub fn is_library_path(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    if name.ends_with(".dylib") || name.ends_with(".dll") {
+        return true;
+    }
+    name.split_once(".so").is_some_and(|(stem, version)| {
+        !stem.is_empty() && (version.is_empty() || version.strip_prefix('.').is_some_and(is_version))
+    })
+}
+
+fn is_version(text: &str) -> bool {
+    text.split('.').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+}
+
 impl DylibTransport {
     /// Loads the library at `path`, checks its protocol version and opens a session.
     pub fn load(path: &Path) -> Result<DylibTransport, String> {
         let name = path.display().to_string();
         // SAFETY: loading a library runs its initializers; that is what loading a plugin means.
-        let library = unsafe { libloading::Library::new(path) }
-            .map_err(|e| format!("plugin {name}: not a loadable library: {e}"))?;
+        let library = unsafe { libloading::Library::new(path) }.map_err(|e| {
+            // The loader's own reason (missing file, wrong architecture, missing symbol
+            // of a dependency) is the error's source.
+            let reason = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
+            format!("plugin {name}: not a loadable library: {e}{reason}")
+        })?;
         let symbol = |sym: &str| {
             format!("plugin {name}: not an hpo plugin (no `{sym}`; build it with hpo_plugin::export_scheduler!)")
         };
@@ -442,6 +462,16 @@ impl Scheduler for ProcessScheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn library_names_are_told_from_commands() {
+        for name in ["libfoo.so", "libfoo.so.1", "./lib/libfoo.so.1.2.3", "foo.dylib", "foo.dll"] {
+            assert!(is_library_path(Path::new(name)), "{name}");
+        }
+        for name in ["python3", "plugin.py", "libfoo.so.x", ".so", "libfoo.sock", "libfoo.so.1."] {
+            assert!(!is_library_path(Path::new(name)), "{name}");
+        }
+    }
 
     #[test]
     fn protocol_versions_must_match() {

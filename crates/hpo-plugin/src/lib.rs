@@ -18,4 +18,6 @@ pub mod abi;
 mod host;
 pub mod sdk;
 
-pub use host::{DylibTransport, PluginScheduler, ProcessScheduler, ProcessTransport, RemoteScheduler, Transport};
+pub use host::{
+    DylibTransport, PluginScheduler, ProcessScheduler, ProcessTransport, RemoteScheduler, Transport, is_library_path,
+};

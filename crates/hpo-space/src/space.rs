@@ -88,6 +88,10 @@ impl Space {
                 location: Some(Location { file: file.to_owned(), line: Some(line_of(source, spanned.span().start)) }),
                 message,
             };
+            // JSON has no NaN or infinity (they would turn into null): say so with TOML's text.
+            if let Some(message) = non_finite(spanned.get_ref()) {
+                return Err(located(message));
+            }
             let json = serde_json::to_value(spanned.get_ref()).map_err(|e| located(e.to_string()))?;
             params.insert(name.clone(), Domain::from_json(&json).map_err(located)?);
         }
@@ -267,6 +271,25 @@ impl<'de> Deserialize<'de> for Space {
         let json = serde_json::Value::deserialize(d)?;
         Space::from_json(&json).map_err(serde::de::Error::custom)
     }
+}
+
+/// Why a parameter's TOML holds a NaN or an infinity, if it does.
+fn non_finite(value: &toml::Value) -> Option<String> {
+    fn has(value: &toml::Value) -> bool {
+        match value {
+            toml::Value::Float(x) => !x.is_finite(),
+            toml::Value::Array(items) => items.iter().any(has),
+            toml::Value::Table(table) => table.values().any(has),
+            _ => false,
+        }
+    }
+    if !has(value) {
+        return None;
+    }
+    Some(match value.as_table().filter(|t| t.len() == 1).and_then(|t| t.iter().next()) {
+        Some((kw, args)) => format!("`{kw}` needs finite numbers, got {args}"),
+        None => format!("values must be finite numbers, got {value}"),
+    })
 }
 
 /// 1-based line number of a byte offset.

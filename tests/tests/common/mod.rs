@@ -27,7 +27,7 @@ pub fn tune(
     f: impl Fn(&TrialContext, &mut Reporter) -> Result<(), TrialError> + Send + Sync + 'static,
 ) -> Summary {
     let seed = ctx.seed;
-    let backend = ThreadBackend::new(workers, f).seed(seed);
+    let backend = ThreadBackend::new(workers, f).unwrap().seed(seed);
     let tuner = Tuner::new(ctx, scheduler, Box::new(backend)).workers(workers).stop_when(stop);
     runtime().block_on(tuner.run()).unwrap()
 }

@@ -49,7 +49,7 @@ impl MlpSettings {
             },
         };
         let epochs_key = epochs_key.unwrap_or("epochs");
-        Ok(MlpSettings {
+        let settings = MlpSettings {
             hidden_width: positive("hidden_width", int_or(config, "hidden_width", 64)?)?,
             num_layers: positive("num_layers", int_or(config, "num_layers", 1)?)?,
             learning_rate: float_or(config, "learning_rate", 1e-3)? as f32,
@@ -57,9 +57,27 @@ impl MlpSettings {
             weight_decay: float_or(config, "weight_decay", 1e-4)? as f32,
             activation,
             epochs: positive(epochs_key, int_or(config, epochs_key, 10)?)?,
-        })
+        };
+        // Checked before anything is allocated: a trial too large for memory fails alone
+        // instead of aborting the process with all the other trials in it.
+        let (width, layers) = (settings.hidden_width as f64, settings.num_layers as f64);
+        let parameters = (INPUTS + 1.0) * width + (layers - 1.0) * (width + 1.0) * width + (width + 1.0) * OUTPUTS;
+        if parameters > MAX_PARAMETERS {
+            return Err(format!(
+                "`hidden_width` = {} with `num_layers` = {} makes {parameters:.3e} weights; the built-in MLP takes at most {MAX_PARAMETERS:.0e}",
+                settings.hidden_width, settings.num_layers
+            )
+            .into());
+        }
+        Ok(settings)
     }
 }
+
+/// The most weights the built-in MLP trains (with Adam's moments, 160 MB).
+const MAX_PARAMETERS: f64 = 1e7;
+/// The digits' pixels and classes.
+const INPUTS: f64 = 64.0;
+const OUTPUTS: f64 = 10.0;
 
 /// Adam's moment estimates for one parameter array.
 struct Moments<D: ndarray::Dimension> {

@@ -73,7 +73,7 @@ fn time_trials(args: &OverheadArgs, journal: Option<&std::path::Path>) -> anyhow
     let backend = ThreadBackend::new(args.workers, |trial, reporter| {
         reporter.report([("loss", trial.config.f64("x")?)])?;
         Ok(())
-    });
+    })?;
     let mut tuner = Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
         .workers(args.workers)
         .stop_when(StopCriteria { max_trials: Some(args.trials), ..StopCriteria::default() });

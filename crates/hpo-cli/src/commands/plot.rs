@@ -155,22 +155,80 @@ fn learning_curves(results: &ExperimentResults, path: &Path) -> anyhow::Result<P
     }
     let (x_lo, x_hi) = range(curves.values().flatten().map(|p| p.0));
     let (y_lo, y_hi) = range(curves.values().flatten().map(|p| p.1));
+    let total = curves.len();
+    let curves = thin_curves(curves, |v| results.objective.to_minimize(v));
+    let title = if curves.len() < total {
+        format!(
+            "{}: learning curves of {} of {total} trials (the best half and an even sample)",
+            results.name,
+            curves.len()
+        )
+    } else {
+        format!("{}: learning curves of {total} trials", results.name)
+    };
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
-    let mut chart = chart(
-        &root,
-        format!("{}: learning curves of {} trials", results.name, curves.len()),
-        x_lo.min(0.0)..x_hi,
-        y_lo..y_hi,
-    )?;
+    let mut chart = chart(&root, title, x_lo.min(0.0)..x_hi, y_lo..y_hi)?;
     axes(&mut chart, resource_attr.as_deref().unwrap_or("report"), metric.as_str()).draw().map_err(plot_error)?;
-    for (i, curve) in curves.into_values().enumerate() {
+    let dots = curves.len() <= MAX_DOTTED_CURVES;
+    for (i, curve) in curves.into_iter().enumerate() {
         let color = palette(i).mix(0.7);
         chart.draw_series(LineSeries::new(curve.clone(), color.stroke_width(1))).map_err(plot_error)?;
-        chart.draw_series(curve.into_iter().map(|p| Circle::new(p, 2, color.filled()))).map_err(plot_error)?;
+        if dots {
+            chart.draw_series(curve.into_iter().map(|p| Circle::new(p, 2, color.filled()))).map_err(plot_error)?;
+        }
     }
     root.present().map_err(plot_error)?;
     Ok(path.to_owned())
+}
+
+/// Past this many trials, learning curves are thinned (the file stays small and readable).
+const MAX_CURVES: usize = 2000;
+/// Past this many curves, reports are not marked with dots.
+const MAX_DOTTED_CURVES: usize = 200;
+
+/// At most [`MAX_CURVES`] curves: the best half of them by their best value, and an evenly
+/// spaced sample (by trial id) of the rest.
+fn thin_curves(curves: BTreeMap<u64, Vec<(f64, f64)>>, to_minimize: impl Fn(f64) -> f64) -> Vec<Vec<(f64, f64)>> {
+    if curves.len() <= MAX_CURVES {
+        return curves.into_values().collect();
+    }
+    let best = |c: &Vec<(f64, f64)>| c.iter().map(|p| to_minimize(p.1)).fold(f64::INFINITY, f64::min);
+    let mut ranked: Vec<(f64, u64)> = curves.iter().map(|(id, c)| (best(c), *id)).collect();
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut keep: std::collections::BTreeSet<u64> = ranked[..MAX_CURVES / 2].iter().map(|r| r.1).collect();
+    let rest: Vec<u64> = curves.keys().filter(|id| !keep.contains(id)).copied().collect();
+    let step = rest.len().div_ceil(MAX_CURVES / 2).max(1);
+    keep.extend(rest.iter().step_by(step));
+    curves.into_iter().filter(|(id, _)| keep.contains(id)).map(|(_, c)| c).collect()
+}
+
+/// Past this many segments, the Gantt chart draws no outlines.
+const MAX_OUTLINED_SEGMENTS: usize = 2000;
+
+/// Merges back-to-back segments of one lane and kind that are narrower than a pixel, so a
+/// run of 100,000 short trials draws at most about one rectangle per pixel and lane.
+fn merge_narrow<'a>(
+    placed: Vec<(usize, (f64, f64, u64, &'a str))>,
+    pixel: f64,
+) -> Vec<(usize, (f64, f64, u64, &'a str))> {
+    let mut sorted = placed;
+    sorted.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.0.total_cmp(&b.1.0)));
+    let mut merged: Vec<(usize, (f64, f64, u64, &str))> = Vec::with_capacity(sorted.len());
+    for (lane, seg) in sorted {
+        match merged.last_mut() {
+            Some((l, last))
+                if *l == lane
+                    && last.3 == seg.3
+                    && seg.0 - last.1 < pixel
+                    && (last.1 - last.0 < pixel || seg.1 - seg.0 < pixel) =>
+            {
+                last.1 = last.1.max(seg.1);
+            }
+            _ => merged.push((lane, seg)),
+        }
+    }
+    merged
 }
 
 /// Run segments of trials (start/resume to its end), laid out on worker lanes.
@@ -182,7 +240,9 @@ fn gantt(entries: &[Entry<'_>], results: &ExperimentResults, path: &Path) -> any
             Entry::Start { t, trial, .. } | Entry::Resume { t, trial, .. } => {
                 open.insert(*trial, *t);
             }
-            Entry::Complete { t, trial } => segments.extend(open.remove(trial).map(|s| (s, *t, *trial, "completed"))),
+            Entry::Complete { t, trial, .. } => {
+                segments.extend(open.remove(trial).map(|s| (s, *t, *trial, "completed")))
+            }
             Entry::Fail { t, trial, .. } => segments.extend(open.remove(trial).map(|s| (s, *t, *trial, "failed"))),
             Entry::Stopped { t, trial } => segments.extend(open.remove(trial).map(|s| (s, *t, *trial, "stopped"))),
             Entry::Paused { t, trial } => segments.extend(open.remove(trial).map(|s| (s, *t, *trial, "paused"))),
@@ -203,6 +263,8 @@ fn gantt(entries: &[Entry<'_>], results: &ExperimentResults, path: &Path) -> any
         lanes[lane] = seg.1;
         placed.push((lane, *seg));
     }
+    let placed = merge_narrow(placed, end / f64::from(SIZE.0));
+    let outlines = placed.len() <= MAX_OUTLINED_SEGMENTS;
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let workers = lanes.len().max(1);
@@ -221,8 +283,9 @@ fn gantt(entries: &[Entry<'_>], results: &ExperimentResults, path: &Path) -> any
             .filter(|(_, s)| s.3 == *kind)
             .flat_map(|(lane, s)| {
                 let corners = [(s.0, *lane as f64 + 0.1), (s.1, *lane as f64 + 0.9)];
-                // A white outline keeps back-to-back trials apart.
-                [Rectangle::new(corners, color.mix(0.8).filled()), Rectangle::new(corners, WHITE.stroke_width(1))]
+                // A white outline keeps back-to-back trials apart (while they are few).
+                let outline = outlines.then(|| Rectangle::new(corners, WHITE.stroke_width(1)));
+                std::iter::once(Rectangle::new(corners, color.mix(0.8).filled())).chain(outline)
             })
             .collect();
         if series.is_empty() {

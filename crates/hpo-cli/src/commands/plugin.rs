@@ -38,10 +38,7 @@ impl Checker {
 pub fn check(args: PluginCheckArgs) -> anyhow::Result<ExitCode> {
     let config: Json = serde_json::from_str(&args.config).context("--config must be JSON")?;
     let target = &args.target;
-    let is_library = target.len() == 1 && {
-        let path = Path::new(&target[0]);
-        path.is_file() && path.extension().is_some_and(|e| e == "so" || e == "dylib" || e == "dll")
-    };
+    let is_library = target.len() == 1 && hpo_plugin::is_library_path(Path::new(&target[0]));
     let transport: Box<dyn Transport> = if is_library {
         Box::new(DylibTransport::load(Path::new(&target[0])).map_err(anyhow::Error::msg)?)
     } else {

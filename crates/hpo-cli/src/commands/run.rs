@@ -48,14 +48,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("creating {}", journal_path.display()))?;
         tuner = tuner.journal(journal);
     }
-    if !args.quiet {
-        tuner = tuner.observer(Box::new(ProgressLine::new(&spec)));
-    }
+    tuner = tuner.observer(Box::new(ProgressLine::new(&spec, !args.quiet)));
     errln!("hpo: experiment `{}` in {}", spec.name, dir.display());
     let outcome = runtime.block_on(tuner.run());
     // Whatever happened, results.csv reflects everything the journal recorded.
     if spec.journal {
         let results = ExperimentResults::from_entries(&read_journal(&journal_path)?).map_err(anyhow::Error::msg)?;
+        for (metric, column) in results.metric_columns().iter().filter(|(m, c)| m != c) {
+            errln!(
+                "hpo: warning: metric `{metric}` is in results.csv's column `{column}` (`{metric}` names another column)"
+            );
+        }
         results
             .write_csv_file(&dir.join("results.csv"))
             .with_context(|| format!("writing {}", dir.join("results.csv").display()))?;
@@ -108,6 +111,10 @@ fn apply_overrides(spec: &mut ExperimentSpec, args: &RunArgs) -> anyhow::Result<
     if let Some(output) = &args.output {
         spec.output.clone_from(output);
     }
+    // More workers than trials could ever use are not started.
+    if let Some(max) = spec.stop.max_trials {
+        spec.workers = spec.workers.min(usize::try_from(max.max(1)).unwrap_or(usize::MAX));
+    }
     if let Some(plugin) = &args.plugin {
         let config =
             if spec.scheduler["type"] == "plugin" { spec.scheduler["config"].clone() } else { serde_json::json!({}) };
@@ -151,20 +158,35 @@ fn print_summary(spec: &ExperimentSpec, s: &Summary, dir: &Path) {
         }
         None => outln!("No trial reported a valid `{}`.", spec.metric),
     }
+    if s.no_report > 0 {
+        errln!(
+            "warning: {} trials ended without reporting anything (`no_report` in journal.jsonl): does the script print `[tune-metric]:` lines?",
+            s.no_report
+        );
+    }
     outln!("Results: {}", dir.display());
     if spec.journal {
         outln!("  see them with `hpo results {}`; every report is in results.csv", dir.display());
     }
 }
 
-/// The live progress line: trials finished of the maximum, running, failed, best so far.
+/// The live progress line (trials finished of the maximum, running, failed, best so far),
+/// and the first trial failures, also without a terminal or the line.
 struct ProgressLine {
     bar: ProgressBar,
     metric: String,
+    failures_shown: usize,
 }
 
+/// Failures printed as they happen; the rest are in the journal.
+const FAILURES_SHOWN: usize = 20;
+
 impl ProgressLine {
-    fn new(spec: &ExperimentSpec) -> Self {
+    fn new(spec: &ExperimentSpec, visible: bool) -> Self {
+        if !visible {
+            let bar = ProgressBar::hidden();
+            return ProgressLine { bar, metric: spec.metric.clone(), failures_shown: 0 };
+        }
         let bar = match spec.stop.max_trials {
             Some(max) => ProgressBar::new(max).with_style(
                 ProgressStyle::with_template("{bar:25} {pos}/{len} trials [{elapsed_precise}] {msg}")
@@ -176,7 +198,7 @@ impl ProgressLine {
             ),
         };
         bar.enable_steady_tick(Duration::from_millis(200));
-        ProgressLine { bar, metric: spec.metric.clone() }
+        ProgressLine { bar, metric: spec.metric.clone(), failures_shown: 0 }
     }
 }
 
@@ -194,7 +216,18 @@ impl Observer for ProgressLine {
     }
 
     fn trial_failed(&mut self, trial_id: TrialId, error: &str) {
-        self.bar.println(format!("trial {trial_id} failed: {error}"));
+        self.failures_shown += 1;
+        let line = match self.failures_shown {
+            n if n <= FAILURES_SHOWN => format!("trial {trial_id} failed: {error}"),
+            n if n == FAILURES_SHOWN + 1 => "further failures are in journal.jsonl".to_owned(),
+            _ => return,
+        };
+        // A hidden bar (no terminal, or --quiet) prints nothing: write the line directly.
+        if self.bar.is_hidden() {
+            errln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
     }
 }
 
