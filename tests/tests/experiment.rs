@@ -92,7 +92,7 @@ fn errors_name_file_line_and_key() {
         ),
         (
             "metric = \"loss\"\n[space]\nx = 1\n[searcher]\ntype = \"random\"\npoints = 3",
-            "`scheduler`: unknown field `points`",
+            "exp.toml:4: `searcher`: unknown field `points`",
         ),
         (
             "metric = \"loss\"\n[space]\nx = 1\n[stop]\nmax_wallclock = \"soon\"",
@@ -130,4 +130,107 @@ fn unknown_backend_and_objective_are_clear_errors() {
     let spec = parse(&format!("{MINIMAL}[backend]\ntype = \"cloud\"\n")).unwrap();
     let err = hpo_backends::build_backend(&spec, None).err().unwrap().to_string();
     assert!(err.contains("unknown backend `cloud`"), "{err}");
+}
+
+/// A valid experiment file whose lines a property test then damages.
+const FULL: &str = r#"name = "prop"
+metric = "loss"
+mode = "max"
+resource_attr = "epoch"
+max_resource_attr = "epochs"
+workers = 3
+seed = 7
+[space]
+epochs = 9
+x = { uniform = [0.0, 1.0] }
+lr = { loguniform = [1e-4, 1e-1] }
+n = { randint = [1, 100] }
+w = { lograndint = [1, 4096] }
+act = { choice = ["relu", "tanh"] }
+r = { finrange = [0.0, 1.0, 5] }
+[searcher]
+type = "tpe"
+n_startup = 3
+[scheduler]
+type = "asha"
+reduction_factor = 3
+[backend]
+type = "process"
+command = ["python3", "train.py"]
+timeout = "1h"
+[stop]
+max_trials = 10
+max_wallclock = "5m"
+"#;
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Values that stress the parser: huge, tiny, non-finite, wrong types, odd text.
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("nan".to_owned()),
+            Just("-inf".to_owned()),
+            Just("9223372036854775807".to_owned()),
+            Just("-9223372036854775808".to_owned()),
+            Just("1e308".to_owned()),
+            Just("\"18446744073709551615s\"".to_owned()),
+            Just("[]".to_owned()),
+            Just("{}".to_owned()),
+            Just("{ randint = [5, 1] }".to_owned()),
+            Just("{ finrange = [0, 1, 100000000000] }".to_owned()),
+            any::<i64>().prop_map(|i| i.to_string()),
+            any::<f64>().prop_map(|x| format!("{x:?}")),
+            "[a-z_\\[\\]{}=\". ,0-9-]{0,24}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        /// Any text: an error that names the file, never a panic.
+        #[test]
+        fn any_text_parses_or_names_the_file(text in "\\PC{0,400}") {
+            if let Err(e) = parse(&text) {
+                prop_assert!(e.starts_with("exp.toml"), "{e}");
+            }
+        }
+
+        /// A valid file with one line's value replaced: accepted, or an error naming the
+        /// file and the line (or the key) that was changed.
+        #[test]
+        fn a_damaged_value_is_named(line in 0usize..28, value in token()) {
+            let lines: Vec<&str> = FULL.lines().collect();
+            let Some((key, _)) = lines[line].split_once(" = ") else { return Ok(()) };
+            let mut damaged: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+            damaged[line] = format!("{key} = {value}");
+            if let Err(e) = parse(&damaged.join("\n")) {
+                prop_assert!(e.starts_with("exp.toml"), "{e}");
+                prop_assert!(!e.contains("panicked"), "{e}");
+            }
+        }
+
+        /// Any bytes on a trial's stdout: a report, a malformed line, or not a metrics line,
+        /// never a panic.
+        #[test]
+        fn any_output_line_is_classified(bytes in proptest::collection::vec(any::<u8>(), 0..200), metric in any::<bool>()) {
+            let mut line = if metric { hpo_backends::METRIC_PREFIX.as_bytes().to_vec() } else { Vec::new() };
+            line.extend(bytes);
+            let _ = hpo_backends::metrics_line(&line);
+        }
+
+        /// Reports written as JSON come back bit for bit, with NaN as `null`.
+        #[test]
+        fn metrics_round_trip(values in proptest::collection::btree_map("[a-z_]{1,12}", any::<f64>(), 1..8)) {
+            let json: serde_json::Map<String, serde_json::Value> =
+                values.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+            let line = format!("{}{}\n", hpo_backends::METRIC_PREFIX, serde_json::Value::Object(json));
+            let parsed = hpo_backends::metrics_line(line.as_bytes()).unwrap().unwrap();
+            for (k, v) in &values {
+                let got = parsed[k];
+                prop_assert!(if v.is_finite() { got.to_bits() == v.to_bits() } else { got.is_nan() }, "{k}: {v} -> {got}");
+            }
+        }
+    }
 }

@@ -248,7 +248,12 @@ fn paused_trials_resume_where_they_stopped_with_their_checkpoint_folder() {
     let backend = hpo_backends::ThreadBackend::new(2, move |t, r| {
         let done = t.resource_done.unwrap_or(0.0) as i64;
         record.lock().unwrap().push((t.trial_id, t.resume, done, t.checkpoint_dir.clone()));
+        let checkpoint = t.checkpoint_dir.as_ref().unwrap().join("epoch.txt");
+        if done > 0 {
+            assert_eq!(std::fs::read_to_string(&checkpoint).unwrap(), done.to_string(), "the checkpoint is kept");
+        }
         for epoch in done + 1..=t.config.i64("epochs")? {
+            std::fs::write(&checkpoint, epoch.to_string()).unwrap();
             r.report([("epoch", epoch as f64), ("loss", t.config.f64("x")? + 1.0 / epoch as f64)])?;
         }
         Ok(())
@@ -266,6 +271,10 @@ fn paused_trials_resume_where_they_stopped_with_their_checkpoint_folder() {
         assert!(*done == 1 || *done == 3, "trial {id} resumed after epoch {done}");
         let first = calls.iter().find(|c| c.0 == *id).unwrap();
         assert_eq!(&first.3, checkpoint_dir, "the same checkpoint folder across a resume");
-        assert!(checkpoint_dir.as_ref().unwrap().is_dir());
+        assert!(checkpoint_dir.as_ref().unwrap().join("epoch.txt").is_file());
+    }
+    // Trials that wrote nothing leave no folder; the others keep theirs.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        assert!(entry.unwrap().path().join("checkpoints/epoch.txt").is_file());
     }
 }

@@ -207,3 +207,231 @@ fn nothing_a_trial_started_outlives_it_or_a_killed_driver() {
     }
     assert_eq!(processes_matching("sleep 4141") + processes_matching("forks.sh"), 0, "trials outlived kill -9 of hpo");
 }
+
+#[test]
+fn workers_are_bounded_by_the_work_and_a_thread_that_cannot_start_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("e.toml"),
+        height_experiment("width = { uniform = [0, 9] }", "type = \"random\"", 5),
+    )
+    .unwrap();
+    for workers in ["6", "30000", "18446744073709551615"] {
+        let out = hpo(&["run", "e.toml", "-q", "--workers", workers, "--max-trials", "50", "--name", "w"], dir.path());
+        assert!(out.status.success(), "--workers {workers}: {}", text(&out));
+        let entries = journal(&dir.path().join("runs/w"));
+        assert_eq!(entries[0]["spec"]["workers"].as_u64().unwrap(), workers.parse::<u64>().unwrap().min(50));
+        assert_eq!(events(&entries, "start").len(), 50);
+        std::fs::remove_dir_all(dir.path().join("runs/w")).unwrap();
+    }
+    // No trial limit: 30,000 threads in 1 GB of address space cannot all start.
+    let file = height_experiment("width = { uniform = [0, 9] }", "type = \"random\"", 5)
+        .replace("max_trials = 5", "max_wallclock = \"2s\"");
+    std::fs::write(dir.path().join("t.toml"), file).unwrap();
+    let out = hpo_limited(&["run", "t.toml", "-q", "--workers", "30000", "--name", "t"], dir.path(), 1000);
+    assert!(!out.status.success());
+    let all = text(&out);
+    assert!(all.contains("cannot start worker thread") && all.contains("`workers`"), "{all}");
+    assert!(!all.contains("panicked"), "{all}");
+    assert!(!dir.path().join("runs/t").exists(), "no experiment folder is left");
+}
+
+/// The raw text of the number after `"key":` in a JSON line.
+fn raw_number<'a>(line: &'a str, key: &str) -> &'a str {
+    let start = line.find(&format!("\"{key}\":")).unwrap() + key.len() + 3;
+    let rest = &line[start..];
+    &rest[..rest.find([',', '}']).unwrap()]
+}
+
+#[test]
+fn configs_round_trip_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = "x = { uniform = [0, 1] }\nlr = { loguniform = [1e-9, 1e-1] }\nbig = { uniform = [-1e300, 1e300] }";
+    std::fs::write(dir.path().join("e.toml"), height_experiment(space, "type = \"random\"", 2000)).unwrap();
+    let out = hpo(&["run", "e.toml", "-q"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let exp = dir.path().join("runs/exp");
+    // The journal's text is what the tuner had: parse it with Rust's correctly rounded parser.
+    let journal_text = std::fs::read_to_string(exp.join("journal.jsonl")).unwrap();
+    let mut written: Vec<[u64; 3]> = Vec::new();
+    for line in journal_text.lines().filter(|l| l.starts_with("{\"event\":\"start\"")) {
+        written.push(["big", "lr", "x"].map(|k| raw_number(line, k).parse::<f64>().unwrap().to_bits()));
+    }
+    assert_eq!(written.len(), 2000);
+    // results.csv, as written by `hpo run` and as printed by `hpo results --csv`.
+    let csv_out = hpo(&["results", exp.to_str().unwrap(), "--csv"], dir.path());
+    for csv_text in
+        [std::fs::read_to_string(exp.join("results.csv")).unwrap(), String::from_utf8(csv_out.stdout).unwrap()]
+    {
+        let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+        let header = reader.headers().unwrap().clone();
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        for record in reader.records() {
+            let record = record.unwrap();
+            let id: usize = record[col("trial_id")].parse().unwrap();
+            let got = ["config_big", "config_lr", "config_x"].map(|c| record[col(c)].parse::<f64>().unwrap().to_bits());
+            assert_eq!(got, written[id], "results.csv, trial {id}");
+        }
+    }
+    // `hpo results --json` and `hpo best`.
+    let json = String::from_utf8(hpo(&["results", exp.to_str().unwrap(), "--json"], dir.path()).stdout).unwrap();
+    let json: String = json.split_whitespace().collect();
+    for trial in json.split("{\"config\":").skip(1) {
+        let id: usize = raw_number(trial, "trial_id").parse().unwrap();
+        let got = ["big", "lr", "x"].map(|k| raw_number(trial, k).parse::<f64>().unwrap().to_bits());
+        assert_eq!(got, written[id], "hpo results --json, trial {id}");
+    }
+    let best = String::from_utf8(hpo(&["best", exp.to_str().unwrap()], dir.path()).stdout).unwrap();
+    let best = ["big", "lr", "x"].map(|k| raw_number(&best, k).parse::<f64>().unwrap().to_bits());
+    assert!(written.contains(&best), "hpo best prints a config that was run");
+}
+
+#[test]
+fn every_printing_command_ends_quietly_on_a_closed_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("e.toml"), height_experiment("w = { uniform = [0, 1] }", "type = \"random\"", 300))
+        .unwrap();
+    assert!(hpo(&["run", "e.toml", "-q"], dir.path()).status.success());
+    let commands = [
+        "results runs/exp --json",
+        "results runs/exp --csv",
+        "results runs/exp --top 300",
+        "best runs/exp",
+        "run e.toml --name again",
+        "--help",
+        "bench overhead --trials 2000 --repeats 1",
+    ];
+    for command in commands {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("\"$0\" {command} | head -c 1 >/dev/null; echo \"status ${{PIPESTATUS:-$?}}\""))
+            .arg(env!("CARGO_BIN_EXE_hpo"))
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{command}: {stderr}");
+    }
+}
+
+#[test]
+fn a_trial_too_large_for_memory_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    for (width, layers) in [(300_000_000i64, 1i64), (5000, 3), (100_000, 10), (i64::MAX, 1)] {
+        let file = format!(
+            "name = \"mlp\"\nmetric = \"val_error\"\nresource_attr = \"epoch\"\n[space]\nepochs = 1\n\
+             hidden_width = {{ choice = [{width}, 8] }}\nnum_layers = {layers}\n[searcher]\ntype = \"grid\"\n\
+             [backend]\ntype = \"threads\"\nobjective = \"digits-mlp\"\n[stop]\nmax_trials = 2\n"
+        );
+        std::fs::write(dir.path().join("m.toml"), file).unwrap();
+        let out = hpo_limited(&["run", "m.toml", "-q", "--name", "m"], dir.path(), 3000);
+        assert!(out.status.success(), "{width}x{layers}: {}", text(&out));
+        let entries = journal(&dir.path().join("runs/m"));
+        let fails = events(&entries, "fail");
+        assert_eq!(fails.len(), 1, "{width}x{layers}");
+        assert!(fails[0]["error"].as_str().unwrap().contains("`hidden_width`"), "{:?}", fails[0]);
+        assert_eq!(events(&entries, "complete").len(), 1, "the other trial ran");
+        std::fs::remove_dir_all(dir.path().join("runs/m")).unwrap();
+    }
+}
+
+#[test]
+fn metrics_named_like_results_columns_are_renamed_with_a_warning() {
+    for names in [["trial_id", "loss"], ["config_x", "st_status"], ["metric_trial_id", "trial_id"]] {
+        let payload = format!("{{\"epoch\": 1, \"loss\": 1, \"{}\": 2, \"{}\": 3}}", names[0], names[1]);
+        let script = format!("#!/bin/sh\necho '[tune-metric]: {payload}'\n");
+        let dir = setup(&process_experiment("[\"./t.sh\"]", 1, 2, ""), &[("t.sh", &script)]);
+        let out = hpo(&["run", "exp.toml", "-q"], dir.path());
+        assert!(out.status.success(), "{}", text(&out));
+        let csv_text = std::fs::read_to_string(dir.path().join("runs/exp/results.csv")).unwrap();
+        let header: Vec<&str> = csv_text.lines().next().unwrap().split(',').collect();
+        let unique: std::collections::BTreeSet<&&str> = header.iter().collect();
+        assert_eq!(unique.len(), header.len(), "duplicate columns: {header:?}");
+        assert_eq!(header[..4], ["trial_id", "st_tuner_time", "st_decision", "st_status"]);
+        for name in names.iter().filter(|n| header[..5].contains(n)) {
+            assert!(text(&out).contains(&format!("metric `{name}`")), "{name}: {}", text(&out));
+        }
+    }
+}
+
+#[test]
+fn weak_messages_are_precise() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, &[&str]); 6] = [
+        ("p = { uniform = [nan, 20] }", "type = \"random\"", &["e.toml:7:", "got [nan, 20]"]),
+        ("p = { loguniform = [1e-3, inf] }", "type = \"random\"", &["got [0.001, inf]"]),
+        ("p = { randint = [0, 5] }", "type = \"bogus\"", &["e.toml:8: `searcher`", "unknown variant `bogus`"]),
+        ("p = { randint = [0, 5] }", "type = \"grid\"\npoints_per_numeric = \"x\"", &["e.toml:8: `searcher`"]),
+        ("p = { randint = [0, 5] }", "type = \"tpe\"\ngamma = 7.0", &["e.toml:", "`scheduler`", "gamma"]),
+        ("p = { randint = [0, 5] }", "type = \"random\"", &[]),
+    ];
+    for (space, searcher, expected) in cases {
+        std::fs::write(dir.path().join("e.toml"), height_experiment(space, searcher, 2)).unwrap();
+        let out = hpo(&["run", "e.toml", "-q"], dir.path());
+        let all = text(&out);
+        for e in expected {
+            assert!(all.contains(e), "{space} / {searcher}: expected {e:?} in {all}");
+        }
+        if !expected.is_empty() {
+            assert!(!out.status.success() && !all.contains("experiment `exp` in"), "{all}");
+            assert!(!dir.path().join("runs/exp").exists());
+        }
+    }
+    // Plugins: the loader's reason, and a versioned library name is loaded, never executed.
+    std::fs::write(dir.path().join("libfake.so.1"), "#!/bin/sh\ntouch executed\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path().join("libfake.so.1"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for args in [vec!["plugin", "check", "./libfake.so.1"], vec!["run", "e.toml", "-q", "--plugin", "./libfake.so.1"]] {
+        let out = hpo(&args, dir.path());
+        assert!(!out.status.success());
+        assert!(
+            text(&out).contains("not a loadable library: dlopen failed:") && text(&out).contains("libfake.so.1:"),
+            "{}",
+            text(&out)
+        );
+        assert!(!dir.path().join("executed").exists(), "a library was executed");
+    }
+    // A script that exits 0 without reporting: flagged, and its failures print without a terminal.
+    let dir = setup(&process_experiment("[\"./t.sh\"]", 1, 3, ""), &[("t.sh", "#!/bin/sh\necho no metrics here\n")]);
+    let out = hpo(&["run", "exp.toml"], dir.path());
+    assert!(text(&out).contains("3 trials ended without reporting anything"), "{}", text(&out));
+    let entries = journal(&dir.path().join("runs/exp"));
+    assert!(events(&entries, "complete").iter().all(|e| e["no_report"] == true));
+    let dir = setup(
+        &process_experiment("[\"./t.sh\"]", 1, 2, ""),
+        &[("t.sh", "#!/bin/sh\necho 'no numpy here' >&2\nexit 3\n")],
+    );
+    for quiet in [false, true] {
+        let args: &[&str] = if quiet { &["run", "exp.toml", "-q"] } else { &["run", "exp.toml"] };
+        let out = hpo(args, dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("trial 0 failed: the trial exited with status 3") && stderr.contains("no numpy here"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn large_runs_leave_small_folders_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = height_experiment(
+        "width = { uniform = [0, 20] }\nheight = { uniform = [-100, 100] }",
+        "type = \"random\"",
+        20_000,
+    )
+    .replace("workers = 2", "workers = 4");
+    std::fs::write(dir.path().join("e.toml"), file).unwrap();
+    assert!(hpo(&["run", "e.toml", "-q"], dir.path()).status.success());
+    let exp = dir.path().join("runs/exp");
+    let left = std::fs::read_dir(exp.join("trials")).unwrap().count();
+    assert_eq!(left, 0, "trials that wrote nothing leave no folder");
+    let out = hpo(&["plot", exp.to_str().unwrap()], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    for plot in ["anytime.svg", "learning_curves.svg", "gantt.svg"] {
+        let size = std::fs::metadata(exp.join("plots").join(plot)).unwrap().len();
+        assert!(size < 1_500_000, "{plot}: {size} bytes for 20,000 trials");
+    }
+    let curves = std::fs::read_to_string(exp.join("plots/learning_curves.svg")).unwrap();
+    assert!(curves.contains("2000 of 20000 trials"), "the thinning is said");
+}

@@ -186,7 +186,15 @@ impl ExperimentResults {
     /// (`trial_id, st_tuner_time, st_decision, st_status, config_<name>..., <metrics>...`,
     /// metrics renamed as [`ExperimentResults::metric_columns`] says).
     /// `st_status` is the trial's status after that report.
-    pub fn write_csv<W: std::io::Write>(&self, out: W) -> Result<(), csv::Error> {
+    pub fn write_csv<W: std::io::Write>(&self, out: W) -> std::io::Result<()> {
+        self.write_csv_records(out).map_err(|e| match e.into_kind() {
+            // The I/O error itself, so a closed pipe is recognized as one.
+            csv::ErrorKind::Io(io) => io,
+            other => std::io::Error::other(format!("{other:?}")),
+        })
+    }
+
+    fn write_csv_records<W: std::io::Write>(&self, out: W) -> Result<(), csv::Error> {
         let config_keys: BTreeSet<&str> = self.trials.iter().flat_map(|t| t.config.iter().map(|(k, _)| k)).collect();
         let metrics = self.metric_columns();
         let mut last_row_of = vec![usize::MAX; self.trials.len()];
@@ -221,7 +229,7 @@ impl ExperimentResults {
     }
 
     /// Writes `results.csv` to a file.
-    pub fn write_csv_file(&self, path: &Path) -> Result<(), csv::Error> {
+    pub fn write_csv_file(&self, path: &Path) -> std::io::Result<()> {
         self.write_csv(std::fs::File::create(path)?)
     }
 }
