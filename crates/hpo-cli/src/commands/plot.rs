@@ -203,19 +203,20 @@ fn thin_curves(curves: BTreeMap<u64, Vec<(f64, f64)>>, to_minimize: impl Fn(f64)
     curves.into_iter().filter(|(id, _)| keep.contains(id)).map(|(_, c)| c).collect()
 }
 
+/// A trial's run on the Gantt chart: (start, end, trial, how it ended).
+type Segment<'a> = (f64, f64, u64, &'a str);
+/// A segment on its worker lane.
+type Placed<'a> = (usize, Segment<'a>);
+
 /// Past this many segments, the Gantt chart draws no outlines.
 const MAX_OUTLINED_SEGMENTS: usize = 2000;
 
 /// Merges back-to-back segments of one lane and kind that are narrower than a pixel, so a
 /// run of 100,000 short trials draws at most about one rectangle per pixel and lane.
-fn merge_narrow<'a>(
-    placed: Vec<(usize, (f64, f64, u64, &'a str))>,
-    pixel: f64,
-) -> Vec<(usize, (f64, f64, u64, &'a str))> {
-    let mut sorted = placed;
-    sorted.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.0.total_cmp(&b.1.0)));
-    let mut merged: Vec<(usize, (f64, f64, u64, &str))> = Vec::with_capacity(sorted.len());
-    for (lane, seg) in sorted {
+fn merge_narrow(mut placed: Vec<Placed<'_>>, pixel: f64) -> Vec<Placed<'_>> {
+    placed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.0.total_cmp(&b.1.0)));
+    let mut merged: Vec<Placed<'_>> = Vec::with_capacity(placed.len());
+    for (lane, seg) in placed {
         match merged.last_mut() {
             Some((l, last))
                 if *l == lane
