@@ -145,8 +145,13 @@ fn kill_descendants() {
     }
 }
 
-/// The processes whose parent is `pid`, from `/proc/<pid>/stat`.
+/// The processes whose parent is `pid` (a single-threaded process: the guard), from
+/// `/proc/<pid>/task/<pid>/children`, or by scanning `/proc/*/stat` where that is missing.
 fn children_of(pid: Pid) -> Vec<Pid> {
+    let parse = |text: &str| text.split_whitespace().filter_map(|p| p.parse().ok()).map(Pid::from_raw).collect();
+    if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
+        return parse(&text);
+    }
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())

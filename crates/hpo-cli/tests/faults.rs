@@ -175,18 +175,28 @@ fn durations_beyond_any_clock_are_refused_with_the_key() {
 
 #[test]
 fn nothing_a_trial_started_outlives_it_or_a_killed_driver() {
+    // With the small `hpo-trial-guard` beside `hpo`, and with `hpo` alone acting as its own.
+    let alone = tempfile::tempdir().unwrap();
+    let copy = alone.path().join("hpo");
+    std::fs::copy(env!("CARGO_BIN_EXE_hpo"), &copy).unwrap();
+    for hpo_bin in [Path::new(env!("CARGO_BIN_EXE_hpo")), copy.as_path()] {
+        no_trial_process_survives(hpo_bin);
+    }
+}
+
+fn no_trial_process_survives(hpo_bin: &Path) {
     // Children in the group, children that left it (setsid), and a double fork.
     let script = "#!/bin/sh\nsleep 4141.1 &\nsetsid sleep 4141.2 &\n(setsid sh -c 'sleep 4141.3 & sleep 4141.4') &\n\
                   echo '[tune-metric]: {\"epoch\": 1, \"loss\": 1}'\nsleep \"$WAIT\"\n";
     // 1. Trials that end by themselves.
     let dir = setup(&process_experiment("[\"./forks.sh\"]", 2, 4, "env = { WAIT = \"0.1\" }"), &[("forks.sh", script)]);
-    let out = hpo(&["run", "exp.toml", "-q"], dir.path());
+    let out = Command::new(hpo_bin).args(["run", "exp.toml", "-q"]).current_dir(dir.path()).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(processes_matching("sleep 4141"), 0, "a descendant outlived its trial");
+    assert_eq!(processes_matching("sleep 4141"), 0, "{}: a descendant outlived its trial", hpo_bin.display());
     // 2. hpo killed with SIGKILL while trials run.
     let dir = setup(&process_experiment("[\"./forks.sh\"]", 2, 4, "env = { WAIT = \"300\" }"), &[("forks.sh", script)]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hpo"))
+    let mut child = Command::new(hpo_bin)
         .args(["run", "exp.toml", "-q"])
         .current_dir(dir.path())
         .stdout(std::process::Stdio::null())
@@ -198,6 +208,7 @@ fn nothing_a_trial_started_outlives_it_or_a_killed_driver() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(processes_matching("sleep 4141") >= 8, "two trials with four descendants each");
+    assert_eq!(processes_matching("__hpo-trial-guard"), 2, "each trial has its guard");
     child.kill().unwrap();
     child.wait().unwrap();
     let killed = std::time::Instant::now();
