@@ -30,7 +30,7 @@ pub enum Command {
     Best(BestArgs),
     /// Draw an experiment's figures (SVG) into DIR/plots/.
     Plot(PlotArgs),
-    /// Benchmarks that print one machine-readable line.
+    /// Benchmarks: timings (one JSON line each with --json) and method comparisons in simulated time.
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Schedulers as a service for other programs.
@@ -104,13 +104,14 @@ pub struct RunArgs {
 pub struct ResultsArgs {
     /// An experiment folder (holding `journal.jsonl`).
     pub dir: PathBuf,
-    /// How many of the best trials to show.
-    #[arg(long, default_value_t = 10)]
-    pub top: usize,
-    /// All trials, best first, as JSON.
+    /// How many of the best trials to show (default: 10 in the table, all with --json or --csv).
+    #[arg(long)]
+    pub top: Option<usize>,
+    /// The trials, best first, as JSON.
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
-    /// Every report as CSV (the contents of `results.csv`).
+    /// Every report of the trials as CSV (the contents of `results.csv`; with --top, the
+    /// reports of the best trials).
     #[arg(long)]
     pub csv: bool,
 }
@@ -165,6 +166,7 @@ pub struct BenchRunArgs {
     /// Seeds: a range `0..30` (end excluded) or a list `1,2,3`.
     #[arg(long, default_value = "0..10")]
     pub seeds: String,
+    /// Trials at once.
     #[arg(long, default_value_t = 4)]
     pub workers: usize,
     /// Simulated time per run, e.g. "2h".
@@ -192,8 +194,10 @@ pub struct BenchRunArgs {
 
 #[derive(Debug, Args)]
 pub struct SlurmBenchArgs {
+    /// Trials to run.
     #[arg(long, default_value_t = 50)]
     pub trials: u64,
+    /// Trials at once.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Measure job steps only (used inside the allocation this benchmark makes).
@@ -214,8 +218,10 @@ pub struct SimulatorBenchArgs {
 
 #[derive(Debug, Args)]
 pub struct ProcessBenchArgs {
+    /// Trials to run.
     #[arg(long, default_value_t = 500)]
     pub trials: u64,
+    /// Trials at once.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Print one JSON line (otherwise a sentence).
@@ -235,11 +241,13 @@ pub struct SchedulerBenchArgs {
     /// Benchmark the scheduler of this plugin library, across its C-ABI boundary.
     #[arg(long)]
     pub plugin: Option<PathBuf>,
+    /// Trials to run.
     #[arg(long, default_value_t = 100_000)]
     pub trials: u64,
     /// The maximum resource (epochs) of every trial.
     #[arg(long, default_value_t = 81)]
     pub max_t: u32,
+    /// The master seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Print one JSON line (otherwise a sentence).
@@ -264,6 +272,7 @@ pub struct SearcherBenchArgs {
     /// Timed suggestions; each one's result is reported before the next.
     #[arg(long, default_value_t = 10)]
     pub suggestions: usize,
+    /// The master seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Print one JSON line (otherwise a sentence).
@@ -273,8 +282,10 @@ pub struct SearcherBenchArgs {
 
 #[derive(Debug, Args)]
 pub struct OverheadArgs {
+    /// Trials to run.
     #[arg(long, default_value_t = 100_000)]
     pub trials: u64,
+    /// Trials at once.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Runs per setting; the median is reported.

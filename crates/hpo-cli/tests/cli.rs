@@ -212,3 +212,38 @@ fn bench_overhead_prints_one_json_line() {
     assert!(line["us_per_trial_journal"].as_f64().unwrap() > 0.0);
     assert_eq!(line["trials"], 2000);
 }
+
+#[test]
+fn a_run_whose_trials_all_failed_says_why_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every trial reports, but never the metric: the summary names what was reported.
+    let wrong_metric = HEIGHT.replace("metric = \"mean_loss\"", "metric = \"val_error\"");
+    std::fs::write(dir.path().join("wrong.toml"), wrong_metric).unwrap();
+    let out = hpo(&["run", "wrong.toml", "--quiet", "--max-trials", "3"], dir.path());
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("error: all 3 trials failed"), "{stderr}");
+    assert!(stderr.contains("report has no metric `val_error` (it has: epoch, mean_loss)"), "{stderr}");
+    // One trial is "1 trial".
+    std::fs::write(dir.path().join("ok.toml"), HEIGHT).unwrap();
+    let out = hpo(&["run", "ok.toml", "--quiet", "--max-trials", "1", "--name", "one"], dir.path());
+    assert!(text(&out).0.contains(": 1 trial, 1 completed"), "{:?}", text(&out));
+}
+
+#[test]
+fn top_applies_to_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("exp.toml"), HEIGHT).unwrap();
+    assert!(hpo(&["run", "exp.toml", "--quiet"], dir.path()).status.success());
+    let json = hpo(&["results", "runs/height", "--json", "--top", "3"], dir.path());
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(rows.len(), 3);
+    let all: Vec<serde_json::Value> =
+        serde_json::from_slice(&hpo(&["results", "runs/height", "--json"], dir.path()).stdout).unwrap();
+    assert_eq!(all.len(), 12);
+    assert_eq!(rows[..], all[..3], "the best three, best first");
+    let csv = String::from_utf8(hpo(&["results", "runs/height", "--csv", "--top", "2"], dir.path()).stdout).unwrap();
+    let trials: std::collections::BTreeSet<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    let best: std::collections::BTreeSet<String> = all[..2].iter().map(|r| r["trial_id"].to_string()).collect();
+    assert_eq!(trials, best.iter().map(String::as_str).collect());
+}

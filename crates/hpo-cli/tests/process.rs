@@ -341,8 +341,10 @@ for epoch in range(1, 100000):
 
 #[test]
 fn the_python_example_runs_as_documented() {
-    let numpy = Command::new("python3").args(["-c", "import numpy"]).status().unwrap();
-    assert!(numpy.success(), "the Python example needs numpy: pip install numpy");
+    let numpy = Command::new("python3").args(["-c", "import numpy"]).status().is_ok_and(|s| s.success());
+    if !common::available("numpy for the Python example (pip install numpy)", numpy, "HPO_REQUIRE_NUMPY") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let experiment = repo().join("examples/python/experiment.toml");
     let out = hpo(&["run", experiment.to_str().unwrap(), "-q", "--max-trials", "6"], dir.path());

@@ -22,14 +22,7 @@ fn slurm_available() -> bool {
         .args(["-h", "-o", "%T"])
         .output()
         .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).lines().any(|l| !l.contains("down")));
-    if !up {
-        assert!(
-            std::env::var_os("HPO_REQUIRE_SLURM").is_none(),
-            "HPO_REQUIRE_SLURM is set but no Slurm cluster answers"
-        );
-        eprintln!("skipped: no Slurm");
-    }
-    up
+    common::available("a Slurm cluster (scripts/slurm-cluster.sh up)", up, "HPO_REQUIRE_SLURM")
 }
 
 fn count(entries: &[Value], event: &str) -> usize {

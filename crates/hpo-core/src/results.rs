@@ -187,14 +187,19 @@ impl ExperimentResults {
     /// metrics renamed as [`ExperimentResults::metric_columns`] says).
     /// `st_status` is the trial's status after that report.
     pub fn write_csv<W: std::io::Write>(&self, out: W) -> std::io::Result<()> {
-        self.write_csv_records(out).map_err(|e| match e.into_kind() {
+        self.write_csv_of(out, |_| true)
+    }
+
+    /// Like [`ExperimentResults::write_csv`], with the rows of the trials `keep` accepts.
+    pub fn write_csv_of<W: std::io::Write>(&self, out: W, keep: impl Fn(TrialId) -> bool) -> std::io::Result<()> {
+        self.write_csv_records(out, keep).map_err(|e| match e.into_kind() {
             // The I/O error itself, so a closed pipe is recognized as one.
             csv::ErrorKind::Io(io) => io,
             other => std::io::Error::other(format!("{other:?}")),
         })
     }
 
-    fn write_csv_records<W: std::io::Write>(&self, out: W) -> Result<(), csv::Error> {
+    fn write_csv_records<W: std::io::Write>(&self, out: W, keep: impl Fn(TrialId) -> bool) -> Result<(), csv::Error> {
         let config_keys: BTreeSet<&str> = self.trials.iter().flat_map(|t| t.config.iter().map(|(k, _)| k)).collect();
         let metrics = self.metric_columns();
         let mut last_row_of = vec![usize::MAX; self.trials.len()];
@@ -206,7 +211,7 @@ impl ExperimentResults {
         header.extend(config_keys.iter().map(|k| format!("config_{k}")));
         header.extend(metrics.iter().map(|(_, column)| column.clone()));
         w.write_record(&header)?;
-        for (i, row) in self.rows.iter().enumerate() {
+        for (i, row) in self.rows.iter().enumerate().filter(|(_, r)| keep(r.trial_id)) {
             let trial = &self.trials[row.trial_id as usize];
             let status = match row.decision {
                 _ if last_row_of[row.trial_id as usize] == i && trial.status != Status::InProgress => trial.status,

@@ -52,7 +52,10 @@ impl Objective {
     /// The objective of a report: `Err` says why there is none (missing or not finite).
     pub fn of(&self, metrics: &Metrics) -> Result<f64, String> {
         match metrics.get(&self.metric) {
-            None => Err(format!("report has no metric `{}`", self.metric)),
+            None => {
+                let names: Vec<&str> = metrics.keys().map(String::as_str).collect();
+                Err(format!("report has no metric `{}` (it has: {})", self.metric, names.join(", ")))
+            }
             Some(v) if !v.is_finite() => Err(format!("metric `{}` is not finite ({v})", self.metric)),
             Some(&v) => Ok(self.to_minimize(v)),
         }

@@ -15,6 +15,22 @@ macro_rules! errln {
     }};
 }
 
+/// "1 trial", "2 trials".
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+/// A duration as people say it: "90 s", "45 min", "100 h" (not "4days 4h").
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64();
+    let trim = |x: f64| format!("{:.1}", x).trim_end_matches(".0").to_owned();
+    match s {
+        s if s < 120.0 => format!("{} s", trim(s)),
+        s if s < 7200.0 => format!("{} min", trim(s / 60.0)),
+        s => format!("{} h", trim(s / 3600.0)),
+    }
+}
+
 pub mod bench;
 pub mod plot;
 pub mod plugin;

@@ -19,14 +19,21 @@ fn load(dir: &Path) -> anyhow::Result<ExperimentResults> {
 
 pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
     let results = load(&args.dir)?;
+    let ranked = results.ranked();
     if args.csv {
-        results.write_csv(std::io::stdout().lock())?;
+        match args.top {
+            Some(top) => {
+                let best: std::collections::HashSet<u64> = ranked.iter().take(top).map(|t| t.trial_id).collect();
+                results.write_csv_of(std::io::stdout().lock(), |id| best.contains(&id))?;
+            }
+            None => results.write_csv(std::io::stdout().lock())?,
+        }
         return Ok(ExitCode::SUCCESS);
     }
-    let ranked = results.ranked();
     if args.json {
         let rows: Vec<serde_json::Value> = ranked
             .iter()
+            .take(args.top.unwrap_or(usize::MAX))
             .map(|t| {
                 serde_json::json!({
                     "trial_id": t.trial_id,
@@ -46,17 +53,22 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
         Some((t, reason)) => format!("ended ({}) after {t:.1} s", reason.replace('_', " ")),
         None => "running, or stopped without an end record".into(),
     };
-    outln!("Experiment `{}`: {} trials, {state}.", results.name, results.trials.len());
+    let top = args.top.unwrap_or(10);
+    outln!("Experiment `{}`: {}, {state}.", results.name, super::count(results.trials.len(), "trial"));
+    if ranked.is_empty() {
+        outln!("No trial has reported a valid `{metric}` yet.");
+        return Ok(ExitCode::SUCCESS);
+    }
     outln!(
         "Best {} of {} trials with a result ({} is {}):",
-        args.top.min(ranked.len()),
+        top.min(ranked.len()),
         ranked.len(),
         metric,
         if results.objective.mode == hpo_core::Mode::Max { "maximized" } else { "minimized" }
     );
     let width = metric.len().max(10);
     outln!("{:>5}  {:>6}  {:<10}  {:>width$}  {:>7}  config", "rank", "trial", "status", metric, "reports");
-    for (rank, t) in ranked.iter().take(args.top).enumerate() {
+    for (rank, t) in ranked.iter().take(top).enumerate() {
         let value = t.best.map_or_else(|| "-".into(), |v| format!("{v:.6}"));
         outln!(
             "{:>5}  {:>6}  {:<10}  {:>width$}  {:>7}  {}",

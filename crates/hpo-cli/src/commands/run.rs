@@ -52,8 +52,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     errln!("hpo: experiment `{}` in {}", spec.name, dir.display());
     let outcome = runtime.block_on(tuner.run());
     // Whatever happened, results.csv reflects everything the journal recorded.
+    let mut reported = std::collections::BTreeSet::new();
     if spec.journal {
         let results = ExperimentResults::from_entries(&read_journal(&journal_path)?).map_err(anyhow::Error::msg)?;
+        reported.extend(results.rows.iter().flat_map(|r| r.metrics.keys().cloned()));
         for (metric, column) in results.metric_columns().iter().filter(|(m, c)| m != c) {
             errln!(
                 "hpo: warning: metric `{metric}` is in results.csv's column `{column}` (`{metric}` names another column)"
@@ -64,8 +66,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", dir.join("results.csv").display()))?;
     }
     let summary = outcome?;
-    print_summary(&spec, &summary, &dir);
-    Ok(if summary.reason.is_error() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    print_summary(&spec, &summary, &dir, &reported);
+    // An experiment whose every trial failed found nothing: say so in the exit code too.
+    let all_failed = summary.trials > 0 && summary.failed == summary.trials;
+    if all_failed {
+        errln!("error: all {} trials failed; the first reasons are above, every one in journal.jsonl", summary.trials);
+    }
+    Ok(if summary.reason.is_error() || all_failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// Completes on Ctrl-C, SIGTERM or SIGHUP (a closed terminal, a dropped SSH session): each
@@ -137,15 +144,15 @@ fn create_experiment_dir(output: &Path, name: &str) -> anyhow::Result<PathBuf> {
     unreachable!("the loop above returns")
 }
 
-fn print_summary(spec: &ExperimentSpec, s: &Summary, dir: &Path) {
+fn print_summary(spec: &ExperimentSpec, s: &Summary, dir: &Path, reported: &std::collections::BTreeSet<String>) {
     if let Some(error) = &s.error {
         errln!("error: {error}");
     }
     outln!(
-        "Finished ({}) after {:.1} s: {} trials, {} completed, {} stopped, {} paused, {} failed.",
+        "Finished ({}) after {:.1} s: {}, {} completed, {} stopped, {} paused, {} failed.",
         s.reason.as_str().replace('_', " "),
         s.elapsed,
-        s.trials,
+        super::count(s.trials, "trial"),
         s.completed,
         s.stopped,
         s.paused,
@@ -156,7 +163,11 @@ fn print_summary(spec: &ExperimentSpec, s: &Summary, dir: &Path) {
             outln!("Best {} = {} (trial {}).", spec.metric, best.value, best.trial_id);
             outln!("Best config: {}", best.config);
         }
-        None => outln!("No trial reported a valid `{}`.", spec.metric),
+        None if reported.is_empty() => outln!("No trial reported a valid `{}`.", spec.metric),
+        None => {
+            let names: Vec<&str> = reported.iter().map(String::as_str).collect();
+            outln!("No trial reported a valid `{}`; the reports hold: {}.", spec.metric, names.join(", "));
+        }
     }
     if s.no_report > 0 {
         errln!(

@@ -227,12 +227,12 @@ pub fn bench_run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
         }
     } else {
         outln!(
-            "{} on {}: {} seeds, {} workers, {} of simulated time; {} is {}; target {}",
+            "{} on {}: {}, {}, {} of simulated time; {} is {}; target {}",
             args.methods,
             setup.blackbox.info().name,
-            seeds.len(),
-            args.workers,
-            humantime::format_duration(args.max_time),
+            super::count(seeds.len(), "seed"),
+            super::count(args.workers, "worker"),
+            super::human_duration(args.max_time),
             setup.metric,
             if setup.mode() == Mode::Max { "maximized" } else { "minimized" },
             summary.target

@@ -53,3 +53,16 @@ pub fn processes_matching(pattern: &str) -> usize {
     let out = Command::new("pgrep").args(["-f", pattern]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
+
+/// Whether a test's optional dependency is there. Without it the test is skipped, and says
+/// so where `cargo test` shows it (written to stderr directly: libtest captures only the
+/// print macros); with the environment variable `require` set (as CI sets it), a missing
+/// dependency fails the test instead.
+pub fn available(what: &str, present: bool, require: &str) -> bool {
+    if !present {
+        assert!(std::env::var_os(require).is_none(), "{require} is set but {what} is missing");
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "skipped: {what} is missing ({require}=1 makes this a failure)");
+    }
+    present
+}
