@@ -42,8 +42,9 @@ fn bench(dir: &Path, methods: &str, workers: &str, max_time: &str, extra: &[&str
     String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-fn runs(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("out/runs.jsonl"))
+/// The runs `bench run` wrote into `folder` (under `dir`).
+fn runs(dir: &Path, folder: &str) -> Vec<Value> {
+    std::fs::read_to_string(dir.join(folder).join("runs.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -73,9 +74,10 @@ fn asynchronous_random_search_speeds_up_linearly_with_workers() {
     // reaches after T is reached after about T/4.
     let dir = tempfile::tempdir().unwrap();
     bench(dir.path(), "random", "1", "400s", &[]);
-    let one: Vec<Value> = runs(dir.path());
+    let one: Vec<Value> = runs(dir.path(), "out");
     bench(dir.path(), "random", "4", "400s", &[]);
-    let four: Vec<Value> = runs(dir.path());
+    let four: Vec<Value> = runs(dir.path(), "out-2");
+    assert_eq!(runs(dir.path(), "out"), one, "a second comparison never touches the first");
     let mut ratios = Vec::new();
     for (a, b) in one.iter().zip(&four) {
         assert_eq!(a["seed"], b["seed"]);
@@ -115,9 +117,9 @@ fn same_seed_same_simulated_run_bit_for_bit() {
         runs
     };
     bench(dir.path(), "asha-promotion,hyperband", "4", "60s", &[]);
-    let a = strip(runs(dir.path()));
+    let a = strip(runs(dir.path(), "out"));
     bench(dir.path(), "asha-promotion,hyperband", "4", "60s", &[]);
-    let b = strip(runs(dir.path()));
+    let b = strip(runs(dir.path(), "out-2"));
     assert_eq!(a, b);
 }
 

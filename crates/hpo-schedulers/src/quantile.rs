@@ -25,7 +25,14 @@ pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     let last = sorted.len().checked_sub(1)?;
     let h = q.clamp(0.0, 1.0) * last as f64;
     let (i, frac) = (h.floor() as usize, h - h.floor());
-    Some(if i >= last { sorted[last] } else { sorted[i] + frac * (sorted[i + 1] - sorted[i]) })
+    // No interpolation at an exact position: `x + 0 * (inf - x)` would be NaN.
+    Some(if i >= last {
+        sorted[last]
+    } else if frac == 0.0 {
+        sorted[i]
+    } else {
+        sorted[i] + frac * (sorted[i + 1] - sorted[i])
+    })
 }
 
 /// The q-quantile of a growing multiset of values, for a fixed q.
@@ -93,6 +100,14 @@ impl RunningQuantile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exact_position_next_to_infinity_is_not_nan() {
+        let sorted = [1.0, 2.0, f64::INFINITY];
+        assert_eq!(quantile(&sorted, 0.5), Some(2.0));
+        assert_eq!(quantile(&sorted, 0.25), Some(1.5));
+        assert_eq!(quantile(&sorted, 0.75), Some(f64::INFINITY));
+    }
 
     fn running(values: &[f64], q: f64) -> Option<f64> {
         let mut r = RunningQuantile::new(q);

@@ -1,3 +1,7 @@
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
 /// `println!` that never panics: once stdout is gone (a closed pipe, as in `hpo results |
 /// head -1`, or a closed terminal) the output is dropped and the command ends as it would.
 macro_rules! outln {
@@ -29,6 +33,20 @@ pub fn human_duration(d: std::time::Duration) -> String {
         s if s < 7200.0 => format!("{} min", trim(s / 60.0)),
         s => format!("{} h", trim(s / 3600.0)),
     }
+}
+
+/// `<output>/<name>`, or `<name>-2`, `<name>-3`, ... if that exists: never touch an earlier run.
+pub fn new_folder(output: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
+    for n in 1.. {
+        let dir = if n == 1 { output.join(name) } else { output.join(format!("{name}-{n}")) };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+    }
+    unreachable!("the loop above returns")
 }
 
 pub mod bench;

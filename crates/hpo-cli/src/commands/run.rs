@@ -1,6 +1,6 @@
 //! `hpo run FILE`: run an experiment with a live progress line, then say where the results are.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use crate::commands::runtime;
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut spec = ExperimentSpec::from_file(&args.file)?;
     apply_overrides(&mut spec, &args)?;
-    let dir = create_experiment_dir(&spec.output, &spec.name)?;
+    let dir = super::new_folder(&spec.output, &spec.name)?;
     std::fs::write(dir.join("experiment.toml"), spec.to_toml()?)
         .with_context(|| format!("writing {}", dir.join("experiment.toml").display()))?;
     let trials_dir = dir.join("trials");
@@ -128,20 +128,6 @@ fn apply_overrides(spec: &mut ExperimentSpec, args: &RunArgs) -> anyhow::Result<
         spec.scheduler = serde_json::json!({ "type": "plugin", "path": plugin, "config": config });
     }
     Ok(())
-}
-
-/// `<output>/<name>`, or `<name>-2`, `<name>-3`, ... if that exists: never touch an earlier run.
-fn create_experiment_dir(output: &Path, name: &str) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
-    for n in 1.. {
-        let dir = if n == 1 { output.join(name) } else { output.join(format!("{name}-{n}")) };
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
-        }
-    }
-    unreachable!("the loop above returns")
 }
 
 fn print_summary(spec: &ExperimentSpec, s: &Summary, dir: &Path, reported: &std::collections::BTreeSet<String>) {

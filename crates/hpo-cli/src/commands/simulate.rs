@@ -208,9 +208,12 @@ pub fn bench_run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
 
+    // A new folder every time (`bench-<blackbox>-2`, ...): an earlier comparison is never touched.
     let output =
         args.output.clone().unwrap_or_else(|| Path::new("runs").join(format!("bench-{}", setup.blackbox.info().name)));
-    std::fs::create_dir_all(&output).with_context(|| format!("creating {}", output.display()))?;
+    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = output.file_name().and_then(|n| n.to_str()).context("--output must name a folder")?;
+    let output = super::new_folder(parent, name)?;
     let mut lines = String::new();
     for run in &runs {
         lines.push_str(&serde_json::to_string(run)?);
@@ -238,26 +241,46 @@ pub fn bench_run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
             summary.target
         );
         outln!(
-            "{:<16} {:>12} {:>12} {:>12} {:>14} {:>12}",
+            "{:<16} {:>12} {:>12} {:>12} {:>14} {:>12} {:>6}",
             "method",
             "best q25",
             "median",
             "q75",
             "median regret",
-            "to target"
+            "to target",
+            "idle"
         );
         for m in &summary.methods {
             let last = m.at.last();
             let fmt = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.5}"));
             outln!(
-                "{:<16} {:>12} {:>12} {:>12} {:>14} {:>12}",
+                "{:<16} {:>12} {:>12} {:>12} {:>14} {:>12} {:>5.1}%",
                 m.method,
                 fmt(last.and_then(|p| p.best.map(|b| b.0))),
                 fmt(last.and_then(|p| p.best.map(|b| b.1))),
                 fmt(last.and_then(|p| p.best.map(|b| b.2))),
                 fmt(last.and_then(|p| p.regret.map(|r| r.1))),
-                m.median_time_to_target.map_or_else(|| "never".into(), |t| format!("{t:.0} s"))
+                m.median_time_to_target.map_or_else(|| "never".into(), |t| format!("{t:.0} s")),
+                100.0 * m.median_idle_fraction
             );
+        }
+        // The any-time view: the median at each tenth of the simulated time.
+        let regret = summary.optimum.is_some();
+        outln!("\nmedian {} at each tenth of the simulated time (s):", if regret { "regret" } else { "best value" });
+        let times: Vec<String> = summary
+            .methods
+            .first()
+            .map_or_else(Vec::new, |m| m.at.iter().map(|p| format!("{:>9.0}", p.time)).collect());
+        outln!("{:<16} {}", "method", times.join(" "));
+        for m in &summary.methods {
+            let cells: Vec<String> =
+                m.at.iter()
+                    .map(|p| {
+                        let q = if regret { p.regret } else { p.best };
+                        q.map_or_else(|| format!("{:>9}", "-"), |q| format!("{:>9.4}", q.1))
+                    })
+                    .collect();
+            outln!("{:<16} {}", m.method, cells.join(" "));
         }
         outln!("Per-run results: {}", output.join("runs.jsonl").display());
     }
