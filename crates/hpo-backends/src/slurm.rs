@@ -298,8 +298,21 @@ impl SlurmJobs {
             let Some(job) = self.jobs.get(&id) else { continue };
             let Ok(status) = std::fs::read_to_string(&job.exit) else { continue };
             let Ok(code) = status.trim().parse::<i32>() else { continue }; // still being written
-            let kind = if code == 0 { Some(EventKind::Completed) } else { None };
-            self.finish(&id, kind.unwrap_or_else(|| EventKind::Failed(format!("the trial exited with status {code}"))));
+            let kind = if code == 0 {
+                EventKind::Completed
+            } else {
+                // Slurm may have ended the job (scancel, time limit, preemption), and the
+                // command's exit status may reach us before squeue's state does: say both,
+                // so the outcome reads the same whichever comes first.
+                let slurm = match job_state(&id) {
+                    Some((state, why)) if !matches!(state.as_str(), "RUNNING" | "COMPLETING" | "COMPLETED") => {
+                        format!("; Slurm job {id} ended {state}{why}")
+                    }
+                    _ => String::new(),
+                };
+                EventKind::Failed(format!("the trial exited with status {code}{slurm}"))
+            };
+            self.finish(&id, kind);
         }
     }
 
@@ -334,11 +347,11 @@ impl SlurmJobs {
             ) {
                 continue;
             }
-            let why = if reason.is_empty() || reason == "None" { String::new() } else { format!(" ({reason})") };
+            let why = reason_text(&reason);
             let kind = if state == "COMPLETED" {
                 EventKind::Completed
             } else {
-                EventKind::Failed(format!("Slurm job {id} ended {state}{why}"))
+                EventKind::Failed(format!("Slurm job {id} ended {state}{why}; the command wrote no exit status"))
             };
             self.finish(&id, kind);
         }
@@ -437,4 +450,16 @@ impl Drop for SlurmJobs {
             let _ = Command::new("scancel").args(&ids).output();
         }
     }
+}
+
+/// Slurm's state of one job and its reason as text (`" (reason)"` or nothing).
+fn job_state(id: &str) -> Option<(String, String)> {
+    let out = Command::new("squeue").args(["-h", "-t", "all", "-o", "%T|%r", "-j", id]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (state, reason) = text.lines().next()?.split_once('|')?;
+    Some((state.to_owned(), reason_text(reason)))
+}
+
+fn reason_text(reason: &str) -> String {
+    if reason.is_empty() || reason == "None" { String::new() } else { format!(" ({reason})") }
 }
