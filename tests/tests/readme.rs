@@ -1,36 +1,28 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
-//! The README's "Tuning a Rust function" example, as written there.
+//! The README's "Tuning a Rust function" example: the README shows
+//! `examples/tune-a-function/src/main.rs` verbatim, and this test runs that very file.
 
-use hpo_backends::ThreadBackend;
-use hpo_core::{Context, Mode, Objective, Space, StopCriteria, Tuner};
-use hpo_schedulers::Fifo;
+mod example {
+    include!("../../examples/tune-a-function/src/main.rs");
+
+    pub fn run() -> Result<(), Box<dyn std::error::Error>> {
+        main()
+    }
+}
 
 #[test]
-fn readme_example_runs() -> Result<(), Box<dyn std::error::Error>> {
-    let space = Space::builder().uniform("x", -2.0, 2.0).constant("epochs", 10).build()?;
-    let ctx = Context {
-        space,
-        objective: Objective::new("loss", Mode::Min),
-        resource_attr: Some("epoch".into()),
-        max_resource_attr: None,
-        seed: 0,
-    };
-    let backend = ThreadBackend::new(2, |trial, reporter| {
-        let x = trial.config.f64("x")?;
-        for epoch in 1..=trial.config.i64("epochs")? {
-            // `?` ends the function when the scheduler stops or pauses the trial
-            reporter.report([("epoch", epoch as f64), ("loss", x * x + 1.0 / epoch as f64)])?;
-        }
-        Ok(())
-    })?;
-    let summary = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(
-        Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
-            .workers(2)
-            .stop_when(StopCriteria { max_trials: Some(50), ..Default::default() })
-            .run(),
-    )?;
-    println!("best {:?}, any-time curve {:?}", summary.best, summary.trajectory);
-    assert_eq!(summary.completed, 50);
-    assert!(summary.best.unwrap().value < 0.2);
-    Ok(())
+fn the_readme_shows_the_example_as_it_is() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let main = std::fs::read_to_string(root.join("examples/tune-a-function/src/main.rs")).unwrap();
+    assert!(readme.contains(&format!("```rust\n{main}```")), "README.md must show the example's main.rs verbatim");
+    let manifest = std::fs::read_to_string(root.join("examples/tune-a-function/Cargo.toml")).unwrap();
+    for dependency in ["hpo-core", "hpo-backends", "hpo-schedulers", "tokio"] {
+        assert!(manifest.contains(dependency) && readme.contains(&format!("{dependency} = ")), "{dependency}");
+    }
+}
+
+#[test]
+fn the_readme_example_runs() {
+    example::run().unwrap();
 }
