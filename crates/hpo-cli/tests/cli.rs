@@ -247,3 +247,22 @@ fn top_applies_to_every_format() {
     let best: std::collections::BTreeSet<String> = all[..2].iter().map(|r| r["trial_id"].to_string()).collect();
     assert_eq!(trials, best.iter().map(String::as_str).collect());
 }
+
+#[test]
+fn a_plugin_scheduler_with_a_searcher_is_one_clear_error_on_both_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let process = HEIGHT.replace(
+        "[scheduler]\ntype = \"fifo\"",
+        "[scheduler]\ntype = \"process\"\ncommand = [\"python3\", \"mine.py\"]",
+    );
+    std::fs::write(dir.path().join("process.toml"), process).unwrap();
+    std::fs::write(dir.path().join("plain.toml"), HEIGHT).unwrap();
+    for args in [vec!["run", "process.toml"], vec!["run", "plain.toml", "--plugin", "libmine.so"]] {
+        let out = hpo(&args, dir.path());
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success());
+        let file = args[1];
+        assert!(stderr.contains(&format!("{file}:16: `searcher`: a plugin scheduler")), "{args:?}: {stderr}");
+        assert!(stderr.contains("remove the [searcher] table"), "{stderr}");
+    }
+}

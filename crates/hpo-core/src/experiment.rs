@@ -102,6 +102,9 @@ pub struct ExperimentSpec {
     pub origin: Origin,
 }
 
+/// Why a plugin scheduler takes no `[searcher]`.
+pub const PLUGIN_SEARCHER: &str = "a plugin scheduler (`type = \"plugin\"` or `\"process\"`) suggests its own configs and takes no searcher: remove the [searcher] table (the plugin's own settings go in `config`)";
+
 /// The file a spec was read from and the line of each top-level table.
 #[derive(Clone, Debug, Default)]
 pub struct Origin {
@@ -110,7 +113,6 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// An error about `key` (a top-level table such as `backend`, or `backend.command`).
     /// Reads the table `key` of the file (e.g. `"backend"`, given as JSON) into `T`; an error
     /// names the nested key (`backend.timeout`) and the line of its table.
     pub fn parse<T: serde::de::DeserializeOwned>(
@@ -127,6 +129,7 @@ impl Origin {
         })
     }
 
+    /// An error about `key` (a top-level table such as `backend`, or `backend.command`).
     pub fn error(&self, key: &str, message: impl Into<String>) -> ExperimentError {
         let table = key.split('.').next().unwrap_or(key);
         ExperimentError {
@@ -185,6 +188,10 @@ impl ExperimentSpec {
         let mut scheduler = raw.scheduler.map(Spanned::into_inner).unwrap_or_default();
         if !scheduler.contains_key("type") {
             scheduler.insert("type".into(), "fifo".into());
+        }
+        let plugin = matches!(scheduler.get("type").and_then(|t| t.as_str()), Some("plugin" | "process"));
+        if plugin && (raw.searcher.is_some() || scheduler.contains_key("searcher")) {
+            return Err(origin.error("searcher", PLUGIN_SEARCHER));
         }
         if let Some(searcher) = raw.searcher {
             if scheduler.contains_key("searcher") {

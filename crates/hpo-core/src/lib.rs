@@ -16,7 +16,7 @@ mod tuner;
 mod types;
 
 pub use duration::{MAX_DURATION, duration_text, optional_duration_text, parse_duration};
-pub use experiment::{ExperimentError, ExperimentSpec, Origin};
+pub use experiment::{ExperimentError, ExperimentSpec, Origin, PLUGIN_SEARCHER};
 pub use hpo_space::{Config, Domain, Grid, Space, Value};
 pub use journal::{Entry, JOURNAL_VERSION, Journal, JournalError, read_journal};
 pub use protocol::{PROTOCOL_VERSION, Request, SchedulerFactory, SchedulerServer};

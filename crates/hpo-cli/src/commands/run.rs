@@ -123,6 +123,9 @@ fn apply_overrides(spec: &mut ExperimentSpec, args: &RunArgs) -> anyhow::Result<
         spec.workers = spec.workers.min(usize::try_from(max.max(1)).unwrap_or(usize::MAX));
     }
     if let Some(plugin) = &args.plugin {
+        if spec.origin.lines.contains_key("searcher") {
+            return Err(spec.origin.error("searcher", hpo_core::PLUGIN_SEARCHER).into());
+        }
         let config =
             if spec.scheduler["type"] == "plugin" { spec.scheduler["config"].clone() } else { serde_json::json!({}) };
         spec.scheduler = serde_json::json!({ "type": "plugin", "path": plugin, "config": config });
