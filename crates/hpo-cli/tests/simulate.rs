@@ -259,3 +259,31 @@ fn bench_searcher_prints_one_json_line() {
     assert_eq!(line["observations"], 40);
     assert!(line["ms_per_suggest"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn every_place_names_the_same_best_and_the_config_that_reproduces_it() {
+    // Promotion ASHA: trials pause at rungs and resume with a raised `epochs`, so a trial's
+    // best value and its final config can belong to different limits.
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/simulated-asha.toml");
+    for seed in ["0", "1", "2"] {
+        let name = format!("s{seed}");
+        let out = hpo(&["run", example.to_str().unwrap(), "-q", "--seed", seed, "--name", &name], dir.path());
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let summary_config = stdout.lines().find_map(|l| l.strip_prefix("Best config: ")).unwrap().to_owned();
+        let summary_trial = stdout.lines().find(|l| l.starts_with("Best val_error")).unwrap().to_owned();
+        let exp = format!("runs/{name}");
+        let best = String::from_utf8(hpo(&["best", &exp], dir.path()).stdout).unwrap();
+        assert_eq!(best.trim(), summary_config, "seed {seed}: `hpo best` and the run summary");
+        let json: Vec<Value> = serde_json::from_slice(&hpo(&["results", &exp, "--json"], dir.path()).stdout).unwrap();
+        let first = &json[0];
+        assert_eq!(serde_json::to_string(&first["config"]).unwrap(), summary_config, "seed {seed}: results --json");
+        let trial = first["trial_id"].as_u64().unwrap();
+        let at = first["best_at"].as_f64().unwrap();
+        assert!(
+            summary_trial.contains(&format!("(trial {trial}, at epoch {at})")),
+            "seed {seed}: {summary_trial} vs trial {trial} at {at}"
+        );
+        assert!(at <= first["config"]["epochs"].as_f64().unwrap(), "the limit it ran with covers the epoch");
+    }
+}

@@ -21,9 +21,28 @@ pub struct TrialSummary {
     pub best: Option<f64>,
     /// The same as a value to minimize, for ranking.
     pub best_objective: Option<f64>,
+    /// The config the trial ran with when it reported its best value (a multi-fidelity
+    /// scheduler raises the resource limit on resume): the config that reproduces it.
+    pub best_config: Option<Config>,
+    /// The metrics of that report (with the resource at which the best value was reached).
+    pub best_metrics: Option<Metrics>,
+    /// That report's index in [`ExperimentResults::rows`] (journal order).
+    pub best_row: Option<usize>,
     pub error: Option<String>,
     pub started: f64,
     pub ended: Option<f64>,
+}
+
+impl TrialSummary {
+    /// The config that reproduces the trial's best value (its config when it reported it).
+    pub fn config_of_best(&self) -> &Config {
+        self.best_config.as_ref().unwrap_or(&self.config)
+    }
+
+    /// The resource (`resource_attr`) at which the best value was reported.
+    pub fn best_at(&self, resource_attr: Option<&str>) -> Option<f64> {
+        self.best_metrics.as_ref()?.get(resource_attr?).copied()
+    }
 }
 
 /// One report, as a row of `results.csv`.
@@ -93,6 +112,9 @@ impl ExperimentResults {
                     last_metrics: Metrics::new(),
                     best: None,
                     best_objective: None,
+                    best_config: None,
+                    best_metrics: None,
+                    best_row: None,
                     error: None,
                     started: *t,
                     ended: None,
@@ -106,6 +128,7 @@ impl ExperimentResults {
             Entry::Report { t, trial, metrics, decision } => {
                 let objective = self.objective.of(metrics).ok();
                 let mode = self.objective.mode;
+                let row = self.rows.len();
                 let summary = self.trial(*trial)?;
                 summary.reports += 1;
                 summary.last_metrics = metrics.clone().into_owned();
@@ -114,6 +137,9 @@ impl ExperimentResults {
                 {
                     summary.best_objective = Some(o);
                     summary.best = Some(if mode == Mode::Max { -o } else { o });
+                    summary.best_config = Some(summary.config.clone());
+                    summary.best_metrics = Some(metrics.clone().into_owned());
+                    summary.best_row = Some(row);
                 }
                 self.rows.push(Row {
                     trial_id: *trial,
@@ -142,12 +168,15 @@ impl ExperimentResults {
         Ok(())
     }
 
-    /// Trials with at least one valid result, best first (ties: lower trial id first).
+    /// Trials with at least one valid result, best first (ties: the one that reported its
+    /// value first). The first is the experiment's best: the best value of the metric over
+    /// every report, the same trial the run's summary names.
     pub fn ranked(&self) -> Vec<&TrialSummary> {
         let mut ranked: Vec<&TrialSummary> = self.trials.iter().filter(|t| t.best_objective.is_some()).collect();
         ranked.sort_by(|a, b| {
             let (x, y) = (a.best_objective.unwrap_or(f64::INFINITY), b.best_objective.unwrap_or(f64::INFINITY));
-            x.total_cmp(&y).then(a.trial_id.cmp(&b.trial_id))
+            // Ties: the value reported first wins, as in the tuner's own incumbent.
+            x.total_cmp(&y).then(a.best_row.cmp(&b.best_row))
         });
         ranked
     }

@@ -30,6 +30,7 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let resource_attr = results.spec["resource_attr"].as_str();
     if args.json {
         let rows: Vec<serde_json::Value> = ranked
             .iter()
@@ -39,8 +40,9 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
                     "trial_id": t.trial_id,
                     "status": t.status.as_str(),
                     results.objective.metric.clone(): t.best,
+                    "best_at": t.best_at(resource_attr),
                     "reports": t.reports,
-                    "config": t.config,
+                    "config": t.config_of_best(),
                     "last_metrics": t.last_metrics,
                 })
             })
@@ -67,17 +69,29 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
         if results.objective.mode == hpo_core::Mode::Max { "maximized" } else { "minimized" }
     );
     let width = metric.len().max(10);
-    outln!("{:>5}  {:>6}  {:<10}  {:>width$}  {:>7}  config", "rank", "trial", "status", metric, "reports");
+    let at = resource_attr.unwrap_or("at");
+    let at_width = at.len().max(5);
+    outln!(
+        "{:>5}  {:>6}  {:<10}  {:>width$}  {:>at_width$}  {:>7}  config (as when the best value was reported)",
+        "rank",
+        "trial",
+        "status",
+        metric,
+        at,
+        "reports"
+    );
     for (rank, t) in ranked.iter().take(top).enumerate() {
         let value = t.best.map_or_else(|| "-".into(), |v| format!("{v:.6}"));
+        let reached = t.best_at(resource_attr).map_or_else(|| "-".into(), |r| r.to_string());
         outln!(
-            "{:>5}  {:>6}  {:<10}  {:>width$}  {:>7}  {}",
+            "{:>5}  {:>6}  {:<10}  {:>width$}  {:>at_width$}  {:>7}  {}",
             rank + 1,
             t.trial_id,
             t.status.as_str(),
             value,
+            reached,
             t.reports,
-            t.config
+            t.config_of_best()
         );
     }
     let failed: Vec<_> = results.trials.iter().filter(|t| t.error.is_some()).collect();
@@ -97,6 +111,7 @@ pub fn best(args: BestArgs) -> anyhow::Result<ExitCode> {
     let best = results.best().with_context(|| {
         format!("no trial in {} reported a valid `{}`", args.dir.display(), results.objective.metric)
     })?;
-    outln!("{}", serde_json::to_string(&best.config)?);
+    // The config that reproduces the best value: the trial's config when it reported it.
+    outln!("{}", serde_json::to_string(best.config_of_best())?);
     Ok(ExitCode::SUCCESS)
 }

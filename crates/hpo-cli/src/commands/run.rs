@@ -149,7 +149,9 @@ fn print_summary(spec: &ExperimentSpec, s: &Summary, dir: &Path, reported: &std:
     );
     match &s.best {
         Some(best) => {
-            outln!("Best {} = {} (trial {}).", spec.metric, best.value, best.trial_id);
+            let at = spec.resource_attr.as_deref().and_then(|a| Some((a, best.metrics.get(a)?)));
+            let at = at.map_or_else(String::new, |(a, r)| format!(", at {a} {r}"));
+            outln!("Best {} = {} (trial {}{at}).", spec.metric, best.value, best.trial_id);
             outln!("Best config: {}", best.config);
         }
         None if reported.is_empty() => outln!("No trial reported a valid `{}`.", spec.metric),
