@@ -287,3 +287,25 @@ fn every_place_names_the_same_best_and_the_config_that_reproduces_it() {
         assert!(at <= first["config"]["epochs"].as_f64().unwrap(), "the limit it ran with covers the epoch");
     }
 }
+
+#[test]
+fn simulated_time_says_so_and_the_examples_do_what_they_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/simulated-asha.toml");
+    let out = hpo(&["run", example.to_str().unwrap(), "-q"], dir.path());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("s of simulated time (") && stdout.contains("s of wall time)"), "{stdout}");
+    // The comment says every configuration runs once in about a minute of simulated time.
+    assert!(stdout.contains("1575 trials"), "{stdout}");
+    let comment = std::fs::read_to_string(&example).unwrap();
+    assert!(comment.contains("every one of the table's 1,575") && comment.contains("about a minute"));
+    let elapsed: f64 = stdout.split("after ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!((30.0..120.0).contains(&elapsed), "{elapsed} s is not about a minute");
+    let results = String::from_utf8(hpo(&["results", "runs/simulated-asha"], dir.path()).stdout).unwrap();
+    assert!(results.contains("of simulated time"), "{results}");
+    hpo(&["plot", "runs/simulated-asha"], dir.path());
+    for plot in ["anytime.svg", "gantt.svg"] {
+        let svg = std::fs::read_to_string(dir.path().join("runs/simulated-asha/plots").join(plot)).unwrap();
+        assert!(svg.contains("simulated time (s)"), "{plot}");
+    }
+}

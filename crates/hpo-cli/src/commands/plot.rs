@@ -106,6 +106,11 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The time axis: simulated seconds say so.
+fn time_label(results: &ExperimentResults) -> &'static str {
+    if results.spec["backend"]["type"] == "simulator" { "simulated time (s)" } else { "time (s)" }
+}
+
 /// Best value so far against time, one step per improvement.
 fn anytime(results: &ExperimentResults, path: &Path) -> anyhow::Result<PathBuf> {
     let objective = &results.objective;
@@ -130,7 +135,7 @@ fn anytime(results: &ExperimentResults, path: &Path) -> anyhow::Result<PathBuf> 
     root.fill(&WHITE).map_err(plot_error)?;
     let (lo, hi) = range(points.iter().map(|p| p.1));
     let mut chart = chart(&root, format!("{}: best {} so far", results.name, objective.metric), 0.0..end, lo..hi)?;
-    axes(&mut chart, "time (s)", objective.metric.as_str()).draw().map_err(plot_error)?;
+    axes(&mut chart, time_label(results), objective.metric.as_str()).draw().map_err(plot_error)?;
     chart
         .draw_series(LineSeries::new(points, palette(0).stroke_width(2)))
         .map_err(plot_error)?
@@ -270,7 +275,7 @@ fn gantt(entries: &[Entry<'_>], results: &ExperimentResults, path: &Path) -> any
     root.fill(&WHITE).map_err(plot_error)?;
     let workers = lanes.len().max(1);
     let mut chart = chart(&root, format!("{}: trials per worker", results.name), 0.0..end, 0.0..workers as f64)?;
-    axes(&mut chart, "time (s)", "worker")
+    axes(&mut chart, time_label(results), "worker")
         .y_labels(2 * workers + 1)
         .y_label_formatter(&|y| if (y.fract() - 0.5).abs() < 1e-9 { format!("{}", *y as usize) } else { String::new() })
         .disable_y_mesh()

@@ -52,7 +52,10 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
     }
     let metric = &results.objective.metric;
     let state = match &results.end {
-        Some((t, reason)) => format!("ended ({}) after {t:.1} s", reason.replace('_', " ")),
+        Some((t, reason)) => {
+            let simulated = if results.spec["backend"]["type"] == "simulator" { " of simulated time" } else { "" };
+            format!("ended ({}) after {t:.1} s{simulated}", reason.replace('_', " "))
+        }
         None => "running, or stopped without an end record".into(),
     };
     let top = args.top.unwrap_or(10);

@@ -50,7 +50,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     tuner = tuner.observer(Box::new(ProgressLine::new(&spec, !args.quiet)));
     errln!("hpo: experiment `{}` in {}", spec.name, dir.display());
+    let started = std::time::Instant::now();
     let outcome = runtime.block_on(tuner.run());
+    let wall = started.elapsed().as_secs_f64();
     // Whatever happened, results.csv reflects everything the journal recorded.
     let mut reported = std::collections::BTreeSet::new();
     if spec.journal {
@@ -66,7 +68,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", dir.join("results.csv").display()))?;
     }
     let summary = outcome?;
-    print_summary(&spec, &summary, &dir, &reported);
+    print_summary(&spec, &summary, &dir, &reported, wall);
     // An experiment whose every trial failed found nothing: say so in the exit code too.
     let all_failed = summary.trials > 0 && summary.failed == summary.trials;
     if all_failed {
@@ -133,14 +135,25 @@ fn apply_overrides(spec: &mut ExperimentSpec, args: &RunArgs) -> anyhow::Result<
     Ok(())
 }
 
-fn print_summary(spec: &ExperimentSpec, s: &Summary, dir: &Path, reported: &std::collections::BTreeSet<String>) {
+fn print_summary(
+    spec: &ExperimentSpec,
+    s: &Summary,
+    dir: &Path,
+    reported: &std::collections::BTreeSet<String>,
+    wall: f64,
+) {
     if let Some(error) = &s.error {
         errln!("error: {error}");
     }
+    let simulated = spec.backend["type"] == "simulator";
+    let elapsed = if simulated {
+        format!("{:.1} s of simulated time ({:.2} s of wall time)", s.elapsed, wall)
+    } else {
+        format!("{:.1} s", s.elapsed)
+    };
     outln!(
-        "Finished ({}) after {:.1} s: {}, {} completed, {} stopped, {} paused, {} failed.",
+        "Finished ({}) after {elapsed}: {}, {} completed, {} stopped, {} paused, {} failed.",
         s.reason.as_str().replace('_', " "),
-        s.elapsed,
         super::count(s.trials, "trial"),
         s.completed,
         s.stopped,
