@@ -252,6 +252,7 @@ fn paused_trials_resume_where_they_stopped_with_their_checkpoint_folder() {
         if done > 0 {
             assert_eq!(std::fs::read_to_string(&checkpoint).unwrap(), done.to_string(), "the checkpoint is kept");
         }
+        std::fs::create_dir_all(checkpoint.parent().unwrap()).unwrap();
         for epoch in done + 1..=t.config.i64("epochs")? {
             std::fs::write(&checkpoint, epoch.to_string()).unwrap();
             r.report([("epoch", epoch as f64), ("loss", t.config.f64("x")? + 1.0 / epoch as f64)])?;

@@ -8,7 +8,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
@@ -19,7 +19,7 @@ use hpo_core::{
 };
 use tokio::sync::mpsc;
 
-use crate::checkpoint::{prepare_checkpoint_dir, tidy_trial_dir};
+use crate::checkpoint::prepare_checkpoint_dir;
 
 /// What a trial function returns on failure: any error.
 pub type TrialError = Box<dyn std::error::Error + Send + Sync>;
@@ -34,7 +34,9 @@ pub struct TrialContext {
     /// The trial's hyperparameters (shared with the tuner, read like a `Config`).
     pub config: Arc<Config>,
     /// A folder of this trial's own for checkpoints (kept across pause and resume), if the
-    /// backend was given a trials folder.
+    /// backend was given a trials folder. It exists when another trial's checkpoint was
+    /// copied into it (PBT); otherwise create it when you first save
+    /// (`std::fs::create_dir_all`), so a trial that saves nothing leaves no folder.
     pub checkpoint_dir: Option<PathBuf>,
     /// Whether the trial is being resumed after a pause.
     pub resume: bool,
@@ -218,17 +220,15 @@ fn worker(
         let _ = control.thread.set(thread::current());
         let trial_id = context.trial_id;
         let mut reporter = Reporter { trial_id, control: Arc::clone(&control), events: events.clone(), clock };
-        let prepared = match &context.checkpoint_dir {
-            Some(dir) => prepare_checkpoint_dir(dir, copy_from.as_deref()).map_err(TrialError::from),
-            None => Ok(()),
+        // Only a copy needs the folder now; a trial creates it when it first saves.
+        let prepared = match (&context.checkpoint_dir, &copy_from) {
+            (Some(dir), Some(_)) => prepare_checkpoint_dir(dir, copy_from.as_deref()).map_err(TrialError::from),
+            _ => Ok(()),
         };
         let outcome = prepared.and_then(|()| {
             catch_unwind(AssertUnwindSafe(|| trial_fn(&context, &mut reporter)))
                 .unwrap_or_else(|p| Err(panic_message(&*p).into()))
         });
-        if let Some(trial_dir) = context.checkpoint_dir.as_deref().and_then(Path::parent) {
-            tidy_trial_dir(trial_dir);
-        }
         let kind = match outcome {
             Ok(()) => EventKind::Completed,
             Err(e) => match e.downcast_ref::<Interrupted>() {

@@ -263,6 +263,7 @@ impl Mlp {
         for array in self.arrays() {
             bytes.extend(array.iter().flat_map(|x| x.to_le_bytes()));
         }
+        std::fs::create_dir_all(dir)?;
         let tmp = dir.join(format!("{CHECKPOINT}.tmp"));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(tmp, dir.join(CHECKPOINT))

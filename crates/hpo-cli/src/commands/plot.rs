@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use hpo_core::{Entry, ExperimentResults, Mode, read_journal};
+use hpo_core::{Decision, Entry, ExperimentResults, Mode, read_journal};
 use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
@@ -64,15 +64,56 @@ fn axes<'c, 'a, 'b>(
     mesh
 }
 
-/// The legend of the labelled series.
-fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> anyhow::Result<()> {
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 15))
-        .draw()
-        .map_err(plot_error)
+/// A value axis: logarithmic when every value is positive and the largest is over 4 times the smallest
+/// (most progress of a search happens in the last few percent of a linear axis), plotted as
+/// log10 with the labels in the values' own units.
+#[derive(Clone, Copy)]
+struct YScale {
+    log: bool,
+}
+
+impl YScale {
+    fn of(values: impl Iterator<Item = f64> + Clone) -> YScale {
+        let (lo, hi) =
+            values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        YScale { log: lo > 0.0 && hi / lo > 4.0 }
+    }
+
+    fn map(self, v: f64) -> f64 {
+        if self.log { v.log10() } else { v }
+    }
+
+    fn label(self, y: f64) -> String {
+        let v = if self.log { 10f64.powf(y) } else { y };
+        format!("{:.3}", v).trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+
+    fn describe(self, name: &str) -> String {
+        if self.log { format!("{name} (log scale)") } else { name.to_owned() }
+    }
+}
+
+/// The area below a chart with the key of its series, drawn side by side so it never covers
+/// the data: `(label, color, filled box or line)`.
+fn key_strip(area: &DrawingArea<SVGBackend<'_>, Shift>, entries: &[(String, RGBAColor, bool)]) -> anyhow::Result<()> {
+    let mut x = 90;
+    for (label, color, boxed) in entries {
+        if *boxed {
+            area.draw(&Rectangle::new([(x, 10), (x + 14, 22)], color.filled())).map_err(plot_error)?;
+        } else {
+            area.draw(&PathElement::new([(x, 16), (x + 20, 16)], color.stroke_width(2))).map_err(plot_error)?;
+        }
+        area.draw(&Text::new(label.clone(), (x + 26, 9), ("sans-serif", 15))).map_err(plot_error)?;
+        x += 40 + 8 * label.chars().count() as i32;
+    }
+    Ok(())
+}
+
+/// Splits a figure into the chart and a key strip below it.
+type Area<'b> = DrawingArea<SVGBackend<'b>, Shift>;
+
+fn with_key_strip<'b>(root: &Area<'b>) -> (Area<'b>, Area<'b>) {
+    root.split_vertically(SIZE.1 - 34)
 }
 
 /// (min, max) padded so a flat series still gets an axis.
@@ -131,81 +172,158 @@ fn anytime(results: &ExperimentResults, path: &Path) -> anyhow::Result<PathBuf> 
     if let Some(&(_, last)) = points.last() {
         points.push((end, last));
     }
+    let scale = YScale::of(points.iter().map(|p| p.1));
+    let points: Vec<(f64, f64)> = points.into_iter().map(|(t, v)| (t, scale.map(v))).collect();
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let (lo, hi) = range(points.iter().map(|p| p.1));
-    let mut chart = chart(&root, format!("{}: best {} so far", results.name, objective.metric), 0.0..end, lo..hi)?;
-    axes(&mut chart, time_label(results), objective.metric.as_str()).draw().map_err(plot_error)?;
-    chart
-        .draw_series(LineSeries::new(points, palette(0).stroke_width(2)))
-        .map_err(plot_error)?
-        .label(format!("best {} ({})", objective.metric, if objective.mode == Mode::Max { "max" } else { "min" }))
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], palette(0).stroke_width(2)));
-    legend(&mut chart)?;
+    let mode = if objective.mode == Mode::Max { "max" } else { "min" };
+    let caption = format!("{}: best {} so far ({mode})", results.name, objective.metric);
+    let mut chart = chart(&root, caption, 0.0..end, lo..hi)?;
+    let y_label = |y: &f64| scale.label(*y);
+    axes(&mut chart, time_label(results), &scale.describe(&objective.metric))
+        .y_label_formatter(&y_label)
+        .draw()
+        .map_err(plot_error)?;
+    chart.draw_series(LineSeries::new(points, palette(0).stroke_width(2))).map_err(plot_error)?;
     root.present().map_err(plot_error)?;
     Ok(path.to_owned())
 }
 
-/// Every trial's metric against its resource.
+/// Every trial's metric against its resource: colored by the trial's best value (dark: the
+/// best), the rung levels where the scheduler decided as dashed lines, and where trials were
+/// paused or stopped.
 fn learning_curves(results: &ExperimentResults, path: &Path) -> anyhow::Result<PathBuf> {
     let resource_attr = results.spec["resource_attr"].as_str().map(str::to_owned);
     let metric = &results.objective.metric;
-    let mut curves: BTreeMap<u64, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut curves: BTreeMap<u64, Curve> = BTreeMap::new();
+    let mut rungs: BTreeMap<u64, usize> = BTreeMap::new();
     for row in &results.rows {
         let Some(&value) = row.metrics.get(metric).filter(|v| v.is_finite()) else { continue };
         let curve = curves.entry(row.trial_id).or_default();
-        let resource =
-            resource_attr.as_deref().and_then(|a| row.metrics.get(a).copied()).unwrap_or((curve.len() + 1) as f64);
-        curve.push((resource, value));
+        let resource = resource_attr
+            .as_deref()
+            .and_then(|a| row.metrics.get(a).copied())
+            .unwrap_or((curve.points.len() + 1) as f64);
+        curve.points.push((resource, value));
+        if row.decision != Decision::Continue {
+            curve.decisions.push((resource, value, row.decision));
+            *rungs.entry(resource.to_bits()).or_default() += 1;
+        }
     }
-    let (x_lo, x_hi) = range(curves.values().flatten().map(|p| p.0));
-    let (y_lo, y_hi) = range(curves.values().flatten().map(|p| p.1));
+    let scale = YScale::of(curves.values().flat_map(|c| c.points.iter().map(|p| p.1)));
+    let (x_lo, x_hi) = range(curves.values().flat_map(|c| c.points.iter().map(|p| p.0)));
+    let (y_lo, y_hi) = range(curves.values().flat_map(|c| c.points.iter().map(|p| scale.map(p.1))));
+    let integral = curves.values().flat_map(|c| &c.points).all(|p| p.0.fract() == 0.0);
     let total = curves.len();
     let curves = thin_curves(curves, |v| results.objective.to_minimize(v));
     let title = if curves.len() < total {
         format!(
-            "{}: learning curves of {} of {total} trials (the best half and an even sample)",
+            "{}: learning curves of {} of {total} trials (the best half, an even sample)",
             results.name,
             curves.len()
         )
     } else {
-        format!("{}: learning curves of {total} trials", results.name)
+        format!("{}: learning curves of {}", results.name, super::count(total, "trial"))
     };
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
-    let mut chart = chart(&root, title, x_lo.min(0.0)..x_hi, y_lo..y_hi)?;
-    axes(&mut chart, resource_attr.as_deref().unwrap_or("report"), metric.as_str()).draw().map_err(plot_error)?;
-    let dots = curves.len() <= MAX_DOTTED_CURVES;
-    for (i, curve) in curves.into_iter().enumerate() {
-        let color = palette(i).mix(0.7);
-        chart.draw_series(LineSeries::new(curve.clone(), color.stroke_width(1))).map_err(plot_error)?;
-        if dots {
-            chart.draw_series(curve.into_iter().map(|p| Circle::new(p, 2, color.filled()))).map_err(plot_error)?;
+    let (top, strip) = with_key_strip(&root);
+    let mut chart = chart(&top, title, x_lo.min(0.0)..x_hi, y_lo..y_hi)?;
+    let y_label = |y: &f64| scale.label(*y);
+    let x_label = |x: &f64| if integral { format!("{x:.0}") } else { format!("{x}") };
+    let x_ticks = if integral { (x_hi as usize + 1).clamp(2, 11) } else { 10 };
+    axes(&mut chart, resource_attr.as_deref().unwrap_or("report"), &scale.describe(metric))
+        .x_labels(x_ticks)
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&y_label)
+        .draw()
+        .map_err(plot_error)?;
+    // Rung levels: where decisions were taken often enough to be levels, not stray stops.
+    let levels: Vec<f64> = rungs.iter().filter(|(_, n)| **n >= 2).map(|(r, _)| f64::from_bits(*r)).collect();
+    if levels.len() <= 12 {
+        for r in &levels {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(*r, y_lo), (*r, y_hi)],
+                    4,
+                    4,
+                    RGBColor(150, 150, 150).stroke_width(1),
+                ))
+                .map_err(plot_error)?;
         }
     }
+    let n = curves.len().max(2) as f64;
+    let dots = curves.len() <= MAX_DOTTED_CURVES;
+    // Worst first, so the best lie on top.
+    for (rank, curve) in curves.iter().enumerate().rev() {
+        let color = shade(rank as f64 / (n - 1.0));
+        let points: Vec<(f64, f64)> = curve.points.iter().map(|p| (p.0, scale.map(p.1))).collect();
+        chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(1))).map_err(plot_error)?;
+        if dots {
+            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 2, color.filled()))).map_err(plot_error)?;
+        }
+    }
+    for curve in &curves {
+        for &(r, v, decision) in &curve.decisions {
+            let at = (r, scale.map(v));
+            match decision {
+                Decision::Stop => {
+                    chart.draw_series(std::iter::once(Cross::new(at, 3, STOPPED.mix(0.6).stroke_width(1))))
+                }
+                _ => chart.draw_series(std::iter::once(Circle::new(at, 3, PAUSED.mix(0.6).stroke_width(1)))),
+            }
+            .map_err(plot_error)?;
+        }
+    }
+    let key = [
+        ("best trial".to_owned(), shade(0.0), false),
+        ("worst trial".to_owned(), shade(1.0), false),
+        ("stopped".to_owned(), STOPPED.to_rgba(), true),
+        ("paused (and maybe resumed)".to_owned(), PAUSED.to_rgba(), true),
+        ("rung level".to_owned(), RGBColor(150, 150, 150).to_rgba(), false),
+    ];
+    key_strip(&strip, &key)?;
     root.present().map_err(plot_error)?;
     Ok(path.to_owned())
 }
 
+/// One trial's learning curve and the decisions taken on it (not `continue`).
+#[derive(Default)]
+struct Curve {
+    points: Vec<(f64, f64)>,
+    decisions: Vec<(f64, f64, Decision)>,
+}
+
+const STOPPED: RGBColor = RGBColor(214, 39, 40);
+const PAUSED: RGBColor = RGBColor(255, 127, 14);
+
+/// From dark blue (0: the best) to pale grey-blue (1: the worst).
+fn shade(t: f64) -> RGBAColor {
+    let t = t.clamp(0.0, 1.0);
+    let mix = |a: u8, b: u8| (f64::from(a) + t * (f64::from(b) - f64::from(a))).round() as u8;
+    RGBColor(mix(8, 200), mix(48, 210), mix(107, 225)).mix(0.9 - 0.5 * t)
+}
+
 /// Past this many trials, learning curves are thinned (the file stays small and readable).
-const MAX_CURVES: usize = 2000;
+const MAX_CURVES: usize = 1000;
 /// Past this many curves, reports are not marked with dots.
 const MAX_DOTTED_CURVES: usize = 200;
 
 /// At most [`MAX_CURVES`] curves: the best half of them by their best value, and an evenly
 /// spaced sample (by trial id) of the rest.
-fn thin_curves(curves: BTreeMap<u64, Vec<(f64, f64)>>, to_minimize: impl Fn(f64) -> f64) -> Vec<Vec<(f64, f64)>> {
-    if curves.len() <= MAX_CURVES {
-        return curves.into_values().collect();
-    }
-    let best = |c: &Vec<(f64, f64)>| c.iter().map(|p| to_minimize(p.1)).fold(f64::INFINITY, f64::min);
-    let mut ranked: Vec<(f64, u64)> = curves.iter().map(|(id, c)| (best(c), *id)).collect();
+/// The curves best first (by their best value), at most [`MAX_CURVES`] of them: the best
+/// half, and an evenly spaced sample of the rest.
+fn thin_curves(curves: BTreeMap<u64, Curve>, to_minimize: impl Fn(f64) -> f64) -> Vec<Curve> {
+    let best = |c: &Curve| c.points.iter().map(|p| to_minimize(p.1)).fold(f64::INFINITY, f64::min);
+    let mut ranked: Vec<(f64, Curve)> = curves.into_values().map(|c| (best(&c), c)).collect();
     ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut keep: std::collections::BTreeSet<u64> = ranked[..MAX_CURVES / 2].iter().map(|r| r.1).collect();
-    let rest: Vec<u64> = curves.keys().filter(|id| !keep.contains(id)).copied().collect();
-    let step = rest.len().div_ceil(MAX_CURVES / 2).max(1);
-    keep.extend(rest.iter().step_by(step));
-    curves.into_iter().filter(|(id, _)| keep.contains(id)).map(|(_, c)| c).collect()
+    if ranked.len() > MAX_CURVES {
+        let rest = ranked.split_off(MAX_CURVES / 2);
+        let step = rest.len().div_ceil(MAX_CURVES / 2).max(1);
+        ranked.extend(rest.into_iter().step_by(step));
+    }
+    ranked.into_iter().map(|(_, c)| c).collect()
 }
 
 /// A trial's run on the Gantt chart: (start, end, trial, how it ended).
@@ -273,8 +391,10 @@ fn gantt(entries: &[Entry<'_>], results: &ExperimentResults, path: &Path) -> any
     let outlines = placed.len() <= MAX_OUTLINED_SEGMENTS;
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
+    let (top, strip) = with_key_strip(&root);
     let workers = lanes.len().max(1);
-    let mut chart = chart(&root, format!("{}: trials per worker", results.name), 0.0..end, 0.0..workers as f64)?;
+    let caption = format!("{}: trials on {}", results.name, super::count(workers, "worker"));
+    let mut chart = chart(&top, caption, 0.0..end, 0.0..workers as f64)?;
     axes(&mut chart, time_label(results), "worker")
         .y_labels(2 * workers + 1)
         .y_label_formatter(&|y| if (y.fract() - 0.5).abs() < 1e-9 { format!("{}", *y as usize) } else { String::new() })
@@ -282,6 +402,7 @@ fn gantt(entries: &[Entry<'_>], results: &ExperimentResults, path: &Path) -> any
         .draw()
         .map_err(plot_error)?;
     let kinds = ["completed", "stopped", "paused", "failed", "running"];
+    let mut key = Vec::new();
     for (k, kind) in kinds.iter().enumerate() {
         let color = palette(k);
         let series: Vec<_> = placed
@@ -297,13 +418,10 @@ fn gantt(entries: &[Entry<'_>], results: &ExperimentResults, path: &Path) -> any
         if series.is_empty() {
             continue;
         }
-        chart
-            .draw_series(series)
-            .map_err(plot_error)?
-            .label(*kind)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
+        chart.draw_series(series).map_err(plot_error)?;
+        key.push(((*kind).to_owned(), color.mix(0.8), true));
     }
-    legend(&mut chart)?;
+    key_strip(&strip, &key)?;
     root.present().map_err(plot_error)?;
     Ok(path.to_owned())
 }
@@ -344,24 +462,44 @@ pub fn bench_plot(args: BenchPlotArgs) -> anyhow::Result<ExitCode> {
             (*m, band)
         })
         .collect();
-    let (lo, hi) = range(bands.iter().flat_map(|(_, b)| b.iter().flat_map(|p| [p.1, p.3])));
+    // What was compared, from the summary `bench run` wrote beside the runs.
+    let summary: serde_json::Value = std::fs::read_to_string(args.dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let metric = summary["metric"].as_str().unwrap_or("best value");
+    let mut seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let mut caption = format!("{}: best {metric} so far", summary["blackbox"].as_str().unwrap_or("benchmark"));
+    caption.push_str(&format!(", median and quartiles over {}", super::count(seeds.len(), "seed")));
+    if let Some(workers) = summary["workers"].as_u64() {
+        caption.push_str(&format!(", {}", super::count(workers as usize, "worker")));
+    }
+    let scale = YScale::of(bands.iter().flat_map(|(_, b)| b.iter().flat_map(|p| [p.1, p.3])));
+    let (lo, hi) = range(bands.iter().flat_map(|(_, b)| b.iter().flat_map(|p| [scale.map(p.1), scale.map(p.3)])));
     let out = args.dir.join("comparison.svg");
     let root = SVGBackend::new(&out, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
-    let mut chart = chart(&root, "best value so far: median and quartiles over seeds", 0.0..end, lo..hi)?;
-    axes(&mut chart, "simulated time (s)", "best value").draw().map_err(plot_error)?;
+    let (top, strip) = with_key_strip(&root);
+    let mut chart = chart(&top, caption, 0.0..end, lo..hi)?;
+    let y_label = |y: &f64| scale.label(*y);
+    axes(&mut chart, "simulated time (s)", &scale.describe(&format!("best {metric}")))
+        .y_label_formatter(&y_label)
+        .draw()
+        .map_err(plot_error)?;
+    let mut key = Vec::new();
     for (i, (method, band)) in bands.iter().enumerate() {
         let color = palette(i);
-        let mut polygon: Vec<(f64, f64)> = band.iter().map(|p| (p.0, p.3)).collect();
-        polygon.extend(band.iter().rev().map(|p| (p.0, p.1)));
+        let mut polygon: Vec<(f64, f64)> = band.iter().map(|p| (p.0, scale.map(p.3))).collect();
+        polygon.extend(band.iter().rev().map(|p| (p.0, scale.map(p.1))));
         chart.draw_series(std::iter::once(Polygon::new(polygon, color.mix(0.2).filled()))).map_err(plot_error)?;
         chart
-            .draw_series(LineSeries::new(band.iter().map(|p| (p.0, p.2)), color.stroke_width(2)))
-            .map_err(plot_error)?
-            .label(*method)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+            .draw_series(LineSeries::new(band.iter().map(|p| (p.0, scale.map(p.2))), color.stroke_width(2)))
+            .map_err(plot_error)?;
+        key.push(((*method).to_owned(), color.to_rgba(), false));
     }
-    legend(&mut chart)?;
+    key_strip(&strip, &key)?;
     root.present().map_err(plot_error)?;
     outln!("{}", out.display());
     Ok(ExitCode::SUCCESS)

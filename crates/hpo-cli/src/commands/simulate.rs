@@ -291,6 +291,7 @@ pub fn bench_run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
 pub struct Summary {
     pub blackbox: String,
     pub metric: String,
+    pub workers: usize,
     pub optimum: Option<f64>,
     pub target: f64,
     pub methods: Vec<MethodSummary>,
@@ -363,7 +364,14 @@ pub fn summarize(setup: &Setup, runs: &[RunResult], max_time: f64, target: Optio
             }
         })
         .collect();
-    Summary { blackbox: setup.blackbox.info().name.clone(), metric: setup.metric.clone(), optimum, target, methods }
+    Summary {
+        blackbox: setup.blackbox.info().name.clone(),
+        metric: setup.metric.clone(),
+        workers: setup.workers,
+        optimum,
+        target,
+        methods,
+    }
 }
 
 /// Simulator throughput: reports per second over whole random-search runs on digits-mlp
