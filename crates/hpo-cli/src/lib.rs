@@ -203,6 +203,7 @@ pub struct SlurmBenchArgs {
     /// Measure job steps only (used inside the allocation this benchmark makes).
     #[arg(long, hide = true)]
     pub in_allocation: bool,
+    /// Print one JSON line (otherwise a sentence).
     #[arg(long)]
     pub json: bool,
 }
@@ -212,6 +213,7 @@ pub struct SimulatorBenchArgs {
     /// Random-search runs for the throughput figure (each replays 78,750 reports).
     #[arg(long, default_value_t = 10)]
     pub runs: u64,
+    /// Print one JSON line (otherwise a sentence).
     #[arg(long)]
     pub json: bool,
 }

@@ -266,3 +266,42 @@ fn a_plugin_scheduler_with_a_searcher_is_one_clear_error_on_both_paths() {
         assert!(stderr.contains("remove the [searcher] table"), "{stderr}");
     }
 }
+
+#[test]
+fn one_version_and_every_flag_described() {
+    let dir = tempfile::tempdir().unwrap();
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let changelog = readme.split("## Changelog").nth(1).unwrap();
+    let newest = changelog.split("- ").nth(1).unwrap().split(' ').next().unwrap();
+    let version = text(&hpo(&["--version"], dir.path())).0;
+    assert_eq!(version.trim(), format!("hpo {newest}"), "`hpo --version` and the README's changelog");
+    assert!(readme.contains("cargo install --path crates/hpo-cli"), "the README says how to get `hpo` on the PATH");
+    let commands: [&[&str]; 14] = [
+        &["run"],
+        &["results"],
+        &["best"],
+        &["plot"],
+        &["bench", "overhead"],
+        &["bench", "scheduler"],
+        &["bench", "searcher"],
+        &["bench", "process"],
+        &["bench", "run"],
+        &["bench", "slurm"],
+        &["bench", "simulator"],
+        &["bench", "plot"],
+        &["scheduler", "serve"],
+        &["plugin", "check"],
+    ];
+    for command in commands {
+        let help = text(&hpo(&[command, &["-h"]].concat(), dir.path())).0;
+        for line in help
+            .lines()
+            .filter(|l| l.trim_start().starts_with('-') && !l.contains("--help") && !l.contains("Print help"))
+        {
+            let words: Vec<&str> =
+                line.split_whitespace().filter(|w| !w.starts_with('-') && !w.starts_with('<')).collect();
+            let described = words.iter().any(|w| !w.starts_with("[default"));
+            assert!(described, "`hpo {}`: `{}` has no description", command.join(" "), line.trim());
+        }
+    }
+}
