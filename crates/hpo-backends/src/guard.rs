@@ -34,7 +34,8 @@ pub const KILL_NOW: Signal = Signal::SIGUSR2;
 
 /// The arguments that start `command` under a guard for a process whose pid is `parent`.
 pub fn guard_args(parent: u32, grace: Duration, command: &[String]) -> Vec<String> {
-    let mut args = vec![GUARD_ARG.to_owned(), parent.to_string(), grace.as_millis().to_string(), "--".into()];
+    let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+    let mut args = vec![GUARD_ARG.to_owned(), parent.to_string(), grace_ms.to_string(), "--".into()];
     args.extend(command.iter().cloned());
     args
 }
@@ -98,7 +99,7 @@ fn guard(args: &[OsString]) -> Result<i32, String> {
                 }
                 Ok(Signal::SIGCHLD) => {}
                 // Stop or pause: the trial got the signal too; it has its grace period.
-                Ok(_) => deadline = deadline.or(Some(Instant::now() + grace)),
+                Ok(_) => deadline = deadline.or_else(|| Instant::now().checked_add(grace)),
                 Err(_) => {}
             }
         }

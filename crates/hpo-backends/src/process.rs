@@ -24,7 +24,7 @@ use hpo_core::{Backend, BackendError, Config, Decision, Event, EventKind, Metric
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::checkpoint::{prepare_checkpoint_dir, tidy_trial_dir};
@@ -59,6 +59,10 @@ fn kill_trial(pgid: Pid, guarded: bool) {
 pub const METRIC_PREFIX: &str = "[tune-metric]: ";
 /// How many lines of stderr a failed trial's error keeps.
 const STDERR_TAIL: usize = 20;
+/// How much of each of those lines it keeps.
+const STDERR_TAIL_LINE: usize = 500;
+/// The longest line of a trial's output held in memory; a longer one is taken in pieces.
+pub const MAX_LINE: usize = 1 << 20;
 
 /// `[backend] type = "process"` in an experiment file.
 #[derive(Clone, Debug, Deserialize)]
@@ -462,7 +466,10 @@ async fn supervise(mut s: Supervised) {
     let status: Option<ExitStatus> = loop {
         tokio::select! {
             read = next_line(&mut lines, &mut buf) => match read {
-                true => out.line(&buf).await,
+                true => {
+                    out.line(&buf).await;
+                    buf.clear();
+                }
                 false => lines = None,
             },
             status = s.child.wait() => break status.ok(),
@@ -479,6 +486,10 @@ async fn supervise(mut s: Supervised) {
         && let Ok(true) = tokio::time::timeout(Duration::from_secs(1), next_line(&mut lines, &mut buf)).await
     {
         out.line(&buf).await;
+        buf.clear();
+    }
+    if !buf.is_empty() {
+        out.line(&buf).await; // the part of a line read before the wait ran out
     }
     if let Some(log) = &mut out.log {
         let _ = log.flush().await;
@@ -552,12 +563,19 @@ fn describe_failure(status: Option<ExitStatus>, tail: &VecDeque<String>) -> Stri
     }
 }
 
-/// Reads the next line of `reader` into `buf` (bytes, newline included); `false` at the end
-/// or on a read error. Pending forever once the stream is gone (so `select!` waits for exit).
+/// Reads the rest of the next line of `reader` into `buf` (bytes, newline included; at most
+/// [`MAX_LINE`] of them); `false` at the end. Cancel-safe: a read cut short by `select!`
+/// leaves its bytes in `buf` and the next call goes on, so the caller clears `buf` only after
+/// handling a line. Pending forever once the stream is gone (so `select!` waits for exit).
 async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut Option<R>, buf: &mut Vec<u8>) -> bool {
-    buf.clear();
     match reader {
-        Some(r) => r.read_until(b'\n', buf).await.is_ok_and(|n| n > 0),
+        Some(r) => {
+            let room = MAX_LINE.saturating_sub(buf.len()).max(1) as u64;
+            match (&mut *r).take(room).read_until(b'\n', buf).await {
+                Ok(0) | Err(_) => !buf.is_empty(), // the end: a last line without a newline
+                Ok(_) => true,
+            }
+        }
         None => std::future::pending().await,
     }
 }
@@ -596,7 +614,9 @@ async fn copy_stderr(stderr: Option<tokio::process::ChildStderr>, path: PathBuf)
         if tail.len() == STDERR_TAIL {
             tail.pop_front();
         }
-        tail.push_back(String::from_utf8_lossy(&buf).trim_end().to_owned());
+        let line = String::from_utf8_lossy(&buf);
+        tail.push_back(line.trim_end().chars().take(STDERR_TAIL_LINE).collect());
+        buf.clear();
     }
     if let Some(log) = &mut log {
         let _ = log.flush().await;

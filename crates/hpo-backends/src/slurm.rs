@@ -20,7 +20,7 @@ use hpo_core::{Backend, BackendError, Decision, Event, EventKind, TrialId, Trial
 use serde::Deserialize;
 
 use crate::checkpoint::prepare_checkpoint_dir;
-use crate::process::{ProcessBackend, ProcessSpec, metrics_line, trial_args};
+use crate::process::{MAX_LINE, ProcessBackend, ProcessSpec, metrics_line, trial_args};
 
 /// `[backend] type = "slurm"` in an experiment file.
 #[derive(Clone, Debug, Deserialize)]
@@ -164,6 +164,8 @@ struct Job {
     partial: Vec<u8>,
     /// Stop or pause, when hpo asked for it.
     intent: Option<Decision>,
+    /// A malformed metrics line: the job is cancelled and the trial fails.
+    malformed: Option<String>,
 }
 
 /// Trials as Slurm batch jobs.
@@ -257,6 +259,7 @@ impl SlurmJobs {
                 offset: 0,
                 partial: Vec::new(),
                 intent: None,
+                malformed: None,
             },
         );
         Ok(job_id)
@@ -275,16 +278,24 @@ impl SlurmJobs {
         }
         let trial_id = job.trial_id;
         let mut reports = Vec::new();
-        while let Some(end) = job.partial.iter().position(|&b| b == b'\n') {
+        // A line longer than MAX_LINE is taken as it is, so memory stays bounded.
+        while let Some(end) =
+            job.partial.iter().position(|&b| b == b'\n').or((job.partial.len() >= MAX_LINE).then_some(MAX_LINE - 1))
+            && job.malformed.is_none()
+        {
             let line: Vec<u8> = job.partial.drain(..=end).collect();
-            reports.extend(metrics_line(&line));
+            match metrics_line(&line) {
+                Some(Ok(metrics)) => reports.push(metrics),
+                Some(Err(e)) => {
+                    // The trial fails here: its job goes, and the next poll ends it.
+                    let _ = Command::new("scancel").arg(job_id).output();
+                    job.malformed = Some(e);
+                }
+                None => {}
+            }
         }
-        for r in reports {
-            let kind = match r {
-                Ok(metrics) => EventKind::Report(metrics),
-                Err(e) => EventKind::Failed(e),
-            };
-            let event = self.event(trial_id, kind);
+        for metrics in reports {
+            let event = self.event(trial_id, EventKind::Report(metrics));
             self.pending.push_back(event);
         }
     }
@@ -295,6 +306,10 @@ impl SlurmJobs {
         let ids: Vec<String> = self.jobs.keys().cloned().collect();
         for id in ids {
             self.read_output(&id);
+            if let Some(problem) = self.jobs.get_mut(&id).and_then(|job| job.malformed.take()) {
+                self.finish(&id, EventKind::Failed(problem));
+                continue;
+            }
             let Some(job) = self.jobs.get(&id) else { continue };
             let Ok(status) = std::fs::read_to_string(&job.exit) else { continue };
             let Ok(code) = status.trim().parse::<i32>() else { continue }; // still being written

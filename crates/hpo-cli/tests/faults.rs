@@ -106,8 +106,17 @@ fn trial_output_is_bytes_and_reading_never_stops() {
         assert_eq!(events(&entries, "report").len(), 12, "{bytes}: every report of 3 trials, case {i}");
         assert_eq!(events(&entries, "complete").len(), 3, "{bytes}");
         let log = std::fs::read(dir.path().join("runs/exp/trials/0/stdout.log")).unwrap();
-        assert!(log.len() > 290_000, "{bytes}: the stdout log keeps every line");
+        assert!(log.len() > 290_000, "{bytes}: the stdout log keeps every line, got {} bytes", log.len());
     }
+    // A line of 5 MB without a newline, on stdout and on stderr, then a report and a failure.
+    let script = "#!/bin/sh\nhead -c 5000000 /dev/zero | tr '\\0' x\nhead -c 5000000 /dev/zero | tr '\\0' y >&2\necho >&2\n\
+                  echo\necho '[tune-metric]: {\"epoch\": 1, \"loss\": 1}'\necho oops >&2\nexit 4\n";
+    let dir = setup(&process_experiment("[\"./t.sh\"]", 1, 1, ""), &[("t.sh", script)]);
+    let out = hpo(&["run", "exp.toml", "-q"], dir.path());
+    let entries = journal(&dir.path().join("runs/exp"));
+    assert_eq!(events(&entries, "report").len(), 1, "{}", text(&out));
+    let error = events(&entries, "fail")[0]["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("status 4") && error.contains("oops") && error.len() < 20_000, "{} bytes", error.len());
 }
 
 #[test]
@@ -392,7 +401,11 @@ fn weak_messages_are_precise() {
     std::fs::write(dir.path().join("libfake.so.1"), "#!/bin/sh\ntouch executed\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path().join("libfake.so.1"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    for args in [vec!["plugin", "check", "./libfake.so.1"], vec!["run", "e.toml", "-q", "--plugin", "./libfake.so.1"]] {
+    let no_searcher = height_experiment("p = { randint = [0, 5] }", "", 2).replace("[searcher]\n\n", "");
+    std::fs::write(dir.path().join("plain.toml"), no_searcher).unwrap();
+    for args in
+        [vec!["plugin", "check", "./libfake.so.1"], vec!["run", "plain.toml", "-q", "--plugin", "./libfake.so.1"]]
+    {
         let out = hpo(&args, dir.path());
         assert!(!out.status.success());
         assert!(

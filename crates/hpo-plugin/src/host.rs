@@ -279,7 +279,9 @@ impl RemoteScheduler {
     fn bad(&mut self, request: &Json, why: &str) {
         self.bad_in_a_row += 1;
         let name = self.transport.name();
-        eprintln!("hpo: plugin {name}: bad answer to `{}`: {why}", request["op"].as_str().unwrap_or("?"));
+        use std::io::Write as _; // never a panic, also with stderr closed
+        let op = request["op"].as_str().unwrap_or("?");
+        let _ = writeln!(std::io::stderr(), "hpo: plugin {name}: bad answer to `{op}`: {why}");
         if self.bad_in_a_row >= MAX_BAD_ANSWERS {
             self.failure = Some(format!("plugin {name}: {MAX_BAD_ANSWERS} bad answers in a row, the last: {why}"));
         }

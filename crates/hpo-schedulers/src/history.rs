@@ -91,9 +91,13 @@ impl History {
         }
         if !report.objective.is_finite() {
             if !std::mem::replace(&mut self.warned, true) {
-                eprintln!(
+                // Never a panic, also with stderr closed.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
                     "hpo: {}: trial {} reported a non-finite value; the model ignores such results",
-                    self.name, report.trial_id
+                    self.name,
+                    report.trial_id
                 );
             }
             return;
