@@ -129,8 +129,16 @@ fn plots_have_their_axes_and_legends() {
     bench(dir.path(), "random,asha,hyperband", "4", "60s", &[]);
     hpo(&["bench", "plot", "out"], dir.path());
     let svg = std::fs::read_to_string(dir.path().join("out/comparison.svg")).unwrap();
-    for label in ["simulated time (s)", "best value", "\nrandom\n", "\nasha\n", "\nhyperband\n", "median and quartiles"]
-    {
+    for label in [
+        "simulated time (s)",
+        "best val_error",
+        "digits-mlp",
+        "30 seeds, 4 workers",
+        "\nrandom\n",
+        "\nasha\n",
+        "\nhyperband\n",
+        "median and quartiles",
+    ] {
         assert!(svg.contains(label), "comparison.svg lacks {label}");
     }
 
@@ -145,7 +153,7 @@ fn plots_have_their_axes_and_legends() {
     assert!(curves.contains("\nepoch\n") && curves.contains("learning curves of 20 trials"), "learning_curves.svg");
     let gantt = read("gantt.svg");
     assert!(
-        gantt.contains("\nworker\n") && gantt.contains("\npaused\n") && gantt.contains("trials per worker"),
+        gantt.contains("\nworker\n") && gantt.contains("\npaused\n") && gantt.contains("trials on 2 workers"),
         "gantt.svg"
     );
 }
