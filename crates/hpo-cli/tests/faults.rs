@@ -205,13 +205,7 @@ fn no_trial_process_survives(hpo_bin: &Path) {
     assert_eq!(processes_matching("sleep 4141"), 0, "{}: a descendant outlived its trial", hpo_bin.display());
     // 2. hpo killed with SIGKILL while trials run.
     let dir = setup(&process_experiment("[\"./forks.sh\"]", 2, 4, "env = { WAIT = \"300\" }"), &[("forks.sh", script)]);
-    let mut child = Command::new(hpo_bin)
-        .args(["run", "exp.toml", "-q"])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_run(hpo_bin, dir.path());
     let start = std::time::Instant::now();
     while processes_matching("sleep 4141") < 8 && start.elapsed().as_secs() < 20 {
         std::thread::sleep(std::time::Duration::from_millis(50));

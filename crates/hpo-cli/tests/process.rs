@@ -317,13 +317,7 @@ for epoch in range(1, 100000):
             ),
             &[("long.py", &script)],
         );
-        let child = Command::new(env!("CARGO_BIN_EXE_hpo"))
-            .args(["run", "exp.toml", "-q"])
-            .current_dir(dir.path())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = common::spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
         std::thread::sleep(Duration::from_millis(1500));
         Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
         let out = child.wait_with_output().unwrap();

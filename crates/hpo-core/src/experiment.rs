@@ -123,9 +123,7 @@ impl Origin {
         serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let full = if path.is_empty() || path == "." { key.to_owned() } else { format!("{key}.{path}") };
-            // The file's `[searcher]` table travels inside the scheduler's.
-            let full = full.strip_prefix("scheduler.").filter(|k| k.starts_with("searcher")).unwrap_or(&full);
-            self.error(full, e.into_inner().to_string())
+            self.error(&full, e.into_inner().to_string())
         })
     }
 

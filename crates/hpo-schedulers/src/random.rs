@@ -70,8 +70,11 @@ impl LazyShuffle {
 /// grid is.
 pub(crate) fn first_unseen(space: &Space, grid: &Grid, seen: &HashSet<Vec<u64>>, start: usize) -> Option<Config> {
     let len = grid.len();
+    let start = start.checked_rem(len)?;
+    // Indices start, start+1, ..., len-1, 0, 1, ... without overflowing near usize::MAX.
+    let index = |k: usize| if k < len - start { start + k } else { k - (len - start) };
     (0..len.min(seen.len().saturating_add(1)))
-        .filter_map(|k| grid.get((start % len.max(1) + k) % len.max(1)))
+        .filter_map(|k| grid.get(index(k)))
         .find(|c| !seen.contains(&key(space, c)))
 }
 

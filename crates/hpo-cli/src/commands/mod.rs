@@ -19,6 +19,11 @@ macro_rules! errln {
     }};
 }
 
+/// Whether an experiment's `[backend]` table runs it on the simulator's clock.
+pub fn simulated(backend: &serde_json::Value) -> bool {
+    backend["type"] == "simulator"
+}
+
 /// "1 trial", "2 trials".
 pub fn count(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })

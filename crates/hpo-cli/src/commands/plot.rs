@@ -73,10 +73,8 @@ struct YScale {
 }
 
 impl YScale {
-    fn of(values: impl Iterator<Item = f64> + Clone) -> YScale {
-        let (lo, hi) =
-            values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-        YScale { log: lo > 0.0 && hi / lo > 4.0 }
+    fn of(values: impl Iterator<Item = f64>) -> YScale {
+        YScale { log: bounds(values).is_some_and(|(lo, hi)| lo > 0.0 && hi / lo > 4.0) }
     }
 
     fn map(self, v: f64) -> f64 {
@@ -118,13 +116,16 @@ fn with_key_strip<'b>(root: &Area<'b>) -> (Area<'b>, Area<'b>) {
 
 /// (min, max) padded so a flat series still gets an axis.
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) =
-        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    if !lo.is_finite() {
-        return (0.0, 1.0);
-    }
+    let Some((lo, hi)) = bounds(values) else { return (0.0, 1.0) };
     let pad = ((hi - lo) * 0.05).max(1e-9);
     (lo - pad, hi + pad)
+}
+
+/// (min, max) of the finite values, if there is one.
+fn bounds(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    lo.is_finite().then_some((lo, hi))
 }
 
 pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
@@ -149,7 +150,7 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
 
 /// The time axis: simulated seconds say so.
 fn time_label(results: &ExperimentResults) -> &'static str {
-    if results.spec["backend"]["type"] == "simulator" { "simulated time (s)" } else { "time (s)" }
+    if super::simulated(&results.spec["backend"]) { "simulated time (s)" } else { "time (s)" }
 }
 
 /// Best value so far against time, one step per improvement.

@@ -53,7 +53,7 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
     let metric = &results.objective.metric;
     let state = match &results.end {
         Some((t, reason)) => {
-            let simulated = if results.spec["backend"]["type"] == "simulator" { " of simulated time" } else { "" };
+            let simulated = if super::simulated(&results.spec["backend"]) { " of simulated time" } else { "" };
             format!("ended ({}) after {t:.1} s{simulated}", reason.replace('_', " "))
         }
         None => "running, or stopped without an end record".into(),

@@ -145,7 +145,7 @@ fn print_summary(
     if let Some(error) = &s.error {
         errln!("error: {error}");
     }
-    let simulated = spec.backend["type"] == "simulator";
+    let simulated = super::simulated(&spec.backend);
     let elapsed = if simulated {
         format!("{:.1} s of simulated time ({:.2} s of wall time)", s.elapsed, wall)
     } else {

@@ -48,6 +48,17 @@ pub fn setup(experiment: &str, scripts: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
+/// Starts `<hpo_bin> run exp.toml -q` in `cwd` in the background, its output piped.
+pub fn spawn_run(hpo_bin: &Path, cwd: &Path) -> std::process::Child {
+    Command::new(hpo_bin)
+        .args(["run", "exp.toml", "-q"])
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// How many processes have a command line matching `pattern` (`pgrep -f`).
 pub fn processes_matching(pattern: &str) -> usize {
     let out = Command::new("pgrep").args(["-f", pattern]).output().unwrap();
