@@ -1,0 +1,379 @@
+//! The tuner's state machine: events and suggestions in, journal entries and actions out.
+//!
+//! It does no I/O besides appending to the journal (flushed by the loop before it acts), so
+//! it is tested directly: feed it events, look at what it wants done. The async loop in
+//! `mod.rs` only waits for events and carries out the [`Actions`].
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use hpo_space::Config;
+
+use super::table::{Phase, TrialTable};
+use super::{EndReason, Incumbent, Progress, StopCriteria, Summary, TunerError};
+use crate::journal::{Entry, Journal};
+use crate::traits::{Context, Event, EventKind, Scheduler, TrialStart};
+use crate::types::{Decision, Metrics, Report, Status, Suggestion, TrialId};
+
+/// What the loop must do, once the journal holds everything that led to it.
+#[derive(Debug, Default)]
+pub(crate) struct Actions {
+    /// Decisions for the backend, in order (a trial's last one is its last word).
+    pub(crate) decisions: Vec<(TrialId, Decision)>,
+    /// Trials to start or resume.
+    pub(crate) starts: Vec<TrialStart>,
+    /// Trials that failed, and why (for the observer).
+    pub(crate) failures: Vec<(TrialId, String)>,
+}
+
+impl Actions {
+    fn clear(&mut self) {
+        self.decisions.clear();
+        self.starts.clear();
+        self.failures.clear();
+    }
+}
+
+/// The experiment's state and the rules that change it.
+pub(crate) struct Dispatcher {
+    pub(crate) ctx: Context,
+    pub(crate) scheduler: Box<dyn Scheduler>,
+    pub(crate) workers: usize,
+    pub(crate) criteria: StopCriteria,
+    pub(crate) journal: Option<Journal>,
+    trials: TrialTable,
+    scheduler_done: bool,
+    /// The scheduler waited while no trial ran that could change its mind.
+    stalled: bool,
+    ending: Option<EndReason>,
+    incumbent: Option<Incumbent>,
+    /// The incumbent's objective (to minimize); infinite before the first report.
+    best_objective: f64,
+    trajectory: Vec<(f64, f64)>,
+    actions: Actions,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(ctx: Context, scheduler: Box<dyn Scheduler>) -> Dispatcher {
+        Dispatcher {
+            ctx,
+            scheduler,
+            workers: 1,
+            criteria: StopCriteria::default(),
+            journal: None,
+            trials: TrialTable::default(),
+            scheduler_done: false,
+            stalled: false,
+            ending: None,
+            incumbent: None,
+            best_objective: f64::INFINITY,
+            trajectory: Vec::new(),
+            actions: Actions::default(),
+        }
+    }
+
+    /// Workers taken by trials the backend runs (and resumes about to start).
+    pub(crate) fn busy_workers(&self) -> usize {
+        self.trials.busy_workers()
+    }
+
+    /// Hands the actions of this round to the loop; give the value back with
+    /// [`Dispatcher::recycle`] so that a long run does not allocate every round.
+    pub(crate) fn take_actions(&mut self) -> Actions {
+        std::mem::take(&mut self.actions)
+    }
+
+    pub(crate) fn recycle(&mut self, mut actions: Actions) {
+        actions.clear();
+        self.actions = actions;
+    }
+
+    pub(crate) fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.journal {
+            Some(journal) => journal.flush(),
+            None => Ok(()),
+        }
+    }
+
+    fn log(&mut self, entry: &Entry<'_>) -> Result<(), TunerError> {
+        if let Some(journal) = &mut self.journal {
+            journal.append(entry)?;
+        }
+        Ok(())
+    }
+
+    /// Takes in one event of the backend.
+    pub(crate) fn handle(&mut self, event: Event) -> Result<(), TunerError> {
+        let Event { time, trial_id, kind } = event;
+        let Some(trial) = self.trials.get(trial_id) else {
+            return Err(TunerError::UnknownTrial(trial_id));
+        };
+        if !trial.phase().is_live() {
+            return match kind {
+                EventKind::Report(_) => Ok(()), // a report that crossed the trial's end
+                _ => Err(TunerError::EndedTwice(trial_id)),
+            };
+        }
+        match kind {
+            EventKind::Report(metrics) => self.on_report(time, trial_id, metrics),
+            EventKind::Failed(error) => self.on_failed(time, trial_id, error),
+            EventKind::Completed | EventKind::Stopped | EventKind::Paused => self.on_ended(time, trial_id, kind),
+        }
+    }
+
+    fn on_report(&mut self, time: f64, trial_id: TrialId, metrics: Metrics) -> Result<(), TunerError> {
+        let Some(trial) = self.trials.get_mut(trial_id) else { return Err(TunerError::UnknownTrial(trial_id)) };
+        if *trial.phase() != Phase::Running {
+            return Ok(()); // already told to stop or pause; late reports do not count
+        }
+        trial.reports += 1;
+        let objective = match self.ctx.objective.of(&metrics) {
+            Ok(objective) => objective,
+            Err(error) => {
+                let (t, metrics, decision) = (time, Cow::Borrowed(&metrics), Decision::Stop);
+                self.log(&Entry::Report { t, trial: trial_id, metrics, decision })?;
+                self.fail(trial_id, time, error.to_string(), Phase::Failing)?;
+                self.actions.decisions.push((trial_id, Decision::Stop));
+                return Ok(());
+            }
+        };
+        let resource = self
+            .ctx
+            .resource_attr
+            .as_deref()
+            .and_then(|attr| metrics.get(attr).copied())
+            .unwrap_or(f64::from(trial.reports));
+        trial.resource = Some(resource);
+        let config = Arc::clone(&trial.config);
+        let decision =
+            self.scheduler.on_report(&Report { trial_id, config: &config, metrics: &metrics, resource, objective });
+        if decision != Decision::Continue {
+            self.trials.set(trial_id, Phase::Ending(decision));
+        }
+        if objective < self.best_objective {
+            self.best_objective = objective;
+            let value = self.ctx.objective.to_metric(objective);
+            self.trajectory.push((time, value));
+            let config = (*config).clone();
+            self.incumbent = Some(Incumbent { trial_id, config, value, metrics: metrics.clone(), time });
+        }
+        self.log(&Entry::Report { t: time, trial: trial_id, metrics: Cow::Owned(metrics), decision })?;
+        self.actions.decisions.push((trial_id, decision));
+        Ok(())
+    }
+
+    fn on_failed(&mut self, time: f64, trial_id: TrialId, error: String) -> Result<(), TunerError> {
+        match self.trials.set(trial_id, Phase::Failed) {
+            Phase::Failing => Ok(()), // its failure is already journaled
+            _ => self.fail(trial_id, time, error, Phase::Failed),
+        }
+    }
+
+    /// The trial completed, stopped or paused.
+    fn on_ended(&mut self, t: f64, trial: TrialId, kind: EventKind) -> Result<(), TunerError> {
+        let (told, resume) = match self.trials.get(trial).map(|trial| trial.phase().clone()) {
+            Some(Phase::Failing) => {
+                self.trials.set(trial, Phase::Failed);
+                return Ok(());
+            }
+            Some(Phase::Ending(told)) => (Some(told), None),
+            Some(Phase::Resuming(told, config)) => (Some(told), Some(config)),
+            _ => (None, None),
+        };
+        // A trial told to pause or stop that finished first still counts as paused or
+        // stopped (a script may end before the signal reaches it).
+        let phase = match (kind, told) {
+            (EventKind::Paused, _) | (EventKind::Completed, Some(Decision::Pause)) => Phase::Paused,
+            (EventKind::Stopped, _) | (EventKind::Completed, Some(_)) => Phase::Stopped,
+            _ => Phase::Completed,
+        };
+        self.trials.set(trial, phase.clone());
+        let no_report = self.trials.get(trial).is_some_and(|trial| trial.reports == 0);
+        self.log(&match phase {
+            Phase::Paused => Entry::Paused { t, trial },
+            Phase::Stopped => Entry::Stopped { t, trial },
+            _ => Entry::Complete { t, trial, no_report },
+        })?;
+        match (phase, resume) {
+            (Phase::Completed, _) => self.scheduler.on_complete(trial),
+            (Phase::Paused, Some(config)) => self.resume(trial, config, t)?,
+            _ => {} // a stopped trial is not resumed: the worker held for it is free again
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, trial_id: TrialId, time: f64, error: String, phase: Phase) -> Result<(), TunerError> {
+        self.trials.set(trial_id, phase);
+        self.log(&Entry::Fail { t: time, trial: trial_id, error: error.clone() })?;
+        self.scheduler.on_fail(trial_id);
+        self.actions.failures.push((trial_id, error));
+        Ok(())
+    }
+
+    /// Journals and plans a resume of a paused (or completed) trial.
+    fn resume(&mut self, trial_id: TrialId, config: Arc<Config>, t: f64) -> Result<(), TunerError> {
+        self.log(&Entry::Resume { t, trial: trial_id, config: Cow::Borrowed(&config) })?;
+        self.trials.set(trial_id, Phase::Running);
+        let Some(trial) = self.trials.get_mut(trial_id) else { return Err(TunerError::UnknownTrial(trial_id)) };
+        trial.config = Arc::clone(&config);
+        let resource_done = trial.resource;
+        self.actions.starts.push(TrialStart { trial_id, config, resume: true, checkpoint_from: None, resource_done });
+        Ok(())
+    }
+
+    /// Plans work for every free worker from what the scheduler suggests, at time `now`.
+    pub(crate) fn fill(&mut self, now: f64) -> Result<(), TunerError> {
+        while self.busy_workers() < self.workers
+            && self.ending.is_none()
+            && !self.scheduler_done
+            && self.scheduler.failure().is_none()
+            && self.criteria.max_trials.is_none_or(|max| (self.trials.len() as u64) < max)
+        {
+            let next_id = self.trials.next_id();
+            match self.scheduler.suggest(next_id) {
+                Suggestion::Start { config, checkpoint_from } => self.start(next_id, config, checkpoint_from, now)?,
+                Suggestion::Resume { trial_id, config } => self.plan_resume(trial_id, config, now)?,
+                Suggestion::Wait => {
+                    self.stalled = self.busy_workers() == 0;
+                    break;
+                }
+                Suggestion::Done => self.scheduler_done = true,
+            }
+        }
+        Ok(())
+    }
+
+    fn start(
+        &mut self,
+        trial_id: TrialId,
+        config: Config,
+        checkpoint_from: Option<TrialId>,
+        t: f64,
+    ) -> Result<(), TunerError> {
+        let bad = |reason| TunerError::BadSuggestion { trial_id, reason };
+        self.ctx
+            .space
+            .validate_except(&config, self.ctx.max_resource_attr.as_deref())
+            .map_err(|e| bad(e.to_string()))?;
+        let resource_done = match checkpoint_from {
+            Some(from) => match self.trials.get(from) {
+                Some(donor) => donor.resource,
+                None => return Err(bad(format!("start from the checkpoint of trial {from}, which was never started"))),
+            },
+            None => None,
+        };
+        let config = Arc::new(config);
+        self.log(&Entry::Start { t, trial: trial_id, config: Cow::Borrowed(&config), checkpoint_from })?;
+        self.trials.push(Arc::clone(&config));
+        self.actions.starts.push(TrialStart { trial_id, config, resume: false, checkpoint_from, resource_done });
+        Ok(())
+    }
+
+    fn plan_resume(&mut self, trial_id: TrialId, config: Config, now: f64) -> Result<(), TunerError> {
+        let bad = |reason: String| TunerError::BadSuggestion { trial_id, reason };
+        let Some(trial) = self.trials.get(trial_id) else {
+            return Err(bad("resume a trial that was never started".into()));
+        };
+        match trial.phase() {
+            // Still running until its pause takes effect: resume it right after.
+            Phase::Ending(told) => {
+                self.trials.set(trial_id, Phase::Resuming(*told, Arc::new(config)));
+                Ok(())
+            }
+            Phase::Paused | Phase::Completed => self.resume(trial_id, Arc::new(config), now),
+            Phase::Running => Err(bad("resume a trial that is still running".into())),
+            _ => Err(bad("resume a trial that failed or was stopped".into())),
+        }
+    }
+
+    /// Ends the experiment if a stopping criterion holds at time `now`.
+    pub(crate) fn check_criteria(&mut self, now: f64) {
+        let c = &self.criteria;
+        let failures = self.trials.with_status(Status::Failed) as u64;
+        let reason = if self.scheduler.failure().is_some() {
+            Some(EndReason::SchedulerFailed)
+        } else if c.max_failures.is_some_and(|max| failures >= max) {
+            Some(EndReason::MaxFailures)
+        } else if c.metric_threshold.is_some_and(|t| self.best_objective <= self.ctx.objective.to_minimize(t)) {
+            Some(EndReason::MetricThreshold)
+        } else if c.max_wallclock.is_some_and(|d| now >= d.as_secs_f64()) {
+            Some(EndReason::MaxWallclock)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.end(reason);
+        }
+    }
+
+    /// Ends the experiment: no new trials, no resumes, every running trial told to stop
+    /// (after any decision already due this round, so the stop is the last word).
+    pub(crate) fn end(&mut self, reason: EndReason) {
+        if self.ending.is_some() {
+            return;
+        }
+        self.ending = Some(reason);
+        let mut changes = Vec::new();
+        for (id, trial) in self.trials.iter() {
+            match trial.phase() {
+                Phase::Running => changes.push((id, Phase::Ending(Decision::Stop))),
+                Phase::Resuming(told, _) => changes.push((id, Phase::Ending(*told))),
+                _ => {}
+            }
+        }
+        for (id, phase) in changes {
+            if phase == Phase::Ending(Decision::Stop) {
+                self.actions.decisions.push((id, Decision::Stop));
+            }
+            self.trials.set(id, phase);
+        }
+    }
+
+    pub(crate) fn progress(&self, time: f64) -> Progress {
+        let count = |status| self.trials.with_status(status);
+        Progress {
+            time,
+            running: self.busy_workers(),
+            completed: count(Status::Completed),
+            failed: count(Status::Failed),
+            stopped: count(Status::Stopped),
+            paused: count(Status::Paused),
+            best: self.incumbent.as_ref().map(|i| (i.value, i.trial_id)),
+        }
+    }
+
+    /// Why the experiment ended, once no trial runs.
+    fn reason(&self) -> EndReason {
+        self.ending.unwrap_or(if self.scheduler.failure().is_some() {
+            EndReason::SchedulerFailed
+        } else if self.scheduler_done {
+            EndReason::SchedulerDone
+        } else if self.stalled {
+            EndReason::Stalled
+        } else {
+            EndReason::MaxTrials
+        })
+    }
+
+    /// Journals the end and sums the experiment up.
+    pub(crate) fn finish(mut self, time: f64) -> Result<Summary, TunerError> {
+        let reason = self.reason();
+        self.log(&Entry::End { t: time, reason: reason.as_str().to_owned() })?;
+        self.flush()?;
+        let progress = self.progress(time);
+        let no_report = self.trials.iter().filter(|(_, t)| *t.phase() == Phase::Completed && t.reports == 0).count();
+        Ok(Summary {
+            reason,
+            trials: self.trials.len(),
+            completed: progress.completed,
+            failed: progress.failed,
+            stopped: progress.stopped,
+            paused: progress.paused,
+            best: self.incumbent,
+            trajectory: self.trajectory,
+            elapsed: time,
+            error: self.scheduler.failure(),
+            no_report,
+        })
+    }
+}

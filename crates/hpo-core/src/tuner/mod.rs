@@ -1,0 +1,307 @@
+//! The tuner: the loop that ties a scheduler to a backend (see `docs/design.md`, "The loop").
+//!
+//! The loop here waits for the backend's events, a deadline or an interrupt (it never sleeps
+//! or polls) and carries out what the [`dispatcher`] decided, once the journal has it. The
+//! dispatcher holds the experiment's state: the trial table ([`table`]), the incumbent and
+//! its trajectory, the stopping criteria.
+
+mod dispatcher;
+mod table;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use hpo_space::Config;
+use serde::{Deserialize, Serialize};
+
+use self::dispatcher::Dispatcher;
+use crate::journal::Journal;
+use crate::traits::{Backend, BackendError, Context, Scheduler, SetupError};
+use crate::types::{Metrics, TrialId};
+
+/// When to stop starting trials (`max_trials`) or end the experiment (the others).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopCriteria {
+    /// Start at most this many trials, then let the running ones finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_trials: Option<u64>,
+    /// End after this much time on the backend's clock (e.g. `"10m"`), stopping running trials.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::optional_duration_text")]
+    pub max_wallclock: Option<Duration>,
+    /// End as soon as the metric is at least this good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_threshold: Option<f64>,
+    /// End once this many trials have failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<u64>,
+}
+
+/// Why an experiment ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// `max_trials` were started and all of them ended.
+    MaxTrials,
+    MaxWallclock,
+    MetricThreshold,
+    MaxFailures,
+    /// The scheduler has nothing left to run (e.g. a finished grid).
+    SchedulerDone,
+    /// The scheduler waits, but no trial is running that could change its mind.
+    Stalled,
+    /// Interrupted from outside (Ctrl-C).
+    Interrupted,
+    /// The scheduler failed (see [`Summary::error`]).
+    SchedulerFailed,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::MaxTrials => "max_trials",
+            EndReason::MaxWallclock => "max_wallclock",
+            EndReason::MetricThreshold => "metric_threshold",
+            EndReason::MaxFailures => "max_failures",
+            EndReason::SchedulerDone => "scheduler_done",
+            EndReason::Stalled => "stalled",
+            EndReason::Interrupted => "interrupted",
+            EndReason::SchedulerFailed => "scheduler_failed",
+        }
+    }
+
+    /// Whether this ending means something went wrong (the CLI exits non-zero).
+    pub fn is_error(self) -> bool {
+        matches!(self, EndReason::MaxFailures | EndReason::Interrupted | EndReason::SchedulerFailed)
+    }
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The best trial so far.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Incumbent {
+    pub trial_id: TrialId,
+    pub config: Config,
+    /// The metric's value, in the user's units.
+    pub value: f64,
+    /// All metrics of the report that made it best.
+    pub metrics: Metrics,
+    pub time: f64,
+}
+
+/// The state of the experiment, as shown by a progress display.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    pub time: f64,
+    pub running: usize,
+    pub completed: usize,
+    pub failed: usize,
+    pub stopped: usize,
+    pub paused: usize,
+    /// Best value so far (user units) and the trial that reached it.
+    pub best: Option<(f64, TrialId)>,
+}
+
+/// Receives progress after every batch of events (e.g. a live progress line).
+pub trait Observer: Send {
+    fn update(&mut self, progress: &Progress);
+
+    /// A trial failed; `error` says why.
+    fn trial_failed(&mut self, _trial_id: TrialId, _error: &str) {}
+}
+
+/// What a finished experiment reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub reason: EndReason,
+    pub trials: usize,
+    pub completed: usize,
+    pub failed: usize,
+    pub stopped: usize,
+    pub paused: usize,
+    pub best: Option<Incumbent>,
+    /// (time, best value so far) at every improvement: the any-time curve.
+    pub trajectory: Vec<(f64, f64)>,
+    pub elapsed: f64,
+    /// What went wrong, when the experiment ended because of an error.
+    pub error: Option<String>,
+    /// Trials that completed without a single report (`no_report` in the journal).
+    pub no_report: usize,
+}
+
+/// The experiment could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TunerError {
+    #[error("setting up the scheduler")]
+    Setup(#[from] SetupError),
+    #[error("backend")]
+    Backend(#[from] BackendError),
+    #[error("writing the journal")]
+    Journal(#[from] std::io::Error),
+    #[error("the scheduler suggested something invalid for trial {trial_id}: {reason}")]
+    BadSuggestion { trial_id: TrialId, reason: String },
+    #[error("the backend sent an event for trial {0}, which was never started")]
+    UnknownTrial(TrialId),
+    #[error("the backend sent a second end event for trial {0}")]
+    EndedTwice(TrialId),
+}
+
+type Interrupt = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs an experiment. Build it, then `run().await` it.
+pub struct Tuner {
+    dispatcher: Dispatcher,
+    backend: Box<dyn Backend>,
+    observer: Option<Box<dyn Observer>>,
+    interrupt: Option<Interrupt>,
+    last_notify: std::time::Instant,
+    /// Whether the scheduler was already set up ([`Tuner::set_up`]).
+    set_up: bool,
+}
+
+/// How often the observer hears about progress (the final state is always reported).
+const NOTIFY_EVERY: Duration = Duration::from_millis(50);
+
+impl Tuner {
+    /// A tuner with no stopping criteria, no journal and one worker.
+    pub fn new(ctx: Context, scheduler: Box<dyn Scheduler>, backend: Box<dyn Backend>) -> Tuner {
+        Tuner {
+            dispatcher: Dispatcher::new(ctx, scheduler),
+            backend,
+            observer: None,
+            interrupt: None,
+            last_notify: std::time::Instant::now(),
+            set_up: false,
+        }
+    }
+
+    /// How many trials run at once (at least 1).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.dispatcher.workers = workers.max(1);
+        self
+    }
+
+    pub fn stop_when(mut self, criteria: StopCriteria) -> Self {
+        self.dispatcher.criteria = criteria;
+        self
+    }
+
+    pub fn journal(mut self, journal: Journal) -> Self {
+        self.dispatcher.journal = Some(journal);
+        self
+    }
+
+    pub fn observer(mut self, observer: Box<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Sets the scheduler up now (as `run` does otherwise), so that bad settings are found
+    /// before anything is written.
+    pub fn set_up(mut self) -> Result<Tuner, SetupError> {
+        self.dispatcher.scheduler.init(&self.dispatcher.ctx)?;
+        self.set_up = true;
+        Ok(self)
+    }
+
+    /// When `signal` completes (e.g. Ctrl-C), running trials are stopped and the run ends
+    /// with [`EndReason::Interrupted`].
+    pub fn interrupt_on(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.interrupt = Some(Box::pin(signal));
+        self
+    }
+
+    /// Runs the experiment to its end.
+    pub async fn run(mut self) -> Result<Summary, TunerError> {
+        if !self.set_up {
+            self.dispatcher.scheduler.init(&self.dispatcher.ctx)?;
+        }
+        let max_wallclock = self.dispatcher.criteria.max_wallclock.filter(|_| !self.backend.simulated());
+        let mut deadline = max_wallclock.and_then(|d| {
+            tokio::time::Instant::now().checked_add(d.saturating_sub(Duration::from_secs_f64(self.backend.now())))
+        });
+        let mut interrupt = self.interrupt.take();
+        let mut events = Vec::new();
+        self.dispatcher.fill(self.backend.now())?;
+        self.act().await?;
+        while self.dispatcher.busy_workers() > 0 {
+            tokio::select! {
+                biased;
+                () = wait_for(&mut interrupt) => {
+                    interrupt = None;
+                    self.dispatcher.end(EndReason::Interrupted);
+                }
+                () = sleep_until(deadline) => {
+                    deadline = None;
+                    self.dispatcher.end(EndReason::MaxWallclock);
+                }
+                result = self.backend.next_events(&mut events) => result?,
+            }
+            for event in events.drain(..) {
+                self.dispatcher.handle(event)?;
+            }
+            let now = self.backend.now();
+            self.dispatcher.check_criteria(now);
+            self.dispatcher.fill(now)?;
+            self.act().await?;
+            self.notify();
+        }
+        let time = self.backend.now();
+        if let Some(observer) = &mut self.observer {
+            observer.update(&self.dispatcher.progress(time));
+        }
+        self.dispatcher.finish(time)
+    }
+
+    /// Carries out the decisions and starts of this round, once the journal has them.
+    async fn act(&mut self) -> Result<(), TunerError> {
+        self.dispatcher.flush()?;
+        let mut actions = self.dispatcher.take_actions();
+        for &(trial_id, decision) in &actions.decisions {
+            self.backend.decide(trial_id, decision).await?;
+        }
+        for start in actions.starts.drain(..) {
+            self.backend.start(start).await?;
+        }
+        if let Some(observer) = &mut self.observer {
+            for (trial_id, error) in &actions.failures {
+                observer.trial_failed(*trial_id, error);
+            }
+        }
+        self.dispatcher.recycle(actions);
+        Ok(())
+    }
+
+    /// Updates the observer, at most every [`NOTIFY_EVERY`].
+    fn notify(&mut self) {
+        if let Some(observer) = &mut self.observer
+            && self.last_notify.elapsed() >= NOTIFY_EVERY
+        {
+            self.last_notify = std::time::Instant::now();
+            observer.update(&self.dispatcher.progress(self.backend.now()));
+        }
+    }
+}
+
+async fn wait_for(signal: &mut Option<Interrupt>) {
+    match signal {
+        Some(signal) => signal.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
