@@ -10,6 +10,7 @@
 
 pub mod blackbox;
 mod checkpoint;
+mod error;
 pub mod guard;
 pub mod objectives;
 mod process;
@@ -18,6 +19,7 @@ mod slurm;
 mod spec;
 mod threads;
 
+pub use error::Error;
 pub use process::{
     METRIC_PREFIX, ProcessBackend, ProcessSpec, metrics_line, parse_metrics, trial_args, use_trial_guard,
 };

@@ -107,37 +107,40 @@ fn default_grace() -> Duration {
 impl ProcessSpec {
     /// Checks the command can be run at all, so a typo fails the experiment before any
     /// trial starts. Returns the GPU ids to hand out.
-    pub fn check(&self, workers: usize) -> Result<Vec<u32>, String> {
-        let program = self.command.first().ok_or("`command` is empty")?;
+    pub fn check(&self, workers: usize) -> Result<Vec<u32>, crate::Error> {
+        let program = self.command.first().ok_or_else(|| crate::Error::Setting("`command` is empty".into()))?;
         let workdir = self.workdir.clone().unwrap_or_else(|| PathBuf::from("."));
         if !workdir.is_dir() {
-            return Err(format!("workdir `{}` is not a folder", workdir.display()));
+            return Err(crate::Error::Setting(format!("workdir `{}` is not a folder", workdir.display())));
         }
         if find_program(program, &workdir).is_none() {
-            return Err(if program.contains('/') {
+            return Err(crate::Error::Setting(if program.contains('/') {
                 format!(
                     "the command `{program}` does not exist or is not executable (relative to {})",
                     workdir.display()
                 )
             } else {
                 format!("the command `{program}` was not found on PATH")
-            });
+            }));
         }
         if self.gpus_per_trial == 0 {
             return Ok(Vec::new());
         }
         let gpus = match &self.gpus {
             Some(ids) => ids.clone(),
-            None => detect_gpus()
-                .ok_or("`gpus_per_trial` is set but no GPU was found (`nvidia-smi -L`); list ids in `gpus`")?,
+            None => detect_gpus().ok_or_else(|| {
+                crate::Error::Setting(
+                    "`gpus_per_trial` is set but no GPU was found (`nvidia-smi -L`); list ids in `gpus`".into(),
+                )
+            })?,
         };
         let needed = workers * self.gpus_per_trial;
         if gpus.len() < needed {
-            return Err(format!(
+            return Err(crate::Error::Setting(format!(
                 "{workers} workers x {} GPUs per trial need {needed} GPUs, but only {} are available ({gpus:?})",
                 self.gpus_per_trial,
                 gpus.len()
-            ));
+            )));
         }
         Ok(gpus)
     }
@@ -181,8 +184,9 @@ pub fn trial_args(spec: &ProcessSpec, config: &Config, checkpoint_dir: &Path) ->
 /// Parses a `[tune-metric]:` payload: a JSON object whose values are numbers, or `null` for
 /// a value that is not finite. Anything else (a string, a list, `NaN` written bare) makes the
 /// line malformed, and the error says which key and what it got.
-pub fn parse_metrics(payload: &str) -> Result<Metrics, String> {
-    let malformed = |why: String| format!("malformed metrics line `{}`: {why}", payload.trim());
+pub fn parse_metrics(payload: &str) -> Result<Metrics, crate::Error> {
+    let malformed =
+        |why: String| crate::Error::MetricsLine(format!("malformed metrics line `{}`: {why}", payload.trim()));
     let value: serde_json::Value = serde_json::from_str(payload.trim()).map_err(|e| malformed(e.to_string()))?;
     let object = value.as_object().ok_or_else(|| malformed("not a JSON object".into()))?;
     object
@@ -208,13 +212,16 @@ fn json_kind(value: &serde_json::Value) -> String {
 /// What one line of a trial's stdout (raw bytes, newline included or not) means: `None` for
 /// a line that is not a metrics line, else the parsed report or why it is malformed. Bytes
 /// that are not UTF-8 make a metrics line malformed and are harmless anywhere else.
-pub fn metrics_line(line: &[u8]) -> Option<Result<Metrics, String>> {
+pub fn metrics_line(line: &[u8]) -> Option<Result<Metrics, crate::Error>> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let payload = line.strip_prefix(METRIC_PREFIX.as_bytes())?;
     Some(match std::str::from_utf8(payload) {
         Ok(payload) => parse_metrics(payload),
-        Err(_) => Err(format!("malformed metrics line `{}`: not UTF-8", String::from_utf8_lossy(payload))),
+        Err(_) => Err(crate::Error::MetricsLine(format!(
+            "malformed metrics line `{}`: not UTF-8",
+            String::from_utf8_lossy(payload)
+        ))),
     })
 }
 
@@ -243,7 +250,11 @@ pub struct ProcessBackend {
 
 impl ProcessBackend {
     /// A backend for `workers` concurrent trials; `trials_dir` holds `<id>/` per trial.
-    pub fn new(spec: ProcessSpec, workers: usize, trials_dir: impl Into<PathBuf>) -> Result<ProcessBackend, String> {
+    pub fn new(
+        spec: ProcessSpec,
+        workers: usize,
+        trials_dir: impl Into<PathBuf>,
+    ) -> Result<ProcessBackend, crate::Error> {
         let gpus = spec.check(workers)?;
         // Trials run in another folder: give them absolute paths.
         let trials_dir = trials_dir.into();
@@ -541,7 +552,7 @@ impl Supervisor {
             Some(Ok(_)) => {}
             Some(Err(e)) => {
                 log_line(&mut self.log, format!("hpo: {e}").as_bytes()).await;
-                self.fail(e);
+                self.fail(e.to_string());
             }
             None => log_line(&mut self.log, raw).await,
         }

@@ -93,14 +93,14 @@ impl SimulatorBackend {
         metrics: &[&str],
         max_resource_attr: Option<&str>,
         seed: u64,
-    ) -> Result<SimulatorBackend, String> {
+    ) -> Result<SimulatorBackend, crate::Error> {
         let info = blackbox.info();
         let reported = metrics
             .iter()
             .map(|m| {
                 info.metric_index(m)
                     .map(|i| (i, (*m).to_owned()))
-                    .ok_or_else(|| format!("blackbox `{}` has no metric `{m}`", info.name))
+                    .ok_or_else(|| crate::Error::Setting(format!("blackbox `{}` has no metric `{m}`", info.name)))
             })
             .collect::<Result<_, _>>()?;
         Ok(SimulatorBackend {

@@ -109,18 +109,24 @@ impl SlurmSpec {
 
 /// The backend for a `[backend] type = "slurm"` table: job steps inside an allocation,
 /// jobs otherwise (or as `mode` says).
-pub fn slurm_backend(spec: SlurmSpec, workers: usize, trials_dir: PathBuf) -> Result<Box<dyn Backend>, String> {
+pub fn slurm_backend(spec: SlurmSpec, workers: usize, trials_dir: PathBuf) -> Result<Box<dyn Backend>, crate::Error> {
     let in_allocation = std::env::var_os("SLURM_JOB_ID").is_some();
     let steps = match spec.mode.as_str() {
         "auto" => in_allocation,
         "steps" if in_allocation => true,
-        "steps" => return Err("mode = \"steps\" needs an allocation (run hpo inside salloc or sbatch)".into()),
+        "steps" => {
+            return Err(crate::Error::Setting(
+                "mode = \"steps\" needs an allocation (run hpo inside salloc or sbatch)".into(),
+            ));
+        }
         "jobs" => false,
-        other => return Err(format!("mode must be \"auto\", \"jobs\" or \"steps\", got {other:?}")),
+        other => {
+            return Err(crate::Error::Setting(format!("mode must be \"auto\", \"jobs\" or \"steps\", got {other:?}")));
+        }
     };
     let tool = if steps { "srun" } else { "sbatch" };
     if Command::new(tool).arg("--version").output().is_err() {
-        return Err(format!("`{tool}` was not found: is this a Slurm login node?"));
+        return Err(crate::Error::Setting(format!("`{tool}` was not found: is this a Slurm login node?")));
     }
     if steps {
         // A job step per trial: srun forwards SIGTERM to the step; the rest is the process backend.
@@ -131,11 +137,11 @@ pub fn slurm_backend(spec: SlurmSpec, workers: usize, trials_dir: PathBuf) -> Re
         let backend = ProcessBackend::new(spec.process_spec(command), workers, trials_dir)?;
         return Ok(Box::new(backend));
     }
-    let program = spec.command.first().ok_or("`command` is empty")?;
+    let program = spec.command.first().ok_or_else(|| crate::Error::Setting("`command` is empty".into()))?;
     let workdir = spec.workdir.clone().unwrap_or_else(|| PathBuf::from("."));
     let workdir = std::path::absolute(&workdir).unwrap_or(workdir);
     if !program.contains('/') && which(program).is_none() {
-        return Err(format!("the command `{program}` was not found on PATH"));
+        return Err(crate::Error::Setting(format!("the command `{program}` was not found on PATH")));
     }
     let trials_dir = std::path::absolute(&trials_dir).unwrap_or(trials_dir);
     Ok(Box::new(SlurmJobs {
@@ -289,7 +295,7 @@ impl SlurmJobs {
                 Some(Err(e)) => {
                     // The trial fails here: its job goes, and the next poll ends it.
                     let _ = Command::new("scancel").arg(job_id).output();
-                    job.malformed = Some(e);
+                    job.malformed = Some(e.to_string());
                 }
                 None => {}
             }

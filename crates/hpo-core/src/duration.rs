@@ -7,12 +7,23 @@ use std::time::Duration;
 /// leave the setting out for no limit.
 pub const MAX_DURATION: Duration = Duration::from_secs(3_155_760_000); // humantime's 100 years
 
-/// Parses a duration like `"5s"`, `"10m"` or `"1h 30m"`; the error says what was expected.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// A duration that could not be read; the message says what was expected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Not a duration at all.
+    #[error("`{text}` is not a duration like \"90s\" or \"10m\": {reason}")]
+    Syntax { text: String, reason: String },
+    /// Longer than [`MAX_DURATION`].
+    #[error("`{0}` is longer than hpo can wait (at most 100 years); leave it out for no limit")]
+    TooLong(String),
+}
+
+/// Parses a duration like `"5s"`, `"10m"` or `"1h 30m"`.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let d = humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration like \"90s\" or \"10m\": {e}"))?;
+        .map_err(|e| DurationError::Syntax { text: text.to_owned(), reason: e.to_string() })?;
     if d > MAX_DURATION {
-        return Err(format!("`{text}` is longer than hpo can wait (at most 100 years); leave it out for no limit"));
+        return Err(DurationError::TooLong(text.to_owned()));
     }
     Ok(d)
 }
@@ -64,9 +75,9 @@ mod tests {
         assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("100years").map(|d| d <= MAX_DURATION), Ok(true));
         for text in ["18446744073709551615s", "101years", "99999999999999d"] {
-            let e = parse_duration(text).unwrap_err();
+            let e = parse_duration(text).unwrap_err().to_string();
             assert!(e.contains("at most 100 years") || e.contains("not a duration"), "{text}: {e}");
         }
-        assert!(parse_duration("ten minutes").unwrap_err().contains("not a duration like"));
+        assert!(parse_duration("ten minutes").unwrap_err().to_string().contains("not a duration like"));
     }
 }

@@ -128,13 +128,13 @@ impl Origin {
     }
 
     /// An error about `key` (a top-level table such as `backend`, or `backend.command`).
-    pub fn error(&self, key: &str, message: impl Into<String>) -> ExperimentError {
+    pub fn error(&self, key: &str, message: impl std::fmt::Display) -> ExperimentError {
         let table = key.split('.').next().unwrap_or(key);
         ExperimentError {
             file: self.file.clone(),
             line: self.lines.get(table).copied(),
             key: Some(key.to_owned()),
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 }

@@ -15,16 +15,16 @@ mod traits;
 mod tuner;
 mod types;
 
-pub use duration::{MAX_DURATION, duration_text, optional_duration_text, parse_duration};
+pub use duration::{DurationError, MAX_DURATION, duration_text, optional_duration_text, parse_duration};
 pub use experiment::{ExperimentError, ExperimentSpec, Origin, PLUGIN_SEARCHER};
 pub use hpo_space::{Config, Domain, Grid, Space, Value};
 pub use journal::{Entry, JOURNAL_VERSION, Journal, JournalError, read_journal};
 pub use protocol::{PROTOCOL_VERSION, Request, SchedulerFactory, SchedulerServer};
-pub use results::{ExperimentResults, Row, TrialSummary};
+pub use results::{ExperimentResults, ResultsError, Row, TrialSummary};
 pub use rng::{HpoRng, derive_rng, derive_seed};
 pub use traits::{Backend, BackendError, Context, Event, EventKind, Scheduler, Searcher, SetupError, TrialStart};
 pub use tuner::{EndReason, Incumbent, Observer, Progress, StopCriteria, Summary, Tuner, TunerError};
-pub use types::{Decision, Metrics, Mode, Objective, Report, Status, Suggestion, TrialId};
+pub use types::{Decision, MetricError, Metrics, Mode, Objective, Report, Status, Suggestion, TrialId};
 
 /// Re-exported so that crates registering searchers and schedulers use the same version.
 pub use async_trait::async_trait;

@@ -57,6 +57,15 @@ pub struct Row {
 /// The columns every `results.csv` starts with (Syne Tune's names).
 pub const FIXED_COLUMNS: [&str; 4] = ["trial_id", "st_tuner_time", "st_decision", "st_status"];
 
+/// Journal entries that do not tell a consistent story (as after hand edits).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("entry {line}: {message}")]
+pub struct ResultsError {
+    /// The entry's line in the journal (1 is the header).
+    pub line: usize,
+    pub message: String,
+}
+
 /// Everything `hpo results` shows, computed from a journal.
 #[derive(Clone, Debug)]
 pub struct ExperimentResults {
@@ -71,11 +80,12 @@ pub struct ExperimentResults {
 
 impl ExperimentResults {
     /// Replays journal entries (as from [`crate::read_journal`]).
-    pub fn from_entries(entries: &[Entry<'_>]) -> Result<Self, String> {
+    pub fn from_entries(entries: &[Entry<'_>]) -> Result<Self, ResultsError> {
+        let bad = |line, message: &str| ResultsError { line, message: message.to_owned() };
         let Some(Entry::Experiment { name, spec, .. }) = entries.first() else {
-            return Err("the journal has no header".into());
+            return Err(bad(1, "the journal has no header"));
         };
-        let metric = spec["metric"].as_str().ok_or("the journal's spec names no metric")?;
+        let metric = spec["metric"].as_str().ok_or_else(|| bad(1, "the journal's spec names no metric"))?;
         let mode = if spec["mode"].as_str() == Some("max") { Mode::Max } else { Mode::Min };
         let objective = Objective::new(metric, mode);
         let mut results = ExperimentResults {
@@ -86,8 +96,8 @@ impl ExperimentResults {
             rows: Vec::new(),
             end: None,
         };
-        for entry in &entries[1..] {
-            results.apply(entry)?;
+        for (index, entry) in entries.iter().enumerate().skip(1) {
+            results.apply(entry).map_err(|message| ResultsError { line: index + 1, message })?;
         }
         Ok(results)
     }
@@ -127,7 +137,7 @@ impl ExperimentResults {
             }
             Entry::Report { t, trial, metrics, decision } => {
                 let objective = self.objective.of(metrics).ok();
-                let mode = self.objective.mode;
+                let value = objective.map(|o| self.objective.to_metric(o));
                 let row = self.rows.len();
                 let summary = self.trial(*trial)?;
                 summary.reports += 1;
@@ -136,7 +146,7 @@ impl ExperimentResults {
                     && summary.best_objective.is_none_or(|b| o < b)
                 {
                     summary.best_objective = Some(o);
-                    summary.best = Some(if mode == Mode::Max { -o } else { o });
+                    summary.best = value;
                     summary.best_config = Some(summary.config.clone());
                     summary.best_metrics = Some(metrics.clone().into_owned());
                     summary.best_row = Some(row);

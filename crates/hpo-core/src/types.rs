@@ -50,16 +50,24 @@ impl Objective {
     }
 
     /// The objective of a report: `Err` says why there is none (missing or not finite).
-    pub fn of(&self, metrics: &Metrics) -> Result<f64, String> {
+    pub fn of(&self, metrics: &Metrics) -> Result<f64, MetricError> {
         match metrics.get(&self.metric) {
             None => {
-                let names: Vec<&str> = metrics.keys().map(String::as_str).collect();
-                Err(format!("report has no metric `{}` (it has: {})", self.metric, names.join(", ")))
+                Err(MetricError::Missing { metric: self.metric.clone(), reported: metrics.keys().cloned().collect() })
             }
-            Some(v) if !v.is_finite() => Err(format!("metric `{}` is not finite ({v})", self.metric)),
+            Some(v) if !v.is_finite() => Err(MetricError::NotFinite { metric: self.metric.clone(), value: *v }),
             Some(&v) => Ok(self.to_minimize(v)),
         }
     }
+}
+
+/// Why a report has no objective (the trial then fails).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum MetricError {
+    #[error("report has no metric `{metric}` (it has: {})", reported.join(", "))]
+    Missing { metric: String, reported: Vec<String> },
+    #[error("metric `{metric}` is not finite ({value})")]
+    NotFinite { metric: String, value: f64 },
 }
 
 /// One report of a trial as the scheduler sees it.

@@ -23,16 +23,34 @@ pub enum Domain {
     Constant(Value),
 }
 
+/// A domain whose parameters make no sense, or a value outside a domain: what was expected.
+/// [`crate::SpaceError`] adds which parameter and where.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DomainError(pub String);
+
+impl From<String> for DomainError {
+    fn from(message: String) -> Self {
+        DomainError(message)
+    }
+}
+
+impl From<&str> for DomainError {
+    fn from(message: &str) -> Self {
+        DomainError(message.to_owned())
+    }
+}
+
 /// The keywords of the search-space syntax, e.g. `{ loguniform = [1e-4, 1e-1] }`.
 pub const KEYWORDS: [&str; 8] =
     ["uniform", "loguniform", "randint", "lograndint", "choice", "ordinal", "finrange", "logfinrange"];
 
 impl Domain {
     /// Checks the domain's own parameters; the message says what was expected.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), DomainError> {
         let kw = self.keyword();
         match *self {
-            Domain::Uniform { low, high } => finite_ordered(kw, low, high),
+            Domain::Uniform { low, high } => Ok(finite_ordered(kw, low, high)?),
             Domain::LogUniform { low, high } => {
                 finite_ordered(kw, low, high)?;
                 positive(kw, low, high)
@@ -41,16 +59,18 @@ impl Domain {
             Domain::LogRandInt { low, high } => {
                 int_ordered(kw, low, high)?;
                 if low < 1 {
-                    return Err(format!("`{kw}` is on a log scale and needs 1 <= low < high, got [{low}, {high}]"));
+                    return Err(
+                        format!("`{kw}` is on a log scale and needs 1 <= low < high, got [{low}, {high}]").into()
+                    );
                 }
                 Ok(())
             }
             Domain::Choice(ref values) | Domain::Ordinal(ref values) => {
                 if values.is_empty() {
-                    return Err(format!("`{kw}` needs at least one value"));
+                    return Err(format!("`{kw}` needs at least one value").into());
                 }
                 if let Some(x) = values.iter().filter_map(Value::as_f64).find(|x| !x.is_finite()) {
-                    return Err(format!("`{kw}` values must be finite, got {x}"));
+                    return Err(format!("`{kw}` values must be finite, got {x}").into());
                 }
                 Ok(())
             }
@@ -60,11 +80,13 @@ impl Domain {
                     positive(kw, low, high)?;
                 }
                 if size < 2 {
-                    return Err(format!("`{kw}` needs a size of at least 2, got {size}"));
+                    return Err(format!("`{kw}` needs a size of at least 2, got {size}").into());
                 }
                 Ok(())
             }
-            Domain::Constant(Value::Float(x)) if !x.is_finite() => Err(format!("a constant must be finite, got {x}")),
+            Domain::Constant(Value::Float(x)) if !x.is_finite() => {
+                Err(format!("a constant must be finite, got {x}").into())
+            }
             Domain::Constant(_) => Ok(()),
         }
     }
@@ -119,7 +141,7 @@ impl Domain {
     }
 
     /// Whether `value` belongs to the domain; the message says why not.
-    pub fn validate(&self, value: &Value) -> Result<(), String> {
+    pub fn validate(&self, value: &Value) -> Result<(), DomainError> {
         let ok = match *self {
             Domain::Uniform { low, high } | Domain::LogUniform { low, high } => {
                 value.as_f64().is_some_and(|x| (low..=high).contains(&x))
@@ -130,7 +152,7 @@ impl Domain {
             Domain::Constant(ref c) => c.matches(value),
             _ => self.position(value).is_some(),
         };
-        if ok { Ok(()) } else { Err(format!("{value:?} is not in {}", self.to_json())) }
+        if ok { Ok(()) } else { Err(format!("{value:?} is not in {}", self.to_json()).into()) }
     }
 
     /// How many coordinates the domain takes in the [0,1]^d encoding.
@@ -208,7 +230,7 @@ impl Domain {
     /// finite domain with at most `points` values (and of every categorical and `finrange`),
     /// else `points` evenly spaced values (log-spaced on log domains). Nothing is listed
     /// that can be computed from its index, so the axis of a huge domain is small.
-    pub fn grid_axis(&self, points: usize) -> Result<Axis, String> {
+    pub fn grid_axis(&self, points: usize) -> Result<Axis, DomainError> {
         let points = points.max(1);
         let all = |n: usize| Axis { domain: self.clone(), kind: AxisKind::Positions, len: n };
         Ok(match *self {
@@ -225,7 +247,8 @@ impl Domain {
                 if points > MAX_LISTED_POINTS {
                     return Err(format!(
                         "a grid of {points} `lograndint` values is too large to list (at most {MAX_LISTED_POINTS})"
-                    ));
+                    )
+                    .into());
                 }
                 let mut values: Vec<Value> = (0..points).map(|i| self.at_fraction(fraction(i, points))).collect();
                 values.dedup();
@@ -319,7 +342,7 @@ impl Domain {
     }
 
     /// Parses one domain from the search-space syntax; a scalar is a constant.
-    pub fn from_json(spec: &serde_json::Value) -> Result<Domain, String> {
+    pub fn from_json(spec: &serde_json::Value) -> Result<Domain, DomainError> {
         use serde_json::Value as J;
         let domain = match spec {
             J::Bool(b) => Domain::Constant(Value::Bool(*b)),
@@ -339,7 +362,8 @@ impl Domain {
                         "expected exactly one keyword ({}), got {} keys",
                         KEYWORDS.join(", "),
                         map.len()
-                    ));
+                    )
+                    .into());
                 };
                 parse_keyword(kw, args)?
             }
@@ -414,26 +438,26 @@ fn parse_keyword(kw: &str, args: &serde_json::Value) -> Result<Domain, String> {
     })
 }
 
-fn finite_ordered(kw: &str, low: f64, high: f64) -> Result<(), String> {
+fn finite_ordered(kw: &str, low: f64, high: f64) -> Result<(), DomainError> {
     if !(low.is_finite() && high.is_finite()) {
-        return Err(format!("`{kw}` needs finite bounds, got [{low}, {high}]"));
+        return Err(format!("`{kw}` needs finite bounds, got [{low}, {high}]").into());
     }
     if low >= high {
-        return Err(format!("`{kw}` needs low < high, got [{low}, {high}]"));
+        return Err(format!("`{kw}` needs low < high, got [{low}, {high}]").into());
     }
     Ok(())
 }
 
-fn positive(kw: &str, low: f64, high: f64) -> Result<(), String> {
+fn positive(kw: &str, low: f64, high: f64) -> Result<(), DomainError> {
     if low <= 0.0 {
-        return Err(format!("`{kw}` is on a log scale and needs 0 < low < high, got [{low}, {high}]"));
+        return Err(format!("`{kw}` is on a log scale and needs 0 < low < high, got [{low}, {high}]").into());
     }
     Ok(())
 }
 
-fn int_ordered(kw: &str, low: i64, high: i64) -> Result<(), String> {
+fn int_ordered(kw: &str, low: i64, high: i64) -> Result<(), DomainError> {
     if low >= high {
-        return Err(format!("`{kw}` needs low < high, got [{low}, {high}]"));
+        return Err(format!("`{kw}` needs low < high, got [{low}, {high}]").into());
     }
     Ok(())
 }

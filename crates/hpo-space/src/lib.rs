@@ -21,6 +21,6 @@ mod domain;
 mod space;
 mod value;
 
-pub use domain::{Axis, Domain, KEYWORDS};
+pub use domain::{Axis, Domain, DomainError, KEYWORDS};
 pub use space::{Grid, Location, Space, SpaceBuilder, SpaceError, line_of};
 pub use value::{Config, ConfigError, Value};

@@ -57,7 +57,7 @@ impl Space {
     pub fn from_domains(params: impl IntoIterator<Item = (String, Domain)>) -> Result<Space, SpaceError> {
         let params: BTreeMap<String, Domain> = params.into_iter().collect();
         for (name, domain) in &params {
-            domain.check().map_err(|m| SpaceError::new(name, m))?;
+            domain.check().map_err(|m| SpaceError::new(name, m.0))?;
         }
         Ok(Space { params })
     }
@@ -69,7 +69,7 @@ impl Space {
             .ok_or_else(|| SpaceError::new("", format!("expected a table of parameters, got {spec}")))?;
         let params = map
             .iter()
-            .map(|(name, v)| Domain::from_json(v).map(|d| (name.clone(), d)).map_err(|m| SpaceError::new(name, m)))
+            .map(|(name, v)| Domain::from_json(v).map(|d| (name.clone(), d)).map_err(|m| SpaceError::new(name, m.0)))
             .collect::<Result<_, _>>()?;
         Ok(Space { params })
     }
@@ -93,7 +93,7 @@ impl Space {
                 return Err(located(message));
             }
             let json = serde_json::to_value(spanned.get_ref()).map_err(|e| located(e.to_string()))?;
-            params.insert(name.clone(), Domain::from_json(&json).map_err(located)?);
+            params.insert(name.clone(), Domain::from_json(&json).map_err(|e| located(e.0))?);
         }
         Ok(Space { params })
     }
@@ -150,7 +150,7 @@ impl Space {
                 }
                 continue;
             }
-            domain.validate(value).map_err(|m| SpaceError::new(name, m))?;
+            domain.validate(value).map_err(|m| SpaceError::new(name, m.0))?;
         }
         if let Some((extra, _)) = config.iter().find(|(k, _)| !self.params.contains_key(*k)) {
             return Err(SpaceError::new(extra, "is in the config but not in the search space"));
@@ -202,7 +202,7 @@ impl Space {
         let mut axes = Vec::with_capacity(self.params.len());
         let mut len = 1usize;
         for (name, domain) in &self.params {
-            let axis = domain.grid_axis(points_per_numeric).map_err(|m| SpaceError::new(name, m))?;
+            let axis = domain.grid_axis(points_per_numeric).map_err(|m| SpaceError::new(name, m.0))?;
             len = len.checked_mul(axis.len()).ok_or_else(|| {
                 SpaceError::new(
                     name,

@@ -64,8 +64,8 @@ pub const BUILTIN_BLACKBOXES: [(&str, &str); 3] = [
 
 /// A blackbox by name (`digits-mlp`, `branin`, `hartmann6`) or the path of a tabular spec
 /// file (`.toml`). Built-in tables are loaded once per process.
-pub fn blackbox(name: &str) -> Result<Arc<dyn Blackbox>, String> {
-    static DIGITS: OnceLock<Result<Arc<Tabular>, String>> = OnceLock::new();
+pub fn blackbox(name: &str) -> Result<Arc<dyn Blackbox>, crate::Error> {
+    static DIGITS: OnceLock<Result<Arc<Tabular>, crate::Error>> = OnceLock::new();
     match name {
         "digits-mlp" => {
             let table = DIGITS.get_or_init(|| Tabular::digits_mlp().map(Arc::new)).clone()?;
@@ -76,7 +76,10 @@ pub fn blackbox(name: &str) -> Result<Arc<dyn Blackbox>, String> {
         path if path.ends_with(".toml") => Ok(Arc::new(Tabular::from_spec_file(Path::new(path))?)),
         other => {
             let names: Vec<&str> = BUILTIN_BLACKBOXES.iter().map(|(n, _)| *n).collect();
-            Err(format!("no blackbox `{other}`; expected one of {} or a tabular spec file (.toml)", names.join(", ")))
+            Err(crate::Error::Setting(format!(
+                "no blackbox `{other}`; expected one of {} or a tabular spec file (.toml)",
+                names.join(", ")
+            )))
         }
     }
 }

@@ -55,35 +55,43 @@ pub struct Tabular {
 
 impl Tabular {
     /// The digits-mlp benchmark shipped in the repo.
-    pub fn digits_mlp() -> Result<Tabular, String> {
-        let spec: TabularSpec = toml::from_str(DIGITS_SPEC).map_err(|e| format!("digits-mlp spec: {e}"))?;
+    pub fn digits_mlp() -> Result<Tabular, crate::Error> {
+        let spec: TabularSpec =
+            toml::from_str(DIGITS_SPEC).map_err(|e| crate::Error::Data(format!("digits-mlp spec: {e}")))?;
         let mut text = String::new();
         flate2::read::GzDecoder::new(DIGITS_TABLE)
             .read_to_string(&mut text)
-            .map_err(|e| format!("digits-mlp table: {e}"))?;
+            .map_err(|e| crate::Error::Data(format!("digits-mlp table: {e}")))?;
         Tabular::from_csv(spec, &text)
     }
 
     /// A table from its spec file.
-    pub fn from_spec_file(path: &Path) -> Result<Tabular, String> {
-        let spec_text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let spec: TabularSpec =
-            toml::from_str(&spec_text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+    pub fn from_spec_file(path: &Path) -> Result<Tabular, crate::Error> {
+        let spec_text =
+            std::fs::read_to_string(path).map_err(|e| crate::Error::Data(format!("{}: {e}", path.display())))?;
+        let spec: TabularSpec = toml::from_str(&spec_text)
+            .map_err(|e| crate::Error::Data(format!("{}: {}", path.display(), e.message())))?;
         let table_path = path.parent().unwrap_or(Path::new(".")).join(&spec.table);
-        let bytes = std::fs::read(&table_path).map_err(|e| format!("{}: {e}", table_path.display()))?;
+        let bytes =
+            std::fs::read(&table_path).map_err(|e| crate::Error::Data(format!("{}: {e}", table_path.display())))?;
         let mut text = String::new();
         if spec.table.ends_with(".gz") {
             flate2::read::GzDecoder::new(&bytes[..])
                 .read_to_string(&mut text)
-                .map_err(|e| format!("{}: {e}", table_path.display()))?;
+                .map_err(|e| crate::Error::Data(format!("{}: {e}", table_path.display())))?;
         } else {
-            text = String::from_utf8(bytes).map_err(|e| format!("{}: {e}", table_path.display()))?;
+            text =
+                String::from_utf8(bytes).map_err(|e| crate::Error::Data(format!("{}: {e}", table_path.display())))?;
         }
-        Tabular::from_csv(spec, &text).map_err(|e| format!("{}: {e}", table_path.display()))
+        Tabular::from_csv(spec, &text).map_err(|e| crate::Error::Data(format!("{}: {e}", table_path.display())))
     }
 
     /// Builds the table from the CSV text.
-    pub fn from_csv(spec: TabularSpec, text: &str) -> Result<Tabular, String> {
+    pub fn from_csv(spec: TabularSpec, text: &str) -> Result<Tabular, crate::Error> {
+        Self::parse_csv(spec, text).map_err(crate::Error::Data)
+    }
+
+    fn parse_csv(spec: TabularSpec, text: &str) -> Result<Tabular, String> {
         let space = Space::from_json(&spec.space).map_err(|e| e.to_string())?;
         let axes: Vec<(String, Vec<Value>)> = space
             .params()

@@ -22,23 +22,29 @@ pub const CLASSES: usize = 10;
 const FEATURES: usize = 64;
 
 /// The data, loaded once per process.
-pub fn digits() -> Result<&'static Digits, String> {
-    static DIGITS: OnceLock<Result<Digits, String>> = OnceLock::new();
+pub fn digits() -> Result<&'static Digits, crate::Error> {
+    static DIGITS: OnceLock<Result<Digits, crate::Error>> = OnceLock::new();
     DIGITS.get_or_init(load).as_ref().map_err(Clone::clone)
 }
 
-fn load() -> Result<Digits, String> {
+fn load() -> Result<Digits, crate::Error> {
     let mut text = String::new();
-    flate2::read::GzDecoder::new(DIGITS_GZ).read_to_string(&mut text).map_err(|e| format!("digits data: {e}"))?;
+    flate2::read::GzDecoder::new(DIGITS_GZ)
+        .read_to_string(&mut text)
+        .map_err(|e| crate::Error::Data(format!("digits data: {e}")))?;
     let mut rows: Vec<(Vec<f32>, usize)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let fields: Vec<f32> = line
             .split(',')
             .map(|f| f.trim().parse::<f32>())
             .collect::<Result<_, _>>()
-            .map_err(|e| format!("digits data line {}: {e}", i + 1))?;
+            .map_err(|e| crate::Error::Data(format!("digits data line {}: {e}", i + 1)))?;
         if fields.len() != FEATURES + 1 {
-            return Err(format!("digits data line {}: {} columns, expected 65", i + 1, fields.len()));
+            return Err(crate::Error::Data(format!(
+                "digits data line {}: {} columns, expected 65",
+                i + 1,
+                fields.len()
+            )));
         }
         let label = fields[FEATURES] as usize;
         rows.push((fields[..FEATURES].to_vec(), label.min(CLASSES - 1)));
@@ -59,7 +65,7 @@ fn load() -> Result<Digits, String> {
     val.sort_unstable();
     let matrix = |idx: &[usize]| Array2::from_shape_fn((idx.len(), FEATURES), |(r, c)| rows[idx[r]].0[c]);
     let (mut x_train, mut x_val) = (matrix(&train), matrix(&val));
-    let mean = x_train.mean_axis(Axis(0)).ok_or("digits data is empty")?;
+    let mean = x_train.mean_axis(Axis(0)).ok_or_else(|| crate::Error::Data("digits data is empty".into()))?;
     let std = x_train.std_axis(Axis(0), 0.0).mapv(|s| if s > 1e-6 { s } else { 1.0 });
     for x in [&mut x_train, &mut x_val] {
         *x -= &mean;
