@@ -301,6 +301,7 @@ pub struct OverheadArgs {
 /// Runs a parsed command line; the exit code says whether the experiment went well.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     hpo_schedulers::register();
+    commands::show_library_warnings();
     match cli.command {
         Command::Run(args) => commands::run::run(args),
         Command::Results(args) => commands::results::results(args),

@@ -19,7 +19,7 @@ pub use duration::{DurationError, MAX_DURATION, duration_text, optional_duration
 pub use experiment::{ExperimentError, ExperimentSpec, Origin, PLUGIN_SEARCHER};
 pub use hpo_space::{Config, Domain, Grid, Space, Value};
 pub use journal::{Entry, JOURNAL_VERSION, Journal, JournalError, read_journal};
-pub use protocol::{PROTOCOL_VERSION, Request, SchedulerFactory, SchedulerServer};
+pub use protocol::{Answer, PROTOCOL_VERSION, Request, SchedulerFactory, SchedulerServer};
 pub use results::{ExperimentResults, ResultsError, Row, TrialSummary};
 pub use rng::{HpoRng, derive_rng, derive_seed};
 pub use traits::{Backend, BackendError, Context, Event, EventKind, Scheduler, Searcher, SetupError, TrialStart};

@@ -5,19 +5,20 @@
 use std::collections::{BTreeMap, HashMap};
 
 use hpo_space::{Config, Space};
-use serde::Deserialize;
-use serde_json::{Value as Json, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
 
-use crate::traits::{Context, Scheduler};
+use crate::traits::{Context, Scheduler, SetupError};
 use crate::types::{Decision, Metrics, Mode, Objective, Report, Suggestion, TrialId};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// A request from the host. Fields a reader does not know are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Request {
+    /// The first request: the experiment and the scheduler's own settings.
     Init {
         protocol: u32,
         space: Json,
@@ -32,9 +33,11 @@ pub enum Request {
         seed: u64,
         scheduler: Json,
     },
+    /// What a free worker should do; `trial_id` is the id a new trial would get.
     Suggest {
         trial_id: TrialId,
     },
+    /// A trial reported; non-finite values are `null`.
     Report {
         trial_id: TrialId,
         metrics: BTreeMap<String, Option<f64>>,
@@ -48,6 +51,69 @@ pub enum Request {
     Close,
 }
 
+impl Request {
+    /// The `init` request for an experiment and the scheduler's own settings.
+    pub fn init(ctx: &Context, scheduler: Json) -> Request {
+        Request::Init {
+            protocol: PROTOCOL_VERSION,
+            space: ctx.space.to_json(),
+            metric: ctx.objective.metric.clone(),
+            mode: ctx.objective.mode,
+            resource_attr: ctx.resource_attr.clone(),
+            max_resource_attr: ctx.max_resource_attr.clone(),
+            seed: ctx.seed,
+            scheduler,
+        }
+    }
+
+    /// The `report` request for a trial's metrics (JSON has no NaN: those become `null`).
+    pub fn report(trial_id: TrialId, metrics: &Metrics) -> Request {
+        let metrics = metrics.iter().map(|(k, v)| (k.clone(), v.is_finite().then_some(*v))).collect();
+        Request::Report { trial_id, metrics }
+    }
+
+    /// The line sent on the wire.
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!(r#"{{"op":"unserializable: {e}"}}"#))
+    }
+}
+
+/// The answer to one request: a suggestion (to `suggest`), a decision (to `report`), an
+/// acknowledgement (to `init`, `complete`, `fail`, `close`), or an error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Error {
+        error: String,
+    },
+    Suggestion(Suggestion),
+    Decision {
+        decision: Decision,
+    },
+    Ok {
+        /// The scheduler's registered name, in the answer to `init`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        ok: bool,
+    },
+}
+
+impl Answer {
+    /// Reads an answer line; `Err` says why it is not one.
+    pub fn from_line(line: &str) -> Result<Answer, serde_json::Error> {
+        serde_json::from_str(line)
+    }
+
+    /// The line sent on the wire.
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!(r#"{{"error":"unserializable answer: {e}"}}"#))
+    }
+
+    fn ok() -> Answer {
+        Answer::Ok { name: None, ok: true }
+    }
+}
+
 struct Session {
     scheduler: Box<dyn Scheduler>,
     ctx: Context,
@@ -56,7 +122,7 @@ struct Session {
 }
 
 /// Builds the scheduler named by `init`'s `scheduler` table.
-pub type SchedulerFactory = Box<dyn Fn(Json) -> Result<Box<dyn Scheduler>, String> + Send>;
+pub type SchedulerFactory = Box<dyn Fn(Json) -> Result<Box<dyn Scheduler>, SetupError> + Send>;
 
 /// Answers protocol requests with a scheduler; every request gets exactly one answer, and a
 /// bad request an `{"error": ...}` answer without ending the session.
@@ -82,15 +148,18 @@ impl SchedulerServer {
     pub fn handle_line(&mut self, line: &str) -> (String, bool) {
         let request = match serde_json::from_str::<Request>(line) {
             Ok(request) => request,
-            Err(e) => return (error(format!("bad request: {e}")), false),
+            Err(e) => return (Answer::Error { error: format!("bad request: {e}") }.to_line(), false),
         };
         let close = matches!(request, Request::Close);
-        let answer = self.handle(request).unwrap_or_else(|message| json!({ "error": message }));
-        (answer.to_string(), close)
+        (self.handle(request).to_line(), close)
     }
 
-    /// Answers one parsed request: `Err` is the text of an error answer.
-    pub fn handle(&mut self, request: Request) -> Result<Json, String> {
+    /// Answers one parsed request.
+    pub fn handle(&mut self, request: Request) -> Answer {
+        self.try_handle(request).unwrap_or_else(|error| Answer::Error { error })
+    }
+
+    fn try_handle(&mut self, request: Request) -> Result<Answer, String> {
         match request {
             Request::Init { protocol, space, metric, mode, resource_attr, max_resource_attr, seed, scheduler } => {
                 if protocol != PROTOCOL_VERSION {
@@ -108,11 +177,11 @@ impl SchedulerServer {
                 scheduler.init(&ctx).map_err(|e| e.to_string())?;
                 let name = scheduler.typetag_name().to_owned();
                 self.session = Some(Session { scheduler, ctx, trials: HashMap::new() });
-                Ok(json!({ "ok": true, "name": name }))
+                Ok(Answer::Ok { name: Some(name), ok: true })
             }
             Request::Close => {
                 self.session = None;
-                Ok(json!({ "ok": true }))
+                Ok(Answer::ok())
             }
             other => {
                 let session = self.session.as_mut().ok_or("no scheduler yet: send `init` first")?;
@@ -123,57 +192,43 @@ impl SchedulerServer {
 }
 
 impl Session {
-    fn handle(&mut self, request: Request) -> Result<Json, String> {
+    fn handle(&mut self, request: Request) -> Result<Answer, String> {
         match request {
-            Request::Suggest { trial_id } => Ok(match self.scheduler.suggest(trial_id) {
-                Suggestion::Start { config, checkpoint_from } => {
-                    let mut answer = json!({ "op": "start", "config": config });
-                    if let Some(from) = checkpoint_from {
-                        answer["checkpoint_from"] = json!(from);
+            Request::Suggest { trial_id } => {
+                let suggestion = self.scheduler.suggest(trial_id);
+                match &suggestion {
+                    Suggestion::Start { config, .. } => {
+                        self.trials.insert(trial_id, (config.clone(), 0));
                     }
-                    self.trials.insert(trial_id, (config, 0));
-                    answer
+                    Suggestion::Resume { trial_id, config } => {
+                        self.trials.entry(*trial_id).or_insert_with(|| (Config::new(), 0)).0 = config.clone();
+                    }
+                    Suggestion::Wait | Suggestion::Done => {}
                 }
-                Suggestion::Resume { trial_id, config } => {
-                    let answer = json!({ "op": "resume", "trial_id": trial_id, "config": config });
-                    self.trials.entry(trial_id).or_insert_with(|| (Config::new(), 0)).0 = config;
-                    answer
-                }
-                Suggestion::Wait => json!({ "op": "wait" }),
-                Suggestion::Done => json!({ "op": "done" }),
-            }),
+                Ok(Answer::Suggestion(suggestion))
+            }
             Request::Report { trial_id, metrics } => {
                 let (config, reports) = self.trials.get_mut(&trial_id).ok_or_else(|| unknown(trial_id))?;
                 *reports += 1;
                 let metrics: Metrics = metrics.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::NAN))).collect();
-                let Ok(objective) = self.ctx.objective.of(&metrics) else {
+                let Ok((objective, resource)) = self.ctx.score(&metrics, *reports) else {
                     // A missing or non-finite metric fails the trial, as in the tuner.
                     self.scheduler.on_fail(trial_id);
-                    return Ok(json!({ "decision": "stop" }));
+                    return Ok(Answer::Decision { decision: Decision::Stop });
                 };
-                let resource = self
-                    .ctx
-                    .resource_attr
-                    .as_deref()
-                    .and_then(|attr| metrics.get(attr).copied())
-                    .unwrap_or(f64::from(*reports));
                 let decision =
                     self.scheduler.on_report(&Report { trial_id, config, metrics: &metrics, resource, objective });
-                Ok(json!({ "decision": match decision {
-                    Decision::Continue => "continue",
-                    Decision::Pause => "pause",
-                    Decision::Stop => "stop",
-                } }))
+                Ok(Answer::Decision { decision })
             }
             Request::Complete { trial_id } => {
                 self.trials.get(&trial_id).ok_or_else(|| unknown(trial_id))?;
                 self.scheduler.on_complete(trial_id);
-                Ok(json!({ "ok": true }))
+                Ok(Answer::ok())
             }
             Request::Fail { trial_id } => {
                 self.trials.get(&trial_id).ok_or_else(|| unknown(trial_id))?;
                 self.scheduler.on_fail(trial_id);
-                Ok(json!({ "ok": true }))
+                Ok(Answer::ok())
             }
             Request::Init { .. } | Request::Close => Err("handled by the server".into()),
         }
@@ -184,6 +239,44 @@ fn unknown(trial_id: TrialId) -> String {
     format!("unknown trial {trial_id}: it was never suggested")
 }
 
-fn error(message: String) -> String {
-    json!({ "error": message }).to_string()
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn answers_read_back_as_written_in_docs_protocol_md() {
+        let mut config = Config::new();
+        config.insert("x", 0.5);
+        let lines = [
+            (r#"{"error":"no scheduler yet"}"#, Answer::Error { error: "no scheduler yet".into() }),
+            (r#"{"op":"start","config":{"x":0.5}}"#, Answer::Suggestion(Suggestion::start(config.clone()))),
+            (
+                r#"{"op":"start","config":{"x":0.5},"checkpoint_from":3}"#,
+                Answer::Suggestion(Suggestion::Start { config: config.clone(), checkpoint_from: Some(3) }),
+            ),
+            (
+                r#"{"op":"resume","trial_id":2,"config":{"x":0.5}}"#,
+                Answer::Suggestion(Suggestion::Resume { trial_id: 2, config }),
+            ),
+            (r#"{"op":"wait"}"#, Answer::Suggestion(Suggestion::Wait)),
+            (r#"{"decision":"pause"}"#, Answer::Decision { decision: Decision::Pause }),
+            (r#"{"name":"asha","ok":true}"#, Answer::Ok { name: Some("asha".into()), ok: true }),
+            (r#"{"ok":true}"#, Answer::ok()),
+        ];
+        for (line, answer) in lines {
+            assert_eq!(Answer::from_line(line).unwrap(), answer, "{line}");
+            assert_eq!(answer.to_line(), line);
+        }
+        assert!(Answer::from_line(r#"{"op":"start"}"#).is_err(), "a start needs a config");
+    }
+
+    #[test]
+    fn reports_carry_non_finite_values_as_null() {
+        let metrics = [("loss".to_owned(), f64::NAN), ("epoch".to_owned(), 1.0)].into();
+        assert_eq!(
+            Request::report(4, &metrics).to_line(),
+            r#"{"op":"report","trial_id":4,"metrics":{"epoch":1.0,"loss":null}}"#
+        );
+    }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use hpo_space::{Config, Space};
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Decision, Metrics, Objective, Report, Suggestion, TrialId};
+use crate::types::{Decision, MetricError, Metrics, Objective, Report, Suggestion, TrialId};
 
 /// What a searcher or scheduler learns about the experiment before the first suggestion.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -22,6 +22,18 @@ pub struct Context {
     pub max_resource_attr: Option<String>,
     /// The master seed; derive streams with [`crate::derive_rng`].
     pub seed: u64,
+}
+
+impl Context {
+    /// The objective (to minimize) and the resource of a trial's report, `reports` being the
+    /// number of reports the trial has made, this one included (the resource when the
+    /// `resource_attr` metric is absent). `Err` when the report has no usable objective.
+    pub fn score(&self, metrics: &Metrics, reports: u32) -> Result<(f64, f64), MetricError> {
+        let objective = self.objective.of(metrics)?;
+        let resource =
+            self.resource_attr.as_deref().and_then(|attr| metrics.get(attr).copied()).unwrap_or(f64::from(reports));
+        Ok((objective, resource))
+    }
 }
 
 /// A searcher or scheduler was configured in a way it cannot work with.

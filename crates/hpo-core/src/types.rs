@@ -103,11 +103,17 @@ impl Decision {
     }
 }
 
-/// What the scheduler wants a free worker to do.
-#[derive(Clone, Debug, PartialEq)]
+/// What the scheduler wants a free worker to do. In the scheduler protocol it is the answer
+/// to `suggest`: `{"op": "start", "config": {...}}`, `{"op": "wait"}`, ...
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
 pub enum Suggestion {
     /// Start a new trial with this config, optionally from another trial's checkpoint.
-    Start { config: Config, checkpoint_from: Option<TrialId> },
+    Start {
+        config: Config,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checkpoint_from: Option<TrialId>,
+    },
     /// Resume a paused trial with this (possibly changed) config.
     Resume { trial_id: TrialId, config: Config },
     /// Nothing to start now; ask again after the next event.

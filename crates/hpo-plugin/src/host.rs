@@ -9,16 +9,32 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use hpo_core::{Config, Context, Decision, PROTOCOL_VERSION, Report, Scheduler, SetupError, Suggestion, TrialId};
+use hpo_core::{
+    Answer, Context, Decision, PROTOCOL_VERSION, Report, Request, Scheduler, SetupError, Suggestion, TrialId,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
 use crate::abi::{CallFn, CreateFn, DestroyFn, FreeFn, ProtocolFn};
 
-/// One request line to the plugin, one answer line back. `Err` means the plugin is gone
-/// (it died, hangs, or cannot be reached): nothing more can be asked of it.
+/// A plugin that cannot be used, or can no longer be.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PluginError {
+    /// The library could not be loaded or the process not started.
+    #[error("{0}")]
+    Load(String),
+    /// The plugin speaks another protocol version.
+    #[error("{0}")]
+    Protocol(String),
+    /// The plugin died, hangs, or cannot be reached: nothing more can be asked of it.
+    #[error("{0}")]
+    Gone(String),
+}
+
+/// One request line to the plugin, one answer line back.
 pub trait Transport: Send {
-    fn request(&mut self, line: &str) -> Result<String, String>;
+    /// Sends one request line and waits for the answer line.
+    fn request(&mut self, line: &str) -> Result<String, PluginError>;
     /// The plugin, for messages: its library path or command.
     fn name(&self) -> &str;
 }
@@ -38,13 +54,13 @@ pub struct DylibTransport {
 unsafe impl Send for DylibTransport {}
 
 /// Checks a plugin's protocol version against the host's.
-pub fn check_protocol(name: &str, found: u32) -> Result<(), String> {
+pub fn check_protocol(name: &str, found: u32) -> Result<(), PluginError> {
     if found == PROTOCOL_VERSION {
         Ok(())
     } else {
-        Err(format!(
+        Err(PluginError::Protocol(format!(
             "plugin {name}: speaks protocol version {found}, but this hpo speaks {PROTOCOL_VERSION}; rebuild it against this hpo-plugin"
-        ))
+        )))
     }
 }
 
@@ -66,17 +82,19 @@ fn is_version(text: &str) -> bool {
 
 impl DylibTransport {
     /// Loads the library at `path`, checks its protocol version and opens a session.
-    pub fn load(path: &Path) -> Result<DylibTransport, String> {
+    pub fn load(path: &Path) -> Result<DylibTransport, PluginError> {
         let name = path.display().to_string();
         // SAFETY: loading a library runs its initializers; that is what loading a plugin means.
         let library = unsafe { libloading::Library::new(path) }.map_err(|e| {
             // The loader's own reason (missing file, wrong architecture, missing symbol
             // of a dependency) is the error's source.
             let reason = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
-            format!("plugin {name}: not a loadable library: {e}{reason}")
+            PluginError::Load(format!("plugin {name}: not a loadable library: {e}{reason}"))
         })?;
         let symbol = |sym: &str| {
-            format!("plugin {name}: not an hpo plugin (no `{sym}`; build it with hpo_plugin::export_scheduler!)")
+            PluginError::Load(format!(
+                "plugin {name}: not an hpo plugin (no `{sym}`; build it with hpo_plugin::export_scheduler!)"
+            ))
         };
         // SAFETY: the symbols are looked up with the types the SDK's macro exports them with.
         let (protocol, create, call, free, destroy) = unsafe {
@@ -94,14 +112,14 @@ impl DylibTransport {
         // SAFETY: as above.
         let session = unsafe { create() };
         if session.is_null() {
-            return Err(format!("plugin {name}: could not create a session"));
+            return Err(PluginError::Load(format!("plugin {name}: could not create a session")));
         }
         Ok(DylibTransport { name, session, call, free, destroy })
     }
 }
 
 impl Transport for DylibTransport {
-    fn request(&mut self, line: &str) -> Result<String, String> {
+    fn request(&mut self, line: &str) -> Result<String, PluginError> {
         // SAFETY: the session is live; the request bytes outlive the call; the answer buffer
         // is copied and then handed back to the plugin's allocator.
         let answer = unsafe {
@@ -140,18 +158,19 @@ pub struct ProcessTransport {
 }
 
 impl ProcessTransport {
-    pub fn spawn(command: &[String], timeout: Duration) -> Result<ProcessTransport, String> {
+    /// Starts the plugin process `command`; an answer may take up to `timeout`.
+    pub fn spawn(command: &[String], timeout: Duration) -> Result<ProcessTransport, PluginError> {
         let name = command.join(" ");
-        let program = command.first().ok_or("the plugin command is empty")?;
+        let program = command.first().ok_or_else(|| PluginError::Load("the plugin command is empty".into()))?;
         let mut child = Command::new(program)
             .args(&command[1..])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("plugin process `{name}`: cannot start: {e}"))?;
+            .map_err(|e| PluginError::Load(format!("plugin process `{name}`: cannot start: {e}")))?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(format!("plugin process `{name}`: no pipes"));
+            return Err(PluginError::Load(format!("plugin process `{name}`: no pipes")));
         };
         let (tx, answers) = mpsc::channel();
         std::thread::spawn(move || {
@@ -167,19 +186,23 @@ impl ProcessTransport {
 }
 
 impl Transport for ProcessTransport {
-    fn request(&mut self, line: &str) -> Result<String, String> {
+    fn request(&mut self, line: &str) -> Result<String, PluginError> {
         let name = &self.name;
         if writeln!(self.stdin, "{line}").and_then(|()| self.stdin.flush()).is_err() {
-            return Err(format!("plugin process `{name}` is gone ({})", exit_status(&mut self.child)));
+            return Err(PluginError::Gone(format!(
+                "plugin process `{name}` is gone ({})",
+                exit_status(&mut self.child)
+            )));
         }
         match self.answers.recv_timeout(self.timeout) {
             Ok(answer) => Ok(answer),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = self.child.kill();
-                Err(format!("plugin process `{name}` did not answer within {:?}; killed it", self.timeout))
+                let timeout = self.timeout;
+                Err(PluginError::Gone(format!("plugin process `{name}` did not answer within {timeout:?}; killed it")))
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(format!("plugin process `{name}` exited ({})", exit_status(&mut self.child)))
+                Err(PluginError::Gone(format!("plugin process `{name}` exited ({})", exit_status(&mut self.child))))
             }
         }
     }
@@ -222,66 +245,60 @@ pub struct RemoteScheduler {
 }
 
 impl RemoteScheduler {
+    /// A scheduler that asks the plugin at the other end of `transport`.
     pub fn new(transport: Box<dyn Transport>) -> Self {
         RemoteScheduler { transport, bad_in_a_row: 0, failure: None }
     }
 
     /// Sends `init` with the experiment's context and the plugin's own `config`.
     pub fn init(&mut self, ctx: &Context, config: &Json) -> Result<(), SetupError> {
-        let request = json!({
-            "op": "init",
-            "protocol": PROTOCOL_VERSION,
-            "space": ctx.space.to_json(),
-            "metric": ctx.objective.metric,
-            "mode": ctx.objective.mode,
-            "resource_attr": ctx.resource_attr,
-            "max_resource_attr": ctx.max_resource_attr,
-            "seed": ctx.seed,
-            "scheduler": config,
-        });
         let name = self.transport.name().to_owned();
-        let answer = self.transport.request(&request.to_string()).map_err(SetupError)?;
-        match serde_json::from_str::<Json>(&answer) {
-            Ok(a) if a["ok"] == true => Ok(()),
-            Ok(a) if a["error"].is_string() => {
-                Err(SetupError(format!("plugin {name}: {}", a["error"].as_str().unwrap_or(""))))
-            }
-            _ => {
-                Err(SetupError(format!("plugin {name}: answered `init` with `{answer}`, expected {{\"ok\":true,...}}")))
-            }
+        let line = self.transport.request(&Request::init(ctx, config.clone()).to_line());
+        let line = line.map_err(|e| SetupError(e.to_string()))?;
+        match Answer::from_line(&line) {
+            Ok(Answer::Ok { ok: true, .. }) => Ok(()),
+            Ok(Answer::Error { error }) => Err(SetupError(format!("plugin {name}: {error}"))),
+            _ => Err(SetupError(format!("plugin {name}: answered `init` with `{line}`, expected {{\"ok\":true,...}}"))),
         }
     }
 
-    /// One request; `None` when the answer is unusable (counted) or the plugin is gone.
-    fn ask(&mut self, request: Json) -> Option<Json> {
+    /// One request; `None` when the answer is an error (counted as bad) or the plugin is
+    /// gone. The text is the answer's line, for messages.
+    fn ask(&mut self, request: &Request) -> Option<(Answer, String)> {
         if self.failure.is_some() {
             return None;
         }
-        match self.transport.request(&request.to_string()) {
-            Ok(answer) => match serde_json::from_str::<Json>(&answer) {
-                Ok(a) if !a["error"].is_string() => Some(a),
-                Ok(a) => {
-                    self.bad(&request, a["error"].as_str().unwrap_or_default());
+        match self.transport.request(&request.to_line()) {
+            Ok(line) => match Answer::from_line(&line) {
+                Ok(Answer::Error { error }) => {
+                    self.bad(request, &error);
                     None
                 }
+                Ok(answer) => Some((answer, line)),
                 Err(_) => {
-                    self.bad(&request, &format!("not JSON: `{answer}`"));
+                    self.bad(request, &format!("not an answer: `{line}`"));
                     None
                 }
             },
             Err(e) => {
-                self.failure = Some(e);
+                self.failure = Some(e.to_string());
                 None
             }
         }
     }
 
-    fn bad(&mut self, request: &Json, why: &str) {
+    fn bad(&mut self, request: &Request, why: &str) {
         self.bad_in_a_row += 1;
         let name = self.transport.name();
-        use std::io::Write as _; // never a panic, also with stderr closed
-        let op = request["op"].as_str().unwrap_or("?");
-        let _ = writeln!(std::io::stderr(), "hpo: plugin {name}: bad answer to `{op}`: {why}");
+        let op = match request {
+            Request::Init { .. } => "init",
+            Request::Suggest { .. } => "suggest",
+            Request::Report { .. } => "report",
+            Request::Complete { .. } => "complete",
+            Request::Fail { .. } => "fail",
+            Request::Close => "close",
+        };
+        log::warn!("plugin {name}: bad answer to `{op}`: {why}");
         if self.bad_in_a_row >= MAX_BAD_ANSWERS {
             self.failure = Some(format!("plugin {name}: {MAX_BAD_ANSWERS} bad answers in a row, the last: {why}"));
         }
@@ -304,55 +321,38 @@ impl RemoteScheduler {
     }
 
     fn suggest_once(&mut self, trial_id: TrialId) -> Suggestion {
-        let Some(answer) = self.ask(json!({ "op": "suggest", "trial_id": trial_id })) else { return Suggestion::Wait };
-        let config = || serde_json::from_value::<Config>(answer["config"].clone()).ok();
-        let suggestion = match answer["op"].as_str() {
-            Some("start") => {
-                config().map(|config| Suggestion::Start { config, checkpoint_from: answer["checkpoint_from"].as_u64() })
-            }
-            Some("resume") => answer["trial_id"]
-                .as_u64()
-                .zip(config())
-                .map(|(trial_id, config)| Suggestion::Resume { trial_id, config }),
-            Some("wait") => Some(Suggestion::Wait),
-            Some("done") => Some(Suggestion::Done),
-            _ => None,
-        };
-        match suggestion {
-            Some(s) => self.good(s),
-            None => {
-                self.bad(&json!({"op": "suggest"}), &format!("`{answer}` is no suggestion; treated as wait"));
+        let request = Request::Suggest { trial_id };
+        match self.ask(&request) {
+            Some((Answer::Suggestion(suggestion), _)) => self.good(suggestion),
+            Some((_, line)) => {
+                self.bad(&request, &format!("`{line}` is no suggestion; treated as wait"));
                 Suggestion::Wait
             }
+            None => Suggestion::Wait,
         }
     }
 
+    /// Sends a report; a bad answer counts as `continue`.
     pub fn on_report(&mut self, report: &Report<'_>) -> Decision {
-        let metrics: serde_json::Map<String, Json> = report
-            .metrics
-            .iter()
-            .map(|(k, v)| (k.clone(), if v.is_finite() { json!(v) } else { Json::Null }))
-            .collect();
-        let Some(answer) = self.ask(json!({ "op": "report", "trial_id": report.trial_id, "metrics": metrics })) else {
-            return Decision::Continue;
-        };
-        match answer["decision"].as_str() {
-            Some("continue") => self.good(Decision::Continue),
-            Some("pause") => self.good(Decision::Pause),
-            Some("stop") => self.good(Decision::Stop),
-            _ => {
-                self.bad(&json!({"op": "report"}), &format!("`{answer}` is no decision; treated as continue"));
+        let request = Request::report(report.trial_id, report.metrics);
+        match self.ask(&request) {
+            Some((Answer::Decision { decision }, _)) => self.good(decision),
+            Some((_, line)) => {
+                self.bad(&request, &format!("`{line}` is no decision; treated as continue"));
                 Decision::Continue
             }
+            None => Decision::Continue,
         }
     }
 
-    pub fn notify(&mut self, op: &str, trial_id: TrialId) {
-        if self.ask(json!({ "op": op, "trial_id": trial_id })).is_some() {
+    /// Tells the plugin a trial completed or failed (`Request::Complete` or `Request::Fail`).
+    pub fn notify(&mut self, request: Request) {
+        if self.ask(&request).is_some() {
             self.bad_in_a_row = 0;
         }
     }
 
+    /// Why the plugin cannot go on, if it cannot.
     pub fn failure(&self) -> Option<String> {
         self.failure.clone()
     }
@@ -418,13 +418,13 @@ macro_rules! forward_to_remote {
 
         fn on_complete(&mut self, trial_id: TrialId) {
             if let Some(r) = self.remote.as_mut() {
-                r.notify("complete", trial_id);
+                r.notify(Request::Complete { trial_id });
             }
         }
 
         fn on_fail(&mut self, trial_id: TrialId) {
             if let Some(r) = self.remote.as_mut() {
-                r.notify("fail", trial_id);
+                r.notify(Request::Fail { trial_id });
             }
         }
 
@@ -437,7 +437,8 @@ macro_rules! forward_to_remote {
 #[typetag::serde(name = "plugin")]
 impl Scheduler for PluginScheduler {
     fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
-        let mut remote = RemoteScheduler::new(Box::new(DylibTransport::load(&self.path).map_err(SetupError)?));
+        let mut remote =
+            RemoteScheduler::new(Box::new(DylibTransport::load(&self.path).map_err(|e| SetupError(e.to_string()))?));
         remote.init(ctx, &self.config)?;
         self.remote = Some(remote);
         Ok(())
@@ -451,8 +452,9 @@ impl Scheduler for ProcessScheduler {
     fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
         let timeout = hpo_core::parse_duration(&self.timeout)
             .map_err(|e| SetupError(format!("process scheduler: `timeout`: {e}")))?;
-        let mut remote =
-            RemoteScheduler::new(Box::new(ProcessTransport::spawn(&self.command, timeout).map_err(SetupError)?));
+        let mut remote = RemoteScheduler::new(Box::new(
+            ProcessTransport::spawn(&self.command, timeout).map_err(|e| SetupError(e.to_string()))?,
+        ));
         remote.init(ctx, &self.config)?;
         self.remote = Some(remote);
         Ok(())
@@ -478,7 +480,7 @@ mod tests {
     #[test]
     fn protocol_versions_must_match() {
         assert!(check_protocol("p", PROTOCOL_VERSION).is_ok());
-        let err = check_protocol("libold.so", PROTOCOL_VERSION + 1).unwrap_err();
+        let err = check_protocol("libold.so", PROTOCOL_VERSION + 1).unwrap_err().to_string();
         assert!(err.contains("plugin libold.so: speaks protocol version 2, but this hpo speaks 1"), "{err}");
     }
 }

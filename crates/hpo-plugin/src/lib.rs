@@ -19,5 +19,6 @@ mod host;
 pub mod sdk;
 
 pub use host::{
-    DylibTransport, PluginScheduler, ProcessScheduler, ProcessTransport, RemoteScheduler, Transport, is_library_path,
+    DylibTransport, PluginError, PluginScheduler, ProcessScheduler, ProcessTransport, RemoteScheduler, Transport,
+    is_library_path,
 };

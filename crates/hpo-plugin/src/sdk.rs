@@ -63,7 +63,7 @@ pub fn protocol() -> u32 {
 /// A protocol session serving `T`, built from `init`'s `scheduler` table.
 pub fn create<T: Scheduler + DeserializeOwned + 'static>() -> *mut c_void {
     let server = SchedulerServer::with_factory(Box::new(|table| {
-        let scheduler: T = serde_json::from_value(table).map_err(|e| e.to_string())?;
+        let scheduler: T = serde_json::from_value(table).map_err(|e| hpo_core::SetupError(e.to_string()))?;
         Ok(Box::new(scheduler) as Box<dyn Scheduler>)
     }));
     Box::into_raw(Box::new(server)).cast()

@@ -91,11 +91,8 @@ impl History {
         }
         if !report.objective.is_finite() {
             if !std::mem::replace(&mut self.warned, true) {
-                // Never a panic, also with stderr closed.
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "hpo: {}: trial {} reported a non-finite value; the model ignores such results",
+                log::warn!(
+                    "{}: trial {} reported a non-finite value; the model ignores such results",
                     self.name,
                     report.trial_id
                 );

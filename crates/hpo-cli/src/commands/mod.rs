@@ -19,6 +19,30 @@ macro_rules! errln {
     }};
 }
 
+/// Shows the library crates' warnings (they log, never print) on stderr as `hpo: ...` lines.
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            errln!("hpo: {}", record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs [`StderrLog`] (once per process).
+pub fn show_library_warnings() {
+    if log::set_logger(&StderrLog).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
+}
+
 /// Whether an experiment's `[backend]` table runs it on the simulator's clock.
 pub fn simulated(backend: &serde_json::Value) -> bool {
     backend["type"] == "simulator"

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hpo_core::{Config, Space};
+use hpo_core::{Answer, Config, Context, Decision, Mode, Objective, Request, Space, Suggestion};
 use hpo_plugin::{DylibTransport, ProcessTransport, Transport};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
 use crate::PluginCheckArgs;
 
@@ -17,11 +17,18 @@ struct Checker {
     failures: usize,
 }
 
+/// An answer as read (`None` if it is not one) and its line, for messages.
+type Reply = (Option<Answer>, String);
+
 impl Checker {
     /// Sends a request; `Err` if the plugin is gone.
-    fn send(&mut self, request: &Json) -> anyhow::Result<Json> {
-        let answer = self.transport.request(&request.to_string()).map_err(anyhow::Error::msg)?;
-        Ok(serde_json::from_str(&answer).unwrap_or_else(|_| json!({ "unparsable": answer })))
+    fn send(&mut self, request: &Request) -> anyhow::Result<Reply> {
+        self.send_line(&request.to_line())
+    }
+
+    fn send_line(&mut self, line: &str) -> anyhow::Result<Reply> {
+        let answer = self.transport.request(line)?;
+        Ok((Answer::from_line(&answer).ok(), answer))
     }
 
     fn verdict(&mut self, step: &str, result: Result<String, String>) {
@@ -33,6 +40,12 @@ impl Checker {
             }
         }
     }
+
+    /// Checks an acknowledgement (`{"ok": true}`).
+    fn acknowledged(&mut self, step: &str, (answer, line): Reply, detail: String) {
+        let ok = matches!(answer, Some(Answer::Ok { ok: true, .. }));
+        self.verdict(step, if ok { Ok(detail) } else { Err(line) });
+    }
 }
 
 pub fn check(args: PluginCheckArgs) -> anyhow::Result<ExitCode> {
@@ -40,24 +53,24 @@ pub fn check(args: PluginCheckArgs) -> anyhow::Result<ExitCode> {
     let target = &args.target;
     let is_library = target.len() == 1 && hpo_plugin::is_library_path(Path::new(&target[0]));
     let transport: Box<dyn Transport> = if is_library {
-        Box::new(DylibTransport::load(Path::new(&target[0])).map_err(anyhow::Error::msg)?)
+        Box::new(DylibTransport::load(Path::new(&target[0]))?)
     } else {
-        Box::new(ProcessTransport::spawn(target, Duration::from_secs(10)).map_err(anyhow::Error::msg)?)
+        Box::new(ProcessTransport::spawn(target, Duration::from_secs(10))?)
     };
     outln!("checking plugin {}", transport.name());
     let mut c = Checker { transport, failures: 0 };
     let space =
         Space::builder().uniform("x", 0.0, 1.0).choice("act", ["relu", "tanh"]).constant("epochs", 9).build()?;
-    let init = json!({
-        "op": "init", "protocol": hpo_core::PROTOCOL_VERSION, "space": space.to_json(), "metric": "loss", "mode": "min",
-        "resource_attr": "epoch", "max_resource_attr": "epochs", "seed": 0, "scheduler": config,
-    });
-    let answer = c.send(&init)?;
-    let ok = answer["ok"] == true;
-    c.verdict(
-        "init",
-        if ok { Ok(format!("{answer}")) } else { Err(format!("expected {{\"ok\":true}}, got {answer}")) },
-    );
+    let ctx = Context {
+        space: space.clone(),
+        objective: Objective::new("loss", Mode::Min),
+        resource_attr: Some("epoch".into()),
+        max_resource_attr: Some("epochs".into()),
+        seed: 0,
+    };
+    let (answer, line) = c.send(&Request::init(&ctx, config))?;
+    let ok = matches!(answer, Some(Answer::Ok { ok: true, .. }));
+    c.verdict("init", if ok { Ok(line) } else { Err(format!("expected {{\"ok\":true}}, got {line}")) });
     if !ok {
         outln!("cannot go on without a successful init");
         return Ok(ExitCode::FAILURE);
@@ -71,46 +84,38 @@ pub fn check(args: PluginCheckArgs) -> anyhow::Result<ExitCode> {
     let mut decisions = Vec::new();
     for round in 0..6 {
         while running.len() < 3 {
-            let answer = c.send(&json!({ "op": "suggest", "trial_id": next_id }))?;
+            let (answer, line) = c.send(&Request::Suggest { trial_id: next_id })?;
             let step = format!("suggest (round {round})");
-            let config = serde_json::from_value::<Config>(answer["config"].clone());
-            match answer["op"].as_str() {
-                Some("start") => match config.map_err(|e| e.to_string()).and_then(|cfg| {
-                    space.validate_except(&cfg, Some("epochs")).map_err(|e| e.to_string()).map(|()| cfg)
-                }) {
-                    Ok(cfg) => {
-                        c.verdict(&step, Ok(format!("start trial {next_id}")));
-                        running.push((next_id, cfg));
-                        next_id += 1;
-                    }
-                    Err(e) => {
-                        c.verdict(&step, Err(format!("start with an invalid config: {e}")));
-                        break;
-                    }
-                },
-                Some("resume") => {
-                    let id = answer["trial_id"].as_u64();
-                    match (id, config) {
-                        (Some(id), Ok(cfg)) if paused.contains(&id) => {
-                            paused.retain(|p| *p != id);
-                            c.verdict(&step, Ok(format!("resume trial {id}")));
-                            running.push((id, cfg));
+            match answer {
+                Some(Answer::Suggestion(Suggestion::Start { config, .. })) => {
+                    match space.validate_except(&config, Some("epochs")) {
+                        Ok(()) => {
+                            c.verdict(&step, Ok(format!("start trial {next_id}")));
+                            running.push((next_id, config));
+                            next_id += 1;
                         }
-                        _ => {
-                            c.verdict(
-                                &step,
-                                Err(format!("resume of a trial that is not paused, or without a config: {answer}")),
-                            );
+                        Err(e) => {
+                            c.verdict(&step, Err(format!("start with an invalid config: {e}")));
                             break;
                         }
                     }
                 }
-                Some("wait") | Some("done") => {
-                    c.verdict(&step, Ok(answer["op"].as_str().unwrap_or_default().to_owned()));
+                Some(Answer::Suggestion(Suggestion::Resume { trial_id, config })) if paused.contains(&trial_id) => {
+                    paused.retain(|p| *p != trial_id);
+                    c.verdict(&step, Ok(format!("resume trial {trial_id}")));
+                    running.push((trial_id, config));
+                }
+                Some(Answer::Suggestion(Suggestion::Resume { .. })) => {
+                    c.verdict(&step, Err(format!("resume of a trial that is not paused: {line}")));
+                    break;
+                }
+                Some(Answer::Suggestion(wait_or_done)) => {
+                    let what = if wait_or_done == Suggestion::Wait { "wait" } else { "done" };
+                    c.verdict(&step, Ok(what.to_owned()));
                     break;
                 }
                 _ => {
-                    c.verdict(&step, Err(format!("not a suggestion: {answer}")));
+                    c.verdict(&step, Err(format!("not a suggestion: {line}")));
                     break;
                 }
             }
@@ -121,32 +126,28 @@ pub fn check(args: PluginCheckArgs) -> anyhow::Result<ExitCode> {
         let mut ended = false;
         for epoch in 1..=limit {
             let loss = cfg.f64("x").unwrap_or(0.5) + 1.0 / f64::from(epoch);
-            let answer =
-                c.send(&json!({ "op": "report", "trial_id": id, "metrics": { "epoch": epoch, "loss": loss } }))?;
-            match answer["decision"].as_str() {
-                Some(d @ ("continue" | "pause" | "stop")) => {
-                    decisions.push(d.to_owned());
-                    if d == "pause" {
+            let metrics = [("epoch".to_owned(), f64::from(epoch)), ("loss".to_owned(), loss)].into();
+            match c.send(&Request::report(id, &metrics))? {
+                (Some(Answer::Decision { decision }), _) => {
+                    decisions.push(decision);
+                    if decision == Decision::Pause {
                         paused.push(id);
                     }
-                    if d != "continue" {
+                    if decision != Decision::Continue {
                         ended = true;
                         break;
                     }
                 }
-                _ => {
-                    c.verdict("report", Err(format!("not a decision: {answer}")));
+                (_, line) => {
+                    c.verdict("report", Err(format!("not a decision: {line}")));
                     ended = true;
                     break;
                 }
             }
         }
         if !ended {
-            let answer = c.send(&json!({ "op": "complete", "trial_id": id }))?;
-            c.verdict(
-                "complete",
-                if answer["ok"] == true { Ok(format!("trial {id}")) } else { Err(format!("{answer}")) },
-            );
+            let reply = c.send(&Request::Complete { trial_id: id })?;
+            c.acknowledged("complete", reply, format!("trial {id}"));
         }
     }
     c.verdict(
@@ -158,25 +159,24 @@ pub fn check(args: PluginCheckArgs) -> anyhow::Result<ExitCode> {
         },
     );
     if let Some((id, _)) = running.first().cloned() {
-        let answer = c.send(&json!({ "op": "fail", "trial_id": id }))?;
-        c.verdict("fail", if answer["ok"] == true { Ok(format!("trial {id}")) } else { Err(format!("{answer}")) });
+        let reply = c.send(&Request::Fail { trial_id: id })?;
+        c.acknowledged("fail", reply, format!("trial {id}"));
     }
-    let answer = c.send(&json!({ "op": "dance" }))?;
+    let (answer, line) = c.send_line(r#"{"op":"dance"}"#)?;
     c.verdict(
         "a bad request",
-        if answer["error"].is_string() {
-            Ok("answered with an error".into())
-        } else {
-            Err(format!("expected {{\"error\": ...}}, got {answer}"))
+        match answer {
+            Some(Answer::Error { .. }) => Ok("answered with an error".into()),
+            _ => Err(format!("expected {{\"error\": ...}}, got {line}")),
         },
     );
-    let answer = c.send(&json!({ "op": "suggest", "trial_id": next_id }))?;
+    let (answer, line) = c.send(&Request::Suggest { trial_id: next_id })?;
     c.verdict(
         "serving after a bad request",
-        if answer["op"].is_string() { Ok(format!("{answer}")) } else { Err(format!("{answer}")) },
+        if matches!(answer, Some(Answer::Suggestion(_))) { Ok(line) } else { Err(line) },
     );
-    let answer = c.send(&json!({ "op": "close" }))?;
-    c.verdict("close", if answer["ok"] == true { Ok("closed".into()) } else { Err(format!("{answer}")) });
+    let reply = c.send(&Request::Close)?;
+    c.acknowledged("close", reply, "closed".into());
     outln!(
         "{}",
         if c.failures == 0 { "the plugin conforms".to_owned() } else { format!("{} checks failed", c.failures) }

@@ -127,8 +127,8 @@ impl Dispatcher {
             return Ok(()); // already told to stop or pause; late reports do not count
         }
         trial.reports += 1;
-        let objective = match self.ctx.objective.of(&metrics) {
-            Ok(objective) => objective,
+        let (objective, resource) = match self.ctx.score(&metrics, trial.reports) {
+            Ok(score) => score,
             Err(error) => {
                 let (t, metrics, decision) = (time, Cow::Borrowed(&metrics), Decision::Stop);
                 self.log(&Entry::Report { t, trial: trial_id, metrics, decision })?;
@@ -137,12 +137,6 @@ impl Dispatcher {
                 return Ok(());
             }
         };
-        let resource = self
-            .ctx
-            .resource_attr
-            .as_deref()
-            .and_then(|attr| metrics.get(attr).copied())
-            .unwrap_or(f64::from(trial.reports));
         trial.resource = Some(resource);
         let config = Arc::clone(&trial.config);
         let decision =
