@@ -202,7 +202,7 @@ impl SlurmJobs {
         Event { time: self.clock.elapsed().as_secs_f64(), trial_id, kind }
     }
 
-    fn submit(&mut self, trial: &TrialStart) -> Result<String, String> {
+    async fn submit(&mut self, trial: &TrialStart) -> Result<String, String> {
         let dir = self.trials_dir.join(trial.trial_id.to_string());
         let checkpoints = dir.join("checkpoints");
         let donor = trial.checkpoint_from.map(|from| self.trials_dir.join(from.to_string()).join("checkpoints"));
@@ -245,11 +245,13 @@ impl SlurmJobs {
         script.push_str(&format!("echo $? > {}\n", quote(&exit_file.display().to_string())));
         let script_file = dir.join(format!("job-{n}.sh"));
         write(&script_file, script.as_bytes())?;
-        let out = Command::new("sbatch")
+        let out = tokio::process::Command::new("sbatch")
             .arg("--parsable")
             .args(self.spec.resource_args())
             .arg(&script_file)
+            .kill_on_drop(true)
             .output()
+            .await
             .map_err(|e| format!("sbatch: {e}"))?;
         if !out.status.success() {
             return Err(format!("sbatch failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
@@ -294,7 +296,7 @@ impl SlurmJobs {
                 Some(Ok(metrics)) => reports.push(metrics),
                 Some(Err(e)) => {
                     // The trial fails here: its job goes, and the next poll ends it.
-                    let _ = Command::new("scancel").arg(job_id).output();
+                    let _ = tokio::process::Command::new("scancel").arg(job_id).spawn();
                     job.malformed = Some(e.to_string());
                 }
                 None => {}
@@ -308,7 +310,7 @@ impl SlurmJobs {
 
     /// A quick look at the shared file system: new output of every job, and the jobs whose
     /// exit marker appeared.
-    fn poll_files(&mut self) {
+    async fn poll_files(&mut self) {
         let ids: Vec<String> = self.jobs.keys().cloned().collect();
         for id in ids {
             self.read_output(&id);
@@ -325,7 +327,7 @@ impl SlurmJobs {
                 // Slurm may have ended the job (scancel, time limit, preemption), and the
                 // command's exit status may reach us before squeue's state does: say both,
                 // so the outcome reads the same whichever comes first.
-                let slurm = match job_state(&id) {
+                let slurm = match job_state(&id).await {
                     Some((state, why)) if !matches!(state.as_str(), "RUNNING" | "COMPLETING" | "COMPLETED") => {
                         format!("; Slurm job {id} ended {state}{why}")
                     }
@@ -339,14 +341,16 @@ impl SlurmJobs {
 
     /// One `squeue` for all running jobs: jobs that ended without an exit marker (cancelled,
     /// node failure, time limit, preemption) are failed trials with Slurm's state and reason.
-    fn poll_queue(&mut self) -> Result<(), BackendError> {
+    async fn poll_queue(&mut self) -> Result<(), BackendError> {
         let ids: Vec<String> = self.jobs.keys().cloned().collect();
         if ids.is_empty() {
             return Ok(());
         }
-        let out = Command::new("squeue")
+        let out = tokio::process::Command::new("squeue")
             .args(["-h", "-t", "all", "-o", "%i|%T|%r", "-j", &ids.join(",")])
+            .kill_on_drop(true)
             .output()
+            .await
             .map_err(|e| BackendError(format!("squeue: {e}")))?;
         let states: HashMap<String, (String, String)> = String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -355,7 +359,7 @@ impl SlurmJobs {
                 Some((parts.next()?.to_owned(), (parts.next()?.to_owned(), parts.next().unwrap_or("").to_owned())))
             })
             .collect();
-        self.poll_files(); // an exit marker written meanwhile wins over the queue's view
+        self.poll_files().await; // an exit marker written meanwhile wins over the queue's view
         for id in ids {
             if !self.jobs.contains_key(&id) {
                 continue;
@@ -408,7 +412,7 @@ impl SlurmJobs {
 #[async_trait]
 impl Backend for SlurmJobs {
     async fn start(&mut self, trial: TrialStart) -> Result<(), BackendError> {
-        if let Err(e) = self.submit(&trial) {
+        if let Err(e) = self.submit(&trial).await {
             let event = self.event(trial.trial_id, EventKind::Failed(e));
             self.pending.push_back(event);
         }
@@ -426,7 +430,7 @@ impl Backend for SlurmJobs {
             }
             job.intent = Some(decision);
         }
-        let _ = Command::new("scancel").args(["--full", "--signal=TERM", &id]).output();
+        let _ = tokio::process::Command::new("scancel").args(["--full", "--signal=TERM", &id]).output().await;
         let grace = self.spec.grace_period;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
@@ -447,9 +451,9 @@ impl Backend for SlurmJobs {
             tokio::time::sleep(FILE_POLL).await;
             if self.last_queue_poll.elapsed() >= self.spec.poll_interval {
                 self.last_queue_poll = Instant::now();
-                self.poll_queue()?;
+                self.poll_queue().await?;
             } else {
-                self.poll_files();
+                self.poll_files().await;
             }
         }
     }
@@ -474,8 +478,9 @@ impl Drop for SlurmJobs {
 }
 
 /// Slurm's state of one job and its reason as text (`" (reason)"` or nothing).
-fn job_state(id: &str) -> Option<(String, String)> {
-    let out = Command::new("squeue").args(["-h", "-t", "all", "-o", "%T|%r", "-j", id]).output().ok()?;
+async fn job_state(id: &str) -> Option<(String, String)> {
+    let squeue = tokio::process::Command::new("squeue").args(["-h", "-t", "all", "-o", "%T|%r", "-j", id]).output();
+    let out = squeue.await.ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let (state, reason) = text.lines().next()?.split_once('|')?;
     Some((state.to_owned(), reason_text(reason)))

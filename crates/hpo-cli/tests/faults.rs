@@ -6,6 +6,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::{events, hpo, journal, processes_matching, setup, text};
 
@@ -468,4 +469,77 @@ fn large_runs_leave_small_folders_and_plots_that_render() {
             assert!(std::fs::metadata(&png).unwrap().len() > 5_000, "{plot}.png is blank");
         }
     }
+}
+
+/// Starts `hpo run exp.toml` in `dir` with `path` as PATH, waits for `marker` to appear
+/// there, sends `signals` Ctrl-Cs, and returns its output once it exits (at most 10 s later).
+fn interrupt_run(dir: &Path, path: &str, marker: &str, signals: usize) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_hpo"))
+        .args(["run", "exp.toml", "-q"])
+        .current_dir(dir)
+        .env("PATH", path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !dir.join(marker).exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "{marker} never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..signals {
+        Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+    rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        panic!("hpo still runs 10 s after {signals} Ctrl-C")
+    })
+}
+
+/// Class: a backend call that never returns (a cluster's scheduler that hangs). Ctrl-C is
+/// still honoured: the call is dropped, the trial is journaled as not started, the run ends
+/// as interrupted.
+#[test]
+fn ctrl_c_is_honoured_while_a_backend_call_hangs() {
+    let experiment = r#"name = "hang"
+metric = "loss"
+workers = 2
+[space]
+x = { uniform = [0, 1] }
+[backend]
+type = "slurm"
+mode = "jobs"
+command = ["true"]
+[stop]
+max_trials = 2
+"#;
+    let fake_sbatch =
+        "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'slurm 0'; exit 0; }\ntouch sbatch-called\nexec sleep 2929\n";
+    let dir = setup(experiment, &[("bin/sbatch", fake_sbatch)]);
+    let path = format!("{}:{}", dir.path().join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let out = interrupt_run(dir.path(), &path, "sbatch-called", 1);
+    assert!(!out.status.success(), "an interrupted run exits non-zero");
+    let entries = journal(&dir.path().join("runs/hang"));
+    let failures = events(&entries, "fail");
+    assert!(failures.iter().any(|f| f["error"].as_str().unwrap().contains("not started")), "{entries:?}");
+    assert_eq!(events(&entries, "end")[0]["reason"], "interrupted");
+    assert_eq!(processes_matching("sleep 2929"), 0, "the hanging sbatch was ended");
+}
+
+/// A trial that ignores the stop keeps the run waiting out its grace period; a second
+/// Ctrl-C quits at once, and the trial goes with hpo.
+#[test]
+fn a_second_ctrl_c_quits_at_once() {
+    let script = "#!/bin/sh\ntrap '' TERM\ntouch started\nsleep 2931\n";
+    let dir =
+        setup(&process_experiment(r#"["./stubborn.sh"]"#, 1, 1, "grace_period = \"60s\""), &[("stubborn.sh", script)]);
+    let out = interrupt_run(dir.path(), &std::env::var("PATH").unwrap_or_default(), "started", 2);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(text(&out).contains("interrupted again; quitting now"), "{}", text(&out));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(processes_matching("sleep 2931"), 0, "the trial went with hpo");
 }

@@ -78,8 +78,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Completes on Ctrl-C, SIGTERM or SIGHUP (a closed terminal, a dropped SSH session): each
-/// ends the experiment cleanly, with its `end` entry and results.csv. Never completes if no
-/// handler can be installed.
+/// ends the experiment cleanly, with its `end` entry and results.csv. A second signal quits
+/// at once (the journal already holds everything; trial guards end the trials). Never
+/// completes if no handler can be installed.
 async fn interrupted() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
@@ -92,7 +93,16 @@ async fn interrupted() {
         _ = term.recv() => {}
         _ = hup.recv() => {}
     }
-    errln!("hpo: interrupted; stopping the running trials");
+    errln!("hpo: interrupted; stopping the running trials (interrupt again to quit now)");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+        errln!("hpo: interrupted again; quitting now");
+        std::process::exit(130);
+    });
 }
 
 fn apply_overrides(spec: &mut ExperimentSpec, args: &RunArgs) -> anyhow::Result<()> {

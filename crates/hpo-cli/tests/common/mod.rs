@@ -41,6 +41,7 @@ pub fn setup(experiment: &str, scripts: &[(&str, &str)]) -> tempfile::TempDir {
     std::fs::write(dir.path().join("exp.toml"), experiment).unwrap();
     for (name, body) in scripts {
         let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, body).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -215,6 +215,23 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// A start or resume the backend was never given (the experiment was interrupted while
+    /// the backend hung): a new trial fails, a resumed one is paused again.
+    pub(crate) fn not_started(&mut self, start: &TrialStart, t: f64) -> Result<(), TunerError> {
+        let trial = start.trial_id;
+        if start.resume {
+            self.trials.set(trial, Phase::Paused);
+            self.log(&Entry::Paused { t, trial })
+        } else {
+            self.fail(trial, t, "not started: the experiment was interrupted".into(), Phase::Failed)
+        }
+    }
+
+    /// Decisions the backend was not given yet: carried out again, before any added later.
+    pub(crate) fn requeue(&mut self, decisions: &[(TrialId, Decision)]) {
+        self.actions.decisions.extend_from_slice(decisions);
+    }
+
     /// Plans work for every free worker from what the scheduler suggests, at time `now`.
     pub(crate) fn fill(&mut self, now: f64) -> Result<(), TunerError> {
         while self.busy_workers() < self.workers

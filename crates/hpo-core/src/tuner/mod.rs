@@ -229,15 +229,14 @@ impl Tuner {
         let mut deadline = max_wallclock.and_then(|d| {
             tokio::time::Instant::now().checked_add(d.saturating_sub(Duration::from_secs_f64(self.backend.now())))
         });
-        let mut interrupt = self.interrupt.take();
         let mut events = Vec::new();
         self.dispatcher.fill(self.backend.now())?;
         self.act().await?;
         while self.dispatcher.busy_workers() > 0 {
             tokio::select! {
                 biased;
-                () = wait_for(&mut interrupt) => {
-                    interrupt = None;
+                () = wait_for(&mut self.interrupt) => {
+                    self.interrupt = None;
                     self.dispatcher.end(EndReason::Interrupted);
                 }
                 () = sleep_until(deadline) => {
@@ -262,23 +261,43 @@ impl Tuner {
         self.dispatcher.finish(time)
     }
 
-    /// Carries out the decisions and starts of this round, once the journal has them.
+    /// Carries out the decisions and starts of this round, once the journal has them. An
+    /// interrupt is honoured also while a backend call hangs (a cluster's scheduler that does
+    /// not answer): the call is dropped, starts not yet made are journaled as not started,
+    /// and the decisions left are carried out, then the stops the interrupt adds.
     async fn act(&mut self) -> Result<(), TunerError> {
-        self.dispatcher.flush()?;
-        let mut actions = self.dispatcher.take_actions();
-        for &(trial_id, decision) in &actions.decisions {
-            self.backend.decide(trial_id, decision).await?;
-        }
-        for start in actions.starts.drain(..) {
-            self.backend.start(start).await?;
-        }
-        if let Some(observer) = &mut self.observer {
-            for (trial_id, error) in &actions.failures {
-                observer.trial_failed(*trial_id, error);
+        loop {
+            self.dispatcher.flush()?;
+            let actions = self.dispatcher.take_actions();
+            let mut decided = 0;
+            let mut started = 0;
+            let mut interrupted = false;
+            while decided < actions.decisions.len() && !interrupted {
+                let (trial_id, decision) = actions.decisions[decided];
+                interrupted = !unless_interrupted(&mut self.interrupt, self.backend.decide(trial_id, decision)).await?;
+                decided += usize::from(!interrupted);
             }
+            while started < actions.starts.len() && !interrupted {
+                let start = actions.starts[started].clone();
+                interrupted = !unless_interrupted(&mut self.interrupt, self.backend.start(start)).await?;
+                started += usize::from(!interrupted);
+            }
+            if let Some(observer) = &mut self.observer {
+                for (trial_id, error) in &actions.failures {
+                    observer.trial_failed(*trial_id, error);
+                }
+            }
+            if !interrupted {
+                self.dispatcher.recycle(actions);
+                return Ok(());
+            }
+            let time = self.backend.now();
+            for start in &actions.starts[started..] {
+                self.dispatcher.not_started(start, time)?;
+            }
+            self.dispatcher.requeue(&actions.decisions[decided..]);
+            self.dispatcher.end(EndReason::Interrupted);
         }
-        self.dispatcher.recycle(actions);
-        Ok(())
     }
 
     /// Updates the observer, at most every [`NOTIFY_EVERY`].
@@ -288,6 +307,25 @@ impl Tuner {
         {
             self.last_notify = std::time::Instant::now();
             observer.update(&self.dispatcher.progress(self.backend.now()));
+        }
+    }
+}
+
+/// Runs a backend call unless the interrupt comes while it waits: `Ok(false)` if it did (the
+/// call is dropped, and the interrupt spent). A call that is done at once is never dropped.
+async fn unless_interrupted(
+    interrupt: &mut Option<Interrupt>,
+    call: impl Future<Output = Result<(), BackendError>>,
+) -> Result<bool, TunerError> {
+    tokio::select! {
+        biased;
+        result = call => {
+            result?;
+            Ok(true)
+        }
+        () = wait_for(interrupt) => {
+            *interrupt = None;
+            Ok(false)
         }
     }
 }

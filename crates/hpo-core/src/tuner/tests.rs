@@ -323,15 +323,21 @@ fn criteria_end_the_run_and_failures_are_counted_from_the_table() {
 }
 
 /// A backend that plays batches of events and records what it was asked to do.
+#[derive(Default)]
 struct ScriptedBackend {
     batches: VecDeque<Vec<Event>>,
     calls: Calls,
+    /// A start that never returns (a cluster's scheduler that does not answer).
+    hang_on_start: Option<TrialId>,
 }
 
 #[async_trait]
 impl Backend for ScriptedBackend {
     async fn start(&mut self, trial: TrialStart) -> Result<(), BackendError> {
         self.calls.lock().unwrap().push(format!("start {}", trial.trial_id));
+        if self.hang_on_start == Some(trial.trial_id) {
+            std::future::pending::<()>().await;
+        }
         Ok(())
     }
 
@@ -361,6 +367,7 @@ fn the_loop_carries_out_decisions_before_starts_and_ends_when_no_trial_runs() {
     let backend = ScriptedBackend {
         batches: [vec![report(0), completed(0)], vec![completed(1)]].into(),
         calls: Arc::clone(&backend_calls),
+        ..ScriptedBackend::default()
     };
     let scheduler = Scripted { suggestions: [start(0.1), start(0.2)].into(), ..Scripted::default() };
     let tuner = Tuner::new(context(), Box::new(scheduler), Box::new(backend));
@@ -374,11 +381,36 @@ fn the_loop_carries_out_decisions_before_starts_and_ends_when_no_trial_runs() {
 fn the_loop_stops_every_trial_on_interrupt() {
     let backend_calls = Calls::default();
     let stopped = Event { time: 0.0, trial_id: 0, kind: EventKind::Stopped };
-    let backend = ScriptedBackend { batches: [vec![stopped]].into(), calls: Arc::clone(&backend_calls) };
+    let backend =
+        ScriptedBackend { batches: [vec![stopped]].into(), calls: Arc::clone(&backend_calls), ..Default::default() };
     let scheduler = Scripted { suggestions: [start(0.1)].into(), ..Scripted::default() };
     let tuner = Tuner::new(context(), Box::new(scheduler), Box::new(backend)).interrupt_on(async {});
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let summary = runtime.block_on(tuner.run()).unwrap();
     assert_eq!(*backend_calls.lock().unwrap(), ["start 0", "STOP 0"]);
     assert_eq!((summary.reason, summary.stopped), (EndReason::Interrupted, 1));
+}
+
+#[test]
+fn an_interrupt_is_honoured_while_a_backend_call_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.jsonl");
+    let backend_calls = Calls::default();
+    let stopped = Event { time: 0.0, trial_id: 0, kind: EventKind::Stopped };
+    let backend =
+        ScriptedBackend { batches: [vec![stopped]].into(), calls: Arc::clone(&backend_calls), hang_on_start: Some(1) };
+    let scheduler = Scripted { suggestions: [start(0.1), start(0.2)].into(), ..Scripted::default() };
+    let tuner = Tuner::new(context(), Box::new(scheduler), Box::new(backend))
+        .workers(2)
+        .journal(Journal::create(&path, "test", serde_json::json!({})).unwrap())
+        .interrupt_on(async { tokio::time::sleep(std::time::Duration::from_millis(50)).await });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let summary = runtime.block_on(tuner.run()).unwrap();
+    assert_eq!(*backend_calls.lock().unwrap(), ["start 0", "start 1", "STOP 0"]);
+    assert_eq!((summary.reason, summary.stopped, summary.failed), (EndReason::Interrupted, 1, 1));
+    let entries = read_journal(&path).unwrap();
+    assert!(
+        entries.iter().any(|e| matches!(e, Entry::Fail { trial: 1, error, .. } if error.contains("not started"))),
+        "{entries:?}"
+    );
 }
