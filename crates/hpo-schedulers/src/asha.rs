@@ -7,7 +7,8 @@ use hpo_core::{
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::fifo::{default_searcher, notify_stop};
+use crate::fifo::default_searcher;
+use crate::forward::{WithSearcher, searcher_events, with_defaults};
 use crate::quantile::{Ord64, RunningQuantile};
 use crate::rungs::{at_max_resource, check_eta, geometric_levels, max_resource, with_level};
 
@@ -88,16 +89,7 @@ struct State {
 
 impl Asha {
     pub fn new(variant: Variant, grace_period: f64, reduction_factor: f64, max_t: Option<f64>) -> Self {
-        Asha {
-            variant,
-            grace_period,
-            reduction_factor,
-            max_t,
-            rung_levels: None,
-            brackets: 1,
-            searcher: default_searcher(),
-            state: None,
-        }
+        Asha { variant, grace_period, reduction_factor, max_t, ..with_defaults(serde_json::json!({})) }
     }
 
     /// The rung levels of bracket 0, after `init`.
@@ -214,45 +206,28 @@ impl Scheduler for Asha {
         Suggestion::start(config)
     }
 
-    fn on_report(&mut self, report: &Report<'_>) -> Decision {
-        let decision = self.decide(report);
-        notify_stop(self.searcher.as_mut(), report.trial_id, decision)
-    }
-
-    fn on_complete(&mut self, trial_id: TrialId) {
-        self.end_run(trial_id);
-        self.searcher.on_complete(trial_id);
-    }
-
-    fn on_fail(&mut self, trial_id: TrialId) {
-        self.end_run(trial_id);
-        if let Some(info) = self.state.as_mut().and_then(|s| s.trials.get_mut(&trial_id)) {
-            info.failed = true;
-        }
-        self.searcher.on_fail(trial_id);
-    }
+    searcher_events!();
 }
 
-impl Asha {
-    /// What to do with a report; `on_report` then tells the searcher about stops and pauses.
-    fn decide(&mut self, report: &Report<'_>) -> Decision {
-        let Some(state) = self.state.as_mut() else {
-            return Decision::Continue;
-        };
-        let Some(info) = state.trials.get_mut(&report.trial_id) else {
-            return Decision::Continue;
-        };
+impl WithSearcher for Asha {
+    fn searcher(&mut self) -> &mut dyn Searcher {
+        self.searcher.as_mut()
+    }
+
+    fn decide(&mut self, report: &Report<'_>) -> Option<Decision> {
+        let variant = self.variant;
+        let state = self.state.as_mut()?;
+        let info = state.trials.get_mut(&report.trial_id)?;
         if report.resource <= info.recorded_up_to {
-            return Decision::Continue; // a restart from scratch repeating what was recorded
+            return None; // a restart from scratch repeating what was recorded
         }
-        self.searcher.on_report(report);
         if report.resource >= state.max_t {
             let decision = at_max_resource(report.resource, state.max_t, state.max_resource_attr.is_some());
             if decision == Decision::Stop {
                 info.ended = true;
                 state.active = state.active.saturating_sub(1);
             }
-            return decision;
+            return Some(decision);
         }
         let rungs = &mut state.brackets[info.bracket];
         let mut decision = Decision::Continue;
@@ -263,7 +238,7 @@ impl Asha {
             info.next_rung += 1;
             info.recorded_up_to = report.resource;
             rung.cutoff.insert(report.objective);
-            match self.variant {
+            match variant {
                 Variant::Stopping => {
                     if rung.cutoff.value(2).is_some_and(|cutoff| report.objective > cutoff) {
                         decision = Decision::Stop;
@@ -281,9 +256,18 @@ impl Asha {
             info.ended = true;
             state.active = state.active.saturating_sub(1);
         }
-        decision
+        Some(decision)
     }
 
+    fn ended(&mut self, trial_id: TrialId, failed: bool) {
+        self.end_run(trial_id);
+        if failed && let Some(info) = self.state.as_mut().and_then(|s| s.trials.get_mut(&trial_id)) {
+            info.failed = true;
+        }
+    }
+}
+
+impl Asha {
     /// A trial's run ended by itself: it no longer counts as active.
     fn end_run(&mut self, trial_id: TrialId) {
         if let Some(state) = self.state.as_mut()

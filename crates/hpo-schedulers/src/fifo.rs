@@ -2,6 +2,7 @@ use hpo_core::{Context, Decision, Report, Scheduler, Searcher, SetupError, Sugge
 use serde::{Deserialize, Serialize};
 
 use crate::RandomSearcher;
+use crate::forward::{WithSearcher, searcher_events};
 
 /// First in, first out: starts whatever its searcher suggests and runs every trial to its
 /// end. With the random searcher this is (asynchronous) random search.
@@ -22,14 +23,6 @@ pub(crate) fn start_or_done(searcher: &mut dyn Searcher, trial_id: TrialId) -> S
         Some(config) => Suggestion::start(config),
         None => Suggestion::Done,
     }
-}
-
-/// Passes `decision` through, telling the searcher when it stops or pauses the trial.
-pub(crate) fn notify_stop(searcher: &mut dyn Searcher, trial_id: TrialId, decision: Decision) -> Decision {
-    if decision != Decision::Continue {
-        searcher.on_stop(trial_id);
-    }
-    decision
 }
 
 impl Fifo {
@@ -54,16 +47,15 @@ impl Scheduler for Fifo {
         start_or_done(self.searcher.as_mut(), trial_id)
     }
 
-    fn on_report(&mut self, report: &Report<'_>) -> Decision {
-        self.searcher.on_report(report);
-        Decision::Continue
+    searcher_events!();
+}
+
+impl WithSearcher for Fifo {
+    fn searcher(&mut self) -> &mut dyn Searcher {
+        self.searcher.as_mut()
     }
 
-    fn on_complete(&mut self, trial_id: TrialId) {
-        self.searcher.on_complete(trial_id);
-    }
-
-    fn on_fail(&mut self, trial_id: TrialId) {
-        self.searcher.on_fail(trial_id);
+    fn decide(&mut self, _report: &Report<'_>) -> Option<Decision> {
+        Some(Decision::Continue)
     }
 }

@@ -13,7 +13,8 @@ use hpo_core::{Config, Context, Decision, Report, Scheduler, Searcher, SetupErro
 use serde::{Deserialize, Serialize};
 
 use crate::asha::hyperband_counts;
-use crate::fifo::{default_searcher, notify_stop};
+use crate::fifo::default_searcher;
+use crate::forward::{WithSearcher, searcher_events, with_defaults};
 use crate::rungs::{at_max_resource, check_eta, halving_levels, max_resource, with_level};
 
 /// One bracket's shape: (slots, level) per rung.
@@ -208,7 +209,7 @@ pub struct SuccessiveHalving {
 
 impl SuccessiveHalving {
     pub fn new(r_min: f64, r_max: Option<f64>, eta: f64, prefact: usize) -> Self {
-        SuccessiveHalving { r_min, r_max, eta, prefact, searcher: default_searcher(), brackets: Brackets::default() }
+        SuccessiveHalving { r_min, r_max, eta, prefact, ..with_defaults(serde_json::json!({ "r_min": r_min })) }
     }
 
     /// (slots, level) per rung, after `init`.
@@ -242,19 +243,22 @@ impl Scheduler for SuccessiveHalving {
         self.brackets.suggest(trial_id, self.searcher.as_mut())
     }
 
-    fn on_report(&mut self, report: &Report<'_>) -> Decision {
-        self.searcher.on_report(report);
-        let decision = self.brackets.on_report(report);
-        notify_stop(self.searcher.as_mut(), report.trial_id, decision)
+    searcher_events!();
+}
+
+impl WithSearcher for SuccessiveHalving {
+    fn searcher(&mut self) -> &mut dyn Searcher {
+        self.searcher.as_mut()
     }
 
-    fn on_complete(&mut self, trial_id: TrialId) {
-        self.searcher.on_complete(trial_id);
+    fn decide(&mut self, report: &Report<'_>) -> Option<Decision> {
+        Some(self.brackets.on_report(report))
     }
 
-    fn on_fail(&mut self, trial_id: TrialId) {
-        self.brackets.on_fail(trial_id);
-        self.searcher.on_fail(trial_id);
+    fn ended(&mut self, trial_id: TrialId, failed: bool) {
+        if failed {
+            self.brackets.on_fail(trial_id);
+        }
     }
 }
 
@@ -279,14 +283,7 @@ pub struct Hyperband {
 
 impl Hyperband {
     pub fn new(grace_period: f64, reduction_factor: f64, max_t: Option<f64>) -> Self {
-        Hyperband {
-            grace_period,
-            reduction_factor,
-            max_t,
-            brackets: None,
-            searcher: default_searcher(),
-            state: Brackets::default(),
-        }
+        Hyperband { grace_period, reduction_factor, max_t, ..with_defaults(serde_json::json!({})) }
     }
 
     /// The bracket shapes in use, after `init`.
@@ -332,19 +329,22 @@ impl Scheduler for Hyperband {
         self.state.suggest(trial_id, self.searcher.as_mut())
     }
 
-    fn on_report(&mut self, report: &Report<'_>) -> Decision {
-        self.searcher.on_report(report);
-        let decision = self.state.on_report(report);
-        notify_stop(self.searcher.as_mut(), report.trial_id, decision)
+    searcher_events!();
+}
+
+impl WithSearcher for Hyperband {
+    fn searcher(&mut self) -> &mut dyn Searcher {
+        self.searcher.as_mut()
     }
 
-    fn on_complete(&mut self, trial_id: TrialId) {
-        self.searcher.on_complete(trial_id);
+    fn decide(&mut self, report: &Report<'_>) -> Option<Decision> {
+        Some(self.state.on_report(report))
     }
 
-    fn on_fail(&mut self, trial_id: TrialId) {
-        self.state.on_fail(trial_id);
-        self.searcher.on_fail(trial_id);
+    fn ended(&mut self, trial_id: TrialId, failed: bool) {
+        if failed {
+            self.state.on_fail(trial_id);
+        }
     }
 }
 

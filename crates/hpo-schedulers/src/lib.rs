@@ -22,6 +22,7 @@ mod asha;
 mod bo;
 mod defaults;
 mod fifo;
+mod forward;
 mod gp;
 mod grid;
 mod history;

@@ -3,7 +3,8 @@ use std::collections::HashMap;
 use hpo_core::{Context, Decision, Report, Scheduler, Searcher, SetupError, Suggestion, TrialId};
 use serde::{Deserialize, Serialize};
 
-use crate::fifo::{default_searcher, notify_stop, start_or_done};
+use crate::fifo::{default_searcher, start_or_done};
+use crate::forward::{WithSearcher, searcher_events, with_defaults};
 use crate::quantile::RunningQuantile;
 
 /// The median stopping rule (Golovin et al., 2017): at each time step, stop a trial whose
@@ -38,19 +39,11 @@ struct State {
 
 impl MedianStopping {
     pub fn new(grace_period: f64, grace_population: usize, time_step: f64) -> Self {
-        MedianStopping {
-            grace_period,
-            grace_population,
-            time_step,
-            rank_cutoff: 0.5,
-            searcher: default_searcher(),
-            state: State::default(),
-        }
+        MedianStopping { grace_period, grace_population, time_step, ..with_defaults(serde_json::json!({})) }
     }
 
-    /// What to do with a report; `on_report` then tells the searcher about stops and pauses.
-    fn decide(&mut self, report: &Report<'_>) -> Decision {
-        self.searcher.on_report(report);
+    /// The median rule for a report.
+    fn rule(&mut self, report: &Report<'_>) -> Decision {
         let step = (report.resource / self.time_step).floor() as i64;
         let (best, last_step) = self.state.best.entry(report.trial_id).or_insert((f64::INFINITY, i64::MIN));
         *best = best.min(report.objective);
@@ -88,16 +81,15 @@ impl Scheduler for MedianStopping {
         start_or_done(self.searcher.as_mut(), trial_id)
     }
 
-    fn on_report(&mut self, report: &Report<'_>) -> Decision {
-        let decision = self.decide(report);
-        notify_stop(self.searcher.as_mut(), report.trial_id, decision)
+    searcher_events!();
+}
+
+impl WithSearcher for MedianStopping {
+    fn searcher(&mut self) -> &mut dyn Searcher {
+        self.searcher.as_mut()
     }
 
-    fn on_complete(&mut self, trial_id: TrialId) {
-        self.searcher.on_complete(trial_id);
-    }
-
-    fn on_fail(&mut self, trial_id: TrialId) {
-        self.searcher.on_fail(trial_id);
+    fn decide(&mut self, report: &Report<'_>) -> Option<Decision> {
+        Some(self.rule(report))
     }
 }

@@ -7,7 +7,8 @@ use hpo_core::{
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::fifo::{default_searcher, notify_stop};
+use crate::fifo::default_searcher;
+use crate::forward::{WithSearcher, searcher_events, with_defaults};
 use crate::rungs::{at_max_resource, max_resource};
 
 /// Population based training (Jaderberg et al., 2017).
@@ -69,16 +70,7 @@ struct State {
 
 impl Pbt {
     pub fn new(population_size: usize, perturbation_interval: f64) -> Self {
-        Pbt {
-            population_size,
-            perturbation_interval,
-            quantile_fraction: 0.25,
-            resample_probability: 0.25,
-            max_t: None,
-            mutate: None,
-            searcher: default_searcher(),
-            state: None,
-        }
+        Pbt { population_size, perturbation_interval, ..with_defaults(serde_json::json!({})) }
     }
 }
 
@@ -132,26 +124,26 @@ impl Scheduler for Pbt {
         Suggestion::Start { config, checkpoint_from }
     }
 
-    fn on_report(&mut self, report: &Report<'_>) -> Decision {
-        let decision = self.decide(report);
-        notify_stop(self.searcher.as_mut(), report.trial_id, decision)
+    searcher_events!();
+}
+
+impl WithSearcher for Pbt {
+    fn searcher(&mut self) -> &mut dyn Searcher {
+        self.searcher.as_mut()
     }
 
-    fn on_complete(&mut self, trial_id: TrialId) {
-        self.mark_dead(trial_id);
-        self.searcher.on_complete(trial_id);
+    fn decide(&mut self, report: &Report<'_>) -> Option<Decision> {
+        Some(self.rule(report))
     }
 
-    fn on_fail(&mut self, trial_id: TrialId) {
+    fn ended(&mut self, trial_id: TrialId, _failed: bool) {
         self.mark_dead(trial_id);
-        self.searcher.on_fail(trial_id);
     }
 }
 
 impl Pbt {
-    /// What to do with a report; `on_report` then tells the searcher about stops and pauses.
-    fn decide(&mut self, report: &Report<'_>) -> Decision {
-        self.searcher.on_report(report);
+    /// PBT's rule for a report: exploit and explore at interval boundaries.
+    fn rule(&mut self, report: &Report<'_>) -> Decision {
         let interval = self.perturbation_interval;
         let Some(state) = self.state.as_mut() else {
             return Decision::Continue;
