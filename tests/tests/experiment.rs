@@ -117,21 +117,6 @@ fn errors_name_file_line_and_key() {
     }
 }
 
-#[test]
-fn unknown_backend_and_objective_are_clear_errors() {
-    let spec = parse(&format!("{MINIMAL}[backend]\ntype = \"threads\"\nobjective = \"mnist\"\n")).unwrap();
-    let err = hpo_backends::build_backend(&spec, None).err().unwrap().to_string();
-    assert!(
-        err.contains(
-            "exp.toml:5: `backend.objective`: no built-in objective `mnist`; expected one of digits-mlp, height"
-        ),
-        "{err}"
-    );
-    let spec = parse(&format!("{MINIMAL}[backend]\ntype = \"cloud\"\n")).unwrap();
-    let err = hpo_backends::build_backend(&spec, None).err().unwrap().to_string();
-    assert!(err.contains("unknown backend `cloud`"), "{err}");
-}
-
 /// A valid experiment file whose lines a property test then damages.
 const FULL: &str = r#"name = "prop"
 metric = "loss"

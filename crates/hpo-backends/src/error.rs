@@ -8,6 +8,9 @@ pub enum Error {
     /// blackbox or metric, a Slurm mode without an allocation.
     #[error("{0}")]
     Setting(String),
+    /// More workers than this process can start threads for.
+    #[error("{0}")]
+    Workers(String),
     /// A benchmark table or data file that cannot be read.
     #[error("{0}")]
     Data(String),

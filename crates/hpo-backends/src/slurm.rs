@@ -26,8 +26,6 @@ use crate::process::{MAX_LINE, ProcessBackend, ProcessSpec, metrics_line, trial_
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlurmSpec {
-    #[serde(rename = "type")]
-    _type: String,
     pub command: Vec<String>,
     #[serde(default)]
     pub partition: Option<String>,

@@ -1,107 +1,103 @@
-//! Building a backend from an experiment file's `[backend]` table.
+//! The `[backend]` table of an experiment file, as one tagged enum, and building the backend
+//! it asks for.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use hpo_core::{Backend, ExperimentError, ExperimentSpec};
+use hpo_core::Backend;
 use serde::Deserialize;
 
 use crate::blackbox::blackbox;
 use crate::objectives::{BUILTIN, builtin};
 use crate::process::{ProcessBackend, ProcessSpec};
-use crate::{SimulatorBackend, SlurmSpec, ThreadBackend, slurm_backend};
+use crate::{Error, SimulatorBackend, SlurmSpec, ThreadBackend, slurm_backend};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ThreadsSpec {
-    #[serde(rename = "type")]
-    _type: String,
-    objective: String,
+/// What `[backend] type = "..."` asks for.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum BackendSpec {
+    /// A built-in objective on threads of this process.
+    Threads { objective: String },
+    /// Any training script, a child process per trial.
+    Process(ProcessSpec),
+    /// A blackbox replayed on a simulated clock.
+    Simulator {
+        /// `digits-mlp`, `branin`, `hartmann6`, or a tabular spec file.
+        blackbox: String,
+        /// Add the tuner's own decision time to the simulated clock.
+        #[serde(default)]
+        charge_decision_time: bool,
+    },
+    /// Trials as Slurm jobs or job steps.
+    Slurm(SlurmSpec),
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SimulatorSpec {
-    #[serde(rename = "type")]
-    _type: String,
-    /// `digits-mlp`, `branin`, `hartmann6`, or a tabular spec file.
-    blackbox: String,
-    /// Add the tuner's own decision time to the simulated clock.
-    #[serde(default)]
-    charge_decision_time: bool,
+/// The backend types, with what each does (for `hpo list` and error messages).
+pub const BACKENDS: [(&str, &str); 4] = [
+    ("threads", "a built-in objective on threads of this process"),
+    ("process", "any training script as a child process per trial (Syne Tune compatible)"),
+    ("simulator", "a benchmark's learning curves replayed on a simulated clock"),
+    ("slurm", "trials as Slurm jobs, or job steps inside an allocation"),
+];
+
+/// What a backend needs to know about the experiment besides its own table.
+#[derive(Clone, Debug)]
+pub struct BackendContext<'a> {
+    pub workers: usize,
+    pub seed: u64,
+    pub metric: &'a str,
+    pub max_resource_attr: Option<&'a str>,
+    /// Relative paths in the table are relative to this folder (the experiment file's).
+    pub base_dir: &'a Path,
+    /// Where per-trial folders go (default: `hpo-trials` in the temporary folder).
+    pub trials_dir: Option<&'a Path>,
 }
 
-/// The backend an experiment asks for. `trials_dir` is where per-trial folders go.
-pub fn build_backend(spec: &ExperimentSpec, trials_dir: Option<&Path>) -> Result<Box<dyn Backend>, ExperimentError> {
-    let kind = spec.backend.get("type").and_then(|t| t.as_str()).unwrap_or("threads");
-    match kind {
-        "threads" => {
-            let threads: ThreadsSpec = spec.origin.parse("backend", spec.backend.clone())?;
-            let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-            let trial_fn = builtin(&threads.objective, spec.max_resource_attr.as_deref()).ok_or_else(|| {
-                spec.origin.error(
-                    "backend.objective",
-                    format!("no built-in objective `{}`; expected one of {}", threads.objective, names.join(", ")),
-                )
-            })?;
-            let mut backend = ThreadBackend::new(spec.workers, move |ctx, reporter| trial_fn(ctx, reporter))
-                .map_err(|e| spec.origin.error("workers", e.0))?
-                .seed(spec.seed);
-            if let Some(dir) = trials_dir {
-                backend = backend.trials_dir(dir);
-            }
-            Ok(Box::new(backend))
+impl BackendSpec {
+    /// The key of the table an error of this backend is about.
+    pub fn error_key(&self, error: &Error) -> &'static str {
+        match (self, error) {
+            (_, Error::Workers(_)) => "workers",
+            (BackendSpec::Threads { .. }, _) => "backend.objective",
+            (BackendSpec::Process(_), _) => "backend.command",
+            (BackendSpec::Simulator { .. }, _) => "backend.blackbox",
+            (BackendSpec::Slurm(_), _) => "backend",
         }
-        "process" => {
-            let mut table = spec.backend.clone();
-            if let Some(t) = table.as_object_mut() {
-                t.remove("type");
-            }
-            let mut process: ProcessSpec = spec.origin.parse("backend", table)?;
-            // Relative paths are relative to the experiment file, so it runs from anywhere.
-            let base =
-                Path::new(&spec.origin.file).parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            process.workdir = Some(match process.workdir.take() {
-                Some(dir) => base.join(dir),
-                None => base.to_path_buf(),
-            });
-            let trials_dir = trials_dir.map_or_else(|| std::env::temp_dir().join("hpo-trials"), Path::to_path_buf);
-            let backend = ProcessBackend::new(process, spec.workers, trials_dir)
-                .map_err(|e| spec.origin.error("backend.command", e))?;
-            Ok(Box::new(backend))
-        }
-        "simulator" => {
-            let sim: SimulatorSpec = spec.origin.parse("backend", spec.backend.clone())?;
-            // A table's spec file is found relative to the experiment file.
-            let name = if sim.blackbox.ends_with(".toml") {
-                experiment_dir(spec).join(&sim.blackbox).display().to_string()
-            } else {
-                sim.blackbox.clone()
-            };
-            let bb = blackbox(&name).map_err(|e| spec.origin.error("backend.blackbox", e))?;
-            let backend =
-                SimulatorBackend::new(bb, &[spec.metric.as_str()], spec.max_resource_attr.as_deref(), spec.seed)
-                    .map_err(|e| spec.origin.error("backend.blackbox", e))?
-                    .charge_decision_time(sim.charge_decision_time);
-            Ok(Box::new(backend))
-        }
-        "slurm" => {
-            let mut slurm: SlurmSpec = spec.origin.parse("backend", spec.backend.clone())?;
-            let base = experiment_dir(spec);
-            slurm.workdir = Some(match slurm.workdir.take() {
-                Some(dir) => base.join(dir),
-                None => base.to_path_buf(),
-            });
-            let trials_dir = trials_dir.map_or_else(|| std::env::temp_dir().join("hpo-trials"), Path::to_path_buf);
-            slurm_backend(slurm, spec.workers, trials_dir).map_err(|e| spec.origin.error("backend", e))
-        }
-        other => Err(spec.origin.error(
-            "backend.type",
-            format!("unknown backend `{other}`; expected \"threads\", \"process\", \"simulator\" or \"slurm\""),
-        )),
     }
-}
 
-/// The folder of the experiment file, against which its relative paths are resolved.
-fn experiment_dir(spec: &ExperimentSpec) -> &Path {
-    Path::new(&spec.origin.file).parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+    /// Builds the backend.
+    pub fn build(self, ctx: &BackendContext<'_>) -> Result<Box<dyn Backend>, Error> {
+        let trials_dir = || ctx.trials_dir.map_or_else(|| std::env::temp_dir().join("hpo-trials"), Path::to_path_buf);
+        let relative =
+            |dir: Option<PathBuf>| Some(dir.map_or_else(|| ctx.base_dir.to_path_buf(), |d| ctx.base_dir.join(d)));
+        match self {
+            BackendSpec::Threads { objective } => {
+                let trial_fn = builtin(&objective, ctx.max_resource_attr).ok_or_else(|| {
+                    let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+                    Error::Setting(format!("no built-in objective `{objective}`; expected one of {}", names.join(", ")))
+                })?;
+                let mut backend = ThreadBackend::new(ctx.workers, move |t, reporter| trial_fn(t, reporter))
+                    .map_err(|e| Error::Workers(e.0))?
+                    .seed(ctx.seed);
+                if let Some(dir) = ctx.trials_dir {
+                    backend = backend.trials_dir(dir);
+                }
+                Ok(Box::new(backend))
+            }
+            BackendSpec::Process(mut process) => {
+                process.workdir = relative(process.workdir.take());
+                Ok(Box::new(ProcessBackend::new(process, ctx.workers, trials_dir())?))
+            }
+            BackendSpec::Simulator { blackbox: name, charge_decision_time } => {
+                // A table's spec file is found relative to the experiment file.
+                let name = if name.ends_with(".toml") { ctx.base_dir.join(&name).display().to_string() } else { name };
+                let backend = SimulatorBackend::new(blackbox(&name)?, &[ctx.metric], ctx.max_resource_attr, ctx.seed)?
+                    .charge_decision_time(charge_decision_time);
+                Ok(Box::new(backend))
+            }
+            BackendSpec::Slurm(mut slurm) => {
+                slurm.workdir = relative(slurm.workdir.take());
+                slurm_backend(slurm, ctx.workers, trials_dir())
+            }
+        }
+    }
 }

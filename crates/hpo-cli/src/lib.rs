@@ -26,6 +26,8 @@ pub enum Command {
     Run(RunArgs),
     /// Show the best trials of an experiment folder.
     Results(ResultsArgs),
+    /// List the built-in searchers, schedulers, methods, backends, objectives and blackboxes.
+    List(ListArgs),
     /// Print the best config of an experiment folder as JSON.
     Best(BestArgs),
     /// Draw an experiment's figures (SVG) into DIR/plots/.
@@ -154,14 +156,24 @@ pub enum BenchCommand {
     Plot(BenchPlotArgs),
 }
 
+/// `--methods`' help, from the registry of methods.
+fn methods_help() -> String {
+    format!("Comma-separated methods ({}), or a scheduler table as JSON", hpo_schedulers::Method::names())
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct BenchRunArgs {
     /// `digits-mlp`, `branin`, `hartmann6`, or a tabular spec file (.toml).
     #[arg(long, default_value = "digits-mlp")]
     pub blackbox: String,
-    /// Comma-separated: random, asha, asha-promotion, hyperband, sh, median, pbt, tpe, bohb, bo,
-    /// mobster; or a scheduler table as JSON.
-    #[arg(long, default_value = "random,asha")]
+    #[arg(long, default_value = "random,asha", help = methods_help())]
     pub methods: String,
     /// Seeds: a range `0..30` (end excluded) or a list `1,2,3`.
     #[arg(long, default_value = "0..10")]
@@ -305,6 +317,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => commands::run::run(args),
         Command::Results(args) => commands::results::results(args),
+        Command::List(args) => commands::list::list(args),
         Command::Best(args) => commands::results::best(args),
         Command::Bench(BenchCommand::Overhead(args)) => commands::bench::overhead(args),
         Command::Bench(BenchCommand::Scheduler(args)) => commands::bench::scheduler(args),

@@ -305,3 +305,59 @@ fn one_version_and_every_flag_described() {
         }
     }
 }
+
+#[test]
+fn unknown_backend_and_objective_are_clear_errors() {
+    const MINIMAL: &str = "\nmetric = \"loss\"\n[space]\nx = { uniform = [0, 1] }\n";
+    let dir = tempfile::tempdir().unwrap();
+    let run = |backend: &str| {
+        std::fs::write(dir.path().join("exp.toml"), format!("{MINIMAL}[backend]\n{backend}")).unwrap();
+        let out = hpo(&["run", "exp.toml", "-q"], dir.path());
+        assert!(!out.status.success());
+        text(&out).1
+    };
+    let err = run("type = \"threads\"\nobjective = \"mnist\"\n");
+    assert!(
+        err.contains(
+            "exp.toml:5: `backend.objective`: no built-in objective `mnist`; expected one of digits-mlp, height"
+        ),
+        "{err}"
+    );
+    let err = run("type = \"cloud\"\n");
+    assert!(err.contains("unknown backend `cloud`"), "{err}");
+}
+
+/// One test for every method in the registry: each runs a short simulated experiment and
+/// finds something.
+#[test]
+fn every_listed_method_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&hpo(&["list", "--json"], dir.path()).stdout).unwrap();
+    let names: Vec<&str> = listed["methods"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert!(names.len() >= 11, "{names:?}");
+    let methods = names.join(",");
+    let out = hpo(
+        &[
+            "bench",
+            "run",
+            "--blackbox",
+            "branin",
+            "--methods",
+            &methods,
+            "--seeds",
+            "0..1",
+            "--max-time",
+            "60s",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let lines: Vec<serde_json::Value> = text(&out).0.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines.len(), names.len());
+    for (line, name) in lines.iter().zip(&names) {
+        assert_eq!(line["method"], *name);
+        let last = line["at"].as_array().unwrap().last().unwrap();
+        assert!(last["best"][1].as_f64().unwrap().is_finite(), "{name} found nothing: {line}");
+    }
+}

@@ -2,18 +2,7 @@
 //! `type =` in an experiment file's `[searcher]` or `[scheduler]` table, and in the
 //! scheduler protocol's `init`.
 //!
-//! | name | kind | what it does |
-//! | --- | --- | --- |
-//! | `random` | searcher | independent samples; `points_to_evaluate` first |
-//! | `grid` | searcher | every grid point once, then done |
-//! | `tpe` | searcher | tree-structured Parzen estimator (model-based) |
-//! | `bo` | searcher | Gaussian-process Bayesian optimization with expected improvement |
-//! | `fifo` | scheduler | runs every trial to its end; configs from its searcher |
-//! | `successive_halving` | scheduler | synchronous successive halving (d2l) |
-//! | `hyperband` | scheduler | synchronous Hyperband |
-//! | `asha` | scheduler | asynchronous successive halving, stopping or promotion; asynchronous Hyperband with `brackets > 1` |
-//! | `median_stopping` | scheduler | the median stopping rule |
-//! | `pbt` | scheduler | population based training |
+//! The list of them, and of the named methods that combine them, is [`registry`].
 //!
 //! Every scheduler takes any searcher (`searcher = { type = "..." }`, or the experiment
 //! file's `[searcher]` table) and tells it about every report, completion and failure.
@@ -31,6 +20,7 @@ mod median;
 mod pbt;
 pub mod quantile;
 mod random;
+pub mod registry;
 mod rungs;
 mod tpe;
 
@@ -42,6 +32,7 @@ pub use hyperband::{BracketShape, Hyperband, SuccessiveHalving, halving_bracket,
 pub use median::MedianStopping;
 pub use pbt::Pbt;
 pub use random::RandomSearcher;
+pub use registry::{BuiltinType, Kind, METHODS, Method, TYPES};
 pub use rungs::{geometric_levels, halving_levels};
 pub use tpe::Tpe;
 

@@ -1,6 +1,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use hpo_backends::{BACKENDS, BackendContext, BackendSpec};
+use hpo_core::{Backend, ExperimentError, ExperimentSpec};
 
 /// `println!` that never panics: once stdout is gone (a closed pipe, as in `hpo results |
 /// head -1`, or a closed terminal) the output is dropped and the command ends as it would.
@@ -43,6 +45,31 @@ pub fn show_library_warnings() {
     }
 }
 
+/// The backend an experiment asks for; `trials_dir` is where per-trial folders go. Errors
+/// name the file, line and key.
+pub fn build_backend(spec: &ExperimentSpec, trials_dir: Option<&Path>) -> Result<Box<dyn Backend>, ExperimentError> {
+    let mut table = spec.backend.clone();
+    if let Some(t) = table.as_object_mut() {
+        t.entry("type").or_insert_with(|| "threads".into());
+    }
+    let kind = table["type"].as_str().unwrap_or_default();
+    if !BACKENDS.iter().any(|(name, _)| *name == kind) {
+        let names: Vec<String> = BACKENDS.iter().map(|(name, _)| format!("\"{name}\"")).collect();
+        let message = format!("unknown backend `{kind}`; expected one of {}", names.join(", "));
+        return Err(spec.origin.error("backend.type", message));
+    }
+    let backend: BackendSpec = spec.origin.parse("backend", table)?;
+    let ctx = BackendContext {
+        workers: spec.workers,
+        seed: spec.seed,
+        metric: &spec.metric,
+        max_resource_attr: spec.max_resource_attr.as_deref(),
+        base_dir: Path::new(&spec.origin.file).parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")),
+        trials_dir,
+    };
+    backend.clone().build(&ctx).map_err(|e| spec.origin.error(backend.error_key(&e), e))
+}
+
 /// Whether an experiment's `[backend]` table runs it on the simulator's clock.
 pub fn simulated(backend: &serde_json::Value) -> bool {
     backend["type"] == "simulator"
@@ -79,6 +106,7 @@ pub fn new_folder(output: &Path, name: &str) -> anyhow::Result<PathBuf> {
 }
 
 pub mod bench;
+pub mod list;
 pub mod plot;
 pub mod plugin;
 pub mod results;

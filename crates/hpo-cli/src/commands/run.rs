@@ -21,7 +21,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&trials_dir).with_context(|| format!("creating {}", trials_dir.display()))?;
 
     let scheduler = spec.build_scheduler()?;
-    let backend = match hpo_backends::build_backend(&spec, Some(&trials_dir)) {
+    let backend = match super::build_backend(&spec, Some(&trials_dir)) {
         Ok(backend) => backend,
         Err(e) => {
             std::fs::remove_dir_all(&dir).ok(); // nothing ran: leave no empty experiment behind

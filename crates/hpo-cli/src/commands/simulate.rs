@@ -11,35 +11,19 @@ use anyhow::Context as _;
 use hpo_backends::SimulatorBackend;
 use hpo_backends::blackbox::{Blackbox, blackbox};
 use hpo_core::{Context, Mode, Objective, Scheduler, Space, StopCriteria, Tuner};
+use hpo_schedulers::Method;
 use serde::{Deserialize, Serialize};
 
 use crate::commands::runtime;
 use crate::{BenchRunArgs, SimulatorBenchArgs};
 
-/// The methods `--methods` knows, as scheduler tables.
-pub const METHODS: [(&str, &str); 11] = [
-    ("random", r#"{"type": "fifo"}"#),
-    ("asha", r#"{"type": "asha", "variant": "stopping", "grace_period": 1, "reduction_factor": 3}"#),
-    ("asha-promotion", r#"{"type": "asha", "variant": "promotion", "grace_period": 1, "reduction_factor": 3}"#),
-    ("hyperband", r#"{"type": "hyperband", "grace_period": 1, "reduction_factor": 3}"#),
-    ("sh", r#"{"type": "successive_halving", "r_min": 1, "eta": 3}"#),
-    ("median", r#"{"type": "median_stopping"}"#),
-    ("pbt", r#"{"type": "pbt"}"#),
-    ("tpe", r#"{"type": "fifo", "searcher": {"type": "tpe"}}"#),
-    ("bohb", r#"{"type": "hyperband", "grace_period": 1, "reduction_factor": 3, "searcher": {"type": "tpe"}}"#),
-    ("bo", r#"{"type": "fifo", "searcher": {"type": "bo"}}"#),
-    (
-        "mobster",
-        r#"{"type": "asha", "variant": "stopping", "grace_period": 1, "reduction_factor": 3, "searcher": {"type": "bo"}}"#,
-    ),
-];
-
-/// A method by name: one of [`METHODS`], or a scheduler table as JSON.
+/// A method by name (one of [`hpo_schedulers::METHODS`]) or a scheduler table as JSON.
 pub fn method(name: &str) -> anyhow::Result<serde_json::Value> {
-    let text = METHODS.iter().find(|(n, _)| *n == name).map_or(name, |(_, t)| *t);
-    serde_json::from_str(text).with_context(|| {
-        let names: Vec<&str> = METHODS.iter().map(|(n, _)| *n).collect();
-        format!("unknown method `{name}`: expected one of {} or a scheduler table as JSON", names.join(", "))
+    if let Some(method) = Method::named(name) {
+        return Ok(method.table());
+    }
+    serde_json::from_str(name).with_context(|| {
+        format!("unknown method `{name}`: expected one of {} or a scheduler table as JSON", Method::names())
     })
 }
 
