@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hpo_core::{
-    Backend, BackendError, Decision, Event, EventKind, Metrics, TrialId, TrialStart, async_trait, derive_seed,
+    Backend, BackendError, Decision, Event, EventKind, Metrics, TotalF64, TrialId, TrialStart, async_trait, derive_seed,
 };
 
 use crate::blackbox::{Blackbox, Curve};
@@ -35,22 +35,8 @@ enum Pending {
     Fail,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Time(f64);
-impl Eq for Time {}
-impl PartialOrd for Time {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Time {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
 /// A queued event: (time, scheduling order, trial, the trial's run generation, what).
-type Queued = (Time, u64, TrialId, u32, Pending);
+type Queued = (TotalF64, u64, TrialId, u32, Pending);
 
 struct SimTrial {
     curve: Box<dyn Curve>,
@@ -134,7 +120,7 @@ impl SimulatorBackend {
 
     fn push(&mut self, time: f64, trial_id: TrialId, generation: u32, what: Pending) {
         self.seq += 1;
-        self.queue.push(Reverse((Time(time), self.seq, trial_id, generation, what)));
+        self.queue.push(Reverse((TotalF64(time), self.seq, trial_id, generation, what)));
     }
 
     /// Queues the trial's next epoch, or its completion once it reached its limit.
@@ -256,7 +242,7 @@ impl Backend for SimulatorBackend {
             self.time += at.elapsed().as_secs_f64();
         }
         loop {
-            let Reverse((Time(time), _, trial_id, generation, what)) =
+            let Reverse((TotalF64(time), _, trial_id, generation, what)) =
                 self.queue.pop().ok_or_else(|| BackendError("the simulation has no trial to run".into()))?;
             let Some(trial) = self.trials.get_mut(&trial_id) else { continue };
             if trial.generation != generation {

@@ -259,12 +259,7 @@ fn next_job(jobs: &crossbeam_channel::Receiver<Job>) -> Option<Job> {
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".into());
-    format!("the trial function panicked: {text}")
+    format!("the trial function panicked: {}", hpo_core::panic_message(payload))
 }
 
 #[async_trait]

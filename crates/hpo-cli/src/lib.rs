@@ -196,7 +196,7 @@ pub struct BenchRunArgs {
     /// Add each method's own decision time to the simulated clock (slow methods pay for it).
     #[arg(long)]
     pub charge_decision_time: bool,
-    /// Where per-run results go (default: runs/bench-<blackbox>).
+    /// Where per-run results go (default: `runs/bench-<blackbox>`).
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// One JSON line per method.

@@ -140,6 +140,12 @@ impl Origin {
 }
 
 impl ExperimentSpec {
+    /// Whether `name` can name the experiment's folder: not empty, no path separator, not
+    /// `.` or `..`.
+    pub fn is_valid_name(name: &str) -> bool {
+        !(name.is_empty() || name.contains(['/', '\\']) || name == "." || name == "..")
+    }
+
     /// Reads and checks an experiment file.
     pub fn from_file(path: &std::path::Path) -> Result<ExperimentSpec, ExperimentError> {
         let file = path.display().to_string();
@@ -215,7 +221,7 @@ impl ExperimentSpec {
         if raw.workers == 0 {
             return Err(origin.error("workers", "must be at least 1"));
         }
-        if raw.name.is_empty() || raw.name.contains(['/', '\\']) || raw.name == ".." || raw.name == "." {
+        if !ExperimentSpec::is_valid_name(&raw.name) {
             return Err(origin.error("name", format!("`{}` cannot be used as a folder name", raw.name)));
         }
         let backend = match raw.backend {

@@ -24,7 +24,9 @@ pub use results::{ExperimentResults, ResultsError, Row, TrialSummary};
 pub use rng::{HpoRng, derive_rng, derive_seed};
 pub use traits::{Backend, BackendError, Context, Event, EventKind, Scheduler, Searcher, SetupError, TrialStart};
 pub use tuner::{EndReason, Incumbent, Observer, Progress, StopCriteria, Summary, Tuner, TunerError};
-pub use types::{Decision, MetricError, Metrics, Mode, Objective, Report, Status, Suggestion, TrialId};
+pub use types::{
+    Decision, MetricError, Metrics, Mode, Objective, Report, Status, Suggestion, TotalF64, TrialId, panic_message,
+};
 
 /// Re-exported so that crates registering searchers and schedulers use the same version.
 pub use async_trait::async_trait;

@@ -85,11 +85,7 @@ pub unsafe fn call(session: *mut c_void, request: *const u8, len: usize) -> Buff
             Err(_) => r#"{"error":"the request is not UTF-8"}"#.to_owned(),
         }))
         .unwrap_or_else(|payload| {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let message = hpo_core::panic_message(payload.as_ref());
             serde_json::json!({ "error": format!("the plugin panicked: {message}") }).to_string()
         })
     };

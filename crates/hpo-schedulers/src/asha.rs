@@ -2,14 +2,15 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use hpo_core::{
-    Config, Context, Decision, HpoRng, Report, Scheduler, Searcher, SetupError, Suggestion, TrialId, derive_rng,
+    Config, Context, Decision, HpoRng, Report, Scheduler, Searcher, SetupError, Suggestion, TotalF64, TrialId,
+    derive_rng,
 };
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use crate::fifo::default_searcher;
 use crate::forward::{WithSearcher, searcher_events, with_defaults};
-use crate::quantile::{Ord64, RunningQuantile};
+use crate::quantile::RunningQuantile;
 use crate::rungs::{at_max_resource, check_eta, geometric_levels, max_resource, with_level};
 
 /// What ASHA does with a trial at a rung level.
@@ -57,7 +58,7 @@ struct Rung {
     level: f64,
     cutoff: RunningQuantile,
     /// Promotion variant: trials recorded here and not yet promoted, best on top.
-    waiting: BinaryHeap<Reverse<(Ord64, TrialId)>>,
+    waiting: BinaryHeap<Reverse<(TotalF64, TrialId)>>,
 }
 
 struct TrialInfo {
@@ -246,7 +247,7 @@ impl WithSearcher for Asha {
                     }
                 }
                 Variant::Promotion => {
-                    rung.waiting.push(Reverse((Ord64(report.objective), report.trial_id)));
+                    rung.waiting.push(Reverse((TotalF64(report.objective), report.trial_id)));
                     decision = Decision::Pause;
                     break;
                 }
@@ -315,7 +316,7 @@ impl State {
             let Some(cutoff) = rung.cutoff.value(2) else {
                 continue;
             };
-            if let Some(&Reverse((Ord64(value), id))) = rung.waiting.peek()
+            if let Some(&Reverse((TotalF64(value), id))) = rung.waiting.peek()
                 && value <= cutoff
             {
                 rung.waiting.pop();

@@ -12,7 +12,7 @@ use crate::random::{RandomSearcher, normal};
 /// GP-BO: after `points_to_evaluate`, random configs until `n_startup` results are in; then fit a Gaussian process
 /// (Matern-5/2 ARD, constant mean, noise; hyperparameters by marginal likelihood with
 /// L-BFGS from the previous fit, and from `restarts` random starts on every tenth fit) to the standardized results in
-/// the [0,1] encoding, and suggest the config of highest expected improvement among
+/// the \[0,1\] encoding, and suggest the config of highest expected improvement among
 /// `n_candidates` random configs and a local search around the best of them.
 ///
 /// Running trials are fantasized at the model's predicted mean, so asynchronous workers do

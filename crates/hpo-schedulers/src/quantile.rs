@@ -1,24 +1,10 @@
 //! Quantiles with linear interpolation (numpy's default), kept up to date in O(log n) per
 //! new value, so a rung's cut-off never needs a scan of the rung.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// An `f64` ordered by `total_cmp`, for heaps.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Ord64(pub f64);
-
-impl Eq for Ord64 {}
-impl PartialOrd for Ord64 {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Ord64 {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
+use hpo_core::TotalF64;
 
 /// The q-quantile of sorted values with linear interpolation, as `numpy.quantile`.
 pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
@@ -43,8 +29,8 @@ pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
 #[derive(Clone, Debug)]
 pub struct RunningQuantile {
     q: f64,
-    lower: BinaryHeap<Ord64>,
-    upper: BinaryHeap<Reverse<Ord64>>,
+    lower: BinaryHeap<TotalF64>,
+    upper: BinaryHeap<Reverse<TotalF64>>,
 }
 
 impl RunningQuantile {
@@ -62,8 +48,8 @@ impl RunningQuantile {
 
     pub fn insert(&mut self, x: f64) {
         match self.lower.peek() {
-            Some(top) if x > top.0 => self.upper.push(Reverse(Ord64(x))),
-            _ => self.lower.push(Ord64(x)),
+            Some(top) if x > top.0 => self.upper.push(Reverse(TotalF64(x))),
+            _ => self.lower.push(TotalF64(x)),
         }
         let target = self.split(self.len()) + 1;
         if self.lower.len() > target {

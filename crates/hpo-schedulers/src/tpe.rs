@@ -9,7 +9,7 @@ use crate::random::normal;
 
 /// TPE: once `n_startup` results are in (random configs until then), split the results into the best `gamma` fraction
 /// ("good") and the rest, model each hyperparameter's density under both with Parzen
-/// estimators (truncated Gaussians in the [0,1] encoding, so log domains are modelled on
+/// estimators (truncated Gaussians in the \[0,1\] encoding, so log domains are modelled on
 /// their log scale; category frequencies for `choice`), and suggest the best of
 /// `n_candidates` samples from the good density by the ratio good/bad.
 ///
@@ -51,7 +51,7 @@ struct State {
     history: History,
 }
 
-/// A Parzen estimator over [0,1]: a uniform prior plus a truncated Gaussian per point.
+/// A Parzen estimator over \[0,1\]: a uniform prior plus a truncated Gaussian per point.
 struct Parzen {
     mus: Vec<f64>,
     sigmas: Vec<f64>,

@@ -1,4 +1,4 @@
-//! Domains of single hyperparameters: sampling, membership, [0,1] encoding and grids.
+//! Domains of single hyperparameters: sampling, membership, \[0,1\] encoding and grids.
 
 use rand::{Rng, RngExt};
 use serde_json::json;
@@ -155,7 +155,7 @@ impl Domain {
         if ok { Ok(()) } else { Err(format!("{value:?} is not in {}", self.to_json()).into()) }
     }
 
-    /// How many coordinates the domain takes in the [0,1]^d encoding.
+    /// How many coordinates the domain takes in the \[0,1\]^d encoding.
     pub fn encoded_dim(&self) -> usize {
         match self {
             Domain::Choice(v) => v.len(),
@@ -164,10 +164,10 @@ impl Domain {
         }
     }
 
-    /// Appends the [0,1] encoding of `value` (assumed valid) to `out`.
+    /// Appends the \[0,1\] encoding of `value` (assumed valid) to `out`.
     ///
     /// Linear domains map affinely, log domains after taking logs; integers and positions in
-    /// finite domains are widened by half a step so every value owns an equal slice of [0,1];
+    /// finite domains are widened by half a step so every value owns an equal slice of \[0,1\];
     /// `choice` is one-hot.
     pub fn encode(&self, value: &Value, out: &mut Vec<f64>) {
         match *self {
@@ -195,7 +195,7 @@ impl Domain {
     }
 
     /// The value whose encoding is nearest to `coords` (exactly `encoded_dim()` of them).
-    /// Coordinates outside [0,1] are clamped.
+    /// Coordinates outside \[0,1\] are clamped.
     pub fn decode(&self, coords: &[f64]) -> Value {
         let u = coords.first().copied().unwrap_or(0.5).clamp(0.0, 1.0);
         match *self {

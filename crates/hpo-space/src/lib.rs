@@ -1,7 +1,7 @@
 //! Search spaces for hyperparameter optimization.
 //!
 //! A [`Space`] maps hyperparameter names to [`Domain`]s. It samples configs from a seeded
-//! RNG, validates configs, encodes them to and from [0,1]^d for model-based searchers, and
+//! RNG, validates configs, encodes them to and from \[0,1\]^d for model-based searchers, and
 //! enumerates grids. Spaces are written in TOML or JSON:
 //!
 //! ```

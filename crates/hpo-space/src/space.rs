@@ -158,12 +158,12 @@ impl Space {
         Ok(())
     }
 
-    /// Length of the [0,1]^d encoding (constants take none, `choice` one per value).
+    /// Length of the \[0,1\]^d encoding (constants take none, `choice` one per value).
     pub fn encoded_dim(&self) -> usize {
         self.params.values().map(Domain::encoded_dim).sum()
     }
 
-    /// Encodes a valid config into [0,1]^d, parameters in name order.
+    /// Encodes a valid config into \[0,1\]^d, parameters in name order.
     pub fn encode(&self, config: &Config) -> Vec<f64> {
         let mut out = Vec::with_capacity(self.encoded_dim());
         for (name, domain) in &self.params {
@@ -173,7 +173,7 @@ impl Space {
         out
     }
 
-    /// Decodes a point of [0,1]^d (length `encoded_dim()`) into the nearest config.
+    /// Decodes a point of \[0,1\]^d (length `encoded_dim()`) into the nearest config.
     pub fn decode(&self, coords: &[f64]) -> Config {
         let mut offset = 0;
         self.params

@@ -3,7 +3,9 @@
 //! `[scheduler] type = "asha"` builds ASHA. Here it tunes on the digits-mlp benchmark in
 //! simulated time.
 //!
-//!     cargo run -p hpo-custom-scheduler-example -- '{"type": "top_k", "k": 3}'
+//! ```text
+//! cargo run -p hpo-custom-scheduler-example -- '{"type": "top_k", "k": 3}'
+//! ```
 
 use std::sync::Arc;
 

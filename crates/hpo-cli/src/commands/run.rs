@@ -122,7 +122,7 @@ fn apply_overrides(spec: &mut ExperimentSpec, args: &RunArgs) -> anyhow::Result<
         spec.stop.max_wallclock = Some(d);
     }
     if let Some(name) = &args.name {
-        if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+        if !ExperimentSpec::is_valid_name(name) {
             bail!("--name `{name}` cannot be used as a folder name");
         }
         spec.name.clone_from(name);

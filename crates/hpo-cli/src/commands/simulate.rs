@@ -302,7 +302,7 @@ pub struct TimePoint {
 /// to reach `target` (default: the median final best over all runs).
 pub fn summarize(setup: &Setup, runs: &[RunResult], max_time: f64, target: Option<f64>) -> Summary {
     let optimum = setup.blackbox.optimum(&setup.metric);
-    let sign = if setup.mode() == Mode::Max { -1.0 } else { 1.0 };
+    let objective = Objective::new(setup.metric.as_str(), setup.mode());
     let mut finals: Vec<f64> = runs.iter().filter_map(|r| r.final_best).collect();
     let target = target.unwrap_or_else(|| quartiles(&mut finals).map_or(f64::NAN, |q| q.1));
     let mut by_method: BTreeMap<&str, Vec<&RunResult>> = BTreeMap::new();
@@ -323,15 +323,19 @@ pub fn summarize(setup: &Setup, runs: &[RunResult], max_time: f64, target: Optio
                 .map(|i| {
                     let time = max_time * f64::from(i) / 10.0;
                     let mut best: Vec<f64> = group.iter().filter_map(|r| best_at(&r.trajectory, time)).collect();
-                    let mut regret: Vec<f64> =
-                        optimum.map_or_else(Vec::new, |o| best.iter().map(|b| sign * (b - o)).collect());
+                    let mut regret: Vec<f64> = optimum.map_or_else(Vec::new, |o| {
+                        best.iter().map(|b| objective.to_minimize(*b) - objective.to_minimize(o)).collect()
+                    });
                     TimePoint { time, best: quartiles(&mut best), regret: quartiles(&mut regret) }
                 })
                 .collect();
             let mut reach: Vec<f64> = group
                 .iter()
                 .map(|r| {
-                    r.trajectory.iter().find(|(_, v)| sign * (v - target) <= 0.0).map_or(f64::INFINITY, |(t, _)| *t)
+                    r.trajectory
+                        .iter()
+                        .find(|(_, v)| objective.to_minimize(*v) <= objective.to_minimize(target))
+                        .map_or(f64::INFINITY, |(t, _)| *t)
                 })
                 .collect();
             let median_time_to_target = quartiles(&mut reach).map(|q| q.1).filter(|t| t.is_finite());
