@@ -2,7 +2,7 @@
 //! The model-based searchers (TPE, GP-BO) through the public API: reproducibility, finite spaces,
 //! degenerate results and pending trials.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -3,7 +3,7 @@
 //! `scripts/slurm-cluster.sh up`. Without Slurm these tests say "skipped: no Slurm"; with
 //! `HPO_REQUIRE_SLURM=1` (as CI sets it) a missing cluster fails them instead.
 
-mod common;
+use crate::common;
 
 use common::{journal, repo, text};
 

@@ -21,6 +21,11 @@ pub fn text(out: &Output) -> String {
     format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
+/// Stdout and stderr, apart.
+pub fn streams(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 /// The entries of the experiment folder's `journal.jsonl`.
 pub fn journal(dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(dir.join("journal.jsonl"))

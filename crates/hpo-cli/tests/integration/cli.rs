@@ -1,20 +1,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 //! The `hpo` binary, run as a user runs it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn hpo(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hpo")).args(args).current_dir(cwd).output().expect("run hpo")
-}
-
-fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
+use crate::common::{hpo, repo, streams};
 
 const HEIGHT: &str = r#"
 name = "height"
@@ -50,7 +37,7 @@ fn run_writes_the_experiment_folder_and_results_read_it_back() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("exp.toml"), HEIGHT).unwrap();
     let out = hpo(&["run", "exp.toml", "--quiet"], dir.path());
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = streams(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("Finished (max trials)"), "{stdout}");
     assert!(stdout.contains("Best mean_loss = "), "{stdout}");
@@ -99,9 +86,9 @@ fn run_writes_the_experiment_folder_and_results_read_it_back() {
     assert_eq!(ranked.as_array().unwrap().len(), 12);
     let values: Vec<f64> = ranked.as_array().unwrap().iter().map(|t| t["mean_loss"].as_f64().unwrap()).collect();
     assert!(values.windows(2).all(|w| w[0] <= w[1]), "ranked best first");
-    let table = text(&hpo(&["results", "runs/height", "--top", "3"], dir.path())).0;
+    let table = streams(&hpo(&["results", "runs/height", "--top", "3"], dir.path())).0;
     assert!(table.contains("Best 3 of 12 trials") && table.lines().count() == 6, "{table}");
-    let csv_out = text(&hpo(&["results", "runs/height", "--csv"], dir.path())).0;
+    let csv_out = streams(&hpo(&["results", "runs/height", "--csv"], dir.path())).0;
     assert_eq!(csv_out, std::fs::read_to_string(exp.join("results.csv")).unwrap());
 
     // a second run never touches the first one's folder
@@ -132,12 +119,12 @@ fn overrides_take_precedence() {
         ],
         dir.path(),
     );
-    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(out.status.success(), "{:?}", streams(&out));
     let resolved = std::fs::read_to_string(dir.path().join("elsewhere/other/experiment.toml")).unwrap();
     for expected in ["workers = 1", "max_trials = 3", "name = \"other\"", "seed = 5"] {
         assert!(resolved.contains(expected), "{expected} not in\n{resolved}");
     }
-    let table = text(&hpo(&["results", "elsewhere/other"], dir.path())).0;
+    let table = streams(&hpo(&["results", "elsewhere/other"], dir.path())).0;
     assert!(table.contains("3 trials"), "{table}");
 }
 
@@ -155,7 +142,7 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     ];
     for (args, expected) in cases {
         let out = hpo(&args, dir.path());
-        let (_, stderr) = text(&out);
+        let (_, stderr) = streams(&out);
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
@@ -164,14 +151,14 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     let no_max = HEIGHT.replace("max_resource_attr = \"steps\"\n", "").replace("type = \"fifo\"", "type = \"asha\"");
     std::fs::write(dir.path().join("asha.toml"), no_max).unwrap();
     let out = hpo(&["run", "asha.toml", "--name", "no-max"], dir.path());
-    let (_, stderr) = text(&out);
+    let (_, stderr) = streams(&out);
     assert!(!out.status.success());
     assert!(stderr.contains("error: asha.toml:18: `scheduler`: asha needs `max_t`"), "{stderr}");
     assert!(!stderr.contains("experiment `"), "no word of a folder that is then removed: {stderr}");
     assert!(!dir.path().join("runs/no-max").exists());
     std::fs::write(dir.path().join("ok.toml"), HEIGHT).unwrap();
     let out = hpo(&["run", "ok.toml", "--name", "a/b"], dir.path());
-    assert!(text(&out).1.contains("--name `a/b` cannot be used"), "{:?}", text(&out));
+    assert!(streams(&out).1.contains("--name `a/b` cannot be used"), "{:?}", streams(&out));
     // a corrupt journal names its line
     std::fs::create_dir_all(dir.path().join("broken")).unwrap();
     std::fs::write(
@@ -180,20 +167,20 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     )
     .unwrap();
     let out = hpo(&["results", "broken"], dir.path());
-    assert!(text(&out).1.contains("journal.jsonl:2:"), "{:?}", text(&out));
+    assert!(streams(&out).1.contains("journal.jsonl:2:"), "{:?}", streams(&out));
 }
 
 #[test]
 fn quickstart_runs_as_shipped() {
     let dir = tempfile::tempdir().unwrap();
-    let quickstart = repo_root().join("examples/quickstart.toml");
+    let quickstart = repo().join("examples/quickstart.toml");
     let out = hpo(&["run", quickstart.to_str().unwrap(), "--max-trials", "3", "--quiet"], dir.path());
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = streams(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let best = hpo(&["best", "runs/quickstart"], dir.path());
     let best: serde_json::Value = serde_json::from_slice(&best.stdout).unwrap();
     assert_eq!(best["epochs"], 30);
-    let table = text(&hpo(&["results", "runs/quickstart", "--json"], dir.path())).0;
+    let table = streams(&hpo(&["results", "runs/quickstart", "--json"], dir.path())).0;
     let ranked: serde_json::Value = serde_json::from_str(&table).unwrap();
     // a real model learns: the best of 3 random configs beats guessing (0.9 error) by far
     assert!(ranked[0]["val_error"].as_f64().unwrap() < 0.5, "{table}");
@@ -204,8 +191,8 @@ fn quickstart_runs_as_shipped() {
 fn bench_overhead_prints_one_json_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = hpo(&["bench", "overhead", "--trials", "2000", "--workers", "2", "--repeats", "1", "--json"], dir.path());
-    assert!(out.status.success(), "{:?}", text(&out));
-    let stdout = text(&out).0;
+    assert!(out.status.success(), "{:?}", streams(&out));
+    let stdout = streams(&out).0;
     assert_eq!(stdout.lines().count(), 1);
     let line: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(line["us_per_trial"].as_f64().unwrap() > 0.0);
@@ -220,14 +207,14 @@ fn a_run_whose_trials_all_failed_says_why_and_exits_non_zero() {
     let wrong_metric = HEIGHT.replace("metric = \"mean_loss\"", "metric = \"val_error\"");
     std::fs::write(dir.path().join("wrong.toml"), wrong_metric).unwrap();
     let out = hpo(&["run", "wrong.toml", "--quiet", "--max-trials", "3"], dir.path());
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = streams(&out);
     assert!(!out.status.success(), "{stdout}{stderr}");
     assert!(stderr.contains("error: all 3 trials failed"), "{stderr}");
     assert!(stderr.contains("report has no metric `val_error` (it has: epoch, mean_loss)"), "{stderr}");
     // One trial is "1 trial".
     std::fs::write(dir.path().join("ok.toml"), HEIGHT).unwrap();
     let out = hpo(&["run", "ok.toml", "--quiet", "--max-trials", "1", "--name", "one"], dir.path());
-    assert!(text(&out).0.contains(": 1 trial, 1 completed"), "{:?}", text(&out));
+    assert!(streams(&out).0.contains(": 1 trial, 1 completed"), "{:?}", streams(&out));
 }
 
 #[test]
@@ -259,7 +246,7 @@ fn a_plugin_scheduler_with_a_searcher_is_one_clear_error_on_both_paths() {
     std::fs::write(dir.path().join("plain.toml"), HEIGHT).unwrap();
     for args in [vec!["run", "process.toml"], vec!["run", "plain.toml", "--plugin", "libmine.so"]] {
         let out = hpo(&args, dir.path());
-        let (_, stderr) = text(&out);
+        let (_, stderr) = streams(&out);
         assert!(!out.status.success());
         let file = args[1];
         assert!(stderr.contains(&format!("{file}:16: `searcher`: a plugin scheduler")), "{args:?}: {stderr}");
@@ -270,10 +257,10 @@ fn a_plugin_scheduler_with_a_searcher_is_one_clear_error_on_both_paths() {
 #[test]
 fn one_version_and_every_flag_described() {
     let dir = tempfile::tempdir().unwrap();
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let changelog = readme.split("## Changelog").nth(1).unwrap();
     let newest = changelog.split("- ").nth(1).unwrap().split(' ').next().unwrap();
-    let version = text(&hpo(&["--version"], dir.path())).0;
+    let version = streams(&hpo(&["--version"], dir.path())).0;
     assert_eq!(version.trim(), format!("hpo {newest}"), "`hpo --version` and the README's changelog");
     assert!(readme.contains("cargo install --path crates/hpo-cli"), "the README says how to get `hpo` on the PATH");
     let commands: [&[&str]; 14] = [
@@ -293,7 +280,7 @@ fn one_version_and_every_flag_described() {
         &["plugin", "check"],
     ];
     for command in commands {
-        let help = text(&hpo(&[command, &["-h"]].concat(), dir.path())).0;
+        let help = streams(&hpo(&[command, &["-h"]].concat(), dir.path())).0;
         for line in help
             .lines()
             .filter(|l| l.trim_start().starts_with('-') && !l.contains("--help") && !l.contains("Print help"))
@@ -314,7 +301,7 @@ fn unknown_backend_and_objective_are_clear_errors() {
         std::fs::write(dir.path().join("exp.toml"), format!("{MINIMAL}[backend]\n{backend}")).unwrap();
         let out = hpo(&["run", "exp.toml", "-q"], dir.path());
         assert!(!out.status.success());
-        text(&out).1
+        streams(&out).1
     };
     let err = run("type = \"threads\"\nobjective = \"mnist\"\n");
     assert!(
@@ -352,8 +339,9 @@ fn every_listed_method_runs() {
         ],
         dir.path(),
     );
-    assert!(out.status.success(), "{:?}", text(&out));
-    let lines: Vec<serde_json::Value> = text(&out).0.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert!(out.status.success(), "{:?}", streams(&out));
+    let lines: Vec<serde_json::Value> =
+        streams(&out).0.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
     assert_eq!(lines.len(), names.len());
     for (line, name) in lines.iter().zip(&names) {
         assert_eq!(line["method"], *name);

@@ -2,7 +2,7 @@
 //! The tuner loop through the public API: random and grid search on the thread backend,
 //! failures, stopping criteria, bookkeeping and reproducibility.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

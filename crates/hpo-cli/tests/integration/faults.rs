@@ -2,7 +2,7 @@
 //! Faults and bad input, each as a class: the `hpo` binary driven as a user drives it, with
 //! generated inputs of every kind the class covers.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 //! by `hpo run` and `hpo bench run`, the same scheduler served over the process transport, a
 //! Python plugin, `hpo plugin check`, and plugins that misbehave.
 
-mod common;
+use crate::common;
 
 use common::{hpo, journal, repo, text};
 

@@ -3,7 +3,7 @@
 //! style and with the repo's helper, stopped, paused, resumed, crashing, hanging, forking,
 //! and `hpo run` interrupted.
 
-mod common;
+use crate::common;
 
 use common::{events, hpo, journal, processes_matching, repo, setup, text};
 

@@ -3,7 +3,7 @@
 //! `examples/tune-a-function/src/main.rs` verbatim, and this test runs that very file.
 
 mod example {
-    include!("../../examples/tune-a-function/src/main.rs");
+    include!("../../../examples/tune-a-function/src/main.rs");
 
     pub fn run() -> Result<(), Box<dyn std::error::Error>> {
         main()

@@ -1,0 +1,12 @@
+//! Integration tests of the `hpo` binary, run as a user runs it: one test binary (one link,
+//! one process to start), a module per area.
+
+mod common;
+
+mod cli;
+mod faults;
+mod plugins;
+mod process;
+mod schedulers;
+mod simulate;
+mod slurm;
