@@ -25,5 +25,5 @@ pub use process::{
 };
 pub use simulator::{SimStats, SimulatorBackend};
 pub use slurm::{SlurmSpec, slurm_backend};
-pub use spec::{BACKENDS, BackendContext, BackendSpec};
+pub use spec::{BACKENDS, BackendContext, BackendSpec, SimulatorSpec, ThreadsSpec};
 pub use threads::{Interrupted, Reporter, ThreadBackend, TrialContext, TrialError, TrialFn};

@@ -11,24 +11,38 @@ use crate::objectives::{BUILTIN, builtin};
 use crate::process::{ProcessBackend, ProcessSpec};
 use crate::{Error, SimulatorBackend, SlurmSpec, ThreadBackend, slurm_backend};
 
-/// What `[backend] type = "..."` asks for.
+/// What `[backend] type = "..."` asks for. Each variant's table also reads on its own (an
+/// experiment file's reader does so, to name the nested key of an error).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum BackendSpec {
     /// A built-in objective on threads of this process.
-    Threads { objective: String },
+    Threads(ThreadsSpec),
     /// Any training script, a child process per trial.
     Process(ProcessSpec),
     /// A blackbox replayed on a simulated clock.
-    Simulator {
-        /// `digits-mlp`, `branin`, `hartmann6`, or a tabular spec file.
-        blackbox: String,
-        /// Add the tuner's own decision time to the simulated clock.
-        #[serde(default)]
-        charge_decision_time: bool,
-    },
+    Simulator(SimulatorSpec),
     /// Trials as Slurm jobs or job steps.
     Slurm(SlurmSpec),
+}
+
+/// `[backend] type = "threads"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadsSpec {
+    /// A built-in objective (`hpo list` shows them).
+    pub objective: String,
+}
+
+/// `[backend] type = "simulator"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorSpec {
+    /// `digits-mlp`, `branin`, `hartmann6`, or a tabular spec file.
+    pub blackbox: String,
+    /// Add the tuner's own decision time to the simulated clock.
+    #[serde(default)]
+    pub charge_decision_time: bool,
 }
 
 /// The backend types, with what each does (for `hpo list` and error messages).
@@ -57,9 +71,9 @@ impl BackendSpec {
     pub fn error_key(&self, error: &Error) -> &'static str {
         match (self, error) {
             (_, Error::Workers(_)) => "workers",
-            (BackendSpec::Threads { .. }, _) => "backend.objective",
+            (BackendSpec::Threads(_), _) => "backend.objective",
             (BackendSpec::Process(_), _) => "backend.command",
-            (BackendSpec::Simulator { .. }, _) => "backend.blackbox",
+            (BackendSpec::Simulator(_), _) => "backend.blackbox",
             (BackendSpec::Slurm(_), _) => "backend",
         }
     }
@@ -70,7 +84,7 @@ impl BackendSpec {
         let relative =
             |dir: Option<PathBuf>| Some(dir.map_or_else(|| ctx.base_dir.to_path_buf(), |d| ctx.base_dir.join(d)));
         match self {
-            BackendSpec::Threads { objective } => {
+            BackendSpec::Threads(ThreadsSpec { objective }) => {
                 let trial_fn = builtin(&objective, ctx.max_resource_attr).ok_or_else(|| {
                     let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
                     Error::Setting(format!("no built-in objective `{objective}`; expected one of {}", names.join(", ")))
@@ -87,7 +101,7 @@ impl BackendSpec {
                 process.workdir = relative(process.workdir.take());
                 Ok(Box::new(ProcessBackend::new(process, ctx.workers, trials_dir())?))
             }
-            BackendSpec::Simulator { blackbox: name, charge_decision_time } => {
+            BackendSpec::Simulator(SimulatorSpec { blackbox: name, charge_decision_time }) => {
                 // A table's spec file is found relative to the experiment file.
                 let name = if name.ends_with(".toml") { ctx.base_dir.join(&name).display().to_string() } else { name };
                 let backend = SimulatorBackend::new(blackbox(&name)?, &[ctx.metric], ctx.max_resource_attr, ctx.seed)?

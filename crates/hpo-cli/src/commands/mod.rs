@@ -49,16 +49,21 @@ pub fn show_library_warnings() {
 /// name the file, line and key.
 pub fn build_backend(spec: &ExperimentSpec, trials_dir: Option<&Path>) -> Result<Box<dyn Backend>, ExperimentError> {
     let mut table = spec.backend.clone();
-    if let Some(t) = table.as_object_mut() {
-        t.entry("type").or_insert_with(|| "threads".into());
-    }
-    let kind = table["type"].as_str().unwrap_or_default();
-    if !BACKENDS.iter().any(|(name, _)| *name == kind) {
-        let names: Vec<String> = BACKENDS.iter().map(|(name, _)| format!("\"{name}\"")).collect();
-        let message = format!("unknown backend `{kind}`; expected one of {}", names.join(", "));
-        return Err(spec.origin.error("backend.type", message));
-    }
-    let backend: BackendSpec = spec.origin.parse("backend", table)?;
+    let kind = table.as_object_mut().and_then(|t| t.remove("type"));
+    let kind = kind.as_ref().map_or(Some("threads"), serde_json::Value::as_str).unwrap_or_default();
+    // Each variant's table is read on its own, so that an error names its nested key.
+    let origin = &spec.origin;
+    let backend = match kind {
+        "threads" => BackendSpec::Threads(origin.parse("backend", table)?),
+        "process" => BackendSpec::Process(origin.parse("backend", table)?),
+        "simulator" => BackendSpec::Simulator(origin.parse("backend", table)?),
+        "slurm" => BackendSpec::Slurm(origin.parse("backend", table)?),
+        other => {
+            let names: Vec<String> = BACKENDS.iter().map(|(name, _)| format!("\"{name}\"")).collect();
+            let message = format!("unknown backend `{other}`; expected one of {}", names.join(", "));
+            return Err(origin.error("backend.type", message));
+        }
+    };
     let ctx = BackendContext {
         workers: spec.workers,
         seed: spec.seed,

@@ -349,3 +349,22 @@ fn every_listed_method_runs() {
         assert!(last["best"][1].as_f64().unwrap().is_finite(), "{name} found nothing: {line}");
     }
 }
+
+/// Every listed backend type is read by `hpo run` (an unknown setting is named as such, not
+/// as an unknown backend).
+#[test]
+fn every_listed_backend_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&hpo(&["list", "--json"], dir.path()).stdout).unwrap();
+    let backends = listed["backends"].as_array().unwrap();
+    assert_eq!(backends.len(), 4);
+    for backend in backends {
+        let kind = backend["name"].as_str().unwrap();
+        let experiment = format!(
+            "metric = \"loss\"\n[space]\nx = {{ uniform = [0, 1] }}\n[backend]\ntype = \"{kind}\"\nbogus = 1\n"
+        );
+        std::fs::write(dir.path().join("exp.toml"), experiment).unwrap();
+        let stderr = streams(&hpo(&["run", "exp.toml", "-q"], dir.path())).1;
+        assert!(stderr.contains("exp.toml:4: `backend.bogus`: unknown field `bogus`"), "{kind}: {stderr}");
+    }
+}
