@@ -17,7 +17,7 @@ mod types;
 
 pub use duration::{DurationError, MAX_DURATION, duration_text, optional_duration_text, parse_duration};
 pub use experiment::{ExperimentError, ExperimentSpec, Origin, PLUGIN_SEARCHER};
-pub use hpo_space::{Config, Domain, Grid, Space, Value};
+pub use hpo_space::{Config, Domain, Grid, Space, SpaceError, Value};
 pub use journal::{Entry, JOURNAL_VERSION, Journal, JournalError, read_journal};
 pub use protocol::{Answer, PROTOCOL_VERSION, Request, SchedulerFactory, SchedulerServer};
 pub use results::{ExperimentResults, ResultsError, Row, TrialSummary};

@@ -12,8 +12,8 @@ use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use crate::commands::simulate::{RunResult, best_at, quartiles};
 use crate::{BenchPlotArgs, PlotArgs};
+use hpo_bench::{RunResult, best_at, quartiles};
 
 const SIZE: (u32, u32) = (960, 600);
 

@@ -1,0 +1,294 @@
+//! The benchmark harness: run methods (built-in or your own scheduler) over seeds on a
+//! blackbox in simulated time, and sum the runs up per method (quartiles of the best value
+//! and of the regret over time, time to a target, idle workers). `hpo bench run` is this
+//! library plus flags and printing.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), hpo_bench::BenchError> {
+//! use hpo_bench::{Setup, method};
+//! let mut setup = Setup::new("branin", None, 4)?;
+//! setup.max_time = Some(std::time::Duration::from_secs(60));
+//! let methods = vec![("random".to_owned(), method("random")?), ("asha".to_owned(), method("asha")?)];
+//! let runs = setup.compare(&methods, &[0, 1, 2])?;
+//! let summary = setup.summarize(&runs, 60.0, None);
+//! for m in &summary.methods {
+//!     println!("{}: median regret at the end {:?}", m.method, m.at.last().and_then(|p| p.regret));
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hpo_backends::SimulatorBackend;
+use hpo_backends::blackbox::{Blackbox, blackbox};
+use hpo_core::{Context, Domain, Mode, Objective, Scheduler, Space, StopCriteria, Tuner};
+use hpo_schedulers::Method;
+use serde::{Deserialize, Serialize};
+
+/// What went wrong setting up or running a comparison.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// An unknown blackbox, a blackbox without the metric, a table that cannot be read.
+    #[error(transparent)]
+    Blackbox(#[from] hpo_backends::Error),
+    #[error("blackbox `{blackbox}` has no metric `{metric}`")]
+    UnknownMetric { blackbox: String, metric: String },
+    /// A method name that is neither a registered method nor a scheduler table.
+    #[error("unknown method `{name}`: expected one of {} or a scheduler table as JSON", Method::names())]
+    UnknownMethod { name: String },
+    /// A scheduler table that does not build a scheduler.
+    #[error("method `{name}`: {source}")]
+    Scheduler { name: String, source: serde_json::Error },
+    #[error(transparent)]
+    Space(#[from] hpo_core::SpaceError),
+    #[error("a simulated run: {0}")]
+    Tuner(#[from] hpo_core::TunerError),
+    #[error("starting the async runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// A method by name (one of [`hpo_schedulers::METHODS`]) or a scheduler table as JSON.
+pub fn method(name: &str) -> Result<serde_json::Value, BenchError> {
+    match Method::named(name) {
+        Some(method) => Ok(method.table()),
+        None => serde_json::from_str(name).map_err(|_| BenchError::UnknownMethod { name: name.to_owned() }),
+    }
+}
+
+/// One simulated run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunResult {
+    pub method: String,
+    pub seed: u64,
+    pub trials: usize,
+    pub final_best: Option<f64>,
+    /// (simulated time, best so far) at every improvement.
+    pub trajectory: Vec<(f64, f64)>,
+    /// Simulated worker-seconds with no trial running, up to the run's end.
+    pub idle_time: f64,
+    pub end_time: f64,
+    pub wall_ms: f64,
+}
+
+/// Everything that defines a simulated run besides method and seed.
+#[derive(Clone)]
+pub struct Setup {
+    pub blackbox: Arc<dyn Blackbox>,
+    pub metric: String,
+    pub workers: usize,
+    pub max_time: Option<Duration>,
+    pub max_trials: Option<u64>,
+    /// Add the tuner's own decision time to the simulated clock.
+    pub charge_decision_time: bool,
+}
+
+impl Setup {
+    /// Runs on the blackbox `name` (`digits-mlp`, `branin`, `hartmann6` or a tabular spec
+    /// file), optimizing `metric` (default: the blackbox's) with `workers` trials at once.
+    pub fn new(name: &str, metric: Option<&str>, workers: usize) -> Result<Setup, BenchError> {
+        let blackbox = blackbox(name)?;
+        let metric = metric.unwrap_or(&blackbox.info().default_metric).to_owned();
+        if blackbox.info().mode(&metric).is_none() {
+            return Err(BenchError::UnknownMetric { blackbox: name.to_owned(), metric });
+        }
+        Ok(Setup { blackbox, metric, workers, max_time: None, max_trials: None, charge_decision_time: false })
+    }
+
+    /// Whether the metric is minimized or maximized.
+    pub fn mode(&self) -> Mode {
+        self.blackbox.info().mode(&self.metric).unwrap_or_default()
+    }
+
+    /// The blackbox's space plus the constant `epochs` schedulers set per trial.
+    pub fn context(&self, seed: u64) -> Result<Context, BenchError> {
+        let info = self.blackbox.info();
+        let mut params: Vec<(String, Domain)> = info.space.params().map(|(n, d)| (n.to_owned(), d.clone())).collect();
+        params.push(("epochs".into(), Domain::Constant(i64::from(info.max_resource).into())));
+        Ok(Context {
+            space: Space::from_domains(params)?,
+            objective: Objective::new(&self.metric, self.mode()),
+            resource_attr: Some(info.resource_attr.clone()),
+            max_resource_attr: Some("epochs".into()),
+            seed,
+        })
+    }
+
+    /// One run of the scheduler table `scheduler` (named `method_name` in the results).
+    pub fn run(&self, method_name: &str, scheduler: &serde_json::Value, seed: u64) -> Result<RunResult, BenchError> {
+        let scheduler: Box<dyn Scheduler> = serde_json::from_value(scheduler.clone())
+            .map_err(|source| BenchError::Scheduler { name: method_name.to_owned(), source })?;
+        self.run_scheduler(method_name, scheduler, seed)
+    }
+
+    /// One run of a scheduler value: your own type need not be registered.
+    pub fn run_scheduler(
+        &self,
+        method_name: &str,
+        scheduler: Box<dyn Scheduler>,
+        seed: u64,
+    ) -> Result<RunResult, BenchError> {
+        let backend = SimulatorBackend::new(Arc::clone(&self.blackbox), &[&self.metric], Some("epochs"), seed)?
+            .charge_decision_time(self.charge_decision_time);
+        let stats = backend.stats();
+        let tuner = Tuner::new(self.context(seed)?, scheduler, Box::new(backend)).workers(self.workers).stop_when(
+            StopCriteria { max_wallclock: self.max_time, max_trials: self.max_trials, ..StopCriteria::default() },
+        );
+        let start = Instant::now();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let summary = runtime.block_on(tuner.run())?;
+        let wall_ms = start.elapsed().as_secs_f64() * 1e3;
+        let busy = stats.lock().map(|s| s.busy_time).unwrap_or_default();
+        Ok(RunResult {
+            method: method_name.to_owned(),
+            seed,
+            trials: summary.trials,
+            final_best: summary.best.map(|b| b.value),
+            trajectory: summary.trajectory,
+            idle_time: (self.workers as f64 * summary.elapsed - busy).max(0.0),
+            end_time: summary.elapsed,
+            wall_ms,
+        })
+    }
+
+    /// Every method on every seed, on every core; results in the order (method, seed).
+    pub fn compare(
+        &self,
+        methods: &[(String, serde_json::Value)],
+        seeds: &[u64],
+    ) -> Result<Vec<RunResult>, BenchError> {
+        let jobs: Vec<(&str, &serde_json::Value, u64)> =
+            methods.iter().flat_map(|(n, s)| seeds.iter().map(move |&seed| (n.as_str(), s, seed))).collect();
+        parallel(jobs, |(name, scheduler, seed)| self.run(name, scheduler, *seed)).into_iter().collect()
+    }
+
+    /// Per method: quartiles of best and regret at ten evenly spaced times up to `max_time`,
+    /// and the median time to reach `target` (default: the median final best over all runs).
+    pub fn summarize(&self, runs: &[RunResult], max_time: f64, target: Option<f64>) -> Summary {
+        let optimum = self.blackbox.optimum(&self.metric);
+        let objective = Objective::new(self.metric.as_str(), self.mode());
+        let mut finals: Vec<f64> = runs.iter().filter_map(|r| r.final_best).collect();
+        let target = target.unwrap_or_else(|| quartiles(&mut finals).map_or(f64::NAN, |q| q.1));
+        let mut by_method: BTreeMap<&str, Vec<&RunResult>> = BTreeMap::new();
+        let mut order: Vec<&str> = Vec::new();
+        for run in runs {
+            if !by_method.contains_key(run.method.as_str()) {
+                order.push(&run.method);
+            }
+            by_method.entry(&run.method).or_default().push(run);
+        }
+        let methods = order
+            .into_iter()
+            .map(|name| {
+                let group = &by_method[name];
+                let at = (1..=10)
+                    .map(|i| {
+                        let time = max_time * f64::from(i) / 10.0;
+                        let mut best: Vec<f64> = group.iter().filter_map(|r| best_at(&r.trajectory, time)).collect();
+                        let mut regret: Vec<f64> = optimum.map_or_else(Vec::new, |o| {
+                            best.iter().map(|b| objective.to_minimize(*b) - objective.to_minimize(o)).collect()
+                        });
+                        TimePoint { time, best: quartiles(&mut best), regret: quartiles(&mut regret) }
+                    })
+                    .collect();
+                let mut reach: Vec<f64> = group
+                    .iter()
+                    .map(|r| {
+                        r.trajectory
+                            .iter()
+                            .find(|(_, v)| objective.to_minimize(*v) <= objective.to_minimize(target))
+                            .map_or(f64::INFINITY, |(t, _)| *t)
+                    })
+                    .collect();
+                let median_time_to_target = quartiles(&mut reach).map(|q| q.1).filter(|t| t.is_finite());
+                let mut idle: Vec<f64> = group
+                    .iter()
+                    .map(|r| if r.end_time > 0.0 { r.idle_time / (self.workers as f64 * r.end_time) } else { 0.0 })
+                    .collect();
+                MethodSummary {
+                    method: name.to_owned(),
+                    runs: group.len(),
+                    at,
+                    median_time_to_target,
+                    median_idle_fraction: quartiles(&mut idle).map_or(0.0, |q| q.1),
+                }
+            })
+            .collect();
+        Summary {
+            blackbox: self.blackbox.info().name.clone(),
+            metric: self.metric.clone(),
+            workers: self.workers,
+            optimum,
+            target,
+            methods,
+        }
+    }
+}
+
+/// A comparison summed up: what `summary.json` holds.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub blackbox: String,
+    pub metric: String,
+    pub workers: usize,
+    /// The best value the blackbox holds, if known (regrets are measured against it).
+    pub optimum: Option<f64>,
+    pub target: f64,
+    pub methods: Vec<MethodSummary>,
+}
+
+/// One method over its seeds.
+#[derive(Debug, Serialize)]
+pub struct MethodSummary {
+    pub method: String,
+    pub runs: usize,
+    /// Quartiles of the best value and of the regret at fixed simulated times.
+    pub at: Vec<TimePoint>,
+    pub median_time_to_target: Option<f64>,
+    pub median_idle_fraction: f64,
+}
+
+/// Quartiles (lower, median, upper) at one simulated time.
+#[derive(Debug, Serialize)]
+pub struct TimePoint {
+    pub time: f64,
+    pub best: Option<(f64, f64, f64)>,
+    pub regret: Option<(f64, f64, f64)>,
+}
+
+/// The best value a run had reached by time `t` (`None` before its first result).
+pub fn best_at(trajectory: &[(f64, f64)], t: f64) -> Option<f64> {
+    trajectory.iter().take_while(|(time, _)| *time <= t).last().map(|(_, v)| *v)
+}
+
+/// (lower quartile, median, upper quartile), linear interpolation.
+pub fn quartiles(values: &mut [f64]) -> Option<(f64, f64, f64)> {
+    values.sort_by(f64::total_cmp);
+    let q = |p: f64| hpo_schedulers::quantile::quantile(values, p);
+    Some((q(0.25)?, q(0.5)?, q(0.75)?))
+}
+
+/// Runs `jobs` on every core, keeping their order.
+fn parallel<T: Sync, R: Send>(jobs: Vec<T>, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<R>> = (0..jobs.len()).map(|_| None).collect();
+    let slots = std::sync::Mutex::new(&mut results);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let r = f(job);
+                    if let Ok(mut slots) = slots.lock() {
+                        slots[i] = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    results.into_iter().flatten().collect()
+}
