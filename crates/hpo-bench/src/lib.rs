@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The benchmark harness: run methods (built-in or your own scheduler) over seeds on a
 //! blackbox in simulated time, and sum the runs up per method (quartiles of the best value
 //! and of the regret over time, time to a target, idle workers). `hpo bench run` is this
@@ -34,18 +35,35 @@ pub enum BenchError {
     /// An unknown blackbox, a blackbox without the metric, a table that cannot be read.
     #[error(transparent)]
     Blackbox(#[from] hpo_backends::Error),
+    /// The blackbox does not have the metric asked for.
     #[error("blackbox `{blackbox}` has no metric `{metric}`")]
-    UnknownMetric { blackbox: String, metric: String },
+    UnknownMetric {
+        /// The blackbox's name.
+        blackbox: String,
+        /// The metric asked for.
+        metric: String,
+    },
     /// A method name that is neither a registered method nor a scheduler table.
     #[error("unknown method `{name}`: expected one of {} or a scheduler table as JSON", Method::names())]
-    UnknownMethod { name: String },
+    UnknownMethod {
+        /// The name given.
+        name: String,
+    },
     /// A scheduler table that does not build a scheduler.
     #[error("method `{name}`: {source}")]
-    Scheduler { name: String, source: serde_json::Error },
+    Scheduler {
+        /// The method's name.
+        name: String,
+        /// Why its table does not build a scheduler.
+        source: serde_json::Error,
+    },
+    /// The blackbox's space plus the `epochs` constant is not a valid space.
     #[error(transparent)]
     Space(#[from] hpo_core::SpaceError),
+    /// A simulated run could not go on.
     #[error("a simulated run: {0}")]
     Tuner(#[from] hpo_core::TunerError),
+    /// The async runtime a run needs could not start.
     #[error("starting the async runtime: {0}")]
     Runtime(#[from] std::io::Error),
 }
@@ -61,25 +79,36 @@ pub fn method(name: &str) -> Result<serde_json::Value, BenchError> {
 /// One simulated run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunResult {
+    /// The method's name.
     pub method: String,
+    /// The run's master seed.
     pub seed: u64,
+    /// Trials started.
     pub trials: usize,
+    /// The best value at the end (in the metric's units), if any trial reported.
     pub final_best: Option<f64>,
     /// (simulated time, best so far) at every improvement.
     pub trajectory: Vec<(f64, f64)>,
     /// Simulated worker-seconds with no trial running, up to the run's end.
     pub idle_time: f64,
+    /// Simulated seconds when the run ended.
     pub end_time: f64,
+    /// Wall-clock milliseconds the run took.
     pub wall_ms: f64,
 }
 
 /// Everything that defines a simulated run besides method and seed.
 #[derive(Clone)]
 pub struct Setup {
+    /// The benchmark replayed.
     pub blackbox: Arc<dyn Blackbox>,
+    /// The metric optimized.
     pub metric: String,
+    /// Trials at once.
     pub workers: usize,
+    /// Simulated time per run.
     pub max_time: Option<Duration>,
+    /// Trials per run.
     pub max_trials: Option<u64>,
     /// Add the tuner's own decision time to the simulated clock.
     pub charge_decision_time: bool,
@@ -230,31 +259,43 @@ impl Setup {
 /// A comparison summed up: what `summary.json` holds.
 #[derive(Debug, Serialize)]
 pub struct Summary {
+    /// The blackbox's name.
     pub blackbox: String,
+    /// The metric optimized.
     pub metric: String,
+    /// Trials at once.
     pub workers: usize,
     /// The best value the blackbox holds, if known (regrets are measured against it).
     pub optimum: Option<f64>,
+    /// The value time-to-target is measured for.
     pub target: f64,
+    /// Per method, in the order of the runs.
     pub methods: Vec<MethodSummary>,
 }
 
 /// One method over its seeds.
 #[derive(Debug, Serialize)]
 pub struct MethodSummary {
+    /// The method's name.
     pub method: String,
+    /// Runs (seeds) summed up.
     pub runs: usize,
     /// Quartiles of the best value and of the regret at fixed simulated times.
     pub at: Vec<TimePoint>,
+    /// Median simulated seconds to reach the target (`None` if most runs never did).
     pub median_time_to_target: Option<f64>,
+    /// Median fraction of worker time with no trial running.
     pub median_idle_fraction: f64,
 }
 
 /// Quartiles (lower, median, upper) at one simulated time.
 #[derive(Debug, Serialize)]
 pub struct TimePoint {
+    /// Simulated seconds.
     pub time: f64,
+    /// Quartiles of the best value so far, over the runs that had one.
     pub best: Option<(f64, f64, f64)>,
+    /// Quartiles of the regret (distance to the optimum), when the optimum is known.
     pub regret: Option<(f64, f64, f64)>,
 }
 

@@ -16,13 +16,21 @@ use std::ffi::c_void;
 #[repr(C)]
 #[derive(Debug)]
 pub struct Buffer {
+    /// The first byte (null for no bytes).
     pub ptr: *mut u8,
+    /// Bytes in use.
     pub len: usize,
+    /// Bytes allocated (to give the allocation back as it was made).
     pub cap: usize,
 }
 
+/// `hpo_plugin_protocol`: the protocol version the plugin speaks.
 pub type ProtocolFn = unsafe extern "C" fn() -> u32;
+/// `hpo_plugin_create`: a new session (null if none could be made).
 pub type CreateFn = unsafe extern "C" fn() -> *mut c_void;
+/// `hpo_plugin_call`: one request line in, one answer line out (freed with `FreeFn`).
 pub type CallFn = unsafe extern "C" fn(*mut c_void, *const u8, usize) -> Buffer;
+/// `hpo_plugin_free`: gives an answer buffer back to the plugin's allocator.
 pub type FreeFn = unsafe extern "C" fn(Buffer);
+/// `hpo_plugin_destroy`: ends a session.
 pub type DestroyFn = unsafe extern "C" fn(*mut c_void);

@@ -371,6 +371,7 @@ fn default_timeout() -> String {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginScheduler {
+    /// The plugin library (`.so`, `.dylib`, `.dll`).
     pub path: PathBuf,
     /// The plugin's own settings, passed as `init`'s `scheduler` table.
     #[serde(default = "empty_config")]
@@ -384,7 +385,9 @@ pub struct PluginScheduler {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessScheduler {
+    /// The program and its arguments, e.g. `["python3", "my_scheduler.py"]`.
     pub command: Vec<String>,
+    /// The plugin's own settings, passed as `init`'s `scheduler` table.
     #[serde(default = "empty_config")]
     pub config: Json,
     /// How long an answer may take before the plugin counts as hanging.
@@ -395,12 +398,14 @@ pub struct ProcessScheduler {
 }
 
 impl PluginScheduler {
+    /// The scheduler of the library at `path`, with its own settings `config`.
     pub fn new(path: impl Into<PathBuf>, config: Json) -> Self {
         PluginScheduler { path: path.into(), config, remote: None }
     }
 }
 
 impl ProcessScheduler {
+    /// The scheduler process `command`, with its own settings `config`.
     pub fn new(command: Vec<String>, config: Json) -> Self {
         ProcessScheduler { command, config, timeout: default_timeout(), remote: None }
     }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Scheduler plugins: schedulers from outside the `hpo` binary, speaking the scheduler
 //! protocol (`docs/protocol.md`) over one of two transports.
 //!

@@ -56,6 +56,7 @@ macro_rules! export_scheduler {
     };
 }
 
+/// The protocol version this SDK speaks.
 pub fn protocol() -> u32 {
     hpo_core::PROTOCOL_VERSION
 }
