@@ -215,6 +215,7 @@ impl WithSearcher for Asha {
         self.searcher.as_mut()
     }
 
+    #[inline] // the hot path of every report: one call, as before the forwarding was shared
     fn decide(&mut self, report: &Report<'_>) -> Option<Decision> {
         let variant = self.variant;
         let state = self.state.as_mut()?;
