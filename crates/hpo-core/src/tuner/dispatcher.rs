@@ -217,9 +217,8 @@ impl Dispatcher {
 
     /// A start or resume the backend was never given (the experiment was interrupted while
     /// the backend hung): a new trial fails, a resumed one is paused again.
-    pub(crate) fn not_started(&mut self, start: &TrialStart, t: f64) -> Result<(), TunerError> {
-        let trial = start.trial_id;
-        if start.resume {
+    pub(crate) fn not_started(&mut self, trial: TrialId, resume: bool, t: f64) -> Result<(), TunerError> {
+        if resume {
             self.trials.set(trial, Phase::Paused);
             self.log(&Entry::Paused { t, trial })
         } else {

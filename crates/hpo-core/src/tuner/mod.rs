@@ -268,19 +268,26 @@ impl Tuner {
     async fn act(&mut self) -> Result<(), TunerError> {
         loop {
             self.dispatcher.flush()?;
-            let actions = self.dispatcher.take_actions();
+            let mut actions = self.dispatcher.take_actions();
             let mut decided = 0;
-            let mut started = 0;
             let mut interrupted = false;
             while decided < actions.decisions.len() && !interrupted {
                 let (trial_id, decision) = actions.decisions[decided];
                 interrupted = !unless_interrupted(&mut self.interrupt, self.backend.decide(trial_id, decision)).await?;
                 decided += usize::from(!interrupted);
             }
-            while started < actions.starts.len() && !interrupted {
-                let start = actions.starts[started].clone();
+            // Starts are moved to the backend; those it never got are remembered by id.
+            let mut not_started = Vec::new();
+            for start in actions.starts.drain(..) {
+                if interrupted {
+                    not_started.push((start.trial_id, start.resume));
+                    continue;
+                }
+                let id = (start.trial_id, start.resume);
                 interrupted = !unless_interrupted(&mut self.interrupt, self.backend.start(start)).await?;
-                started += usize::from(!interrupted);
+                if interrupted {
+                    not_started.push(id);
+                }
             }
             if let Some(observer) = &mut self.observer {
                 for (trial_id, error) in &actions.failures {
@@ -292,8 +299,8 @@ impl Tuner {
                 return Ok(());
             }
             let time = self.backend.now();
-            for start in &actions.starts[started..] {
-                self.dispatcher.not_started(start, time)?;
+            for (trial_id, resume) in not_started {
+                self.dispatcher.not_started(trial_id, resume, time)?;
             }
             self.dispatcher.requeue(&actions.decisions[decided..]);
             self.dispatcher.end(EndReason::Interrupted);
@@ -317,6 +324,10 @@ async fn unless_interrupted(
     interrupt: &mut Option<Interrupt>,
     call: impl Future<Output = Result<(), BackendError>>,
 ) -> Result<bool, TunerError> {
+    if interrupt.is_none() {
+        call.await?;
+        return Ok(true);
+    }
     tokio::select! {
         biased;
         result = call => {
