@@ -117,7 +117,7 @@ pub fn scheduler(args: SchedulerBenchArgs) -> anyhow::Result<ExitCode> {
         max_resource_attr: Some("epochs".into()),
         seed: args.seed,
     };
-    scheduler.init(&ctx).map_err(anyhow::Error::msg)?;
+    scheduler.init(&ctx)?;
     let mut rng = hpo_core::derive_rng(args.seed, "bench");
     let mut progress: HashMap<TrialId, u32> = HashMap::new();
     let metrics = hpo_core::Metrics::new();
@@ -204,7 +204,7 @@ pub fn searcher(args: SearcherBenchArgs) -> anyhow::Result<ExitCode> {
         max_resource_attr: None,
         seed: args.seed,
     };
-    searcher.init(&ctx).map_err(anyhow::Error::msg)?;
+    searcher.init(&ctx)?;
     // A shifted sphere with a little noise: smooth, with its optimum inside the box.
     let mut rng = hpo_core::derive_rng(args.seed, "bench");
     let mut loss = |coords: &[f64]| -> f64 {
@@ -275,8 +275,7 @@ pub fn process(args: ProcessBenchArgs) -> anyhow::Result<ExitCode> {
         "command": ["sh", "-c", TRIVIAL_SCRIPT],
         "checkpointing": false,
     }))?;
-    let backend =
-        hpo_backends::ProcessBackend::new(spec, args.workers, dir.join("trials")).map_err(anyhow::Error::msg)?;
+    let backend = hpo_backends::ProcessBackend::new(spec, args.workers, dir.join("trials"))?;
     let journal = Journal::create(&dir.join("journal.jsonl"), "bench", serde_json::json!({"metric": "loss"}))?;
     let tuner = Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
         .workers(args.workers)
@@ -381,8 +380,7 @@ pub fn slurm(args: SlurmBenchArgs) -> anyhow::Result<ExitCode> {
         }))?)
     };
     if args.in_allocation {
-        let backend = hpo_backends::slurm_backend(slurm_spec("steps")?, args.workers, dir.join("trials"))
-            .map_err(anyhow::Error::msg)?;
+        let backend = hpo_backends::slurm_backend(slurm_spec("steps")?, args.workers, dir.join("trials"))?;
         let tuned = tuned_ms_per_trial(backend, args.trials, args.workers)?;
         let bare = bare_ms_per_trial(args.trials, args.workers, |_| {
             let out = std::process::Command::new("srun")
@@ -404,8 +402,7 @@ pub fn slurm(args: SlurmBenchArgs) -> anyhow::Result<ExitCode> {
         outln!("{}", serde_json::json!({ "ms_per_trial": tuned, "ms_bare_per_trial": bare }));
         return Ok(ExitCode::SUCCESS);
     }
-    let backend = hpo_backends::slurm_backend(slurm_spec("jobs")?, args.workers, dir.join("trials"))
-        .map_err(anyhow::Error::msg)?;
+    let backend = hpo_backends::slurm_backend(slurm_spec("jobs")?, args.workers, dir.join("trials"))?;
     let jobs_tuned = tuned_ms_per_trial(backend, args.trials, args.workers)?;
     let bare_dir = dir.join("bare");
     std::fs::create_dir_all(&bare_dir)?;

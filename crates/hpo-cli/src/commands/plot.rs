@@ -134,7 +134,7 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
         bail!("{} has no journal.jsonl: is it an experiment folder made by `hpo run`?", args.dir.display());
     }
     let entries = read_journal(&path)?;
-    let results = ExperimentResults::from_entries(&entries).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let results = ExperimentResults::from_entries(&entries).with_context(|| path.display().to_string())?;
     let out = args.dir.join("plots");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let files = [

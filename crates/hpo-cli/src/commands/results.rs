@@ -14,7 +14,7 @@ fn load(dir: &Path) -> anyhow::Result<ExperimentResults> {
         bail!("{} has no journal.jsonl: is it an experiment folder made by `hpo run`?", dir.display());
     }
     let entries = read_journal(&path)?;
-    ExperimentResults::from_entries(&entries).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    ExperimentResults::from_entries(&entries).with_context(|| path.display().to_string())
 }
 
 pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {

@@ -56,7 +56,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Whatever happened, results.csv reflects everything the journal recorded.
     let mut reported = std::collections::BTreeSet::new();
     if spec.journal {
-        let results = ExperimentResults::from_entries(&read_journal(&journal_path)?).map_err(anyhow::Error::msg)?;
+        let results = ExperimentResults::from_entries(&read_journal(&journal_path)?)?;
         reported.extend(results.rows.iter().flat_map(|r| r.metrics.keys().cloned()));
         for (metric, column) in results.metric_columns().iter().filter(|(m, c)| m != c) {
             errln!(

@@ -8,7 +8,7 @@ use hpo_plugin::{DylibTransport, Transport};
 
 pub fn serve(plugin: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     // A plugin library answers the same requests as the built-in server.
-    let mut plugin = plugin.map(DylibTransport::load).transpose().map_err(anyhow::Error::msg)?;
+    let mut plugin = plugin.map(DylibTransport::load).transpose()?;
     let mut server = SchedulerServer::new();
     let stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
@@ -18,7 +18,7 @@ pub fn serve(plugin: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
             continue;
         }
         let (answer, close) = match &mut plugin {
-            Some(p) => (p.request(&line).map_err(anyhow::Error::msg)?, line.contains("\"close\"")),
+            Some(p) => (p.request(&line)?, line.contains("\"close\"")),
             None => server.handle_line(&line),
         };
         writeln!(stdout, "{answer}")?;
