@@ -33,10 +33,13 @@ pub enum Variant {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Asha {
+    /// Stop trials below a rung's cut-off, or pause them until promoted.
     #[serde(default)]
     pub variant: Variant,
+    /// The resource of the lowest rung (the d2l r_min).
     #[serde(default = "crate::defaults::one")]
     pub grace_period: f64,
+    /// eta: rung levels grow by this factor, and 1/eta of a rung goes on.
     #[serde(default = "crate::defaults::three")]
     pub reduction_factor: f64,
     /// The maximum resource; by default the largest value of `max_resource_attr` in the space.
@@ -48,6 +51,7 @@ pub struct Asha {
     /// How many brackets; more than 1 is asynchronous Hyperband.
     #[serde(default = "crate::defaults::one_count")]
     pub brackets: usize,
+    /// Where new configs come from.
     #[serde(default = "default_searcher")]
     pub searcher: Box<dyn Searcher>,
     #[serde(skip)]
@@ -89,6 +93,7 @@ struct State {
 }
 
 impl Asha {
+    /// ASHA with the given settings, the rest at their defaults.
     pub fn new(variant: Variant, grace_period: f64, reduction_factor: f64, max_t: Option<f64>) -> Self {
         Asha { variant, grace_period, reduction_factor, max_t, ..with_defaults(serde_json::json!({})) }
     }

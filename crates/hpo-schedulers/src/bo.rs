@@ -23,14 +23,19 @@ use crate::random::{RandomSearcher, normal};
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BayesOpt {
+    /// Configs to evaluate first, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub points_to_evaluate: Vec<Config>,
+    /// Random configs until this many results are in.
     #[serde(default = "default_startup")]
     pub n_startup: usize,
+    /// Random candidates scored by expected improvement per suggestion.
     #[serde(default = "default_candidates")]
     pub n_candidates: usize,
+    /// Random starts of the hyperparameter fit on every tenth fit.
     #[serde(default = "default_restarts")]
     pub restarts: usize,
+    /// At most this many results are used to fit the model.
     #[serde(default = "default_max_fit_points")]
     pub max_fit_points: usize,
     #[serde(skip)]

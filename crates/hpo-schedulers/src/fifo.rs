@@ -9,6 +9,7 @@ use crate::forward::{WithSearcher, searcher_events};
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fifo {
+    /// Where configs come from.
     #[serde(default = "default_searcher")]
     pub searcher: Box<dyn Searcher>,
 }
@@ -26,6 +27,7 @@ pub(crate) fn start_or_done(searcher: &mut dyn Searcher, trial_id: TrialId) -> S
 }
 
 impl Fifo {
+    /// FIFO over `searcher`.
     pub fn new(searcher: Box<dyn Searcher>) -> Self {
         Fifo { searcher }
     }

@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GridSearcher {
+    /// Values per numeric parameter (finite domains with fewer values list them all).
     #[serde(default = "default_points")]
     pub points_per_numeric: usize,
+    /// Walk the grid in a seeded random order instead of in order.
     #[serde(default)]
     pub shuffle: bool,
     #[serde(skip)]
@@ -32,6 +34,7 @@ struct State {
 }
 
 impl GridSearcher {
+    /// A grid searcher with these settings.
     pub fn new(points_per_numeric: usize, shuffle: bool) -> Self {
         GridSearcher { points_per_numeric, shuffle, state: None }
     }

@@ -193,14 +193,18 @@ impl Brackets {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SuccessiveHalving {
+    /// The lowest resource level.
     pub r_min: f64,
     /// The maximum resource; by default the largest value of `max_resource_attr`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r_max: Option<f64>,
+    /// Levels grow by this factor, and the top 1/eta of a rung goes on.
     #[serde(default = "crate::defaults::two")]
     pub eta: f64,
+    /// A round starts prefact * eta^K configs.
     #[serde(default = "crate::defaults::one_count")]
     pub prefact: usize,
+    /// Where new configs come from.
     #[serde(default = "default_searcher")]
     pub searcher: Box<dyn Searcher>,
     #[serde(skip)]
@@ -208,6 +212,7 @@ pub struct SuccessiveHalving {
 }
 
 impl SuccessiveHalving {
+    /// Successive halving with these settings, the searcher at its default.
     pub fn new(r_min: f64, r_max: Option<f64>, eta: f64, prefact: usize) -> Self {
         SuccessiveHalving { r_min, r_max, eta, prefact, ..with_defaults(serde_json::json!({ "r_min": r_min })) }
     }
@@ -267,14 +272,19 @@ impl WithSearcher for SuccessiveHalving {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hyperband {
+    /// The lowest resource level.
     #[serde(default = "crate::defaults::one")]
     pub grace_period: f64,
+    /// eta: levels grow by this factor, and the top 1/eta of a rung goes on.
     #[serde(default = "crate::defaults::three")]
     pub reduction_factor: f64,
+    /// The maximum resource; by default the largest value of `max_resource_attr`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_t: Option<f64>,
+    /// Use only the first this many bracket shapes (default: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub brackets: Option<usize>,
+    /// Where new configs come from.
     #[serde(default = "default_searcher")]
     pub searcher: Box<dyn Searcher>,
     #[serde(skip)]
@@ -282,6 +292,7 @@ pub struct Hyperband {
 }
 
 impl Hyperband {
+    /// Hyperband with these settings, the rest at their defaults.
     pub fn new(grace_period: f64, reduction_factor: f64, max_t: Option<f64>) -> Self {
         Hyperband { grace_period, reduction_factor, max_t, ..with_defaults(serde_json::json!({})) }
     }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Built-in searchers and schedulers. Each is a named, serializable type: the name after
 //! `type =` in an experiment file's `[searcher]` or `[scheduler]` table, and in the
 //! scheduler protocol's `init`.

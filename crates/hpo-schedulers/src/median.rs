@@ -14,15 +14,19 @@ use crate::quantile::RunningQuantile;
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MedianStopping {
+    /// No trial is stopped before it trained this much.
     #[serde(default = "crate::defaults::one")]
     pub grace_period: f64,
+    /// Others that must have reported at a step before a trial is judged there.
     #[serde(default = "crate::defaults::one_count")]
     pub grace_population: usize,
     /// Resources are compared in steps of this size (`floor(resource / time_step)`).
     #[serde(default = "crate::defaults::one")]
     pub time_step: f64,
+    /// The quantile a trial must beat (0.5: the median).
     #[serde(default = "crate::defaults::half")]
     pub rank_cutoff: f64,
+    /// Where new configs come from.
     #[serde(default = "default_searcher")]
     pub searcher: Box<dyn Searcher>,
     #[serde(skip)]
@@ -38,6 +42,7 @@ struct State {
 }
 
 impl MedianStopping {
+    /// The median stopping rule with these settings, the rest at their defaults.
     pub fn new(grace_period: f64, grace_population: usize, time_step: f64) -> Self {
         MedianStopping { grace_period, grace_population, time_step, ..with_defaults(serde_json::json!({})) }
     }

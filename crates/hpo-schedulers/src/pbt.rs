@@ -23,12 +23,16 @@ use crate::rungs::{at_max_resource, max_resource};
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pbt {
+    /// Trials alive at once.
     #[serde(default = "default_population")]
     pub population_size: usize,
+    /// Trials are judged once per this much resource.
     #[serde(default = "crate::defaults::one")]
     pub perturbation_interval: f64,
+    /// The bottom fraction copies the top fraction (exploit).
     #[serde(default = "crate::defaults::quarter")]
     pub quantile_fraction: f64,
+    /// Chance that explore draws a value afresh instead of perturbing it.
     #[serde(default = "crate::defaults::quarter")]
     pub resample_probability: f64,
     /// The maximum resource; by default the largest value of `max_resource_attr`.
@@ -38,6 +42,7 @@ pub struct Pbt {
     /// that shape the model (a copied checkpoint only fits the same architecture).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mutate: Option<Vec<String>>,
+    /// Where the first population comes from.
     #[serde(default = "default_searcher")]
     pub searcher: Box<dyn Searcher>,
     #[serde(skip)]
@@ -69,6 +74,7 @@ struct State {
 }
 
 impl Pbt {
+    /// PBT with these settings, the rest at their defaults.
     pub fn new(population_size: usize, perturbation_interval: f64) -> Self {
         Pbt { population_size, perturbation_interval, ..with_defaults(serde_json::json!({})) }
     }

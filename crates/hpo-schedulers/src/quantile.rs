@@ -34,18 +34,22 @@ pub struct RunningQuantile {
 }
 
 impl RunningQuantile {
+    /// The q-quantile of no values yet.
     pub fn new(q: f64) -> Self {
         RunningQuantile { q: q.clamp(0.0, 1.0), lower: BinaryHeap::new(), upper: BinaryHeap::new() }
     }
 
+    /// Values inserted.
     pub fn len(&self) -> usize {
         self.lower.len() + self.upper.len()
     }
 
+    /// Whether no value was inserted.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Adds a value, in O(log n).
     pub fn insert(&mut self, x: f64) {
         match self.lower.peek() {
             Some(top) if x > top.0 => self.upper.push(Reverse(TotalF64(x))),

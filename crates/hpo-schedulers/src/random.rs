@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RandomSearcher {
+    /// Configs to suggest first, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub points_to_evaluate: Vec<Config>,
     #[serde(skip)]
@@ -45,6 +46,7 @@ pub(crate) struct LazyShuffle {
 }
 
 impl LazyShuffle {
+    /// A shuffle of `0..len` with nothing drawn yet.
     pub fn new(len: usize) -> Self {
         LazyShuffle { len, drawn: 0, swapped: HashMap::new() }
     }
@@ -84,6 +86,7 @@ pub(crate) fn key(space: &Space, config: &Config) -> Vec<u64> {
 }
 
 impl RandomSearcher {
+    /// Random search after `points_to_evaluate`.
     pub fn new(points_to_evaluate: Vec<Config>) -> Self {
         RandomSearcher { points_to_evaluate, state: None }
     }

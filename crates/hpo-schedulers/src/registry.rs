@@ -7,15 +7,20 @@ use hpo_core::{Scheduler, SetupError};
 /// Whether a type picks configs or runs trials.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// Picks configs (`[searcher]`).
     Searcher,
+    /// Runs trials (`[scheduler]`).
     Scheduler,
 }
 
 /// A built-in searcher or scheduler type: the name after `type =` and what it does.
 #[derive(Clone, Copy, Debug)]
 pub struct BuiltinType {
+    /// The name after `type =`.
     pub name: &'static str,
+    /// Searcher or scheduler.
     pub kind: Kind,
+    /// What it does, in one line.
     pub summary: &'static str,
 }
 
@@ -49,7 +54,9 @@ pub const TYPES: &[BuiltinType] = &[
 /// defaults.
 #[derive(Clone, Copy, Debug)]
 pub struct Method {
+    /// The name `--methods` takes.
     pub name: &'static str,
+    /// What it does, in one line.
     pub summary: &'static str,
     /// The scheduler table as JSON.
     pub table: &'static str,

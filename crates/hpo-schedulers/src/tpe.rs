@@ -19,10 +19,13 @@ use crate::random::normal;
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tpe {
+    /// Random configs until this many results are in.
     #[serde(default = "default_startup")]
     pub n_startup: usize,
+    /// Samples from the good density scored per suggestion.
     #[serde(default = "default_candidates")]
     pub n_candidates: usize,
+    /// The fraction of results that counts as good.
     #[serde(default = "default_gamma")]
     pub gamma: f64,
     #[serde(skip)]
