@@ -14,6 +14,9 @@ pub enum Error {
     /// A benchmark table or data file that cannot be read.
     #[error("{0}")]
     Data(String),
+    /// A config a blackbox has no learning curve for.
+    #[error("{0}")]
+    Config(String),
     /// A trial's `[tune-metric]: ...` line that is not a table of numbers.
     #[error("{0}")]
     MetricsLine(String),

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Backends that run hpo trials.
 //!
 //! - [`ThreadBackend`]: a Rust function per trial on worker threads of this process, with

@@ -210,7 +210,7 @@ impl Backend for SimulatorBackend {
                         origin: self.time,
                         base_elapsed: 0.0,
                         generation: 0,
-                        failure: Some(e),
+                        failure: Some(e.to_string()),
                     },
                 );
                 let now = self.time;

@@ -26,14 +26,18 @@ use crate::process::{MAX_LINE, ProcessBackend, ProcessSpec, metrics_line, trial_
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlurmSpec {
+    /// The program and its fixed arguments, run in each job or step.
     pub command: Vec<String>,
+    /// The Slurm partition (default: the cluster's).
     #[serde(default)]
     pub partition: Option<String>,
     /// Slurm's time limit per trial job, e.g. "2:00:00".
     #[serde(default)]
     pub time_limit: Option<String>,
+    /// CPUs per trial (`--cpus-per-task`).
     #[serde(default)]
     pub cpus_per_trial: Option<u32>,
+    /// GPUs per trial (`--gpus`).
     #[serde(default)]
     pub gpus_per_trial: u32,
     /// More `sbatch`/`srun` options, e.g. `["--account=myproj"]`.
@@ -42,16 +46,22 @@ pub struct SlurmSpec {
     /// `"auto"` (steps inside an allocation, jobs otherwise), `"jobs"` or `"steps"`.
     #[serde(default = "auto")]
     pub mode: String,
+    /// How often `squeue` is asked about running jobs.
     #[serde(default = "default_poll", with = "hpo_core::duration_text")]
     pub poll_interval: Duration,
+    /// Time between SIGTERM and the final `scancel` of a stopped trial.
     #[serde(default = "default_grace", with = "hpo_core::duration_text")]
     pub grace_period: Duration,
+    /// Extra environment variables for every trial.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The trials' working directory (relative to the experiment file).
     #[serde(default)]
     pub workdir: Option<PathBuf>,
+    /// Pass `--st_checkpoint_dir <dir>` to the command.
     #[serde(default = "yes")]
     pub checkpointing: bool,
+    /// Pass the config as one `--config <json>` argument.
     #[serde(default)]
     pub config_as_json: bool,
 }

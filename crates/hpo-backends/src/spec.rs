@@ -56,9 +56,13 @@ pub const BACKENDS: [(&str, &str); 4] = [
 /// What a backend needs to know about the experiment besides its own table.
 #[derive(Clone, Debug)]
 pub struct BackendContext<'a> {
+    /// Trials at once.
     pub workers: usize,
+    /// The master seed.
     pub seed: u64,
+    /// The metric optimized (the simulator reports it).
     pub metric: &'a str,
+    /// The config key that tells a trial how far to train.
     pub max_resource_attr: Option<&'a str>,
     /// Relative paths in the table are relative to this folder (the experiment file's).
     pub base_dir: &'a Path,

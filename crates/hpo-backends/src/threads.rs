@@ -30,6 +30,7 @@ pub type TrialFn = dyn Fn(&TrialContext, &mut Reporter) -> Result<(), TrialError
 /// What a trial function knows about its trial.
 #[derive(Clone, Debug)]
 pub struct TrialContext {
+    /// The trial's id.
     pub trial_id: TrialId,
     /// The trial's hyperparameters (shared with the tuner, read like a `Config`).
     pub config: Arc<Config>,

@@ -15,6 +15,7 @@ pub use tabular::{Tabular, TabularSpec};
 /// What a blackbox offers.
 #[derive(Clone, Debug)]
 pub struct BlackboxInfo {
+    /// The name `blackbox =` takes (`digits-mlp`, ...).
     pub name: String,
     /// The hyperparameters (for tables: the finite grid).
     pub space: Space,
@@ -24,14 +25,17 @@ pub struct BlackboxInfo {
     pub max_resource: u32,
     /// Every reported metric and its direction, in a fixed order.
     pub metrics: Vec<(String, Mode)>,
+    /// The metric optimized unless another is asked for.
     pub default_metric: String,
 }
 
 impl BlackboxInfo {
+    /// The position of a metric in [`BlackboxInfo::metrics`].
     pub fn metric_index(&self, name: &str) -> Option<usize> {
         self.metrics.iter().position(|(m, _)| m == name)
     }
 
+    /// Whether a metric is minimized or maximized (`None`: no such metric).
     pub fn mode(&self, metric: &str) -> Option<Mode> {
         self.metrics.iter().find(|(m, _)| m == metric).map(|(_, mode)| *mode)
     }
@@ -46,10 +50,11 @@ pub trait Curve: Send {
 
 /// A benchmark objective with known answers.
 pub trait Blackbox: Send + Sync {
+    /// Its space, metrics and resource.
     fn info(&self) -> &BlackboxInfo;
 
     /// The learning curve of `config`; `seed` picks one of several recorded seeds.
-    fn curve(&self, config: &Config, seed: u64) -> Result<Box<dyn Curve>, String>;
+    fn curve(&self, config: &Config, seed: u64) -> Result<Box<dyn Curve>, crate::Error>;
 
     /// The best value of `metric` anywhere (over all configs and epochs), for regret.
     fn optimum(&self, metric: &str) -> Option<f64>;

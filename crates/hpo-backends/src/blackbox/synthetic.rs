@@ -9,9 +9,12 @@ use super::{Blackbox, BlackboxInfo, Curve};
 
 const EPOCHS: u32 = 27;
 
+/// The synthetic functions with a fidelity term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyntheticFn {
+    /// Branin-Hoo, 2 dimensions.
     Branin,
+    /// Hartmann-6, 6 dimensions.
     Hartmann6,
 }
 
@@ -67,6 +70,7 @@ pub struct Synthetic {
 }
 
 impl Synthetic {
+    /// The blackbox of `f`.
     pub fn new(f: SyntheticFn) -> Self {
         let space = match f {
             SyntheticFn::Branin => Space::builder().uniform("x1", -5.0, 10.0).uniform("x2", 0.0, 15.0).build(),
@@ -113,8 +117,9 @@ impl Blackbox for Synthetic {
         &self.info
     }
 
-    fn curve(&self, config: &Config, _seed: u64) -> Result<Box<dyn Curve>, String> {
-        let x = self.f.names().iter().map(|n| config.f64(n).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+    fn curve(&self, config: &Config, _seed: u64) -> Result<Box<dyn Curve>, crate::Error> {
+        let value = |n: &String| config.f64(n).map_err(|e| crate::Error::Config(e.to_string()));
+        let x = self.f.names().iter().map(value).collect::<Result<_, _>>()?;
         Ok(Box::new(SyntheticCurve { f: self.f, x }))
     }
 

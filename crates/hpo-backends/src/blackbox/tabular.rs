@@ -18,20 +18,28 @@ const DIGITS_TABLE: &[u8] = include_bytes!("../../data/digits-mlp/table.csv.gz")
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TabularSpec {
+    /// The blackbox's name.
     pub name: String,
     /// The CSV file, relative to the spec file; `.gz` is decompressed.
     pub table: String,
+    /// A column naming each config (optional; configs are found by their values).
     #[serde(default)]
     pub config_id_column: Option<String>,
+    /// The column of the repetition's seed, if the table has several.
     #[serde(default)]
     pub seed_column: Option<String>,
+    /// The seeds present (a run picks one by its own seed).
     #[serde(default = "one_seed")]
     pub seeds: Vec<i64>,
+    /// The column counting epochs (1-based).
     pub resource_column: String,
+    /// Epochs of a full learning curve.
     pub max_resource: u32,
+    /// The column of cumulative training seconds.
     pub elapsed_time_column: String,
     /// Metric columns and their directions (`"min"` or `"max"`).
     pub metrics: BTreeMap<String, Mode>,
+    /// The metric optimized unless another is asked for.
     pub default_metric: String,
     /// The hyperparameter columns and their values (finite domains).
     pub space: serde_json::Value,
@@ -213,14 +221,14 @@ impl Blackbox for Tabular {
         &self.info
     }
 
-    fn curve(&self, config: &Config, seed: u64) -> Result<Box<dyn Curve>, String> {
+    fn curve(&self, config: &Config, seed: u64) -> Result<Box<dyn Curve>, crate::Error> {
         let mut index = 0;
         for (name, values) in &self.axes {
-            let v = config.get(name).ok_or_else(|| format!("the config has no `{name}`"))?;
+            let v = config.get(name).ok_or_else(|| crate::Error::Config(format!("the config has no `{name}`")))?;
             let pos = values
                 .iter()
                 .position(|x| x.as_f64() == v.as_f64() || x == v)
-                .ok_or_else(|| format!("`{name}` = {v} is not in the table"))?;
+                .ok_or_else(|| crate::Error::Config(format!("`{name}` = {v} is not in the table")))?;
             index = index * values.len() + pos;
         }
         let seed = (seed % self.seeds as u64) as usize;

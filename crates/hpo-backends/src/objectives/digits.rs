@@ -12,9 +12,13 @@ const DIGITS_GZ: &[u8] = include_bytes!("../../data/digits/digits.csv.gz");
 /// training set.
 #[derive(Debug)]
 pub struct Digits {
+    /// Training images, one row of 64 pixels each.
     pub x_train: Array2<f32>,
+    /// Training labels (0-9).
     pub y_train: Vec<usize>,
+    /// Validation images.
     pub x_val: Array2<f32>,
+    /// Validation labels.
     pub y_val: Vec<usize>,
 }
 

@@ -9,21 +9,31 @@ use crate::objectives::digits::{CLASSES, Digits, digits};
 use crate::objectives::{float_or, int_or};
 use crate::threads::{Reporter, TrialContext, TrialError};
 
+/// The hidden layers' activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
+    /// max(0, x).
     Relu,
+    /// tanh(x).
     Tanh,
 }
 
 /// The hyperparameters the MLP reads from a config (missing ones take the defaults).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MlpSettings {
+    /// Units per hidden layer.
     pub hidden_width: usize,
+    /// Hidden layers.
     pub num_layers: usize,
+    /// Adam's step size.
     pub learning_rate: f32,
+    /// Examples per step.
     pub batch_size: usize,
+    /// L2 penalty.
     pub weight_decay: f32,
+    /// Activation of the hidden layers.
     pub activation: Activation,
+    /// Passes over the training data.
     pub epochs: usize,
 }
 
