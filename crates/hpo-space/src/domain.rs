@@ -11,15 +11,25 @@ use crate::value::Value;
 /// values from `low` to `high` inclusive (on a log scale for the latter). `ordinal` is an
 /// ordered list (encoded by position), `choice` an unordered one (encoded one-hot).
 #[derive(Clone, Debug, PartialEq)]
+#[allow(missing_docs)] // `low`, `high` and `size` are described above
 pub enum Domain {
+    /// `{ uniform = [low, high] }`: a float.
     Uniform { low: f64, high: f64 },
+    /// `{ loguniform = [low, high] }`: a float, uniform on a log scale.
     LogUniform { low: f64, high: f64 },
+    /// `{ randint = [low, high] }`: an integer.
     RandInt { low: i64, high: i64 },
+    /// `{ lograndint = [low, high] }`: an integer, uniform on a log scale.
     LogRandInt { low: i64, high: i64 },
+    /// `{ choice = [...] }`: one of unordered values.
     Choice(Vec<Value>),
+    /// `{ ordinal = [...] }`: one of ordered values.
     Ordinal(Vec<Value>),
+    /// `{ finrange = [low, high, size] }`: evenly spaced floats.
     FinRange { low: f64, high: f64, size: usize },
+    /// `{ logfinrange = [low, high, size] }`: floats evenly spaced on a log scale.
     LogFinRange { low: f64, high: f64, size: usize },
+    /// A scalar: the same value in every config.
     Constant(Value),
 }
 

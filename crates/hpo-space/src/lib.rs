@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Search spaces for hyperparameter optimization.
 //!
 //! A [`Space`] maps hyperparameter names to [`Domain`]s. It samples configs from a seeded

@@ -12,15 +12,20 @@ use crate::value::{Config, Value};
 /// Where a search space came from, so errors can name the file and line.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Location {
+    /// The file.
     pub file: String,
+    /// The line, when known.
     pub line: Option<usize>,
 }
 
 /// A search space or config that is not valid: which parameter, where, and what was expected.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub struct SpaceError {
+    /// The parameter (empty when the error is about the whole space).
     pub param: String,
+    /// Where it was written, when known.
     pub location: Option<Location>,
+    /// What was expected.
     pub message: String,
 }
 
@@ -113,18 +118,22 @@ impl Space {
         serde_json::Value::Object(self.params.iter().map(|(k, d)| (k.clone(), d.to_json())).collect())
     }
 
+    /// Every (name, domain), in name order.
     pub fn params(&self) -> impl Iterator<Item = (&str, &Domain)> {
         self.params.iter().map(|(k, d)| (k.as_str(), d))
     }
 
+    /// The domain of `name`, if any.
     pub fn get(&self, name: &str) -> Option<&Domain> {
         self.params.get(name)
     }
 
+    /// Parameters in the space.
     pub fn len(&self) -> usize {
         self.params.len()
     }
 
+    /// Whether the space has no parameter.
     pub fn is_empty(&self) -> bool {
         self.params.is_empty()
     }
@@ -238,6 +247,7 @@ impl Grid {
         self.len
     }
 
+    /// Whether the grid has no config.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -255,6 +265,7 @@ impl Grid {
         Some(config)
     }
 
+    /// Every config, in mixed-radix order.
     pub fn iter(&self) -> impl Iterator<Item = Config> + '_ {
         (0..self.len).map_while(|i| self.get(i))
     }
@@ -304,47 +315,58 @@ pub struct SpaceBuilder {
 }
 
 impl SpaceBuilder {
+    /// Adds a parameter with any domain.
     pub fn param(mut self, name: impl Into<String>, domain: Domain) -> Self {
         self.params.push((name.into(), domain));
         self
     }
 
+    /// Adds `{ uniform = [low, high] }`.
     pub fn uniform(self, name: impl Into<String>, low: f64, high: f64) -> Self {
         self.param(name, Domain::Uniform { low, high })
     }
 
+    /// Adds `{ loguniform = [low, high] }`.
     pub fn loguniform(self, name: impl Into<String>, low: f64, high: f64) -> Self {
         self.param(name, Domain::LogUniform { low, high })
     }
 
+    /// Adds `{ randint = [low, high] }`.
     pub fn randint(self, name: impl Into<String>, low: i64, high: i64) -> Self {
         self.param(name, Domain::RandInt { low, high })
     }
 
+    /// Adds `{ lograndint = [low, high] }`.
     pub fn lograndint(self, name: impl Into<String>, low: i64, high: i64) -> Self {
         self.param(name, Domain::LogRandInt { low, high })
     }
 
+    /// Adds `{ choice = [...] }`.
     pub fn choice<V: Into<Value>>(self, name: impl Into<String>, values: impl IntoIterator<Item = V>) -> Self {
         self.param(name, Domain::Choice(values.into_iter().map(Into::into).collect()))
     }
 
+    /// Adds `{ ordinal = [...] }`.
     pub fn ordinal<V: Into<Value>>(self, name: impl Into<String>, values: impl IntoIterator<Item = V>) -> Self {
         self.param(name, Domain::Ordinal(values.into_iter().map(Into::into).collect()))
     }
 
+    /// Adds `{ finrange = [low, high, size] }`.
     pub fn finrange(self, name: impl Into<String>, low: f64, high: f64, size: usize) -> Self {
         self.param(name, Domain::FinRange { low, high, size })
     }
 
+    /// Adds `{ logfinrange = [low, high, size] }`.
     pub fn logfinrange(self, name: impl Into<String>, low: f64, high: f64, size: usize) -> Self {
         self.param(name, Domain::LogFinRange { low, high, size })
     }
 
+    /// Adds a constant.
     pub fn constant(self, name: impl Into<String>, value: impl Into<Value>) -> Self {
         self.param(name, Domain::Constant(value.into()))
     }
 
+    /// The space, once every domain is checked and no name is given twice.
     pub fn build(self) -> Result<Space, SpaceError> {
         let mut seen = std::collections::BTreeSet::new();
         for (name, _) in &self.params {

@@ -9,9 +9,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
+    /// A boolean.
     Bool(bool),
+    /// An integer.
     Int(i64),
+    /// A float.
     Float(f64),
+    /// A string.
     Str(String),
 }
 
@@ -34,6 +38,7 @@ impl Value {
         }
     }
 
+    /// The string, if it is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
@@ -102,31 +107,39 @@ pub struct Config(BTreeMap<String, Value>);
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("config value `{name}`: {problem}")]
 pub struct ConfigError {
+    /// The parameter.
     pub name: String,
+    /// What is wrong with it (missing, another type).
     pub problem: String,
 }
 
 impl Config {
+    /// An empty config.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The value of `name`, if any.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.0.get(name)
     }
 
+    /// Sets `name`; returns the value it had.
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
         self.0.insert(name.into(), value.into())
     }
 
+    /// Every (name, value), in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// Values in the config.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether the config has no value.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
