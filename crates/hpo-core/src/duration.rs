@@ -12,7 +12,12 @@ pub const MAX_DURATION: Duration = Duration::from_secs(3_155_760_000); // humant
 pub enum DurationError {
     /// Not a duration at all.
     #[error("`{text}` is not a duration like \"90s\" or \"10m\": {reason}")]
-    Syntax { text: String, reason: String },
+    Syntax {
+        /// What was written.
+        text: String,
+        /// The parser's reason.
+        reason: String,
+    },
     /// Longer than [`MAX_DURATION`].
     #[error("`{0}` is longer than hpo can wait (at most 100 years); leave it out for no limit")]
     TooLong(String),

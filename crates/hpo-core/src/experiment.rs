@@ -17,10 +17,13 @@ use crate::types::{Mode, Objective};
 /// An experiment file that cannot be used: where and why.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub struct ExperimentError {
+    /// The experiment file.
     pub file: String,
+    /// The line at fault, when known.
     pub line: Option<usize>,
     /// The key at fault (`scheduler`, `stop.max_wallclock`, `space.lr`, ...), if known.
     pub key: Option<String>,
+    /// What was expected.
     pub message: String,
 }
 
@@ -78,24 +81,33 @@ struct RawExperiment {
 /// A parsed, checked experiment with every default filled in.
 #[derive(Clone, Debug, Serialize)]
 pub struct ExperimentSpec {
+    /// The experiment's name (its folder's).
     pub name: String,
+    /// The reported key optimized.
     pub metric: String,
+    /// Minimize or maximize it.
     pub mode: Mode,
+    /// The reported key that counts training progress.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_attr: Option<String>,
+    /// The config key that tells a trial how far to train.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_resource_attr: Option<String>,
+    /// Trials at once.
     pub workers: usize,
+    /// The master seed.
     pub seed: u64,
     /// The folder that experiment folders are created in.
     pub output: PathBuf,
     /// Whether to write `journal.jsonl` (and so `results.csv`).
     pub journal: bool,
+    /// The search space.
     pub space: Space,
     /// The scheduler (with its searcher) in resolved, serialized form; see [`Self::build_scheduler`].
     pub scheduler: serde_json::Value,
     /// The backend's table, interpreted by the backend crate.
     pub backend: serde_json::Value,
+    /// When to stop.
     pub stop: StopCriteria,
     /// Where the spec came from, to point errors found later at the right line.
     #[serde(skip)]
@@ -108,7 +120,9 @@ pub const PLUGIN_SEARCHER: &str = "a plugin scheduler (`type = \"plugin\"` or `\
 /// The file a spec was read from and the line of each top-level table.
 #[derive(Clone, Debug, Default)]
 pub struct Origin {
+    /// The file.
     pub file: String,
+    /// The line of each top-level table.
     pub lines: BTreeMap<String, usize>,
 }
 

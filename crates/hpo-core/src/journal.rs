@@ -18,16 +18,15 @@ use crate::types::{Decision, Metrics, TrialId};
 /// The journal format version written in the first line; readers refuse other versions.
 pub const JOURNAL_VERSION: u32 = 1;
 
-/// One line of the journal.
+/// One line of the journal. In every entry `t` is the backend's time in seconds and `trial`
+/// the trial's id.
+#[allow(missing_docs)] // the fields are the names above and those documented where they are new
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Entry<'a> {
     /// Always the first line: format version, experiment name and the resolved spec.
-    Experiment {
-        v: u32,
-        name: String,
-        spec: serde_json::Value,
-    },
+    Experiment { v: u32, name: String, spec: serde_json::Value },
+    /// A new trial, with its config (and the trial whose checkpoint it starts from).
     Start {
         t: f64,
         trial: TrialId,
@@ -35,11 +34,9 @@ pub enum Entry<'a> {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         checkpoint_from: Option<TrialId>,
     },
-    Resume {
-        t: f64,
-        trial: TrialId,
-        config: Cow<'a, Config>,
-    },
+    /// A paused trial goes on, with this config.
+    Resume { t: f64, trial: TrialId, config: Cow<'a, Config> },
+    /// A report and the scheduler's decision on it.
     Report {
         t: f64,
         trial: TrialId,
@@ -47,6 +44,7 @@ pub enum Entry<'a> {
         metrics: Cow<'a, Metrics>,
         decision: Decision,
     },
+    /// The trial ended normally.
     Complete {
         t: f64,
         trial: TrialId,
@@ -55,24 +53,14 @@ pub enum Entry<'a> {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         no_report: bool,
     },
-    Fail {
-        t: f64,
-        trial: TrialId,
-        error: String,
-    },
-    Stopped {
-        t: f64,
-        trial: TrialId,
-    },
-    Paused {
-        t: f64,
-        trial: TrialId,
-    },
+    /// The trial failed, and why.
+    Fail { t: f64, trial: TrialId, error: String },
+    /// The trial ended after being told to stop.
+    Stopped { t: f64, trial: TrialId },
+    /// The trial ended after being told to pause.
+    Paused { t: f64, trial: TrialId },
     /// The last line of an experiment that ended (absent after a crash).
-    End {
-        t: f64,
-        reason: String,
-    },
+    End { t: f64, reason: String },
 }
 
 /// Non-finite metrics are written as `null` (JSON has no NaN) and read back as NaN.
@@ -98,15 +86,18 @@ impl Journal {
         Ok(journal)
     }
 
+    /// Appends one entry (buffered until [`Journal::flush`]).
     pub fn append(&mut self, entry: &Entry<'_>) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, entry)?;
         self.out.write_all(b"\n")
     }
 
+    /// Hands everything appended to the OS.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
+    /// The file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -114,9 +105,12 @@ impl Journal {
 
 /// A journal could not be read.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the fields say which file, line and what
 pub enum JournalError {
+    /// The file could not be read.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// A line is not a journal entry, or the header is missing or of another version.
     #[error("{path}:{line}: {message}")]
     Format { path: PathBuf, line: usize, message: String },
 }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The core of hpo: the vocabulary (configs, trials, reports, decisions, suggestions), the
 //! [`Searcher`], [`Scheduler`] and [`Backend`] traits, the [`Tuner`] loop with its stopping
 //! criteria and incumbent bookkeeping, the experiment file, and the journal from which

@@ -14,7 +14,9 @@ use crate::types::{Decision, Metrics, Mode, Objective, Report, Suggestion, Trial
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// A request from the host. Fields a reader does not know are ignored.
+/// A request from the host. Fields a reader does not know are ignored. The fields are those
+/// of `docs/protocol.md` (and of [`Context`] for `init`).
+#[allow(missing_docs)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Request {
@@ -34,20 +36,14 @@ pub enum Request {
         scheduler: Json,
     },
     /// What a free worker should do; `trial_id` is the id a new trial would get.
-    Suggest {
-        trial_id: TrialId,
-    },
+    Suggest { trial_id: TrialId },
     /// A trial reported; non-finite values are `null`.
-    Report {
-        trial_id: TrialId,
-        metrics: BTreeMap<String, Option<f64>>,
-    },
-    Complete {
-        trial_id: TrialId,
-    },
-    Fail {
-        trial_id: TrialId,
-    },
+    Report { trial_id: TrialId, metrics: BTreeMap<String, Option<f64>> },
+    /// A trial ended normally.
+    Complete { trial_id: TrialId },
+    /// A trial failed.
+    Fail { trial_id: TrialId },
+    /// The host is done.
     Close,
 }
 
@@ -83,17 +79,24 @@ impl Request {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Answer {
+    /// The request could not be honoured, and why.
     Error {
+        /// What went wrong.
         error: String,
     },
+    /// What a free worker should do.
     Suggestion(Suggestion),
+    /// Whether the reporting trial goes on.
     Decision {
+        /// Continue, pause or stop.
         decision: Decision,
     },
+    /// Done.
     Ok {
         /// The scheduler's registered name, in the answer to `init`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
+        /// Always true.
         ok: bool,
     },
 }

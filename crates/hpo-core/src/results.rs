@@ -12,10 +12,15 @@ use crate::types::{Decision, Metrics, Mode, Objective, Status, TrialId};
 /// One trial as the journal tells it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrialSummary {
+    /// The trial.
     pub trial_id: TrialId,
+    /// Its config (the latest, after resumes).
     pub config: Config,
+    /// Where it is in its life.
     pub status: Status,
+    /// Reports it made.
     pub reports: usize,
+    /// Its latest report.
     pub last_metrics: Metrics,
     /// The best value of the optimized metric over all its reports, in the user's units.
     pub best: Option<f64>,
@@ -28,8 +33,11 @@ pub struct TrialSummary {
     pub best_metrics: Option<Metrics>,
     /// That report's index in [`ExperimentResults::rows`] (journal order).
     pub best_row: Option<usize>,
+    /// Why it failed, if it did.
     pub error: Option<String>,
+    /// When it started (backend seconds).
     pub started: f64,
+    /// When it last ended, if it did.
     pub ended: Option<f64>,
 }
 
@@ -48,9 +56,13 @@ impl TrialSummary {
 /// One report, as a row of `results.csv`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
+    /// The reporting trial.
     pub trial_id: TrialId,
+    /// When (backend seconds).
     pub time: f64,
+    /// What the scheduler decided.
     pub decision: Decision,
+    /// What was reported.
     pub metrics: Metrics,
 }
 
@@ -63,16 +75,22 @@ pub const FIXED_COLUMNS: [&str; 4] = ["trial_id", "st_tuner_time", "st_decision"
 pub struct ResultsError {
     /// The entry's line in the journal (1 is the header).
     pub line: usize,
+    /// What is inconsistent.
     pub message: String,
 }
 
 /// Everything `hpo results` shows, computed from a journal.
 #[derive(Clone, Debug)]
 pub struct ExperimentResults {
+    /// The experiment's name.
     pub name: String,
+    /// The resolved spec of the header.
     pub spec: serde_json::Value,
+    /// The metric and its direction.
     pub objective: Objective,
+    /// Every trial, by id.
     pub trials: Vec<TrialSummary>,
+    /// Every report, in journal order.
     pub rows: Vec<Row>,
     /// When and why the experiment ended; `None` if it is still running or crashed.
     pub end: Option<(f64, String)>,
@@ -191,10 +209,12 @@ impl ExperimentResults {
         ranked
     }
 
+    /// The best trial (the first of [`ExperimentResults::ranked`]).
     pub fn best(&self) -> Option<&TrialSummary> {
         self.ranked().into_iter().next()
     }
 
+    /// Trials with this status.
     pub fn count(&self, status: Status) -> usize {
         self.trials.iter().filter(|t| t.status == status).count()
     }

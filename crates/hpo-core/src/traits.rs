@@ -13,7 +13,9 @@ use crate::types::{Decision, MetricError, Metrics, Objective, Report, Suggestion
 /// What a searcher or scheduler learns about the experiment before the first suggestion.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Context {
+    /// The search space.
     pub space: Space,
+    /// The metric and its direction.
     #[serde(flatten)]
     pub objective: Objective,
     /// The reported key that counts training progress (e.g. `epoch`).
@@ -97,7 +99,9 @@ pub trait Scheduler: Send {
 /// How a trial is to be started.
 #[derive(Clone, Debug)]
 pub struct TrialStart {
+    /// The trial.
     pub trial_id: TrialId,
+    /// Its config.
     pub config: Arc<Config>,
     /// Whether this resumes a paused trial (with the same checkpoint folder).
     pub resume: bool,
@@ -127,8 +131,11 @@ pub enum EventKind {
 /// An event with the backend's time (seconds since the backend started).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
+    /// When (backend seconds).
     pub time: f64,
+    /// The trial.
     pub trial_id: TrialId,
+    /// What happened.
     pub kind: EventKind,
 }
 

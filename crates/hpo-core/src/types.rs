@@ -43,8 +43,10 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// Smaller is better.
     #[default]
     Min,
+    /// Larger is better.
     Max,
 }
 
@@ -54,11 +56,14 @@ pub enum Mode {
 /// *objective*, the metric turned into a value to minimize.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Objective {
+    /// The reported key optimized.
     pub metric: String,
+    /// Its direction.
     pub mode: Mode,
 }
 
 impl Objective {
+    /// The objective of `metric` in `mode`.
     pub fn new(metric: impl Into<String>, mode: Mode) -> Self {
         Objective { metric: metric.into(), mode }
     }
@@ -91,17 +96,32 @@ impl Objective {
 /// Why a report has no objective (the trial then fails).
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum MetricError {
+    /// The report lacks the metric.
     #[error("report has no metric `{metric}` (it has: {})", reported.join(", "))]
-    Missing { metric: String, reported: Vec<String> },
+    Missing {
+        /// The metric optimized.
+        metric: String,
+        /// The metrics the report has.
+        reported: Vec<String>,
+    },
+    /// The metric is NaN or infinite.
     #[error("metric `{metric}` is not finite ({value})")]
-    NotFinite { metric: String, value: f64 },
+    NotFinite {
+        /// The metric optimized.
+        metric: String,
+        /// Its value (NaN or infinite).
+        value: f64,
+    },
 }
 
 /// One report of a trial as the scheduler sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct Report<'a> {
+    /// The reporting trial.
     pub trial_id: TrialId,
+    /// Its current config.
     pub config: &'a Config,
+    /// Everything it reported.
     pub metrics: &'a Metrics,
     /// How far training has gone: the `resource_attr` metric, or else the number of
     /// reports the trial has made so far (1 for the first).
@@ -114,8 +134,11 @@ pub struct Report<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
+    /// Run on.
     Continue,
+    /// Stop now, maybe resume later (the checkpoint is kept).
     Pause,
+    /// Stop for good.
     Stop,
 }
 
@@ -137,12 +160,19 @@ impl Decision {
 pub enum Suggestion {
     /// Start a new trial with this config, optionally from another trial's checkpoint.
     Start {
+        /// The config.
         config: Config,
+        /// Start from a copy of this trial's checkpoint (PBT).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         checkpoint_from: Option<TrialId>,
     },
     /// Resume a paused trial with this (possibly changed) config.
-    Resume { trial_id: TrialId, config: Config },
+    Resume {
+        /// The paused trial.
+        trial_id: TrialId,
+        /// Its config from now on.
+        config: Config,
+    },
     /// Nothing to start now; ask again after the next event.
     Wait,
     /// Nothing to start ever again.
@@ -150,6 +180,7 @@ pub enum Suggestion {
 }
 
 impl Suggestion {
+    /// A fresh start with `config`.
     pub fn start(config: Config) -> Self {
         Suggestion::Start { config, checkpoint_from: None }
     }
@@ -158,10 +189,15 @@ impl Suggestion {
 /// Where a trial is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Status {
+    /// Running (or about to stop or pause).
     InProgress,
+    /// Paused; may be resumed.
     Paused,
+    /// Ended normally.
     Completed,
+    /// Failed.
     Failed,
+    /// Stopped early by the scheduler or the end of the experiment.
     Stopped,
 }
 
@@ -177,6 +213,7 @@ impl Status {
         }
     }
 
+    /// Whether it will never run again (completed, failed or stopped).
     pub fn is_finished(self) -> bool {
         matches!(self, Status::Completed | Status::Failed | Status::Stopped)
     }

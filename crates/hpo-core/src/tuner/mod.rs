@@ -47,8 +47,11 @@ pub struct StopCriteria {
 pub enum EndReason {
     /// `max_trials` were started and all of them ended.
     MaxTrials,
+    /// `max_wallclock` passed (running trials were stopped).
     MaxWallclock,
+    /// The metric reached `metric_threshold`.
     MetricThreshold,
+    /// `max_failures` trials failed.
     MaxFailures,
     /// The scheduler has nothing left to run (e.g. a finished grid).
     SchedulerDone,
@@ -61,6 +64,7 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// The name in the journal's `end` entry.
     pub fn as_str(self) -> &'static str {
         match self {
             EndReason::MaxTrials => "max_trials",
@@ -89,23 +93,32 @@ impl fmt::Display for EndReason {
 /// The best trial so far.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Incumbent {
+    /// The trial.
     pub trial_id: TrialId,
+    /// The config it reached the value with.
     pub config: Config,
     /// The metric's value, in the user's units.
     pub value: f64,
     /// All metrics of the report that made it best.
     pub metrics: Metrics,
+    /// When (backend seconds).
     pub time: f64,
 }
 
 /// The state of the experiment, as shown by a progress display.
 #[derive(Clone, Debug, Default)]
 pub struct Progress {
+    /// Backend seconds since the start.
     pub time: f64,
+    /// Workers busy.
     pub running: usize,
+    /// Trials completed.
     pub completed: usize,
+    /// Trials failed.
     pub failed: usize,
+    /// Trials stopped early.
     pub stopped: usize,
+    /// Trials paused now.
     pub paused: usize,
     /// Best value so far (user units) and the trial that reached it.
     pub best: Option<(f64, TrialId)>,
@@ -113,6 +126,7 @@ pub struct Progress {
 
 /// Receives progress after every batch of events (e.g. a live progress line).
 pub trait Observer: Send {
+    /// The latest state (at most every 50 ms, and once at the end).
     fn update(&mut self, progress: &Progress);
 
     /// A trial failed; `error` says why.
@@ -122,15 +136,23 @@ pub trait Observer: Send {
 /// What a finished experiment reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    /// Why it ended.
     pub reason: EndReason,
+    /// Trials started.
     pub trials: usize,
+    /// Trials completed.
     pub completed: usize,
+    /// Trials failed.
     pub failed: usize,
+    /// Trials stopped early.
     pub stopped: usize,
+    /// Trials left paused.
     pub paused: usize,
+    /// The best trial, if any reported.
     pub best: Option<Incumbent>,
     /// (time, best value so far) at every improvement: the any-time curve.
     pub trajectory: Vec<(f64, f64)>,
+    /// Backend seconds from start to end.
     pub elapsed: f64,
     /// What went wrong, when the experiment ended because of an error.
     pub error: Option<String>,
@@ -141,16 +163,27 @@ pub struct Summary {
 /// The experiment could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum TunerError {
+    /// The scheduler could not be set up.
     #[error("setting up the scheduler")]
     Setup(#[from] SetupError),
+    /// The backend failed.
     #[error("backend")]
     Backend(#[from] BackendError),
+    /// The journal could not be written.
     #[error("writing the journal")]
     Journal(#[from] std::io::Error),
+    /// The scheduler suggested a config outside the space, or an impossible resume.
     #[error("the scheduler suggested something invalid for trial {trial_id}: {reason}")]
-    BadSuggestion { trial_id: TrialId, reason: String },
+    BadSuggestion {
+        /// The trial it was for.
+        trial_id: TrialId,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The backend named a trial that was never started.
     #[error("the backend sent an event for trial {0}, which was never started")]
     UnknownTrial(TrialId),
+    /// The backend ended a trial twice.
     #[error("the backend sent a second end event for trial {0}")]
     EndedTwice(TrialId),
 }
@@ -190,16 +223,19 @@ impl Tuner {
         self
     }
 
+    /// The stopping criteria.
     pub fn stop_when(mut self, criteria: StopCriteria) -> Self {
         self.dispatcher.criteria = criteria;
         self
     }
 
+    /// Journal everything to this journal.
     pub fn journal(mut self, journal: Journal) -> Self {
         self.dispatcher.journal = Some(journal);
         self
     }
 
+    /// Tell this observer about progress and failures.
     pub fn observer(mut self, observer: Box<dyn Observer>) -> Self {
         self.observer = Some(observer);
         self
