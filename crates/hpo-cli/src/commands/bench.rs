@@ -375,7 +375,7 @@ pub fn slurm(args: SlurmBenchArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&dir)?;
     let slurm_spec = |mode: &str| -> anyhow::Result<hpo_backends::SlurmSpec> {
         Ok(serde_json::from_value(serde_json::json!({
-            "type": "slurm", "command": ["sh", "-c", TRIVIAL_SCRIPT], "mode": mode, "checkpointing": false,
+            "command": ["sh", "-c", TRIVIAL_SCRIPT], "mode": mode, "checkpointing": false,
             "cpus_per_trial": 1, "workdir": dir,
         }))?)
     };
