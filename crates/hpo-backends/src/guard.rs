@@ -13,12 +13,14 @@
 //! SIGTERM, SIGINT or SIGHUP (hpo stopping or pausing the trial: the whole group gets it)
 //! leaves the trial its grace period, then the guard kills everything below it.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawnp};
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, Signal, kill, raise};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -74,12 +76,7 @@ fn guard(args: &[OsString]) -> Result<i32, String> {
     }
     prctl::set_child_subreaper(true).map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
 
-    // std resets the signal mask for the child: the trial sees every signal as usual.
-    let trial = std::process::Command::new(&command[0])
-        .args(&command[1..])
-        .spawn()
-        .map_err(|e| format!("cannot start `{}`: {e}", command[0].to_string_lossy()))?;
-    let trial = Pid::from_raw(i32::try_from(trial.id()).map_err(|_| "pid out of range")?);
+    let trial = spawn_trial(command)?;
 
     let mut deadline: Option<Instant> = None;
     loop {
@@ -111,6 +108,31 @@ fn guard(args: &[OsString]) -> Result<i32, String> {
             kill_descendants();
         }
     }
+}
+
+/// Starts the trial as the guard's child with an empty signal mask and SIGPIPE at its
+/// default. A child inherits the mask, and the guard blocks the signals it reads from its
+/// signalfd (std's `Command` keeps the mask): with it, a trial would never see the SIGTERM
+/// that lets it save a checkpoint and stop in time, and would be killed after its grace.
+fn spawn_trial(command: &[OsString]) -> Result<Pid, String> {
+    let c_string =
+        |s: &OsStr| CString::new(s.as_bytes()).map_err(|_| format!("`{}` holds a NUL byte", s.to_string_lossy()));
+    let args = command.iter().map(|a| c_string(a)).collect::<Result<Vec<_>, _>>()?;
+    let env = std::env::vars_os()
+        .map(|(mut key, value)| {
+            key.push("=");
+            key.push(value);
+            c_string(&key)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let setup = |e: Errno| format!("setting up the trial's start: {e}");
+    let mut attr = PosixSpawnAttr::init().map_err(setup)?;
+    attr.set_sigmask(&SigSet::empty()).map_err(setup)?;
+    attr.set_sigdefault(&SigSet::from(Signal::SIGPIPE)).map_err(setup)?;
+    attr.set_flags(PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF).map_err(setup)?;
+    let actions = PosixSpawnFileActions::init().map_err(setup)?;
+    posix_spawnp(&args[0], &actions, &attr, &args, &env)
+        .map_err(|e| format!("cannot start `{}`: {}", command[0].to_string_lossy(), e.desc()))
 }
 
 /// Reaps every child that ended (orphans included); the trial's status once it ended.

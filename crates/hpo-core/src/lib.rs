@@ -8,6 +8,7 @@
 
 mod duration;
 mod experiment;
+pub mod interrupt;
 mod journal;
 mod protocol;
 mod results;

@@ -4,14 +4,17 @@
 
 use std::ffi::c_void;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hpo_core::{
     Answer, Context, Decision, PROTOCOL_VERSION, Report, Request, Scheduler, SetupError, Suggestion, TrialId,
 };
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
@@ -29,6 +32,9 @@ pub enum PluginError {
     /// The plugin died, hangs, or cannot be reached: nothing more can be asked of it.
     #[error("{0}")]
     Gone(String),
+    /// The process was asked to stop ([`hpo_core::interrupt`]) while this request waited.
+    #[error("interrupted while waiting for the plugin's answer")]
+    Interrupted,
 }
 
 /// One request line to the plugin, one answer line back.
@@ -167,6 +173,9 @@ impl ProcessTransport {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            // Its own process group: a Ctrl-C at the terminal goes to hpo, which ends the
+            // plugin in order, and killing the group also ends what the plugin started.
+            .process_group(0)
             .spawn()
             .map_err(|e| PluginError::Load(format!("plugin process `{name}`: cannot start: {e}")))?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
@@ -183,6 +192,14 @@ impl ProcessTransport {
         });
         Ok(ProcessTransport { name, child, stdin, answers, timeout })
     }
+
+    /// Kills the plugin's process group and reaps the plugin.
+    fn kill(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
 }
 
 impl Transport for ProcessTransport {
@@ -194,11 +211,23 @@ impl Transport for ProcessTransport {
                 exit_status(&mut self.child)
             )));
         }
-        match self.answers.recv_timeout(self.timeout) {
+        // In short slices, so that a stop request is not held up by a slow plugin.
+        let deadline = Instant::now() + self.timeout;
+        let answer = loop {
+            let slice = deadline.saturating_duration_since(Instant::now()).min(INTERRUPT_POLL);
+            match self.answers.recv_timeout(slice) {
+                Err(mpsc::RecvTimeoutError::Timeout) if hpo_core::interrupt::requested() => {
+                    return Err(PluginError::Interrupted);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                answer => break answer,
+            }
+        };
+        match answer {
             Ok(answer) => Ok(answer),
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = self.child.kill();
-                let timeout = self.timeout;
+                self.kill();
+                let (name, timeout) = (&self.name, self.timeout);
                 Err(PluginError::Gone(format!("plugin process `{name}` did not answer within {timeout:?}; killed it")))
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -229,13 +258,15 @@ impl Drop for ProcessTransport {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
 /// After this many bad answers in a row, a plugin counts as failed.
 const MAX_BAD_ANSWERS: u32 = 3;
+
+/// How often a wait for a plugin process's answer looks for a stop request.
+const INTERRUPT_POLL: Duration = Duration::from_millis(50);
 
 /// A scheduler behind a transport: turns trait calls into protocol requests.
 pub struct RemoteScheduler {
@@ -265,7 +296,8 @@ impl RemoteScheduler {
     /// One request; `None` when the answer is an error (counted as bad) or the plugin is
     /// gone. The text is the answer's line, for messages.
     fn ask(&mut self, request: &Request) -> Option<(Answer, String)> {
-        if self.failure.is_some() {
+        // Once the process is asked to stop, the experiment ends without the plugin's answers.
+        if self.failure.is_some() || hpo_core::interrupt::requested() {
             return None;
         }
         match self.transport.request(&request.to_line()) {
@@ -280,6 +312,7 @@ impl RemoteScheduler {
                     None
                 }
             },
+            Err(PluginError::Interrupted) => None,
             Err(e) => {
                 self.failure = Some(e.to_string());
                 None

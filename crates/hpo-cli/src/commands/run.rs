@@ -79,30 +79,36 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Completes on Ctrl-C, SIGTERM or SIGHUP (a closed terminal, a dropped SSH session): each
 /// ends the experiment cleanly, with its `end` entry and results.csv. A second signal quits
-/// at once (the journal already holds everything; trial guards end the trials). Never
+/// at once (the journal already holds everything; trial guards end the trials). The signals
+/// are taken on a thread of their own, so they are seen while the tuner's thread waits on a
+/// slow call (a plugin process), which gives up on [`hpo_core::interrupt::requested`]. Never
 /// completes if no handler can be installed.
-async fn interrupted() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
-        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
-    else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-        _ = hup.recv() => {}
-    }
-    errln!("hpo: interrupted; stopping the running trials (interrupt again to quit now)");
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-            _ = hup.recv() => {}
+fn interrupted() -> impl Future<Output = ()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                let mut signals = signals.forever();
+                if signals.next().is_none() {
+                    return;
+                }
+                hpo_core::interrupt::request();
+                errln!("hpo: interrupted; stopping the running trials (interrupt again to quit now)");
+                let _ = tx.send(());
+                if signals.next().is_some() {
+                    errln!("hpo: interrupted again; quitting now");
+                    std::process::exit(130);
+                }
+            });
         }
-        errln!("hpo: interrupted again; quitting now");
-        std::process::exit(130);
-    });
+        Err(e) => errln!("hpo: warning: cannot handle Ctrl-C ({e}); it will kill hpo without an `end` entry"),
+    }
+    async move {
+        if rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 fn apply_overrides(spec: &mut ExperimentSpec, args: &RunArgs) -> anyhow::Result<()> {

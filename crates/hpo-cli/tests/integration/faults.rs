@@ -530,6 +530,62 @@ max_trials = 2
     assert_eq!(processes_matching("sleep 2929"), 0, "the hanging sbatch was ended");
 }
 
+/// Class: a scheduler call that waits on a plugin process that does not answer (here: a
+/// report, while its trial runs). Ctrl-C is honoured at once, not after the plugin's timeout:
+/// the run ends as interrupted, the trial is stopped, and the plugin goes with its children.
+#[test]
+fn ctrl_c_is_honoured_while_a_plugin_process_hangs() {
+    let plugin = "#!/bin/sh
+read init
+echo '{\"ok\":true,\"name\":\"hang\"}'
+\
+                  read suggest
+echo '{\"op\":\"start\",\"config\":{\"x\":0.5}}'
+\
+                  read report
+touch asked
+sleep 2941
+";
+    let trial = "#!/bin/sh
+echo '[tune-metric]: {\"epoch\": 1, \"loss\": 0.5}'
+exec sleep 2942
+";
+    let experiment = process_experiment(
+        r#"["./trial.sh"]"#,
+        1,
+        5,
+        "[scheduler]\ntype = \"process\"\ncommand = [\"./plugin.sh\"]\ntimeout = \"120s\"",
+    );
+    let dir = setup(&experiment, &[("plugin.sh", plugin), ("trial.sh", trial)]);
+    let started = std::time::Instant::now();
+    let out = interrupt_run(dir.path(), &std::env::var("PATH").unwrap_or_default(), "asked", 1);
+    assert!(started.elapsed() < Duration::from_secs(15), "waited for the plugin's timeout: {}", text(&out));
+    assert!(!out.status.success(), "an interrupted run exits non-zero");
+    let entries = journal(&dir.path().join("runs/exp"));
+    assert_eq!(events(&entries, "end")[0]["reason"], "interrupted", "{entries:?}");
+    assert_eq!(events(&entries, "stopped").len(), 1, "the running trial was stopped: {entries:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(processes_matching("sleep 2941"), 0, "the plugin's child went with it");
+    assert_eq!(processes_matching("sleep 2942"), 0, "the trial went");
+}
+
+/// Class: what a trial inherits from the guard between hpo and it. A stopped trial gets
+/// SIGTERM at once (nothing blocked or ignored on the way), so it can save a checkpoint and
+/// end well within its grace period.
+#[test]
+fn a_stopped_trial_gets_sigterm_at_once() {
+    // Python, as a training script would be (a shell unblocks signals whenever it forks).
+    let script = "#!/usr/bin/env python3\nimport pathlib, signal, sys, time\n\
+                  signal.signal(signal.SIGTERM, lambda *_: (pathlib.Path('got-term').touch(), sys.exit(0)))\n\
+                  print('[tune-metric]: {\"epoch\": 1, \"loss\": 0.5}', flush=True)\n\
+                  pathlib.Path('started').touch()\ntime.sleep(2951)\n";
+    let dir =
+        setup(&process_experiment(r#"["./polite.sh"]"#, 1, 1, "grace_period = \"60s\""), &[("polite.sh", script)]);
+    let out = interrupt_run(dir.path(), &std::env::var("PATH").unwrap_or_default(), "started", 1);
+    assert!(dir.path().join("got-term").exists(), "the trial never saw SIGTERM: {}", text(&out));
+    assert_eq!(events(&journal(&dir.path().join("runs/exp")), "stopped").len(), 1);
+}
+
 /// A trial that ignores the stop keeps the run waiting out its grace period; a second
 /// Ctrl-C quits at once, and the trial goes with hpo.
 #[test]

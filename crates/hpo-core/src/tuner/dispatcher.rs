@@ -11,6 +11,7 @@ use hpo_space::Config;
 
 use super::table::{Phase, TrialTable};
 use super::{EndReason, Incumbent, Progress, StopCriteria, Summary, TunerError};
+use crate::interrupt;
 use crate::journal::{Entry, Journal};
 use crate::traits::{Context, Event, EventKind, Scheduler, TrialStart};
 use crate::types::{Decision, Metrics, Report, Status, Suggestion, TrialId};
@@ -237,6 +238,7 @@ impl Dispatcher {
             && self.ending.is_none()
             && !self.scheduler_done
             && self.scheduler.failure().is_none()
+            && !interrupt::requested()
             && self.criteria.max_trials.is_none_or(|max| (self.trials.len() as u64) < max)
         {
             let next_id = self.trials.next_id();
@@ -249,6 +251,11 @@ impl Dispatcher {
                 }
                 Suggestion::Done => self.scheduler_done = true,
             }
+        }
+        // A stop request may have cut the scheduler's answer short (a plugin that gave up
+        // waiting): that is no stall, and nothing more starts.
+        if interrupt::requested() {
+            self.end(EndReason::Interrupted);
         }
         Ok(())
     }
@@ -300,7 +307,9 @@ impl Dispatcher {
     pub(crate) fn check_criteria(&mut self, now: f64) {
         let c = &self.criteria;
         let failures = self.trials.with_status(Status::Failed) as u64;
-        let reason = if self.scheduler.failure().is_some() {
+        let reason = if interrupt::requested() {
+            Some(EndReason::Interrupted)
+        } else if self.scheduler.failure().is_some() {
             Some(EndReason::SchedulerFailed)
         } else if c.max_failures.is_some_and(|max| failures >= max) {
             Some(EndReason::MaxFailures)
