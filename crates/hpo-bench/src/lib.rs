@@ -85,6 +85,9 @@ pub struct RunResult {
     pub seed: u64,
     /// Trials started.
     pub trials: usize,
+    /// Trials the scheduler stopped early.
+    #[serde(default)]
+    pub stopped: usize,
     /// The best value at the end (in the metric's units), if any trial reported.
     pub final_best: Option<f64>,
     /// (simulated time, best so far) at every improvement.
@@ -174,6 +177,7 @@ impl Setup {
             method: method_name.to_owned(),
             seed,
             trials: summary.trials,
+            stopped: summary.stopped,
             final_best: summary.best.map(|b| b.value),
             trajectory: summary.trajectory,
             idle_time: (self.workers as f64 * summary.elapsed - busy).max(0.0),

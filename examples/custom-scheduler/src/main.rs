@@ -1,44 +1,33 @@
 //! Your own scheduler as a named type in your own binary: `TopK` registers itself as
 //! `"top_k"` with `#[typetag::serde]`, so a scheduler table naming it builds it, exactly as
-//! `[scheduler] type = "asha"` builds ASHA. Here it tunes on the digits-mlp benchmark in
-//! simulated time.
+//! `[scheduler] type = "asha"` builds ASHA. Here `hpo-bench` compares it with built-in
+//! methods on the digits-mlp benchmark in simulated time: 200 trials on 4 workers, 5 seeds.
 //!
 //! ```text
 //! cargo run -p hpo-custom-scheduler-example -- '{"type": "top_k", "k": 3}'
 //! ```
 
-use std::sync::Arc;
-
-use hpo_backends::SimulatorBackend;
-use hpo_backends::blackbox::blackbox;
-use hpo_core::{Context, Domain, Objective, Scheduler, Space, StopCriteria, Tuner};
+use hpo_bench::{Setup, method, quartiles};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     hpo_schedulers::register();
     let _ = std::any::type_name::<hpo_plugin_top_k::TopK>(); // link the crate that registers "top_k"
     let table = std::env::args().nth(1).unwrap_or_else(|| r#"{"type": "top_k", "k": 3}"#.into());
-    let scheduler: Box<dyn Scheduler> = serde_json::from_str(&table)?;
+    let mine: serde_json::Value = serde_json::from_str(&table)?;
 
-    let digits = blackbox("digits-mlp")?;
-    let info = digits.info();
-    let mut params: Vec<(String, Domain)> = info.space.params().map(|(n, d)| (n.to_owned(), d.clone())).collect();
-    params.push(("epochs".into(), Domain::Constant(i64::from(info.max_resource).into())));
-    let ctx = Context {
-        space: Space::from_domains(params)?,
-        objective: Objective::new("val_error", info.mode("val_error").unwrap_or_default()),
-        resource_attr: Some("epoch".into()),
-        max_resource_attr: Some("epochs".into()),
-        seed: 0,
-    };
-    let backend = SimulatorBackend::new(Arc::clone(&digits), &["val_error"], Some("epochs"), 0)?;
-    let tuner = Tuner::new(ctx, scheduler, Box::new(backend))
-        .workers(4)
-        .stop_when(StopCriteria { max_trials: Some(200), ..StopCriteria::default() });
-    let summary = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(tuner.run())?;
-    let best = summary.best.ok_or("no result")?;
-    println!(
-        "{} trials, {} stopped early; best val_error {} (trial {})",
-        summary.trials, summary.stopped, best.value, best.trial_id
-    );
+    let mut setup = Setup::new("digits-mlp", None, 4)?;
+    setup.max_trials = Some(200);
+    let methods =
+        vec![("mine".to_owned(), mine), ("asha".to_owned(), method("asha")?), ("random".to_owned(), method("random")?)];
+    let runs = setup.compare(&methods, &[0, 1, 2, 3, 4])?;
+    println!("method  trials  stopped early  best {} (median over seeds)", setup.metric);
+    for (name, _) in &methods {
+        let of_method = || runs.iter().filter(|r| &r.method == name);
+        let median = |mut values: Vec<f64>| quartiles(&mut values).map_or(f64::NAN, |q| q.1);
+        let trials = median(of_method().map(|r| r.trials as f64).collect());
+        let stopped = median(of_method().map(|r| r.stopped as f64).collect());
+        let best = median(of_method().filter_map(|r| r.final_best).collect());
+        println!("{name:<6}  {trials:>6}  {stopped:>13}  {best:.4}");
+    }
     Ok(())
 }

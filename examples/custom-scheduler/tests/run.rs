@@ -1,14 +1,21 @@
-//! The example binary runs and its scheduler really decides.
+//! The example binary runs, compares its scheduler with the built-ins, and its scheduler
+//! really decides.
 
 #[test]
-fn the_custom_scheduler_tunes() {
+fn the_custom_scheduler_is_compared_with_the_built_ins() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hpo-custom-scheduler-example")).output().expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.starts_with("200 trials, "), "{stdout}");
-    let stopped: usize =
-        stdout.split(", ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
-    assert!(stopped > 100, "top-k stops most trials early: {stdout}");
+    let row = |name: &str| -> Vec<f64> {
+        let line =
+            stdout.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_else(|| panic!("{stdout}"));
+        line.split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect()
+    };
+    let (mine, asha, random) = (row("mine"), row("asha"), row("random"));
+    assert_eq!((mine[0], asha[0], random[0]), (200.0, 200.0, 200.0), "{stdout}");
+    assert!(mine[1] > 100.0, "top-k stops most trials early: {stdout}");
+    assert_eq!(random[1], 0.0, "random search with FIFO stops none: {stdout}");
+    assert!(mine[2] > 0.0 && mine[2] < 0.5, "a plausible validation error: {stdout}");
     let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_hpo-custom-scheduler-example"))
         .arg(r#"{"type": "top_q"}"#)
         .output()
