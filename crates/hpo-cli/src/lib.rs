@@ -24,6 +24,9 @@ pub struct Cli {
 pub enum Command {
     /// Run an experiment described by a TOML file.
     Run(RunArgs),
+    /// Go on with an experiment folder: one that crashed, was killed, or ended (with larger
+    /// budgets), in the same folder and journal. Simulator experiments, so far.
+    Resume(ResumeArgs),
     /// Show the best trials of an experiment folder.
     Results(ResultsArgs),
     /// List the built-in searchers, schedulers, methods, backends, objectives and blackboxes.
@@ -75,18 +78,11 @@ pub enum SchedulerCommand {
 pub struct RunArgs {
     /// The experiment file.
     pub file: PathBuf,
-    /// Override `workers`: trials run at once.
-    #[arg(long)]
-    pub workers: Option<usize>,
+    #[command(flatten)]
+    pub budgets: BudgetArgs,
     /// Override `seed`: the master seed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Override `stop.max_trials`.
-    #[arg(long)]
-    pub max_trials: Option<u64>,
-    /// Override `stop.max_wallclock`, e.g. "90s" or "10m".
-    #[arg(long, value_parser = hpo_core::parse_duration)]
-    pub max_wallclock: Option<Duration>,
     /// Override `name`: the experiment folder's name.
     #[arg(long)]
     pub name: Option<String>,
@@ -97,9 +93,52 @@ pub struct RunArgs {
     /// `[scheduler] config` if the file names a plugin too).
     #[arg(long)]
     pub plugin: Option<PathBuf>,
+    /// Go on with the newest experiment of this name that did not end (as `hpo resume`),
+    /// or start a new one if there is none: a job script can run the same command after
+    /// every restart.
+    #[arg(long)]
+    pub resume: bool,
     /// No live progress line.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The experiment folder (holding `journal.jsonl` and `experiment.toml`).
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub budgets: BudgetArgs,
+    /// No live progress line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// The budgets `hpo run` and `hpo resume` may set over the experiment's.
+#[derive(Debug, Args)]
+pub struct BudgetArgs {
+    /// Override `workers`: trials run at once.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Override `stop.max_trials` (after a resume, trials of every segment count).
+    #[arg(long)]
+    pub max_trials: Option<u64>,
+    /// Override `stop.max_wallclock`, e.g. "90s" or "10m".
+    #[arg(long, value_parser = hpo_core::parse_duration)]
+    pub max_wallclock: Option<Duration>,
+}
+
+impl BudgetArgs {
+    /// Sets what was given over `workers` and `stop`.
+    pub fn apply(&self, workers: &mut usize, stop: &mut hpo_core::StopCriteria) -> anyhow::Result<()> {
+        if self.workers == Some(0) {
+            anyhow::bail!("--workers must be at least 1");
+        }
+        *workers = self.workers.unwrap_or(*workers);
+        stop.max_trials = self.max_trials.or(stop.max_trials);
+        stop.max_wallclock = self.max_wallclock.or(stop.max_wallclock);
+        Ok(())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +191,8 @@ pub enum BenchCommand {
     Slurm(SlurmBenchArgs),
     /// Simulator throughput: reports per second, and a 1,000-trial ASHA run.
     Simulator(SimulatorBenchArgs),
+    /// Going on with a simulated experiment killed at its last entry: time until it goes on.
+    Resume(ResumeBenchArgs),
     /// Draw a comparison made by `bench run`: median and quartile band per method (SVG).
     Plot(BenchPlotArgs),
 }
@@ -225,6 +266,16 @@ pub struct SimulatorBenchArgs {
     /// Random-search runs for the throughput figure (each replays 78,750 reports).
     #[arg(long, default_value_t = 10)]
     pub runs: u64,
+    /// Print one JSON line (otherwise a sentence).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeBenchArgs {
+    /// Trials of the experiment (random search on branin, 29 journal lines per trial).
+    #[arg(long, default_value_t = 3450)]
+    pub trials: u64,
     /// Print one JSON line (otherwise a sentence).
     #[arg(long)]
     pub json: bool,
@@ -316,6 +367,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     commands::show_library_warnings();
     match cli.command {
         Command::Run(args) => commands::run::run(args),
+        Command::Resume(args) => commands::run::resume(args),
         Command::Results(args) => commands::results::results(args),
         Command::List(args) => commands::list::list(args),
         Command::Best(args) => commands::results::best(args),
@@ -326,6 +378,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Run(args)) => commands::simulate::bench_run(args),
         Command::Bench(BenchCommand::Slurm(args)) => commands::bench::slurm(args),
         Command::Bench(BenchCommand::Simulator(args)) => commands::simulate::bench_simulator(args),
+        Command::Bench(BenchCommand::Resume(args)) => commands::run::bench_resume(args),
         Command::Bench(BenchCommand::Plot(args)) => commands::plot::bench_plot(args),
         Command::Plot(args) => commands::plot::plot(args),
         Command::Scheduler(SchedulerCommand::Serve { plugin }) => commands::serve::serve(plugin.as_deref()),

@@ -5,7 +5,7 @@
 //! every end of a trial, so a crashed experiment can be replayed from it alone.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use hpo_space::Config;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::tuner::StopCriteria;
 use crate::types::{Decision, Metrics, TrialId};
 
 /// The journal format version written in the first line; readers refuse other versions.
@@ -59,6 +60,8 @@ pub enum Entry<'a> {
     Stopped { t: f64, trial: TrialId },
     /// The trial ended after being told to pause.
     Paused { t: f64, trial: TrialId },
+    /// The experiment went on (`hpo resume`) with other budgets from here on.
+    Continued { t: f64, workers: usize, stop: StopCriteria },
     /// The last line of an experiment that ended (absent after a crash).
     End { t: f64, reason: String },
 }
@@ -70,26 +73,101 @@ fn metrics_with_nulls<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'static, Me
 }
 
 /// Appends entries to `journal.jsonl`; `flush` hands them to the OS.
+///
+/// A journal reopened by [`Journal::resume`] first checks instead of writing: every entry
+/// appended must be the next one recorded, byte for byte, until none is left; then it appends.
 #[derive(Debug)]
 pub struct Journal {
     out: BufWriter<File>,
     path: PathBuf,
+    /// Lines in the file, the header included.
+    lines: u64,
+    /// Entries an earlier run recorded that a resumed run must make again, in order.
+    replay: VecDeque<String>,
+    /// The test setting [`ABORT_AFTER_ENTRIES`]: abort once the file has this many lines.
+    abort_after: Option<u64>,
 }
+
+/// Fault injection for tests: with `HPO_ABORT_AFTER_ENTRIES=N` in the environment, the process
+/// aborts (no cleanup, no `end`) right after the journal's N-th line (the header is line 1)
+/// reaches the OS; each line is flushed on its own then. Never set it in real runs.
+pub const ABORT_AFTER_ENTRIES: &str = "HPO_ABORT_AFTER_ENTRIES";
 
 impl Journal {
     /// Creates the journal file (it must not exist) and writes the header line.
     pub fn create(path: &Path, name: &str, spec: serde_json::Value) -> io::Result<Journal> {
         let file = File::options().write(true).create_new(true).open(path)?;
-        let mut journal = Journal { out: BufWriter::with_capacity(1 << 16, file), path: path.to_owned() };
+        let mut journal = Journal::appending_to(file, path, 0, VecDeque::new());
         journal.append(&Entry::Experiment { v: JOURNAL_VERSION, name: name.to_owned(), spec })?;
         journal.flush()?;
         Ok(journal)
     }
 
-    /// Appends one entry (buffered until [`Journal::flush`]).
+    /// Reopens a journal read by [`Recorded::read`] to go on with its experiment: a last line
+    /// cut short by a crash is cut off, and so is the `end` entry of an experiment that
+    /// ended (it is extended). The entries after the header are then to be made again, in
+    /// order, by a run of the same experiment from its start (see [`Journal::replaying`]).
+    pub fn resume(recorded: Recorded) -> Result<Journal, JournalError> {
+        let path = recorded.path.as_path();
+        let io_err = |source| JournalError::Io { path: path.to_owned(), source };
+        let mut lines: Vec<&str> = recorded.text[..recorded.whole].split_inclusive('\n').collect();
+        if recorded.ended {
+            lines.pop();
+        }
+        let kept: usize = lines.iter().map(|l| l.len()).sum();
+        let file = File::options().append(true).open(path).map_err(io_err)?;
+        file.set_len(kept as u64).map_err(io_err)?;
+        let replay = lines[1..].iter().map(|l| l.trim_end_matches('\n').to_owned()).collect();
+        Ok(Journal::appending_to(file, path, 1, replay))
+    }
+
+    fn appending_to(file: File, path: &Path, lines: u64, replay: VecDeque<String>) -> Journal {
+        let abort_after = std::env::var(ABORT_AFTER_ENTRIES).ok().and_then(|n| n.parse().ok());
+        Journal { out: BufWriter::with_capacity(1 << 16, file), path: path.to_owned(), lines, replay, abort_after }
+    }
+
+    /// Appends one entry (buffered until [`Journal::flush`]); while replaying, checks it is
+    /// the next one recorded instead.
     pub fn append(&mut self, entry: &Entry<'_>) -> io::Result<()> {
+        if let Some(recorded) = self.replay.front() {
+            let made = serde_json::to_string(entry)?;
+            if made != *recorded {
+                let line = self.lines + 1;
+                let path = self.path.display();
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{path}:{line}: going on with the experiment made `{made}` where it recorded `{recorded}`"),
+                ));
+            }
+            self.replay.pop_front();
+            self.lines += 1;
+            return Ok(());
+        }
         serde_json::to_writer(&mut self.out, entry)?;
-        self.out.write_all(b"\n")
+        self.out.write_all(b"\n")?;
+        self.lines += 1;
+        if let Some(n) = self.abort_after {
+            self.out.flush()?;
+            if self.lines == n {
+                std::process::abort();
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether entries recorded before a resume are still to be made again.
+    pub fn replaying(&self) -> bool {
+        !self.replay.is_empty()
+    }
+
+    /// The budgets of a recorded [`Entry::Continued`], if it is the next entry to make again:
+    /// the experiment went on with them from this point.
+    pub fn recorded_budgets(&self) -> Option<(usize, StopCriteria)> {
+        let next = self.replay.front().filter(|line| line.starts_with(r#"{"event":"continued""#))?;
+        match serde_json::from_str(next) {
+            Ok(Entry::Continued { workers, stop, .. }) => Some((workers, stop)),
+            _ => None,
+        }
     }
 
     /// Hands everything appended to the OS.
@@ -115,6 +193,62 @@ pub enum JournalError {
     Format { path: PathBuf, line: usize, message: String },
 }
 
+/// What going on with an experiment needs to know of its journal, read without parsing
+/// every entry (a journal may hold millions).
+#[derive(Debug)]
+pub struct Recorded {
+    path: PathBuf,
+    text: String,
+    /// Bytes of the lines a crash left whole.
+    whole: usize,
+    /// The header's spec.
+    pub spec: serde_json::Value,
+    /// Whether the last entry is `end`.
+    pub ended: bool,
+    /// Workers and stopping criteria of the last [`Entry::Continued`], if any.
+    pub last_budgets: Option<(usize, StopCriteria)>,
+}
+
+impl Recorded {
+    /// Reads the journal at `path`: its header must be right; a last line cut short by a
+    /// crash is left out.
+    pub fn read(path: &Path) -> Result<Recorded, JournalError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| JournalError::Io { path: path.to_owned(), source })?;
+        let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+        let last = |lines: &[&str]| lines.last().and_then(|l| serde_json::from_str::<Entry<'_>>(l).ok());
+        if lines.len() > 1 && (lines.last().is_some_and(|l| !l.ends_with('\n')) || last(&lines).is_none()) {
+            lines.pop(); // torn last write
+        }
+        let header = lines.first().and_then(|l| serde_json::from_str::<Entry<'static>>(l).ok());
+        let spec = match check_header(path, header.as_ref())? {
+            Entry::Experiment { spec, .. } => spec.clone(),
+            _ => serde_json::Value::Null,
+        };
+        let ended = lines.len() > 1 && matches!(last(&lines), Some(Entry::End { .. }));
+        let last_budgets = lines.iter().rev().filter(|l| l.starts_with(r#"{"event":"continued""#)).find_map(|l| {
+            match serde_json::from_str(l) {
+                Ok(Entry::Continued { workers, stop, .. }) => Some((workers, stop)),
+                _ => None,
+            }
+        });
+        let whole = lines.iter().map(|l| l.len()).sum();
+        Ok(Recorded { path: path.to_owned(), text, whole, spec, ended, last_budgets })
+    }
+}
+
+/// The header if it is one of this format version, or the error naming line 1.
+fn check_header<'e>(path: &Path, header: Option<&'e Entry<'static>>) -> Result<&'e Entry<'static>, JournalError> {
+    let error = |message: String| JournalError::Format { path: path.to_owned(), line: 1, message };
+    match header {
+        Some(entry @ Entry::Experiment { v, .. }) if *v == JOURNAL_VERSION => Ok(entry),
+        Some(Entry::Experiment { v, .. }) => {
+            Err(error(format!("journal format version {v}; this hpo reads version {JOURNAL_VERSION}")))
+        }
+        _ => Err(error("not an hpo journal: the first line is not an `experiment` entry".into())),
+    }
+}
+
 /// Reads a whole journal. A last line cut short by a crash is skipped; any other bad line,
 /// a missing header or another format version is an error naming the line.
 pub fn read_journal(path: &Path) -> Result<Vec<Entry<'static>>, JournalError> {
@@ -130,11 +264,57 @@ pub fn read_journal(path: &Path) -> Result<Vec<Entry<'static>>, JournalError> {
             Err(e) => return Err(format_err(i + 1, e.to_string())),
         }
     }
-    match entries.first() {
-        Some(Entry::Experiment { v, .. }) if *v == JOURNAL_VERSION => Ok(entries),
-        Some(Entry::Experiment { v, .. }) => {
-            Err(format_err(1, format!("journal format version {v}; this hpo reads version {JOURNAL_VERSION}")))
+    check_header(path, entries.first())?;
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(trial: TrialId) -> Entry<'static> {
+        Entry::Complete { t: trial as f64, trial, no_report: false }
+    }
+
+    /// A journal of a header and trials 0..n completing, ended, with a torn line after.
+    fn recorded(dir: &Path, n: TrialId) -> PathBuf {
+        let path = dir.join("journal.jsonl");
+        let mut journal = Journal::create(&path, "x", serde_json::json!({})).unwrap();
+        for trial in 0..n {
+            journal.append(&complete(trial)).unwrap();
         }
-        _ => Err(format_err(1, "not an hpo journal: the first line is not an `experiment` entry".into())),
+        journal.append(&Entry::End { t: 9.0, reason: "max_trials".into() }).unwrap();
+        journal.flush().unwrap();
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(br#"{"event":"comp"#).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_resumed_journal_checks_the_recorded_entries_then_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = recorded(dir.path(), 2);
+        let mut journal = Journal::resume(Recorded::read(&path).unwrap()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3, "torn line and `end` cut");
+        assert!(journal.replaying());
+        journal.append(&complete(0)).unwrap();
+        journal.append(&complete(1)).unwrap();
+        assert!(!journal.replaying());
+        journal.append(&complete(2)).unwrap();
+        journal.flush().unwrap();
+        let entries = read_journal(&path).unwrap();
+        assert_eq!(entries[1..], [complete(0), complete(1), complete(2)], "made again, not written twice");
+    }
+
+    #[test]
+    fn a_resumed_run_that_differs_is_an_error_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = recorded(dir.path(), 2);
+        let mut journal = Journal::resume(Recorded::read(&path).unwrap()).unwrap();
+        journal.append(&complete(0)).unwrap();
+        let error = journal.append(&complete(5)).unwrap_err().to_string();
+        assert!(error.contains("journal.jsonl:3: ") && error.contains(r#""trial":5"#), "{error}");
+        assert!(error.contains(r#"recorded `{"event":"complete","t":1.0,"trial":1}`"#), "{error}");
+        journal.flush().unwrap();
+        assert_eq!(read_journal(&path).unwrap()[1..], [complete(0), complete(1)], "nothing recorded is lost");
     }
 }

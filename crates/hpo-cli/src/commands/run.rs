@@ -2,54 +2,213 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use hpo_core::{ExperimentResults, ExperimentSpec, Journal, Observer, Progress, Summary, TrialId, Tuner, read_journal};
+use hpo_core::{
+    ExperimentResults, ExperimentSpec, Journal, Observer, Progress, Recorded, StopCriteria, Summary, TrialId, Tuner,
+    read_journal,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::RunArgs;
 use crate::commands::runtime;
+use crate::{ResumeArgs, ResumeBenchArgs, RunArgs};
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut spec = ExperimentSpec::from_file(&args.file)?;
     apply_overrides(&mut spec, &args)?;
+    if args.resume
+        && let Some(dir) = newest_unfinished(&spec.output, &spec.name)?
+    {
+        let budgets = (spec.workers, spec.stop.clone());
+        return go_on(&dir, spec, args.quiet, |_| Ok(budgets));
+    }
     let dir = super::new_folder(&spec.output, &spec.name)?;
     std::fs::write(dir.join("experiment.toml"), spec.to_toml()?)
         .with_context(|| format!("writing {}", dir.join("experiment.toml").display()))?;
-    let trials_dir = dir.join("trials");
-    std::fs::create_dir_all(&trials_dir).with_context(|| format!("creating {}", trials_dir.display()))?;
-
-    let scheduler = spec.build_scheduler()?;
-    let backend = match super::build_backend(&spec, Some(&trials_dir)) {
-        Ok(backend) => backend,
-        Err(e) => {
-            std::fs::remove_dir_all(&dir).ok(); // nothing ran: leave no empty experiment behind
-            return Err(e.into());
-        }
-    };
-    // Plugin schedulers may start processes while set up: inside the runtime.
     let runtime = runtime()?;
     let _inside = runtime.enter();
-    let tuner = Tuner::new(spec.context(), scheduler, backend)
-        .workers(spec.workers)
-        .stop_when(spec.stop.clone())
-        .interrupt_on(interrupted());
-    let mut tuner = match tuner.set_up() {
+    let tuner = match tuner(&spec, &dir, spec.workers, spec.stop.clone()) {
         Ok(tuner) => tuner,
         Err(e) => {
             std::fs::remove_dir_all(&dir).ok(); // nothing ran: leave no experiment behind
-            return Err(spec.origin.error("scheduler", e.0).into());
+            return Err(e);
         }
     };
     let journal_path = dir.join("journal.jsonl");
-    if spec.journal {
-        let journal = Journal::create(&journal_path, &spec.name, spec.to_json())
-            .with_context(|| format!("creating {}", journal_path.display()))?;
-        tuner = tuner.journal(journal);
-    }
-    tuner = tuner.observer(Box::new(ProgressLine::new(&spec, !args.quiet)));
+    let tuner = match spec.journal {
+        true => tuner.journal(
+            Journal::create(&journal_path, &spec.name, spec.to_json())
+                .with_context(|| format!("creating {}", journal_path.display()))?,
+        ),
+        false => tuner,
+    };
     errln!("hpo: experiment `{}` in {}", spec.name, dir.display());
+    execute(&runtime, tuner, &spec, &dir, args.quiet)
+}
+
+/// `hpo resume DIR`: the experiment of `DIR/experiment.toml`, with the budgets it last ran
+/// with, or those given.
+pub fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
+    let spec = ExperimentSpec::from_file(&args.dir.join("experiment.toml"))?;
+    go_on(&args.dir, spec, args.quiet, |(mut workers, mut stop)| {
+        args.budgets.apply(&mut workers, &mut stop)?;
+        Ok((workers, stop))
+    })
+}
+
+/// Goes on with the experiment in `dir` as `spec` says, with the budgets `budgets` makes of
+/// those it last ran with; only budgets (`workers`, the `[stop]` table) may differ from
+/// what the journal recorded. The run makes every recorded entry again (the journal checks
+/// each, and budget changes recur where they were made), then appends.
+fn go_on(
+    dir: &Path,
+    spec: ExperimentSpec,
+    quiet: bool,
+    budgets: impl FnOnce((usize, StopCriteria)) -> anyhow::Result<(usize, StopCriteria)>,
+) -> anyhow::Result<ExitCode> {
+    let journal_path = dir.join("journal.jsonl");
+    if !spec.journal {
+        bail!("{}: `journal = false`: an experiment without a journal cannot be resumed", dir.display());
+    }
+    if !super::simulated(&spec.backend) {
+        bail!(
+            "{}: resuming works for simulator experiments so far; threads, process and Slurm experiments cannot be resumed yet",
+            dir.display()
+        );
+    }
+    let recorded = Recorded::read(&journal_path)?;
+    let differ = differing_keys(&spec.to_json(), &recorded.spec, &["workers", "stop"]);
+    if !differ.is_empty() {
+        bail!(
+            "{}: {} differ from the experiment recorded in {}; only `workers` and the `[stop]` table may change when going on",
+            spec.origin.file,
+            differ.join(", "),
+            journal_path.display()
+        );
+    }
+    let header_budgets = |what| format!("{}: the recorded {what}", journal_path.display());
+    let first: (usize, StopCriteria) = (
+        serde_json::from_value(recorded.spec["workers"].clone()).with_context(|| header_budgets("`workers`"))?,
+        serde_json::from_value(recorded.spec["stop"].clone()).with_context(|| header_budgets("`[stop]` table"))?,
+    );
+    let (workers, stop) = budgets(recorded.last_budgets.clone().unwrap_or_else(|| first.clone()))?;
+    let runtime = runtime()?;
+    let _inside = runtime.enter();
+    let tuner = tuner(&spec, dir, first.0, first.1)?.after_replay(workers, stop);
+    // Last, as it cuts a torn last line and a finished experiment's `end` entry.
+    let journal = Journal::resume(recorded)?;
+    errln!("hpo: going on with experiment `{}` in {}", spec.name, dir.display());
+    execute(&runtime, tuner.journal(journal), &spec, dir, quiet)
+}
+
+/// The top-level keys, but `except`, whose values differ between two specs, quoted.
+fn differing_keys(a: &serde_json::Value, b: &serde_json::Value, except: &[&str]) -> Vec<String> {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return vec!["the whole spec".into()];
+    };
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| !except.contains(&k.as_str()) && a.get(*k) != b.get(*k))
+        .map(|k| format!("`{k}`"))
+        .collect()
+}
+
+/// `hpo bench resume`: a simulated experiment of about 100,000 journal entries, killed
+/// right before its `end` entry, goes on: the time from reading its journal to writing the
+/// first new entry (every recorded entry made again and checked on the way).
+pub fn bench_resume(args: ResumeBenchArgs) -> anyhow::Result<ExitCode> {
+    let dir = tempfile_dir("hpo-bench-resume")?;
+    let experiment = format!(
+        "name = \"resume\"\nmetric = \"objective\"\nresource_attr = \"epoch\"\nmax_resource_attr = \"epochs\"\n\
+         workers = 4\nseed = 0\n[space]\nepochs = 27\nx1 = {{ uniform = [-5, 10] }}\nx2 = {{ uniform = [0, 15] }}\n\
+         [backend]\ntype = \"simulator\"\nblackbox = \"branin\"\n[stop]\nmax_trials = {}\n",
+        args.trials
+    );
+    let file = dir.join("experiment.toml");
+    std::fs::write(&file, experiment).with_context(|| format!("writing {}", file.display()))?;
+    let spec = ExperimentSpec::from_file(&file)?;
+    let journal_path = dir.join("journal.jsonl");
+    let runtime = runtime()?;
+    let _inside = runtime.enter();
+    let journal = Journal::create(&journal_path, &spec.name, spec.to_json())?;
+    runtime.block_on(tuner(&spec, &dir, spec.workers, spec.stop.clone())?.journal(journal).run())?;
+    let whole = std::fs::read_to_string(&journal_path)?;
+    let without_end = whole.trim_end_matches('\n').rsplit_once('\n').map_or("", |(kept, _)| kept);
+    std::fs::write(&journal_path, format!("{without_end}\n"))?;
+    let entries = without_end.lines().count();
+
+    let start = Instant::now();
+    let spec = ExperimentSpec::from_file(&file)?;
+    let journal = Journal::resume(Recorded::read(&journal_path)?)?;
+    runtime.block_on(tuner(&spec, &dir, spec.workers, spec.stop.clone())?.journal(journal).run())?;
+    let secs = start.elapsed().as_secs_f64();
+    let same = std::fs::read_to_string(&journal_path)? == whole;
+    std::fs::remove_dir_all(&dir).ok();
+    if !same {
+        bail!("the resumed journal differs from the whole run's");
+    }
+    let ms = secs * 1e3;
+    let per_sec = entries as f64 / secs;
+    if args.json {
+        let line =
+            serde_json::json!({"bench": "resume", "entries": entries, "ms_to_go_on": ms, "entries_per_sec": per_sec});
+        outln!("{line}");
+    } else {
+        outln!("going on with {entries} journal entries took {ms:.0} ms ({per_sec:.0} entries per second)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh folder under the system's temporary folder.
+fn tempfile_dir(prefix: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The newest folder `output/name`, `output/name-2`, ... whose journal has no `end` entry.
+fn newest_unfinished(output: &Path, name: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let mut newest = None;
+    for n in 1.. {
+        let dir = if n == 1 { output.join(name) } else { output.join(format!("{name}-{n}")) };
+        if !dir.exists() {
+            break;
+        }
+        let journal = dir.join("journal.jsonl");
+        if journal.exists() && !Recorded::read(&journal)?.ended {
+            newest = Some(dir);
+        }
+    }
+    Ok(newest)
+}
+
+/// The experiment's tuner, its scheduler set up, with these budgets (inside the runtime:
+/// plugin schedulers may start processes while set up).
+fn tuner(spec: &ExperimentSpec, dir: &Path, workers: usize, stop: StopCriteria) -> anyhow::Result<Tuner> {
+    let trials_dir = dir.join("trials");
+    std::fs::create_dir_all(&trials_dir).with_context(|| format!("creating {}", trials_dir.display()))?;
+    let scheduler = spec.build_scheduler()?;
+    let backend = super::build_backend(spec, Some(&trials_dir))?;
+    Tuner::new(spec.context(), scheduler, backend)
+        .workers(workers)
+        .stop_when(stop)
+        .interrupt_on(interrupted())
+        .set_up()
+        .map_err(|e| spec.origin.error("scheduler", e.0).into())
+}
+
+/// Runs the tuner to the end with a progress line, then writes results.csv and sums up.
+fn execute(
+    runtime: &tokio::runtime::Runtime,
+    tuner: Tuner,
+    spec: &ExperimentSpec,
+    dir: &Path,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let journal_path = dir.join("journal.jsonl");
+    let tuner = tuner.observer(Box::new(ProgressLine::new(spec, !quiet)));
     let started = std::time::Instant::now();
     let outcome = runtime.block_on(tuner.run());
     let wall = started.elapsed().as_secs_f64();
@@ -68,7 +227,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", dir.join("results.csv").display()))?;
     }
     let summary = outcome?;
-    print_summary(&spec, &summary, &dir, &reported, wall);
+    print_summary(spec, &summary, dir, &reported, wall);
     // An experiment whose every trial failed found nothing: say so in the exit code too.
     let all_failed = summary.trials > 0 && summary.failed == summary.trials;
     if all_failed {
@@ -112,20 +271,9 @@ fn interrupted() -> impl Future<Output = ()> {
 }
 
 fn apply_overrides(spec: &mut ExperimentSpec, args: &RunArgs) -> anyhow::Result<()> {
-    if let Some(workers) = args.workers {
-        if workers == 0 {
-            bail!("--workers must be at least 1");
-        }
-        spec.workers = workers;
-    }
+    args.budgets.apply(&mut spec.workers, &mut spec.stop)?;
     if let Some(seed) = args.seed {
         spec.seed = seed;
-    }
-    if let Some(max) = args.max_trials {
-        spec.stop.max_trials = Some(max);
-    }
-    if let Some(d) = args.max_wallclock {
-        spec.stop.max_wallclock = Some(d);
     }
     if let Some(name) = &args.name {
         if !ExperimentSpec::is_valid_name(name) {

@@ -7,6 +7,7 @@ mod cli;
 mod faults;
 mod plugins;
 mod process;
+mod resume;
 mod schedulers;
 mod simulate;
 mod slurm;

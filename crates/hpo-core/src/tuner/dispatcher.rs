@@ -96,6 +96,30 @@ impl Dispatcher {
         }
     }
 
+    /// Whether the journal is still making again what a resumed experiment recorded.
+    pub(crate) fn replaying(&self) -> bool {
+        self.journal.as_ref().is_some_and(Journal::replaying)
+    }
+
+    /// The budgets of a budget change recorded next in a resumed journal, if any.
+    pub(crate) fn recorded_budgets(&self) -> Option<(usize, StopCriteria)> {
+        self.journal.as_ref().and_then(Journal::recorded_budgets)
+    }
+
+    /// Goes on with other budgets from time `now` (journaled). An experiment that had
+    /// ended (no trial runs) is open again: the new budgets decide when it ends.
+    pub(crate) fn go_on_with(&mut self, workers: usize, criteria: StopCriteria, now: f64) -> Result<(), TunerError> {
+        self.log(&Entry::Continued { t: now, workers, stop: criteria.clone() })?;
+        self.workers = workers;
+        self.criteria = criteria;
+        if self.busy_workers() == 0 {
+            self.ending = None;
+            self.stalled = false;
+        }
+        self.check_criteria(now);
+        Ok(())
+    }
+
     fn log(&mut self, entry: &Entry<'_>) -> Result<(), TunerError> {
         if let Some(journal) = &mut self.journal {
             journal.append(entry)?;

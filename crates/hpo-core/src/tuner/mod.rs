@@ -199,6 +199,8 @@ pub struct Tuner {
     last_notify: std::time::Instant,
     /// Whether the scheduler was already set up ([`Tuner::set_up`]).
     set_up: bool,
+    /// Workers and criteria from the moment a resumed journal is replayed.
+    after_replay: Option<(usize, StopCriteria)>,
 }
 
 /// How often the observer hears about progress (the final state is always reported).
@@ -214,6 +216,7 @@ impl Tuner {
             interrupt: None,
             last_notify: std::time::Instant::now(),
             set_up: false,
+            after_replay: None,
         }
     }
 
@@ -232,6 +235,14 @@ impl Tuner {
     /// Journal everything to this journal.
     pub fn journal(mut self, journal: Journal) -> Self {
         self.dispatcher.journal = Some(journal);
+        self
+    }
+
+    /// For a run that goes on with an experiment ([`Journal::resume`]): the workers and
+    /// criteria set by [`Tuner::workers`] and [`Tuner::stop_when`] must be the recorded ones,
+    /// so that the run makes the recorded entries again; these take over once it has.
+    pub fn after_replay(mut self, workers: usize, criteria: StopCriteria) -> Self {
+        self.after_replay = Some((workers.max(1), criteria));
         self
     }
 
@@ -268,7 +279,16 @@ impl Tuner {
         let mut events = Vec::new();
         self.dispatcher.fill(self.backend.now())?;
         self.act().await?;
-        while self.dispatcher.busy_workers() > 0 {
+        loop {
+            if let Some((workers, criteria)) = self.budget_change() {
+                let now = self.backend.now();
+                self.dispatcher.go_on_with(workers, criteria, now)?;
+                self.dispatcher.fill(now)?;
+                self.act().await?;
+            }
+            if self.dispatcher.busy_workers() == 0 {
+                break;
+            }
             tokio::select! {
                 biased;
                 () = wait_for(&mut self.interrupt) => {
@@ -295,6 +315,19 @@ impl Tuner {
             observer.update(&self.dispatcher.progress(time));
         }
         self.dispatcher.finish(time)
+    }
+
+    /// New budgets to go on with from here: those a resumed journal recorded at this point,
+    /// or, once it is replayed, those given to [`Tuner::after_replay`] if they differ.
+    fn budget_change(&mut self) -> Option<(usize, StopCriteria)> {
+        if let Some(recorded) = self.dispatcher.recorded_budgets() {
+            return Some(recorded);
+        }
+        if self.dispatcher.replaying() {
+            return None;
+        }
+        let current = (self.dispatcher.workers, &self.dispatcher.criteria);
+        self.after_replay.take().filter(|(workers, criteria)| (*workers, criteria) != current)
     }
 
     /// Carries out the decisions and starts of this round, once the journal has them. An

@@ -121,6 +121,7 @@ impl Harness {
                 Entry::Stopped { trial, .. } => format!("stopped {trial}"),
                 Entry::Paused { trial, .. } => format!("paused {trial}"),
                 Entry::End { reason, .. } => format!("end {reason}"),
+                Entry::Continued { workers, .. } => format!("continued workers={workers}"),
                 Entry::Experiment { .. } => "experiment".into(),
             })
             .collect()

@@ -1,0 +1,181 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+//! Going on with an experiment (`hpo resume`, `hpo run --resume`): a simulated run killed at
+//! any journal entry and resumed writes the journal the uninterrupted run writes, entry for
+//! entry, for every built-in scheduler with the random, TPE and BO searchers.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::{hpo, journal, setup, text};
+
+const SCHEDULERS: [&str; 6] = [
+    r#"{ type = "fifo" }"#,
+    r#"{ type = "asha", variant = "stopping", grace_period = 1, reduction_factor = 3 }"#,
+    r#"{ type = "asha", variant = "promotion", grace_period = 1, reduction_factor = 3 }"#,
+    r#"{ type = "hyperband", grace_period = 1, reduction_factor = 3 }"#,
+    r#"{ type = "successive_halving", r_min = 1, eta = 3 }"#,
+    r#"{ type = "pbt", population_size = 4 }"#,
+];
+
+/// digits-mlp in simulated time, 3 workers, 40 trials of up to 27 epochs.
+fn experiment(scheduler: &str, searcher: &str) -> String {
+    format!(
+        r#"name = "r"
+metric = "val_error"
+resource_attr = "epoch"
+max_resource_attr = "epochs"
+workers = 3
+seed = 11
+scheduler = {scheduler}
+searcher = {{ type = "{searcher}" }}
+[space]
+epochs = 27
+hidden_width = {{ ordinal = [16, 32, 64, 128, 256] }}
+num_layers = {{ ordinal = [1, 2, 3] }}
+learning_rate = {{ ordinal = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1] }}
+weight_decay = {{ ordinal = [1e-5, 1e-3, 1e-1] }}
+batch_size = {{ ordinal = [16, 32, 64, 128, 256] }}
+[backend]
+type = "simulator"
+blackbox = "digits-mlp"
+[stop]
+max_trials = 40
+"#
+    )
+}
+
+/// `hpo run exp.toml` aborted right after journal line `abort_after` (no abort if `None`).
+fn run_until(dir: &Path, abort_after: Option<usize>) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hpo"));
+    command.args(["run", "exp.toml", "-q", "--resume"]).current_dir(dir);
+    if let Some(n) = abort_after {
+        command.env(hpo_core::ABORT_AFTER_ENTRIES, n.to_string());
+    }
+    command.output().unwrap()
+}
+
+fn journal_text(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("runs/r/journal.jsonl")).unwrap()
+}
+
+/// Runs the experiment uninterrupted; then killed after journal line n, for each list of
+/// crash points (every run after the first goes on with the one before), goes on with it
+/// and compares the journals. The crash points are fractions of the uninterrupted journal:
+/// the header alone, the first entry, a third, two lines in a row, the last entry before
+/// the end, and after the end.
+fn crash_and_compare(experiment: &str) {
+    let whole = setup(experiment, &[]);
+    let out = run_until(whole.path(), None);
+    assert!(out.status.success(), "{}", text(&out));
+    let expected = journal_text(whole.path());
+    let lines = expected.lines().count();
+    assert!(lines > 80, "a run long enough to be killed in many places: {lines} lines");
+    let crash_points = [
+        vec![1],
+        vec![2],
+        vec![lines / 3],
+        vec![lines / 2, lines / 2 + 1, lines * 3 / 4],
+        vec![lines - 1],
+        vec![lines],
+    ];
+    for crashes in crash_points {
+        let dir = setup(experiment, &[]);
+        for &n in &crashes {
+            let out = run_until(dir.path(), Some(n));
+            assert!(!out.status.success(), "the run was to abort after line {n} of {lines}");
+            assert_eq!(journal_text(dir.path()).lines().count(), n, "aborted right after line {n}");
+        }
+        // `hpo resume`, as a run killed after its `end` entry ended (`run --resume` would start anew).
+        let out = hpo(&["resume", "runs/r", "-q"], dir.path());
+        assert!(out.status.success(), "{crashes:?}: {}", text(&out));
+        let resumed = journal_text(dir.path());
+        if resumed != expected {
+            let at = expected.lines().zip(resumed.lines()).position(|(a, b)| a != b);
+            panic!("{experiment}\ncrashed after {crashes:?}: the journals differ first at line {at:?} (of {lines})");
+        }
+        assert!(!dir.path().join("runs/r-2").exists(), "went on in the same folder");
+    }
+}
+
+fn every_scheduler_with(searcher: &str) {
+    for scheduler in SCHEDULERS {
+        crash_and_compare(&experiment(scheduler, searcher));
+    }
+}
+
+#[test]
+fn a_run_killed_anywhere_goes_on_exactly_with_random_search() {
+    every_scheduler_with("random");
+}
+
+#[test]
+fn a_run_killed_anywhere_goes_on_exactly_with_tpe() {
+    every_scheduler_with("tpe");
+}
+
+#[test]
+fn a_run_killed_anywhere_goes_on_exactly_with_bo() {
+    every_scheduler_with("bo");
+}
+
+/// Budgets may change on resume, and a finished experiment can be extended; the space may
+/// not change, and refusing leaves the journal as it was.
+#[test]
+fn budgets_may_change_the_space_may_not() {
+    let dir = setup(&experiment(SCHEDULERS[1], "random"), &[]);
+    let out = run_until(dir.path(), Some(60));
+    assert!(!out.status.success());
+    let folder = dir.path().join("runs/r");
+    let out = hpo(&["resume", "runs/r", "-q", "--max-trials", "20", "--workers", "4"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let entries = journal(&folder);
+    let starts = entries.iter().filter(|e| e["event"] == "start").count();
+    assert_eq!(starts, 20, "{}", text(&out));
+    assert_eq!(entries.iter().filter(|e| e["event"] == "end").count(), 1);
+    assert_eq!(entries.last().unwrap()["event"], "end");
+
+    // Extending the finished experiment.
+    let out = hpo(&["resume", "runs/r", "-q", "--max-trials", "25"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let entries = journal(&folder);
+    assert_eq!(entries.iter().filter(|e| e["event"] == "start").count(), 25);
+    assert_eq!(entries.iter().filter(|e| e["event"] == "end").count(), 1, "one end, the last");
+    let results = hpo(&["results", "runs/r", "--json"], dir.path());
+    let trials: serde_json::Value = serde_json::from_slice(&results.stdout).unwrap();
+    assert_eq!(trials.as_array().map(Vec::len), Some(25), "results show one experiment of 25 trials");
+
+    // A changed space is refused, naming it, and nothing recorded is touched.
+    let before = std::fs::read_to_string(folder.join("journal.jsonl")).unwrap();
+    let toml = std::fs::read_to_string(folder.join("experiment.toml")).unwrap();
+    std::fs::write(folder.join("experiment.toml"), toml.replace("[16, 32, 64, 128, 256]", "[16, 32]")).unwrap();
+    let out = hpo(&["resume", "runs/r", "--max-trials", "30"], dir.path());
+    assert!(!out.status.success());
+    assert!(text(&out).contains("`space` differ"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(folder.join("journal.jsonl")).unwrap(), before);
+}
+
+/// `hpo run FILE --resume` goes on with the newest unfinished experiment of its name, and
+/// starts a new one when every one ended.
+#[test]
+fn run_resume_starts_anew_once_the_experiment_ended() {
+    let dir = setup(&experiment(SCHEDULERS[0], "random"), &[]);
+    assert!(run_until(dir.path(), None).status.success());
+    let out = run_until(dir.path(), None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(dir.path().join("runs/r-2/journal.jsonl").exists(), "a new experiment next to the ended one");
+}
+
+/// Experiments whose trials really ran cannot be replayed yet: a clear error, nothing touched.
+#[test]
+fn a_threads_experiment_is_refused_clearly() {
+    let experiment = "name = \"t\"\nmetric = \"mean_loss\"\nresource_attr = \"epoch\"\nmax_resource_attr = \"steps\"\n\
+                      [space]\nsteps = 2\nwidth = { randint = [0, 20] }\nheight = { randint = [-100, 100] }\n\
+                      [backend]\ntype = \"threads\"\nobjective = \"height\"\n[stop]\nmax_trials = 2\n";
+    let dir = setup(experiment, &[]);
+    assert!(hpo(&["run", "exp.toml", "-q"], dir.path()).status.success());
+    let before = std::fs::read_to_string(dir.path().join("runs/t/journal.jsonl")).unwrap();
+    let out = hpo(&["resume", "runs/t"], dir.path());
+    assert!(!out.status.success());
+    assert!(text(&out).contains("resuming works for simulator experiments so far"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(dir.path().join("runs/t/journal.jsonl")).unwrap(), before);
+}
