@@ -10,6 +10,7 @@ use hpo_space::{Space, line_of};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::journal::JournalSync;
 use crate::traits::{Context, Scheduler};
 use crate::tuner::StopCriteria;
 use crate::types::{Mode, Objective};
@@ -70,6 +71,8 @@ struct RawExperiment {
     output: PathBuf,
     #[serde(default)]
     journal: Option<bool>,
+    #[serde(default)]
+    journal_sync: JournalSync,
     space: Spanned<BTreeMap<String, Spanned<toml::Value>>>,
     searcher: Option<Spanned<toml::Table>>,
     scheduler: Option<Spanned<toml::Table>>,
@@ -101,6 +104,8 @@ pub struct ExperimentSpec {
     pub output: PathBuf,
     /// Whether to write `journal.jsonl` (and so `results.csv`).
     pub journal: bool,
+    /// How far each round of journal entries goes before the tuner acts on it.
+    pub journal_sync: JournalSync,
     /// The search space.
     pub space: Space,
     /// The scheduler (with its searcher) in resolved, serialized form; see [`Self::build_scheduler`].
@@ -174,11 +179,16 @@ impl ExperimentSpec {
 
     /// Parses and checks an experiment from TOML text; `file` names it in errors.
     pub fn from_toml_str(text: &str, file: &str) -> Result<ExperimentSpec, ExperimentError> {
-        let raw: RawExperiment = toml::from_str(text).map_err(|e| ExperimentError {
+        let error = |e: toml::de::Error, key: Option<String>| ExperimentError {
             file: file.to_owned(),
             line: e.span().map(|s| line_of(text, s.start)),
-            key: None,
+            key,
             message: e.message().trim_end().to_owned(),
+        };
+        let document = toml::Deserializer::parse(text).map_err(|e| error(e, None))?;
+        let raw: RawExperiment = serde_path_to_error::deserialize(document).map_err(|e| {
+            let key = Some(e.path().to_string()).filter(|path| path != ".");
+            error(e.into_inner(), key)
         })?;
         let mut origin = Origin { file: file.to_owned(), lines: BTreeMap::new() };
         let mut note_line = |key: &str, start: usize| {
@@ -252,6 +262,7 @@ impl ExperimentSpec {
             seed: raw.seed,
             output: raw.output,
             journal: raw.journal.unwrap_or(true),
+            journal_sync: raw.journal_sync,
             space,
             scheduler,
             backend,

@@ -86,6 +86,19 @@ pub struct Journal {
     replay: VecDeque<String>,
     /// The test setting [`ABORT_AFTER_ENTRIES`]: abort once the file has this many lines.
     abort_after: Option<u64>,
+    sync: JournalSync,
+}
+
+/// How far [`Journal::flush`] takes the entries of a round before the tuner acts on them
+/// (`journal_sync` in the experiment file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JournalSync {
+    /// Handed to the OS: survives a killed hpo, not a power loss or a crashed machine.
+    #[default]
+    Os,
+    /// On the disk (fsync): survives a power loss too, at the cost of one fsync per round.
+    Disk,
 }
 
 /// Fault injection for tests: with `HPO_ABORT_AFTER_ENTRIES=N` in the environment, the process
@@ -123,7 +136,8 @@ impl Journal {
 
     fn appending_to(file: File, path: &Path, lines: u64, replay: VecDeque<String>) -> Journal {
         let abort_after = std::env::var(ABORT_AFTER_ENTRIES).ok().and_then(|n| n.parse().ok());
-        Journal { out: BufWriter::with_capacity(1 << 16, file), path: path.to_owned(), lines, replay, abort_after }
+        let out = BufWriter::with_capacity(1 << 16, file);
+        Journal { out, path: path.to_owned(), lines, replay, abort_after, sync: JournalSync::Os }
     }
 
     /// Appends one entry (buffered until [`Journal::flush`]); while replaying, checks it is
@@ -170,9 +184,19 @@ impl Journal {
         }
     }
 
-    /// Hands everything appended to the OS.
+    /// From now on, [`Journal::flush`] takes entries this far.
+    pub fn sync(mut self, sync: JournalSync) -> Journal {
+        self.sync = sync;
+        self
+    }
+
+    /// Hands everything appended to the OS, and with [`JournalSync::Disk`] to the disk.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.out.flush()?;
+        match self.sync {
+            JournalSync::Os => Ok(()),
+            JournalSync::Disk => self.out.get_ref().sync_data(),
+        }
     }
 
     /// The file.

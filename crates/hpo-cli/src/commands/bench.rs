@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use hpo_backends::ThreadBackend;
 use hpo_core::{
-    Config, Context, Decision, Domain, Journal, Mode, Objective, Report, Space, StopCriteria, Suggestion, TrialId,
-    Tuner,
+    Config, Context, Decision, Domain, Journal, JournalSync, Mode, Objective, Report, Space, StopCriteria, Suggestion,
+    TrialId, Tuner,
 };
 use hpo_schedulers::Fifo;
 use rand::RngExt;
@@ -23,14 +23,21 @@ pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut plain = Vec::new();
     let mut journaled = Vec::new();
+    let mut synced = Vec::new();
+    // An fsync per round costs a disk's latency: fewer trials for `journal_sync = "disk"`.
+    let disk_trials = args.trials.min(DISK_TRIALS);
     for repeat in 0..args.repeats.max(1) {
-        plain.push(time_trials(&args, None)?);
-        let path = dir.join(format!("journal-{repeat}.jsonl"));
-        journaled.push(time_trials(&args, Some(&path))?);
-        std::fs::remove_file(&path).ok();
+        plain.push(time_trials(&args, args.trials, None)?);
+        for (sync, trials, times) in
+            [(JournalSync::Os, args.trials, &mut journaled), (JournalSync::Disk, disk_trials, &mut synced)]
+        {
+            let path = dir.join(format!("journal-{repeat}.jsonl"));
+            times.push(time_trials(&args, trials, Some((&path, sync)))?);
+            std::fs::remove_file(&path).ok();
+        }
     }
     std::fs::remove_dir_all(&dir).ok();
-    let (us, us_journal) = (median(&mut plain), median(&mut journaled));
+    let (us, us_journal, us_disk) = (median(&mut plain), median(&mut journaled), median(&mut synced));
     if args.json {
         outln!(
             "{}",
@@ -41,11 +48,14 @@ pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
                 "repeats": args.repeats.max(1),
                 "us_per_trial": us,
                 "us_per_trial_journal": us_journal,
+                "us_per_trial_journal_disk": us_disk,
+                "trials_journal_disk": disk_trials,
             })
         );
     } else {
         outln!(
-            "{} trials on {} workers: {us:.2} us per trial without the journal, {us_journal:.2} us with it (median of {})",
+            "{} trials on {} workers: {us:.2} us per trial without the journal, {us_journal:.2} us with it, \
+             {us_disk:.2} us with journal_sync = \"disk\" ({disk_trials} trials) (median of {})",
             args.trials,
             args.workers,
             args.repeats.max(1)
@@ -65,8 +75,15 @@ fn loss_context(space: Space) -> Context {
     }
 }
 
-/// Microseconds per trial for one run.
-fn time_trials(args: &OverheadArgs, journal: Option<&std::path::Path>) -> anyhow::Result<f64> {
+/// Trials of the `journal_sync = "disk"` figure, at most.
+const DISK_TRIALS: u64 = 5000;
+
+/// Microseconds per trial for one run of `trials` trials.
+fn time_trials(
+    args: &OverheadArgs,
+    trials: u64,
+    journal: Option<(&std::path::Path, JournalSync)>,
+) -> anyhow::Result<f64> {
     let ctx = loss_context(
         Space::builder().uniform("x", 0.0, 1.0).randint("n", 1, 100).choice("act", ["relu", "tanh"]).build()?,
     );
@@ -76,16 +93,16 @@ fn time_trials(args: &OverheadArgs, journal: Option<&std::path::Path>) -> anyhow
     })?;
     let mut tuner = Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
         .workers(args.workers)
-        .stop_when(StopCriteria { max_trials: Some(args.trials), ..StopCriteria::default() });
-    if let Some(path) = journal {
-        tuner = tuner.journal(Journal::create(path, "bench", serde_json::json!({"metric": "loss"}))?);
+        .stop_when(StopCriteria { max_trials: Some(trials), ..StopCriteria::default() });
+    if let Some((path, sync)) = journal {
+        tuner = tuner.journal(Journal::create(path, "bench", serde_json::json!({"metric": "loss"}))?.sync(sync));
     }
     let rt = runtime()?;
     let start = Instant::now();
     let summary = rt.block_on(tuner.run())?;
     let elapsed = start.elapsed();
-    anyhow::ensure!(summary.trials as u64 == args.trials, "ran {} trials, not {}", summary.trials, args.trials);
-    Ok(elapsed.as_secs_f64() * 1e6 / args.trials as f64)
+    anyhow::ensure!(summary.trials as u64 == trials, "ran {} trials, not {}", summary.trials, trials);
+    Ok(elapsed.as_secs_f64() * 1e6 / trials as f64)
 }
 
 fn median(xs: &mut [f64]) -> f64 {

@@ -39,7 +39,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let tuner = match spec.journal {
         true => tuner.journal(
             Journal::create(&journal_path, &spec.name, spec.to_json())
-                .with_context(|| format!("creating {}", journal_path.display()))?,
+                .with_context(|| format!("creating {}", journal_path.display()))?
+                .sync(spec.journal_sync),
         ),
         false => tuner,
     };
@@ -78,10 +79,10 @@ fn go_on(
         );
     }
     let recorded = Recorded::read(&journal_path)?;
-    let differ = differing_keys(&spec.to_json(), &recorded.spec, &["workers", "stop"]);
+    let differ = differing_keys(&spec.to_json(), &recorded.spec, &["workers", "stop", "journal_sync"]);
     if !differ.is_empty() {
         bail!(
-            "{}: {} differ from the experiment recorded in {}; only `workers` and the `[stop]` table may change when going on",
+            "{}: {} differ from the experiment recorded in {}; only `workers`, `journal_sync` and the `[stop]` table may change when going on",
             spec.origin.file,
             differ.join(", "),
             journal_path.display()
@@ -97,7 +98,7 @@ fn go_on(
     let _inside = runtime.enter();
     let tuner = tuner(&spec, dir, first.0, first.1)?.after_replay(workers, stop);
     // Last, as it cuts a torn last line and a finished experiment's `end` entry.
-    let journal = Journal::resume(recorded)?;
+    let journal = Journal::resume(recorded)?.sync(spec.journal_sync);
     errln!("hpo: going on with experiment `{}` in {}", spec.name, dir.display());
     execute(&runtime, tuner.journal(journal), &spec, dir, quiet)
 }

@@ -179,3 +179,18 @@ fn a_threads_experiment_is_refused_clearly() {
     assert!(text(&out).contains("resuming works for simulator experiments so far"), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(dir.path().join("runs/t/journal.jsonl")).unwrap(), before);
 }
+
+/// `journal_sync = "disk"` runs and is recorded; another value is an error naming the key.
+#[test]
+fn journal_sync_is_os_or_disk() {
+    let synced = experiment(SCHEDULERS[0], "random").replace("workers = 3", "workers = 3\njournal_sync = \"disk\"");
+    let dir = setup(&synced, &[]);
+    let out = hpo(&["run", "exp.toml", "-q"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(journal(&dir.path().join("runs/r"))[0]["spec"]["journal_sync"], "disk");
+    let dir = setup(&synced.replace("\"disk\"", "\"tape\""), &[]);
+    let out = hpo(&["run", "exp.toml", "-q"], dir.path());
+    assert!(!out.status.success());
+    let message = text(&out);
+    assert!(message.contains("exp.toml") && message.contains("journal_sync") && message.contains("disk"), "{message}");
+}
