@@ -143,6 +143,13 @@ fn budgets_may_change_the_space_may_not() {
     let results = hpo(&["results", "runs/r", "--json"], dir.path());
     let trials: serde_json::Value = serde_json::from_slice(&results.stdout).unwrap();
     assert_eq!(trials.as_array().map(Vec::len), Some(25), "results show one experiment of 25 trials");
+    let best = hpo(&["best", "runs/r"], dir.path());
+    assert!(best.status.success(), "{}", text(&best));
+    let plot = hpo(&["plot", "runs/r"], dir.path());
+    assert!(plot.status.success(), "{}", text(&plot));
+    let csv = std::fs::read_to_string(folder.join("results.csv")).unwrap();
+    let reports = entries.iter().filter(|e| e["event"] == "report").count();
+    assert_eq!(csv.lines().count(), reports + 1, "results.csv: every report of every segment, once");
 
     // A changed space is refused, naming it, and nothing recorded is touched.
     let before = std::fs::read_to_string(folder.join("journal.jsonl")).unwrap();
