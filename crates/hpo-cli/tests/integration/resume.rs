@@ -201,3 +201,14 @@ fn journal_sync_is_os_or_disk() {
     let message = text(&out);
     assert!(message.contains("exp.toml") && message.contains("journal_sync") && message.contains("disk"), "{message}");
 }
+
+/// A scheduler in another process is rebuilt by replaying the protocol messages: the
+/// example Python plugin, killed with the driver and resumed, decides as if never killed.
+#[test]
+fn a_process_plugin_goes_on_exactly() {
+    let plugin = crate::common::repo().join("examples/plugins/random_search.py");
+    let scheduler =
+        format!(r#"{{ type = "process", command = ["python3", "{}"], config = {{ grace = 2 }} }}"#, plugin.display());
+    let experiment = experiment(&scheduler, "random").replace("searcher = { type = \"random\" }\n", "");
+    crash_and_compare(&experiment);
+}
