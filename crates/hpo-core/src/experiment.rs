@@ -228,18 +228,16 @@ impl ExperimentSpec {
             scheduler.insert("searcher".into(), toml::Value::Table(searcher.into_inner()));
         }
         // The searcher alone first, so an error in it points at its own table.
-        if let Some(searcher) = scheduler.get("searcher") {
-            let _: Box<dyn crate::Searcher> = searcher
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| origin.error("searcher", e.message().trim_end()))?;
+        if let Some(toml::Value::Table(searcher)) = scheduler.get("searcher") {
+            read_tagged::<Box<dyn crate::Searcher>>(searcher)
+                .map_err(|(key, m)| origin.error(&in_table("searcher", key), m))?;
         }
-        let scheduler = resolve_scheduler(toml::Value::Table(scheduler)).map_err(|m| origin.error("scheduler", m))?;
+        let scheduler = read_tagged::<Box<dyn Scheduler>>(&scheduler)
+            .and_then(|s| serde_json::to_value(&s).map_err(|e| (None, e.to_string())))
+            .map_err(|(key, m)| origin.error(&in_table("scheduler", key), m))?;
 
         let stop: StopCriteria = match raw.stop {
-            Some(t) => toml::Value::Table(t.into_inner())
-                .try_into()
-                .map_err(|e: toml::de::Error| origin.error("stop", e.message().trim_end()))?,
+            Some(t) => origin.parse("stop", serde_json::to_value(t.into_inner()).unwrap_or_default())?,
             None => StopCriteria::default(),
         };
         if raw.workers == 0 {
@@ -345,8 +343,24 @@ fn inline_toml(value: &serde_json::Value) -> String {
 
 /// Builds the scheduler once (so unknown types and fields are caught now) and serializes it
 /// back, which fills in every default.
-fn resolve_scheduler(table: toml::Value) -> Result<serde_json::Value, String> {
-    let scheduler: Box<dyn Scheduler> =
-        table.try_into().map_err(|e: toml::de::Error| e.message().trim_end().to_owned())?;
-    serde_json::to_value(&scheduler).map_err(|e| e.to_string())
+/// Reads a table tagged by `type` (a scheduler or searcher) into `T`. On error, also the
+/// key to blame: the tag hides the path from serde, so it is the first key whose removal
+/// makes the message go away.
+fn read_tagged<T: serde::de::DeserializeOwned>(table: &toml::Table) -> Result<T, (Option<String>, String)> {
+    let read = |table: &toml::Table| -> Result<T, String> {
+        toml::Value::Table(table.clone()).try_into().map_err(|e: toml::de::Error| e.message().trim_end().to_owned())
+    };
+    read(table).map_err(|message| {
+        let blamed = table.keys().filter(|k| *k != "type").find(|key| {
+            let mut without = table.clone();
+            without.remove(key.as_str());
+            read(&without).err().is_none_or(|m| m != message)
+        });
+        (blamed.cloned(), message)
+    })
+}
+
+/// `table.key`, or `table` alone.
+fn in_table(table: &str, key: Option<String>) -> String {
+    key.map_or_else(|| table.to_owned(), |key| format!("{table}.{key}"))
 }

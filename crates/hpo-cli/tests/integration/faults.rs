@@ -376,7 +376,11 @@ fn weak_messages_are_precise() {
         ("p = { uniform = [nan, 20] }", "type = \"random\"", &["e.toml:7:", "got [nan, 20]"]),
         ("p = { loguniform = [1e-3, inf] }", "type = \"random\"", &["got [0.001, inf]"]),
         ("p = { randint = [0, 5] }", "type = \"bogus\"", &["e.toml:8: `searcher`", "unknown variant `bogus`"]),
-        ("p = { randint = [0, 5] }", "type = \"grid\"\npoints_per_numeric = \"x\"", &["e.toml:8: `searcher`"]),
+        (
+            "p = { randint = [0, 5] }",
+            "type = \"grid\"\npoints_per_numeric = \"x\"",
+            &["e.toml:8: `searcher.points_per_numeric`"],
+        ),
         ("p = { randint = [0, 5] }", "type = \"tpe\"\ngamma = 7.0", &["e.toml:", "`scheduler`", "gamma"]),
         ("p = { randint = [0, 5] }", "type = \"random\"", &[]),
     ];
