@@ -219,3 +219,23 @@ mod properties {
         }
     }
 }
+
+/// Class: a bad value at the top level or in a table the spec reads names its key (the
+/// `[backend]` table is read by the CLI, tested there).
+#[test]
+fn every_bad_value_names_its_key() {
+    let cases = [
+        ("workers = \"two\"\n", "`workers`"),
+        ("journal_sync = \"tape\"\n", "`journal_sync`"),
+        ("[scheduler]\ntype = \"asha\"\ngrace_period = \"x\"\n", "`scheduler.grace_period`"),
+        ("[scheduler]\ntype = \"hyperband\"\nreduction_factr = 3\n", "`scheduler.reduction_factr`"),
+        ("[searcher]\ntype = \"tpe\"\nn_startup = -1\n", "`searcher.n_startup`"),
+        ("[stop]\nmax_trials = \"x\"\n", "`stop.max_trials`"),
+        ("[stop]\nmax_wallclock = \"soon\"\n", "`stop.max_wallclock`"),
+    ];
+    for (extra, key) in cases {
+        let text = format!("metric = \"loss\"\n{extra}[space]\nx = {{ uniform = [0, 1] }}\n");
+        let message = parse(&text).err().unwrap_or_default();
+        assert!(message.starts_with("exp.toml:") && message.contains(key), "{extra:?}: {message}");
+    }
+}
