@@ -140,9 +140,9 @@ impl Origin {
         value: serde_json::Value,
     ) -> Result<T, ExperimentError> {
         serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let full = if path.is_empty() || path == "." { key.to_owned() } else { format!("{key}.{path}") };
-            self.error(&full, e.into_inner().to_string())
+            let message = e.inner().to_string();
+            let full = in_table(key, blamed_key(&e.path().to_string()));
+            self.error(&full, message)
         })
     }
 
@@ -187,7 +187,7 @@ impl ExperimentSpec {
         };
         let document = toml::Deserializer::parse(text).map_err(|e| error(e, None))?;
         let raw: RawExperiment = serde_path_to_error::deserialize(document).map_err(|e| {
-            let key = Some(e.path().to_string()).filter(|path| path != ".");
+            let key = blamed_key(&e.path().to_string());
             error(e.into_inner(), key)
         })?;
         let mut origin = Origin { file: file.to_owned(), lines: BTreeMap::new() };
@@ -358,6 +358,11 @@ fn read_tagged<T: serde::de::DeserializeOwned>(table: &toml::Table) -> Result<T,
         });
         (blamed.cloned(), message)
     })
+}
+
+/// The key an error at `path` names, if any (serde's path of the document itself is `.`).
+fn blamed_key(path: &str) -> Option<String> {
+    Some(path.to_owned()).filter(|path| !path.is_empty() && path != ".")
 }
 
 /// `table.key`, or `table` alone.

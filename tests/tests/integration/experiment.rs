@@ -79,7 +79,7 @@ max_wallclock = "10m"
 #[test]
 fn errors_name_file_line_and_key() {
     let cases = [
-        ("metric = \"loss\"\nworkerz = 2\n[space]\nx = 1", "exp.toml:2: unknown field `workerz`"),
+        ("metric = \"loss\"\nworkerz = 2\n[space]\nx = 1", "exp.toml:2: `workerz`: unknown field `workerz`"),
         ("[space]\nx = 1", "missing field `metric`"),
         ("metric = \"loss\"\n[space]\nx = { uniform = [2, 1] }", "exp.toml:3: `space.x`: `uniform` needs low < high"),
         (
@@ -88,21 +88,21 @@ fn errors_name_file_line_and_key() {
         ),
         (
             "metric = \"loss\"\n[space]\nx = 1\n[scheduler]\ntype = \"fifo\"\ngrace = 3",
-            "exp.toml:4: `scheduler`: unknown field `grace`",
+            "exp.toml:4: `scheduler.grace`: unknown field `grace`",
         ),
         (
             "metric = \"loss\"\n[space]\nx = 1\n[searcher]\ntype = \"random\"\npoints = 3",
-            "exp.toml:4: `searcher`: unknown field `points`",
+            "exp.toml:4: `searcher.points`: unknown field `points`",
         ),
         (
             "metric = \"loss\"\n[space]\nx = 1\n[stop]\nmax_wallclock = \"soon\"",
-            "exp.toml:4: `stop`: `soon` is not a duration",
+            "exp.toml:4: `stop.max_wallclock`: `soon` is not a duration",
         ),
-        ("metric = \"loss\"\n[space]\nx = 1\n[stop]\nmax_trialz = 3", "`stop`: unknown field `max_trialz`"),
+        ("metric = \"loss\"\n[space]\nx = 1\n[stop]\nmax_trialz = 3", "`stop.max_trialz`: unknown field `max_trialz`"),
         ("metric = \"loss\"\nworkers = 0\n[space]\nx = 1", "`workers`: must be at least 1"),
         (
             "metric = \"loss\"\nmode = \"maximize\"\n[space]\nx = 1",
-            "exp.toml:2: unknown variant `maximize`, expected `min` or `max`",
+            "exp.toml:2: `mode`: unknown variant `maximize`, expected `min` or `max`",
         ),
         (
             "metric = \"loss\"\nmax_resource_attr = \"epochs\"\n[space]\nx = 1",
@@ -228,7 +228,10 @@ fn every_bad_value_names_its_key() {
         ("workers = \"two\"\n", "`workers`"),
         ("journal_sync = \"tape\"\n", "`journal_sync`"),
         ("[scheduler]\ntype = \"asha\"\ngrace_period = \"x\"\n", "`scheduler.grace_period`"),
-        ("[scheduler]\ntype = \"hyperband\"\nreduction_factr = 3\n", "`scheduler.reduction_factr`"),
+        (
+            "[scheduler]\ntype = \"hyperband\"\nreduction_factr = 3\n",
+            "`scheduler.reduction_factr`: unknown field `reduction_factr`",
+        ),
         ("[searcher]\ntype = \"tpe\"\nn_startup = -1\n", "`searcher.n_startup`"),
         ("[stop]\nmax_trials = \"x\"\n", "`stop.max_trials`"),
         ("[stop]\nmax_wallclock = \"soon\"\n", "`stop.max_wallclock`"),
