@@ -378,7 +378,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Run(args)) => commands::simulate::bench_run(args),
         Command::Bench(BenchCommand::Slurm(args)) => commands::bench::slurm(args),
         Command::Bench(BenchCommand::Simulator(args)) => commands::simulate::bench_simulator(args),
-        Command::Bench(BenchCommand::Resume(args)) => commands::run::bench_resume(args),
+        Command::Bench(BenchCommand::Resume(args)) => commands::bench::resume(args),
         Command::Bench(BenchCommand::Plot(args)) => commands::plot::bench_plot(args),
         Command::Plot(args) => commands::plot::plot(args),
         Command::Scheduler(SchedulerCommand::Serve { plugin }) => commands::serve::serve(plugin.as_deref()),

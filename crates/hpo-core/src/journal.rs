@@ -177,11 +177,7 @@ impl Journal {
     /// The budgets of a recorded [`Entry::Continued`], if it is the next entry to make again:
     /// the experiment went on with them from this point.
     pub fn recorded_budgets(&self) -> Option<(usize, StopCriteria)> {
-        let next = self.replay.front().filter(|line| line.starts_with(r#"{"event":"continued""#))?;
-        match serde_json::from_str(next) {
-            Ok(Entry::Continued { workers, stop, .. }) => Some((workers, stop)),
-            _ => None,
-        }
+        continued_budgets(self.replay.front()?)
     }
 
     /// From now on, [`Journal::flush`] takes entries this far.
@@ -240,24 +236,33 @@ impl Recorded {
         let text =
             std::fs::read_to_string(path).map_err(|source| JournalError::Io { path: path.to_owned(), source })?;
         let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
-        let last = |lines: &[&str]| lines.last().and_then(|l| serde_json::from_str::<Entry<'_>>(l).ok());
-        if lines.len() > 1 && (lines.last().is_some_and(|l| !l.ends_with('\n')) || last(&lines).is_none()) {
+        let parse = |line: &str| serde_json::from_str::<Entry<'static>>(line).ok();
+        let mut last = lines.last().filter(|l| l.ends_with('\n')).and_then(|l| parse(l));
+        if lines.len() > 1 && last.is_none() {
             lines.pop(); // torn last write
+            last = lines.last().and_then(|l| parse(l));
         }
-        let header = lines.first().and_then(|l| serde_json::from_str::<Entry<'static>>(l).ok());
+        let header = lines.first().and_then(|l| parse(l));
         let spec = match check_header(path, header.as_ref())? {
             Entry::Experiment { spec, .. } => spec.clone(),
             _ => serde_json::Value::Null,
         };
-        let ended = lines.len() > 1 && matches!(last(&lines), Some(Entry::End { .. }));
-        let last_budgets = lines.iter().rev().filter(|l| l.starts_with(r#"{"event":"continued""#)).find_map(|l| {
-            match serde_json::from_str(l) {
-                Ok(Entry::Continued { workers, stop, .. }) => Some((workers, stop)),
-                _ => None,
-            }
-        });
+        let ended = lines.len() > 1 && matches!(last, Some(Entry::End { .. }));
+        let last_budgets = lines.iter().rev().find_map(|l| continued_budgets(l));
         let whole = lines.iter().map(|l| l.len()).sum();
         Ok(Recorded { path: path.to_owned(), text, whole, spec, ended, last_budgets })
+    }
+}
+
+/// The budgets of a journal line if it is a `continued` entry (looked at without parsing
+/// any other line).
+fn continued_budgets(line: &str) -> Option<(usize, StopCriteria)> {
+    if !line.starts_with(r#"{"event":"continued""#) {
+        return None;
+    }
+    match serde_json::from_str(line) {
+        Ok(Entry::Continued { workers, stop, .. }) => Some((workers, stop)),
+        _ => None,
     }
 }
 

@@ -7,20 +7,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use hpo_backends::ThreadBackend;
 use hpo_core::{
-    Config, Context, Decision, Domain, Journal, JournalSync, Mode, Objective, Report, Space, StopCriteria, Suggestion,
-    TrialId, Tuner,
+    Config, Context, Decision, Domain, ExperimentSpec, Journal, JournalSync, Mode, Objective, Recorded, Report, Space,
+    StopCriteria, Suggestion, TrialId, Tuner,
 };
 use hpo_schedulers::Fifo;
 use rand::RngExt;
 
 use crate::commands::runtime;
-use crate::{OverheadArgs, ProcessBenchArgs, SchedulerBenchArgs, SearcherBenchArgs, SlurmBenchArgs};
+use crate::{OverheadArgs, ProcessBenchArgs, ResumeBenchArgs, SchedulerBenchArgs, SearcherBenchArgs, SlurmBenchArgs};
 
 /// Random search + FIFO over a function that reports once and returns: what is left is the
 /// tuner's own cost per trial, without and with the journal.
 pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
-    let dir = std::env::temp_dir().join(format!("hpo-bench-overhead-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = scratch_dir("overhead")?;
     let mut plain = Vec::new();
     let mut journaled = Vec::new();
     let mut synced = Vec::new();
@@ -285,8 +284,7 @@ const TRIVIAL_SCRIPT: &str = r#"echo "[tune-metric]: {\"loss\": 1}""#;
 /// then spawns and waits for the same command bare with the same parallelism; the difference
 /// per trial is what hpo adds.
 pub fn process(args: ProcessBenchArgs) -> anyhow::Result<ExitCode> {
-    let dir = std::env::temp_dir().join(format!("hpo-bench-process-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = scratch_dir("process")?;
     let ctx = loss_context(Space::builder().uniform("x", 0.0, 1.0).build()?);
     let spec: hpo_backends::ProcessSpec = serde_json::from_value(serde_json::json!({
         "command": ["sh", "-c", TRIVIAL_SCRIPT],
@@ -388,8 +386,7 @@ fn bare_ms_per_trial(
 /// the same trivial jobs submitted by hand, as batch jobs and (inside an allocation this
 /// command makes with `salloc`) as job steps.
 pub fn slurm(args: SlurmBenchArgs) -> anyhow::Result<ExitCode> {
-    let dir = std::env::temp_dir().join(format!("hpo-bench-slurm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = scratch_dir("slurm")?;
     let slurm_spec = |mode: &str| -> anyhow::Result<hpo_backends::SlurmSpec> {
         Ok(serde_json::from_value(serde_json::json!({
             "command": ["sh", "-c", TRIVIAL_SCRIPT], "mode": mode, "checkpointing": false,
@@ -471,4 +468,57 @@ pub fn slurm(args: SlurmBenchArgs) -> anyhow::Result<ExitCode> {
         outln!("{}", serde_json::to_string_pretty(&line)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `hpo bench resume`: a simulated experiment of about 100,000 journal entries, killed
+/// right before its `end` entry, goes on: the time from reading its journal to writing the
+/// first new entry (every recorded entry made again and checked on the way).
+pub fn resume(args: ResumeBenchArgs) -> anyhow::Result<ExitCode> {
+    let dir = scratch_dir("resume")?;
+    let experiment = format!(
+        "name = \"resume\"\nmetric = \"objective\"\nresource_attr = \"epoch\"\nmax_resource_attr = \"epochs\"\n\
+         workers = 4\nseed = 0\n[space]\nepochs = 27\nx1 = {{ uniform = [-5, 10] }}\nx2 = {{ uniform = [0, 15] }}\n\
+         [backend]\ntype = \"simulator\"\nblackbox = \"branin\"\n[stop]\nmax_trials = {}\n",
+        args.trials
+    );
+    let file = dir.join("experiment.toml");
+    std::fs::write(&file, experiment).with_context(|| format!("writing {}", file.display()))?;
+    let spec = ExperimentSpec::from_file(&file)?;
+    let journal_path = dir.join("journal.jsonl");
+    let runtime = runtime()?;
+    let _inside = runtime.enter();
+    let journal = Journal::create(&journal_path, &spec.name, spec.to_json())?;
+    runtime.block_on(super::run::tuner(&spec, &dir, spec.workers, spec.stop.clone())?.journal(journal).run())?;
+    let whole = std::fs::read_to_string(&journal_path)?;
+    let without_end = whole.trim_end_matches('\n').rsplit_once('\n').map_or("", |(kept, _)| kept);
+    std::fs::write(&journal_path, format!("{without_end}\n"))?;
+    let entries = without_end.lines().count();
+
+    let start = Instant::now();
+    let spec = ExperimentSpec::from_file(&file)?;
+    let journal = Journal::resume(Recorded::read(&journal_path)?)?;
+    runtime.block_on(super::run::tuner(&spec, &dir, spec.workers, spec.stop.clone())?.journal(journal).run())?;
+    let secs = start.elapsed().as_secs_f64();
+    let same = std::fs::read_to_string(&journal_path)? == whole;
+    std::fs::remove_dir_all(&dir).ok();
+    if !same {
+        anyhow::bail!("the resumed journal differs from the whole run's");
+    }
+    let ms = secs * 1e3;
+    let per_sec = entries as f64 / secs;
+    if args.json {
+        let line =
+            serde_json::json!({"bench": "resume", "entries": entries, "ms_to_go_on": ms, "entries_per_sec": per_sec});
+        outln!("{line}");
+    } else {
+        outln!("going on with {entries} journal entries took {ms:.0} ms ({per_sec:.0} entries per second)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh folder for benchmark `name`'s files under the system's temporary folder.
+fn scratch_dir(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("hpo-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }

@@ -96,11 +96,16 @@ pub fn human_duration(d: std::time::Duration) -> String {
     }
 }
 
+/// The `n`-th folder of experiment `name`: `output/name`, then `output/name-2`, ...
+pub fn experiment_folder(output: &Path, name: &str, n: usize) -> PathBuf {
+    if n == 1 { output.join(name) } else { output.join(format!("{name}-{n}")) }
+}
+
 /// `<output>/<name>`, or `<name>-2`, `<name>-3`, ... if that exists: never touch an earlier run.
 pub fn new_folder(output: &Path, name: &str) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
     for n in 1.. {
-        let dir = if n == 1 { output.join(name) } else { output.join(format!("{name}-{n}")) };
+        let dir = experiment_folder(output, name, n);
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,

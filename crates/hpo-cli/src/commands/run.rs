@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use hpo_core::{
@@ -12,7 +12,7 @@ use hpo_core::{
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::commands::runtime;
-use crate::{ResumeArgs, ResumeBenchArgs, RunArgs};
+use crate::{ResumeArgs, RunArgs};
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut spec = ExperimentSpec::from_file(&args.file)?;
@@ -115,65 +115,11 @@ fn differing_keys(a: &serde_json::Value, b: &serde_json::Value, except: &[&str])
         .collect()
 }
 
-/// `hpo bench resume`: a simulated experiment of about 100,000 journal entries, killed
-/// right before its `end` entry, goes on: the time from reading its journal to writing the
-/// first new entry (every recorded entry made again and checked on the way).
-pub fn bench_resume(args: ResumeBenchArgs) -> anyhow::Result<ExitCode> {
-    let dir = tempfile_dir("hpo-bench-resume")?;
-    let experiment = format!(
-        "name = \"resume\"\nmetric = \"objective\"\nresource_attr = \"epoch\"\nmax_resource_attr = \"epochs\"\n\
-         workers = 4\nseed = 0\n[space]\nepochs = 27\nx1 = {{ uniform = [-5, 10] }}\nx2 = {{ uniform = [0, 15] }}\n\
-         [backend]\ntype = \"simulator\"\nblackbox = \"branin\"\n[stop]\nmax_trials = {}\n",
-        args.trials
-    );
-    let file = dir.join("experiment.toml");
-    std::fs::write(&file, experiment).with_context(|| format!("writing {}", file.display()))?;
-    let spec = ExperimentSpec::from_file(&file)?;
-    let journal_path = dir.join("journal.jsonl");
-    let runtime = runtime()?;
-    let _inside = runtime.enter();
-    let journal = Journal::create(&journal_path, &spec.name, spec.to_json())?;
-    runtime.block_on(tuner(&spec, &dir, spec.workers, spec.stop.clone())?.journal(journal).run())?;
-    let whole = std::fs::read_to_string(&journal_path)?;
-    let without_end = whole.trim_end_matches('\n').rsplit_once('\n').map_or("", |(kept, _)| kept);
-    std::fs::write(&journal_path, format!("{without_end}\n"))?;
-    let entries = without_end.lines().count();
-
-    let start = Instant::now();
-    let spec = ExperimentSpec::from_file(&file)?;
-    let journal = Journal::resume(Recorded::read(&journal_path)?)?;
-    runtime.block_on(tuner(&spec, &dir, spec.workers, spec.stop.clone())?.journal(journal).run())?;
-    let secs = start.elapsed().as_secs_f64();
-    let same = std::fs::read_to_string(&journal_path)? == whole;
-    std::fs::remove_dir_all(&dir).ok();
-    if !same {
-        bail!("the resumed journal differs from the whole run's");
-    }
-    let ms = secs * 1e3;
-    let per_sec = entries as f64 / secs;
-    if args.json {
-        let line =
-            serde_json::json!({"bench": "resume", "entries": entries, "ms_to_go_on": ms, "entries_per_sec": per_sec});
-        outln!("{line}");
-    } else {
-        outln!("going on with {entries} journal entries took {ms:.0} ms ({per_sec:.0} entries per second)");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// A fresh folder under the system's temporary folder.
-fn tempfile_dir(prefix: &str) -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
-}
-
 /// The newest folder `output/name`, `output/name-2`, ... whose journal has no `end` entry.
 fn newest_unfinished(output: &Path, name: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
     let mut newest = None;
     for n in 1.. {
-        let dir = if n == 1 { output.join(name) } else { output.join(format!("{name}-{n}")) };
+        let dir = super::experiment_folder(output, name, n);
         if !dir.exists() {
             break;
         }
@@ -187,7 +133,7 @@ fn newest_unfinished(output: &Path, name: &str) -> anyhow::Result<Option<std::pa
 
 /// The experiment's tuner, its scheduler set up, with these budgets (inside the runtime:
 /// plugin schedulers may start processes while set up).
-fn tuner(spec: &ExperimentSpec, dir: &Path, workers: usize, stop: StopCriteria) -> anyhow::Result<Tuner> {
+pub(crate) fn tuner(spec: &ExperimentSpec, dir: &Path, workers: usize, stop: StopCriteria) -> anyhow::Result<Tuner> {
     let trials_dir = dir.join("trials");
     std::fs::create_dir_all(&trials_dir).with_context(|| format!("creating {}", trials_dir.display()))?;
     let scheduler = spec.build_scheduler()?;
