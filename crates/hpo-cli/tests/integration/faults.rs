@@ -534,60 +534,76 @@ max_trials = 2
     assert_eq!(processes_matching("sleep 2929"), 0, "the hanging sbatch was ended");
 }
 
-/// Class: a scheduler call that waits on a plugin process that does not answer (here: a
-/// report, while its trial runs). Ctrl-C is honoured at once, not after the plugin's timeout:
-/// the run ends as interrupted, the trial is stopped, and the plugin goes with its children.
+/// Class: a scheduler call that waits on a plugin process that does not answer, at each
+/// kind of request (`init` while hpo sets up, `suggest` with no trial running, `report` while
+/// its trial runs). Ctrl-C is honoured at once, not after the plugin's 120 s timeout; the
+/// run ends as interrupted with every trial stopped (or, during set-up, leaves no
+/// experiment behind), and the plugin goes with its children.
 #[test]
 fn ctrl_c_is_honoured_while_a_plugin_process_hangs() {
-    let plugin = "#!/bin/sh
-read init
-echo '{\"ok\":true,\"name\":\"hang\"}'
-\
-                  read suggest
-echo '{\"op\":\"start\",\"config\":{\"x\":0.5}}'
-\
-                  read report
-touch asked
-sleep 2941
-";
-    let trial = "#!/bin/sh
-echo '[tune-metric]: {\"epoch\": 1, \"loss\": 0.5}'
-exec sleep 2942
-";
-    let experiment = process_experiment(
-        r#"["./trial.sh"]"#,
-        1,
-        5,
-        "[scheduler]\ntype = \"process\"\ncommand = [\"./plugin.sh\"]\ntimeout = \"120s\"",
-    );
-    let dir = setup(&experiment, &[("plugin.sh", plugin), ("trial.sh", trial)]);
-    let started = std::time::Instant::now();
-    let out = interrupt_run(dir.path(), &std::env::var("PATH").unwrap_or_default(), "asked", 1);
-    assert!(started.elapsed() < Duration::from_secs(15), "waited for the plugin's timeout: {}", text(&out));
-    assert!(!out.status.success(), "an interrupted run exits non-zero");
-    let entries = journal(&dir.path().join("runs/exp"));
-    assert_eq!(events(&entries, "end")[0]["reason"], "interrupted", "{entries:?}");
-    assert_eq!(events(&entries, "stopped").len(), 1, "the running trial was stopped: {entries:?}");
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(processes_matching("sleep 2941"), 0, "the plugin's child went with it");
-    assert_eq!(processes_matching("sleep 2942"), 0, "the trial went");
+    let ok = r#"echo '{"ok":true,"name":"hang"}'"#;
+    let start = r#"echo '{"op":"start","config":{"x":0.5}}'"#;
+    let hang = "touch asked\nsleep 2941";
+    let cases = [
+        ("init", format!("#!/bin/sh\nread init\n{hang}\n")),
+        ("suggest", format!("#!/bin/sh\nread init\n{ok}\nread suggest\n{hang}\n")),
+        ("report", format!("#!/bin/sh\nread init\n{ok}\nread suggest\n{start}\nread report\n{hang}\n")),
+    ];
+    let trial = "#!/bin/sh\necho '[tune-metric]: {\"epoch\": 1, \"loss\": 0.5}'\nexec sleep 2942\n";
+    let scheduler = "[scheduler]\ntype = \"process\"\ncommand = [\"./plugin.sh\"]\ntimeout = \"120s\"";
+    for (request, plugin) in cases {
+        let experiment = process_experiment(r#"["./trial.sh"]"#, 1, 5, scheduler);
+        let dir = setup(&experiment, &[("plugin.sh", &plugin), ("trial.sh", trial)]);
+        let started = std::time::Instant::now();
+        let out = interrupt_run(dir.path(), &std::env::var("PATH").unwrap_or_default(), "asked", 1);
+        assert!(started.elapsed() < Duration::from_secs(15), "{request}: waited for the timeout: {}", text(&out));
+        assert!(!out.status.success(), "{request}: an interrupted run exits non-zero");
+        let folder = dir.path().join("runs/exp");
+        if request == "init" {
+            assert!(!folder.exists(), "nothing ran: no experiment is left behind");
+        } else {
+            let entries = journal(&folder);
+            assert_eq!(events(&entries, "end")[0]["reason"], "interrupted", "{request}: {entries:?}");
+            let started = events(&entries, "start").len();
+            assert_eq!(events(&entries, "stopped").len(), started, "{request}: every trial stopped: {entries:?}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(processes_matching("sleep 2941"), 0, "{request}: the plugin's child went with it");
+        assert_eq!(processes_matching("sleep 2942"), 0, "{request}: the trial went");
+    }
 }
 
-/// Class: what a trial inherits from the guard between hpo and it. A stopped trial gets
-/// SIGTERM at once (nothing blocked or ignored on the way), so it can save a checkpoint and
-/// end well within its grace period.
+/// Class: what a trial inherits from the guard between hpo and it. No signal is blocked and
+/// none the guard handles is ignored, so a stopped trial gets SIGTERM at once, can save a
+/// checkpoint and ends well within its grace period.
 #[test]
 fn a_stopped_trial_gets_sigterm_at_once() {
-    // Python, as a training script would be (a shell unblocks signals whenever it forks).
-    let script = "#!/usr/bin/env python3\nimport pathlib, signal, sys, time\n\
+    // The signal state as the trial starts, read with shell builtins only (a shell unblocks
+    // signals whenever it forks), then Python, as a training script would be (Python itself
+    // ignores SIGPIPE).
+    let shell = "#!/bin/sh\nwhile read -r key value; do\n  case $key in SigBlk:|SigIgn:) echo \"$key $value\";; esac\n\
+                 done < /proc/$$/status > signals\nexec python3 polite.py\n";
+    let python = "import pathlib, signal, sys, time\n\
                   signal.signal(signal.SIGTERM, lambda *_: (pathlib.Path('got-term').touch(), sys.exit(0)))\n\
                   print('[tune-metric]: {\"epoch\": 1, \"loss\": 0.5}', flush=True)\n\
                   pathlib.Path('started').touch()\ntime.sleep(2951)\n";
-    let dir =
-        setup(&process_experiment(r#"["./polite.sh"]"#, 1, 1, "grace_period = \"60s\""), &[("polite.sh", script)]);
+    let experiment = process_experiment(r#"["./polite.sh"]"#, 1, 1, "grace_period = \"60s\"");
+    let dir = setup(&experiment, &[("polite.sh", shell), ("polite.py", python)]);
     let out = interrupt_run(dir.path(), &std::env::var("PATH").unwrap_or_default(), "started", 1);
     assert!(dir.path().join("got-term").exists(), "the trial never saw SIGTERM: {}", text(&out));
     assert_eq!(events(&journal(&dir.path().join("runs/exp")), "stopped").len(), 1);
+    // Every signal the guard reads, and SIGPIPE, reach the trial as they would without it.
+    let signals = std::fs::read_to_string(dir.path().join("signals")).unwrap();
+    let mask = |name: &str| {
+        let line = signals.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(mask("SigBlk"), 0, "nothing blocked: {signals}");
+    for (name, number) in
+        [("SIGHUP", 1), ("SIGINT", 2), ("SIGUSR2", 12), ("SIGPIPE", 13), ("SIGTERM", 15), ("SIGCHLD", 17)]
+    {
+        assert_eq!(mask("SigIgn") & (1 << (number - 1)), 0, "{name} ignored: {signals}");
+    }
 }
 
 /// A trial that ignores the stop keeps the run waiting out its grace period; a second
