@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{events, hpo, journal, processes_matching, setup, text};
+use common::{events, hpo, journal, processes_left, processes_matching, setup, text};
 
 /// An experiment on the thread backend's `height` objective with `space` and `searcher`.
 fn height_experiment(space: &str, searcher: &str, max_trials: u64) -> String {
@@ -202,8 +202,7 @@ fn no_trial_process_survives(hpo_bin: &Path) {
     let dir = setup(&process_experiment("[\"./forks.sh\"]", 2, 4, "env = { WAIT = \"0.1\" }"), &[("forks.sh", script)]);
     let out = Command::new(hpo_bin).args(["run", "exp.toml", "-q"]).current_dir(dir.path()).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(processes_matching("sleep 4141"), 0, "{}: a descendant outlived its trial", hpo_bin.display());
+    assert_eq!(processes_left("sleep 4141"), 0, "{}: a descendant outlived its trial", hpo_bin.display());
     // 2. hpo killed with SIGKILL while trials run.
     let dir = setup(&process_experiment("[\"./forks.sh\"]", 2, 4, "env = { WAIT = \"300\" }"), &[("forks.sh", script)]);
     let mut child = common::spawn_run(hpo_bin, dir.path());
@@ -215,12 +214,7 @@ fn no_trial_process_survives(hpo_bin: &Path) {
     assert_eq!(processes_matching("__hpo-trial-guard"), 2, "each trial has its guard");
     child.kill().unwrap();
     child.wait().unwrap();
-    let killed = std::time::Instant::now();
-    while (processes_matching("sleep 4141") > 0 || processes_matching("forks.sh") > 0) && killed.elapsed().as_secs() < 5
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert_eq!(processes_matching("sleep 4141") + processes_matching("forks.sh"), 0, "trials outlived kill -9 of hpo");
+    assert_eq!(processes_left("sleep 4141") + processes_left("forks.sh"), 0, "trials outlived kill -9 of hpo");
 }
 
 #[test]
@@ -531,7 +525,7 @@ max_trials = 2
     let failures = events(&entries, "fail");
     assert!(failures.iter().any(|f| f["error"].as_str().unwrap().contains("not started")), "{entries:?}");
     assert_eq!(events(&entries, "end")[0]["reason"], "interrupted");
-    assert_eq!(processes_matching("sleep 2929"), 0, "the hanging sbatch was ended");
+    assert_eq!(processes_left("sleep 2929"), 0, "the hanging sbatch was ended");
 }
 
 /// Class: a scheduler call that waits on a plugin process that does not answer, at each
@@ -567,9 +561,8 @@ fn ctrl_c_is_honoured_while_a_plugin_process_hangs() {
             let started = events(&entries, "start").len();
             assert_eq!(events(&entries, "stopped").len(), started, "{request}: every trial stopped: {entries:?}");
         }
-        std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(processes_matching("sleep 2941"), 0, "{request}: the plugin's child went with it");
-        assert_eq!(processes_matching("sleep 2942"), 0, "{request}: the trial went");
+        assert_eq!(processes_left("sleep 2941"), 0, "{request}: the plugin's child went with it");
+        assert_eq!(processes_left("sleep 2942"), 0, "{request}: the trial went");
     }
 }
 
@@ -616,6 +609,5 @@ fn a_second_ctrl_c_quits_at_once() {
     let out = interrupt_run(dir.path(), &std::env::var("PATH").unwrap_or_default(), "started", 2);
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
     assert!(text(&out).contains("interrupted again; quitting now"), "{}", text(&out));
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(processes_matching("sleep 2931"), 0, "the trial went with hpo");
+    assert_eq!(processes_left("sleep 2931"), 0, "the trial went with hpo");
 }

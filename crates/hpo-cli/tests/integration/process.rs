@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{events, hpo, journal, processes_matching, repo, setup, text};
+use common::{events, hpo, journal, processes_left, repo, setup, text};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -185,7 +185,7 @@ while True:
     assert!(out.status.success(), "{}", text(&out));
     let entries = journal(&dir.path().join("runs/exp"));
     assert_eq!(events(&entries, "stopped").len(), 2);
-    assert_eq!(processes_matching("sleep 3131.5"), 0, "a grandchild survived its trial");
+    assert_eq!(processes_left("sleep 3131.5"), 0, "a grandchild survived its trial");
 }
 
 #[test]
@@ -329,7 +329,7 @@ for epoch in range(1, 100000):
         assert_eq!(events(&entries, "stopped").len(), 2, "SIG{signal}");
         assert_eq!(events(&entries, "end")[0]["reason"], "interrupted", "SIG{signal}");
         assert!(exp.join("results.csv").exists(), "SIG{signal}");
-        assert_eq!(processes_matching(&marker), 0, "SIG{signal}: no trial process survived");
+        assert_eq!(processes_left(&marker), 0, "SIG{signal}: no trial process survived");
     }
 }
 

@@ -71,6 +71,20 @@ pub fn processes_matching(pattern: &str) -> usize {
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
+/// Processes matching `pattern` still there after up to 10 s of waiting for them to go: a
+/// killed process leaves the table only when reaped, which takes a moment on a loaded machine;
+/// one that was left behind for good is still counted.
+pub fn processes_left(pattern: &str) -> usize {
+    let start = std::time::Instant::now();
+    loop {
+        let n = processes_matching(pattern);
+        if n == 0 || start.elapsed() > std::time::Duration::from_secs(10) {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Whether a test's optional dependency is there. Without it the test is skipped, and says
 /// so where `cargo test` shows it (written to stderr directly: libtest captures only the
 /// print macros); with the environment variable `require` set (as CI sets it), a missing
