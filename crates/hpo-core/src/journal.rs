@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use hpo_space::Config;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::tuner::StopCriteria;
+use crate::traits::{Event, EventKind};
+use crate::tuner::{EndReason, StopCriteria};
 use crate::types::{Decision, Metrics, TrialId};
 
 /// The journal format version written in the first line; readers refuse other versions.
@@ -60,10 +61,32 @@ pub enum Entry<'a> {
     Stopped { t: f64, trial: TrialId },
     /// The trial ended after being told to pause.
     Paused { t: f64, trial: TrialId },
-    /// The experiment went on (`hpo resume`) with other budgets from here on.
+    /// The experiment went on (`hpo resume`) from here, with these budgets.
     Continued { t: f64, workers: usize, stop: StopCriteria },
+    /// The experiment began to end, for this reason: nothing new starts, running trials
+    /// are told to stop.
+    Ending { t: f64, reason: EndReason },
     /// The last line of an experiment that ended (absent after a crash).
     End { t: f64, reason: String },
+}
+
+impl Entry<'_> {
+    /// Its `t`; the header has none.
+    pub fn time(&self) -> Option<f64> {
+        match self {
+            Entry::Experiment { .. } => None,
+            Entry::Start { t, .. }
+            | Entry::Resume { t, .. }
+            | Entry::Report { t, .. }
+            | Entry::Complete { t, .. }
+            | Entry::Fail { t, .. }
+            | Entry::Stopped { t, .. }
+            | Entry::Paused { t, .. }
+            | Entry::Continued { t, .. }
+            | Entry::Ending { t, .. }
+            | Entry::End { t, .. } => Some(*t),
+        }
+    }
 }
 
 /// Non-finite metrics are written as `null` (JSON has no NaN) and read back as NaN.
@@ -84,6 +107,8 @@ pub struct Journal {
     lines: u64,
     /// Entries an earlier run recorded that a resumed run must make again, in order.
     replay: VecDeque<String>,
+    /// The time of the last entry made again.
+    replayed_t: f64,
     /// The test setting [`ABORT_AFTER_ENTRIES`]: abort once the file has this many lines.
     abort_after: Option<u64>,
     sync: JournalSync,
@@ -137,7 +162,7 @@ impl Journal {
     fn appending_to(file: File, path: &Path, lines: u64, replay: VecDeque<String>) -> Journal {
         let abort_after = std::env::var(ABORT_AFTER_ENTRIES).ok().and_then(|n| n.parse().ok());
         let out = BufWriter::with_capacity(1 << 16, file);
-        Journal { out, path: path.to_owned(), lines, replay, abort_after, sync: JournalSync::Os }
+        Journal { out, path: path.to_owned(), lines, replay, replayed_t: 0.0, abort_after, sync: JournalSync::Os }
     }
 
     /// Appends one entry (buffered until [`Journal::flush`]); while replaying, checks it is
@@ -155,6 +180,7 @@ impl Journal {
             }
             self.replay.pop_front();
             self.lines += 1;
+            self.replayed_t = entry.time().unwrap_or(self.replayed_t);
             return Ok(());
         }
         serde_json::to_writer(&mut self.out, entry)?;
@@ -174,10 +200,42 @@ impl Journal {
         !self.replay.is_empty()
     }
 
-    /// The budgets of a recorded [`Entry::Continued`], if it is the next entry to make again:
-    /// the experiment went on with them from this point.
-    pub fn recorded_budgets(&self) -> Option<(usize, StopCriteria)> {
-        continued_budgets(self.replay.front()?)
+    /// The time and budgets of a recorded [`Entry::Continued`], if it is the next entry to
+    /// make again: the experiment went on with them from this point.
+    pub fn recorded_go_on(&self) -> Option<(f64, usize, StopCriteria)> {
+        continued(self.replay.front()?)
+    }
+
+    /// The reason of a recorded [`Entry::Ending`], if it is the next entry to make again: the
+    /// experiment began to end at this point (and time).
+    pub fn recorded_ending(&self) -> Option<(EndReason, f64)> {
+        let line = self.replay.front().filter(|l| l.starts_with(r#"{"event":"ending""#))?;
+        match serde_json::from_str(line) {
+            Ok(Entry::Ending { t, reason }) => Some((reason, t)),
+            _ => None,
+        }
+    }
+
+    /// The backend event that made the next recorded entry, if it is a trial's report or
+    /// end: a run going on without the backend that ran it takes its events from here.
+    /// `Err` holds the entry when it is one the run should have made itself by now.
+    pub fn recorded_event(&self) -> Option<Result<Event, String>> {
+        let line = self.replay.front()?;
+        let (time, trial_id, kind) = match serde_json::from_str(line) {
+            Ok(Entry::Report { t, trial, metrics, .. }) => (t, trial, EventKind::Report(metrics.into_owned())),
+            Ok(Entry::Complete { t, trial, .. }) => (t, trial, EventKind::Completed),
+            Ok(Entry::Fail { t, trial, error }) => (t, trial, EventKind::Failed(error)),
+            Ok(Entry::Stopped { t, trial }) => (t, trial, EventKind::Stopped),
+            Ok(Entry::Paused { t, trial }) => (t, trial, EventKind::Paused),
+            _ => return Some(Err(line.clone())),
+        };
+        Some(Ok(Event { time, trial_id, kind }))
+    }
+
+    /// The time of the next recorded entry, or of the last one made again once none is
+    /// left: the clock of a run making recorded entries again without their backend.
+    pub fn recorded_time(&self) -> f64 {
+        self.replay.front().and_then(|l| time_of(l)).unwrap_or(self.replayed_t)
     }
 
     /// From now on, [`Journal::flush`] takes entries this far.
@@ -248,20 +306,29 @@ impl Recorded {
             _ => serde_json::Value::Null,
         };
         let ended = lines.len() > 1 && matches!(last, Some(Entry::End { .. }));
-        let last_budgets = lines.iter().rev().find_map(|l| continued_budgets(l));
+        let last_budgets = lines.iter().rev().find_map(|l| continued(l)).map(|(_, workers, stop)| (workers, stop));
         let whole = lines.iter().map(|l| l.len()).sum();
         Ok(Recorded { path: path.to_owned(), text, whole, spec, ended, last_budgets })
     }
 }
 
-/// The budgets of a journal line if it is a `continued` entry (looked at without parsing
-/// any other line).
-fn continued_budgets(line: &str) -> Option<(usize, StopCriteria)> {
+/// The `t` of a journal line, if it has one.
+fn time_of(line: &str) -> Option<f64> {
+    #[derive(Deserialize)]
+    struct Stamp {
+        t: Option<f64>,
+    }
+    serde_json::from_str::<Stamp>(line).ok()?.t
+}
+
+/// The time and budgets of a journal line if it is a `continued` entry (looked at without
+/// parsing any other line).
+fn continued(line: &str) -> Option<(f64, usize, StopCriteria)> {
     if !line.starts_with(r#"{"event":"continued""#) {
         return None;
     }
     match serde_json::from_str(line) {
-        Ok(Entry::Continued { workers, stop, .. }) => Some((workers, stop)),
+        Ok(Entry::Continued { t, workers, stop }) => Some((t, workers, stop)),
         _ => None,
     }
 }

@@ -45,6 +45,33 @@ pub fn show_library_warnings() {
     }
 }
 
+/// Makes the backend's paths that are relative to the experiment file (`workdir`, a
+/// simulator table's file) absolute, so that the spec recorded in the experiment's folder,
+/// which `hpo resume` reads, means the same from there.
+pub fn anchor_paths(spec: &mut ExperimentSpec) -> anyhow::Result<()> {
+    let file = Path::new(&spec.origin.file);
+    let base = std::path::absolute(file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
+    let Some(table) = spec.backend.as_object_mut() else { return Ok(()) };
+    let anchored = |path: &str| serde_json::Value::from(base.join(path).display().to_string());
+    match table.get("type").and_then(serde_json::Value::as_str) {
+        Some("process" | "slurm") => {
+            let workdir = table.get("workdir").and_then(serde_json::Value::as_str).unwrap_or("");
+            let workdir = anchored(workdir);
+            table.insert("workdir".into(), workdir);
+        }
+        Some("simulator") => {
+            if let Some(name) =
+                table.get("blackbox").and_then(serde_json::Value::as_str).filter(|n| n.ends_with(".toml"))
+            {
+                let name = anchored(name);
+                table.insert("blackbox".into(), name);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// The backend an experiment asks for; `trials_dir` is where per-trial folders go. Errors
 /// name the file, line and key.
 pub fn build_backend(spec: &ExperimentSpec, trials_dir: Option<&Path>) -> Result<Box<dyn Backend>, ExperimentError> {

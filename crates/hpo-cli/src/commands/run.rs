@@ -17,6 +17,7 @@ use crate::{ResumeArgs, RunArgs};
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut spec = ExperimentSpec::from_file(&args.file)?;
     apply_overrides(&mut spec, &args)?;
+    super::anchor_paths(&mut spec)?;
     if args.resume
         && let Some(dir) = newest_unfinished(&spec.output, &spec.name)?
     {
@@ -72,9 +73,9 @@ fn go_on(
     if !spec.journal {
         bail!("{}: `journal = false`: an experiment without a journal cannot be resumed", dir.display());
     }
-    if !super::simulated(&spec.backend) {
+    if spec.backend["type"] == "slurm" {
         bail!(
-            "{}: resuming works for simulator experiments so far; threads, process and Slurm experiments cannot be resumed yet",
+            "{}: Slurm experiments cannot be resumed yet (simulator, threads and process experiments can)",
             dir.display()
         );
     }

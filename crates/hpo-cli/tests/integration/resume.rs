@@ -172,19 +172,146 @@ fn run_resume_starts_anew_once_the_experiment_ended() {
     assert!(dir.path().join("runs/r-2/journal.jsonl").exists(), "a new experiment next to the ended one");
 }
 
-/// Experiments whose trials really ran cannot be replayed yet: a clear error, nothing touched.
+/// Every trial of a finished experiment is accounted for once: trials `0..max_trials`, each
+/// started once; a running trial launched (resumed) again only after the run it ran in
+/// died (a `continued` entry in between), every launch ended by at most one entry and the
+/// last one by exactly one; no report made twice (each trial's epochs rise); and it ended.
+fn assert_accounted(folder: &Path, max_trials: usize, what: &str) {
+    let entries = journal(folder);
+    let starts: Vec<u64> =
+        entries.iter().filter(|e| e["event"] == "start").map(|e| e["trial"].as_u64().unwrap()).collect();
+    assert_eq!(starts, (0..max_trials as u64).collect::<Vec<_>>(), "{what}: each trial started once");
+    // The segment (count of `continued` entries before) each running trial was launched in.
+    let mut running = std::collections::HashMap::new();
+    let mut segment = 0;
+    let mut epochs: std::collections::HashMap<u64, f64> = std::collections::HashMap::new();
+    for (line, e) in entries.iter().enumerate() {
+        let trial = e["trial"].as_u64();
+        match e["event"].as_str().unwrap() {
+            "continued" => segment += 1,
+            "start" | "resume" => {
+                let before = running.insert(trial.unwrap(), segment);
+                assert!(before.is_none_or(|s| s < segment), "{what}: line {line}: launched while it runs: {e}");
+            }
+            "complete" | "fail" | "stopped" | "paused" => {
+                assert!(running.remove(&trial.unwrap()).is_some(), "{what}: line {line}: ended twice: {e}");
+            }
+            "report" => {
+                let epoch = e["metrics"]["epoch"].as_f64().unwrap();
+                let last = epochs.insert(trial.unwrap(), epoch);
+                assert!(last.is_none_or(|l| l < epoch), "{what}: line {line}: an epoch reported twice: {e}");
+            }
+            _ => {}
+        }
+    }
+    assert!(running.is_empty(), "{what}: trials never ended: {running:?}");
+    assert_eq!(entries.last().unwrap()["event"], "end", "{what}");
+}
+
+/// A threads experiment killed at many journal entries and resumed finishes with every trial
+/// accounted for once; its trials are launched again where the record ends (`height` starts
+/// over, and the reports it makes again are not counted twice).
 #[test]
-fn a_threads_experiment_is_refused_clearly() {
+fn a_threads_experiment_goes_on_with_every_trial_accounted_for() {
     let experiment = "name = \"t\"\nmetric = \"mean_loss\"\nresource_attr = \"epoch\"\nmax_resource_attr = \"steps\"\n\
-                      [space]\nsteps = 2\nwidth = { randint = [0, 20] }\nheight = { randint = [-100, 100] }\n\
-                      [backend]\ntype = \"threads\"\nobjective = \"height\"\n[stop]\nmax_trials = 2\n";
+                      workers = 2\n[space]\nsteps = 5\nwidth = { randint = [0, 20] }\nheight = { randint = [-100, 100] }\n\
+                      [backend]\ntype = \"threads\"\nobjective = \"height\"\n[stop]\nmax_trials = 6\n";
+    // Killed once, or twice: the second time while going on (line numbers count from the
+    // header of the one journal).
+    for (first, second) in [
+        (2, None),
+        (3, None),
+        (6, None),
+        (11, None),
+        (17, None),
+        (26, None),
+        (35, None),
+        (5, Some(9)),
+        (12, Some(20)),
+        (17, Some(30)),
+    ] {
+        let what = format!("crashes at {first} and {second:?}");
+        let dir = setup(experiment, &[]);
+        let crash = |args: &[&str], at: usize| {
+            let out = Command::new(env!("CARGO_BIN_EXE_hpo"))
+                .args(args)
+                .env(hpo_core::ABORT_AFTER_ENTRIES, at.to_string())
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "{what}: {}", text(&out));
+        };
+        crash(&["run", "exp.toml", "-q"], first);
+        if let Some(at) = second {
+            crash(&["resume", "runs/t", "-q"], at);
+        }
+        let out = hpo(&["resume", "runs/t", "-q"], dir.path());
+        assert!(out.status.success(), "{what}: {}", text(&out));
+        assert_accounted(&dir.path().join("runs/t"), 6, &what);
+    }
+    // A finished experiment is extended.
     let dir = setup(experiment, &[]);
     assert!(hpo(&["run", "exp.toml", "-q"], dir.path()).status.success());
-    let before = std::fs::read_to_string(dir.path().join("runs/t/journal.jsonl")).unwrap();
-    let out = hpo(&["resume", "runs/t"], dir.path());
+    let out = hpo(&["resume", "runs/t", "-q", "--max-trials", "9"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert_accounted(&dir.path().join("runs/t"), 9, "extended");
+}
+
+/// A process-backend run killed with `kill -9` at a random moment, then resumed: exactly
+/// `max_trials` trials, none lost or duplicated, trials that were running go on from their
+/// checkpoints, and no process is left.
+#[test]
+fn a_process_experiment_killed_at_a_random_moment_goes_on() {
+    let script = r#"import os, sys, time
+sys.path.insert(0, os.environ["HELPER"])
+from hpo_report import config, checkpoint_dir, report
+cfg = config()
+ckpt = os.path.join(checkpoint_dir(), "epoch.txt")
+start = int(open(ckpt).read()) if os.path.exists(ckpt) else 0
+for epoch in range(start + 1, int(cfg["epochs"]) + 1):
+    time.sleep(0.08)
+    open(ckpt, "w").write(str(epoch))
+    report(epoch=epoch, loss=cfg["x"] + 1.0 / epoch)
+"#;
+    let helper = crate::common::repo().join("python").display().to_string();
+    let experiment = format!(
+        "name = \"p\"\nmetric = \"loss\"\nresource_attr = \"epoch\"\nmax_resource_attr = \"epochs\"\nworkers = 2\n\
+         [space]\nepochs = 9\nx = {{ uniform = [0, 1] }}\n\
+         [scheduler]\ntype = \"asha\"\nvariant = \"promotion\"\ngrace_period = 1\nreduction_factor = 3\n\
+         [backend]\ntype = \"process\"\ncommand = [\"python3\", \"train_4343.py\"]\nenv = {{ HELPER = {helper:?} }}\n\
+         [stop]\nmax_trials = 10\n"
+    );
+    // A random moment, different each run, inside the run (it takes 2-3 s).
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let wait = std::time::Duration::from_millis(300 + u64::from(nanos % 1800));
+    let dir = setup(&experiment, &[("train_4343.py", script)]);
+    let mut child = crate::common::spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
+    std::thread::sleep(wait);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(crate::common::processes_left("train_4343"), 0, "the trials went with the driver");
+    let out = hpo(&["resume", "runs/p", "-q"], dir.path());
+    assert!(out.status.success(), "killed after {wait:?}: {}", text(&out));
+    assert_accounted(&dir.path().join("runs/p"), 10, &format!("killed after {wait:?}"));
+    assert_eq!(crate::common::processes_left("train_4343"), 0, "no process is left");
+    let results = hpo(&["results", "runs/p", "--json"], dir.path());
+    let trials: serde_json::Value = serde_json::from_slice(&results.stdout).unwrap();
+    assert_eq!(trials.as_array().map(Vec::len), Some(10), "one experiment of 10 trials, each with a result");
+}
+
+/// Slurm experiments cannot go on yet: a clear error, and nothing recorded is touched.
+#[test]
+fn a_slurm_experiment_is_refused_clearly() {
+    let dir = setup(&experiment(SCHEDULERS[0], "random"), &[]);
+    assert!(run_until(dir.path(), Some(20)).status.code() != Some(0));
+    let folder = dir.path().join("runs/r");
+    let toml = std::fs::read_to_string(folder.join("experiment.toml")).unwrap();
+    std::fs::write(folder.join("experiment.toml"), toml.replace("type = \"simulator\"", "type = \"slurm\"")).unwrap();
+    let before = journal_text(dir.path());
+    let out = hpo(&["resume", "runs/r"], dir.path());
     assert!(!out.status.success());
-    assert!(text(&out).contains("resuming works for simulator experiments so far"), "{}", text(&out));
-    assert_eq!(std::fs::read_to_string(dir.path().join("runs/t/journal.jsonl")).unwrap(), before);
+    assert!(text(&out).contains("Slurm experiments cannot be resumed yet"), "{}", text(&out));
+    assert_eq!(journal_text(dir.path()), before);
 }
 
 /// `journal_sync = "disk"` runs and is recorded; another value is an error naming the key.

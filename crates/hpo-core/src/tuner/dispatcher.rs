@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use hpo_space::Config;
 
-use super::table::{Phase, TrialTable};
+use super::table::{Phase, Trial, TrialTable};
 use super::{EndReason, Incumbent, Progress, StopCriteria, Summary, TunerError};
 use crate::interrupt;
 use crate::journal::{Entry, Journal};
@@ -52,6 +52,11 @@ pub(crate) struct Dispatcher {
     best_objective: f64,
     trajectory: Vec<(f64, f64)>,
     actions: Actions,
+    /// A resumed run's budgets from where the record ends ([`Dispatcher::go_on_if_due`]).
+    pub(crate) go_on: Option<(usize, StopCriteria)>,
+    /// Whether the trials a resumed run's record shows running died with the run that
+    /// recorded them (any backend but a simulated one, which simulates them again).
+    pub(crate) relaunch_on_resume: bool,
 }
 
 impl Dispatcher {
@@ -70,6 +75,8 @@ impl Dispatcher {
             best_objective: f64::INFINITY,
             trajectory: Vec::new(),
             actions: Actions::default(),
+            go_on: None,
+            relaunch_on_resume: false,
         }
     }
 
@@ -101,26 +108,89 @@ impl Dispatcher {
         self.journal.as_ref().is_some_and(Journal::replaying)
     }
 
-    /// The budgets of a budget change recorded next in a resumed journal, if any.
-    pub(crate) fn recorded_budgets(&self) -> Option<(usize, StopCriteria)> {
-        self.journal.as_ref().and_then(Journal::recorded_budgets)
+    /// The backend event that made the next recorded entry (see [`Journal::recorded_event`]).
+    pub(crate) fn recorded_event(&self) -> Option<Result<Event, String>> {
+        self.journal.as_ref()?.recorded_event()
     }
 
-    /// Goes on with other budgets from time `now` (journaled). An experiment that had
-    /// ended (no trial runs) is open again: the new budgets decide when it ends.
-    pub(crate) fn go_on_with(&mut self, workers: usize, criteria: StopCriteria, now: f64) -> Result<(), TunerError> {
+    /// Why the experiment is ending, once it is.
+    pub(crate) fn ending(&self) -> Option<EndReason> {
+        self.ending
+    }
+
+    /// Goes on (journaled as `continued`) where a resumed run is due to: where the record
+    /// went on before, and where the record ends, with the budgets of [`Dispatcher::go_on`]
+    /// (a simulated run only if they differ or the record was interrupted). Due right when
+    /// the record ends, before any new entry: it is checked before each entry is made.
+    /// Whether it went on.
+    pub(crate) fn go_on_if_due(&mut self, now: f64) -> Result<bool, TunerError> {
+        let (t, workers, criteria) = if let Some(recorded) = self.journal.as_ref().and_then(Journal::recorded_go_on) {
+            recorded
+        } else if self.replaying() {
+            return Ok(false);
+        } else {
+            let Some((workers, criteria)) = self.go_on.take() else { return Ok(false) };
+            let unchanged = (workers, &criteria) == (self.workers, &self.criteria);
+            if unchanged && !self.relaunch_on_resume && self.ending != Some(EndReason::Interrupted) {
+                return Ok(false);
+            }
+            (now, workers, criteria)
+        };
+        self.go_on_with(workers, criteria, t)?;
+        Ok(true)
+    }
+
+    /// Goes on from time `now` with these budgets (journaled), launching again the trials
+    /// that died with the run before if need be. An experiment that had ended (no trial
+    /// runs) or was interrupted is open again: the new budgets decide when it ends.
+    fn go_on_with(&mut self, workers: usize, criteria: StopCriteria, now: f64) -> Result<(), TunerError> {
         self.log(&Entry::Continued { t: now, workers, stop: criteria.clone() })?;
         self.workers = workers;
         self.criteria = criteria;
-        if self.busy_workers() == 0 {
+        if self.relaunch_on_resume {
+            self.actions.clear(); // what the record planned was for the trials that died
+            self.relaunch(now)?;
+        }
+        if self.busy_workers() == 0 || self.ending == Some(EndReason::Interrupted) {
             self.ending = None;
             self.stalled = false;
         }
-        self.check_criteria(now);
+        self.check_criteria(now)
+    }
+
+    /// Takes up at time `t` the trials of a run that died: their processes went with it. A
+    /// running trial is launched again with the same id and config (a resume: it goes on
+    /// from its checkpoint if it keeps one), and its reports up to the last one journaled are
+    /// not counted again; a trial told to stop or pause is taken as stopped or paused, and a
+    /// failing one as failed.
+    fn relaunch(&mut self, t: f64) -> Result<(), TunerError> {
+        let live: Vec<(TrialId, Phase)> = self
+            .trials
+            .iter()
+            .filter(|(_, trial)| trial.phase().is_live())
+            .map(|(id, trial)| (id, trial.phase().clone()))
+            .collect();
+        for (id, phase) in live {
+            match phase {
+                Phase::Running => {
+                    let Some(trial) = self.trials.get_mut(id) else { return Err(TunerError::UnknownTrial(id)) };
+                    trial.counted_up_to = trial.resource;
+                    let config = Arc::clone(&trial.config);
+                    self.resume(id, config, t)?;
+                }
+                Phase::Failing(_) => self.on_failed(t, id, String::new())?,
+                _ => self.on_ended(t, id, EventKind::Completed)?, // as it was told
+            }
+        }
         Ok(())
     }
 
     fn log(&mut self, entry: &Entry<'_>) -> Result<(), TunerError> {
+        if !matches!(entry, Entry::Continued { .. })
+            && let Some(t) = entry.time()
+        {
+            self.go_on_if_due(t)?;
+        }
         if let Some(journal) = &mut self.journal {
             journal.append(entry)?;
         }
@@ -151,13 +221,23 @@ impl Dispatcher {
         if *trial.phase() != Phase::Running {
             return Ok(()); // already told to stop or pause; late reports do not count
         }
+        if let Some(done) = trial.counted_up_to {
+            let resource = self.ctx.resource_attr.as_deref().and_then(|attr| metrics.get(attr));
+            if resource.is_some_and(|r| *r <= done) {
+                // Relaunched, it made this report again: not counted, but answered (a
+                // thread trial waits for the answer).
+                self.actions.decisions.push((trial_id, Decision::Continue));
+                return Ok(());
+            }
+            trial.counted_up_to = None;
+        }
         trial.reports += 1;
         let (objective, resource) = match self.ctx.score(&metrics, trial.reports) {
             Ok(score) => score,
             Err(error) => {
                 let (t, metrics, decision) = (time, Cow::Borrowed(&metrics), Decision::Stop);
                 self.log(&Entry::Report { t, trial: trial_id, metrics, decision })?;
-                self.fail(trial_id, time, error.to_string(), Phase::Failing)?;
+                self.trials.set(trial_id, Phase::Failing(error.to_string()));
                 self.actions.decisions.push((trial_id, Decision::Stop));
                 return Ok(());
             }
@@ -182,19 +262,16 @@ impl Dispatcher {
     }
 
     fn on_failed(&mut self, time: f64, trial_id: TrialId, error: String) -> Result<(), TunerError> {
-        match self.trials.set(trial_id, Phase::Failed) {
-            Phase::Failing => Ok(()), // its failure is already journaled
-            _ => self.fail(trial_id, time, error, Phase::Failed),
+        match self.trials.get(trial_id).map(Trial::phase) {
+            Some(Phase::Failing(found)) => self.fail(trial_id, time, found.clone()), // found first
+            _ => self.fail(trial_id, time, error),
         }
     }
 
     /// The trial completed, stopped or paused.
     fn on_ended(&mut self, t: f64, trial: TrialId, kind: EventKind) -> Result<(), TunerError> {
         let (told, resume) = match self.trials.get(trial).map(|trial| trial.phase().clone()) {
-            Some(Phase::Failing) => {
-                self.trials.set(trial, Phase::Failed);
-                return Ok(());
-            }
+            Some(Phase::Failing(error)) => return self.fail(trial, t, error),
             Some(Phase::Ending(told)) => (Some(told), None),
             Some(Phase::Resuming(told, config)) => (Some(told), Some(config)),
             _ => (None, None),
@@ -221,8 +298,8 @@ impl Dispatcher {
         Ok(())
     }
 
-    fn fail(&mut self, trial_id: TrialId, time: f64, error: String, phase: Phase) -> Result<(), TunerError> {
-        self.trials.set(trial_id, phase);
+    fn fail(&mut self, trial_id: TrialId, time: f64, error: String) -> Result<(), TunerError> {
+        self.trials.set(trial_id, Phase::Failed);
         self.log(&Entry::Fail { t: time, trial: trial_id, error: error.clone() })?;
         self.scheduler.on_fail(trial_id);
         self.actions.failures.push((trial_id, error));
@@ -247,7 +324,7 @@ impl Dispatcher {
             self.trials.set(trial, Phase::Paused);
             self.log(&Entry::Paused { t, trial })
         } else {
-            self.fail(trial, t, "not started: the experiment was interrupted".into(), Phase::Failed)
+            self.fail(trial, t, "not started: the experiment was interrupted".into())
         }
     }
 
@@ -258,7 +335,8 @@ impl Dispatcher {
 
     /// Plans work for every free worker from what the scheduler suggests, at time `now`.
     pub(crate) fn fill(&mut self, now: f64) -> Result<(), TunerError> {
-        while self.busy_workers() < self.workers
+        while !self.apply_recorded_ending()?
+            && self.busy_workers() < self.workers
             && self.ending.is_none()
             && !self.scheduler_done
             && self.scheduler.failure().is_none()
@@ -279,7 +357,7 @@ impl Dispatcher {
         // A stop request may have cut the scheduler's answer short (a plugin that gave up
         // waiting): that is no stall, and nothing more starts.
         if interrupt::requested() {
-            self.end(EndReason::Interrupted);
+            self.end(EndReason::Interrupted, now)?;
         }
         Ok(())
     }
@@ -327,8 +405,13 @@ impl Dispatcher {
         }
     }
 
-    /// Ends the experiment if a stopping criterion holds at time `now`.
-    pub(crate) fn check_criteria(&mut self, now: f64) {
+    /// Ends the experiment if a stopping criterion holds at time `now`. While recorded
+    /// entries are made again, the time is the record's and the end is the recorded one.
+    pub(crate) fn check_criteria(&mut self, now: f64) -> Result<(), TunerError> {
+        if self.apply_recorded_ending()? {
+            return Ok(());
+        }
+        let replaying = self.replaying();
         let c = &self.criteria;
         let failures = self.trials.with_status(Status::Failed) as u64;
         let reason = if interrupt::requested() {
@@ -339,22 +422,35 @@ impl Dispatcher {
             Some(EndReason::MaxFailures)
         } else if c.metric_threshold.is_some_and(|t| self.best_objective <= self.ctx.objective.to_minimize(t)) {
             Some(EndReason::MetricThreshold)
-        } else if c.max_wallclock.is_some_and(|d| now >= d.as_secs_f64()) {
+        } else if !replaying && c.max_wallclock.is_some_and(|d| now >= d.as_secs_f64()) {
             Some(EndReason::MaxWallclock)
         } else {
             None
         };
-        if let Some(reason) = reason {
-            self.end(reason);
+        match reason {
+            Some(reason) => self.end(reason, now),
+            None => Ok(()),
         }
     }
 
-    /// Ends the experiment: no new trials, no resumes, every running trial told to stop
-    /// (after any decision already due this round, so the stop is the last word).
-    pub(crate) fn end(&mut self, reason: EndReason) {
-        if self.ending.is_some() {
-            return;
+    /// Ends the experiment as the record says, if the next recorded entry is its ending
+    /// (whether it ended for a reason that recurs, or for one of its own time: a deadline,
+    /// an interrupt). Whether the experiment is ending.
+    pub(crate) fn apply_recorded_ending(&mut self) -> Result<bool, TunerError> {
+        if let Some((reason, t)) = self.journal.as_ref().and_then(Journal::recorded_ending) {
+            self.end(reason, t)?;
         }
+        Ok(self.ending.is_some())
+    }
+
+    /// Ends the experiment at time `t` (journaled): no new trials, no resumes, every running
+    /// trial told to stop (after any decision already due this round, so the stop is the
+    /// last word).
+    pub(crate) fn end(&mut self, reason: EndReason, t: f64) -> Result<(), TunerError> {
+        if self.ending.is_some() {
+            return Ok(());
+        }
+        self.log(&Entry::Ending { t, reason })?;
         self.ending = Some(reason);
         let mut changes = Vec::new();
         for (id, trial) in self.trials.iter() {
@@ -370,6 +466,7 @@ impl Dispatcher {
             }
             self.trials.set(id, phase);
         }
+        Ok(())
     }
 
     pub(crate) fn progress(&self, time: f64) -> Progress {
@@ -400,6 +497,7 @@ impl Dispatcher {
 
     /// Journals the end and sums the experiment up.
     pub(crate) fn finish(mut self, time: f64) -> Result<Summary, TunerError> {
+        self.apply_recorded_ending()?;
         let reason = self.reason();
         self.log(&Entry::End { t: time, reason: reason.as_str().to_owned() })?;
         self.flush()?;

@@ -186,6 +186,9 @@ pub enum TunerError {
     /// The backend ended a trial twice.
     #[error("the backend sent a second end event for trial {0}")]
     EndedTwice(TrialId),
+    /// Going on with an experiment, the run did not make this recorded entry when due.
+    #[error("going on with the experiment: the journal records `{0}` next, which this run did not make")]
+    Diverged(String),
 }
 
 type Interrupt = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -199,8 +202,6 @@ pub struct Tuner {
     last_notify: std::time::Instant,
     /// Whether the scheduler was already set up ([`Tuner::set_up`]).
     set_up: bool,
-    /// Workers and criteria from the moment a resumed journal is replayed.
-    after_replay: Option<(usize, StopCriteria)>,
 }
 
 /// How often the observer hears about progress (the final state is always reported).
@@ -216,7 +217,6 @@ impl Tuner {
             interrupt: None,
             last_notify: std::time::Instant::now(),
             set_up: false,
-            after_replay: None,
         }
     }
 
@@ -242,7 +242,7 @@ impl Tuner {
     /// criteria set by [`Tuner::workers`] and [`Tuner::stop_when`] must be the recorded ones,
     /// so that the run makes the recorded entries again; these take over once it has.
     pub fn after_replay(mut self, workers: usize, criteria: StopCriteria) -> Self {
-        self.after_replay = Some((workers.max(1), criteria));
+        self.dispatcher.go_on = Some((workers.max(1), criteria));
         self
     }
 
@@ -268,66 +268,109 @@ impl Tuner {
     }
 
     /// Runs the experiment to its end.
+    ///
+    /// Each event is a round of its own (taken in, then the criteria checked and free
+    /// workers filled), so that the journal alone determines what the scheduler was told
+    /// and asked, in order: a resumed run makes the recorded entries again from the recorded
+    /// events. A simulated backend simulates them again; any other backend's trials died
+    /// with the run that recorded them, so the events are taken from the journal, and the
+    /// trials that were running are launched again where the record ends.
     pub async fn run(mut self) -> Result<Summary, TunerError> {
         if !self.set_up {
             self.dispatcher.scheduler.init(&self.dispatcher.ctx)?;
         }
-        let max_wallclock = self.dispatcher.criteria.max_wallclock.filter(|_| !self.backend.simulated());
-        let mut deadline = max_wallclock.and_then(|d| {
-            tokio::time::Instant::now().checked_add(d.saturating_sub(Duration::from_secs_f64(self.backend.now())))
-        });
+        self.dispatcher.relaunch_on_resume = !self.backend.simulated();
         let mut events = Vec::new();
-        self.dispatcher.fill(self.backend.now())?;
+        self.fill()?;
         self.act().await?;
         loop {
-            if let Some((workers, criteria)) = self.budget_change() {
-                let now = self.backend.now();
-                self.dispatcher.go_on_with(workers, criteria, now)?;
-                self.dispatcher.fill(now)?;
+            if self.dispatcher.go_on_if_due(self.now())? {
+                self.fill()?;
                 self.act().await?;
             }
             if self.dispatcher.busy_workers() == 0 {
                 break;
             }
-            tokio::select! {
-                biased;
-                () = wait_for(&mut self.interrupt) => {
-                    self.interrupt = None;
-                    self.dispatcher.end(EndReason::Interrupted);
+            self.dispatcher.apply_recorded_ending()?;
+            if self.replays_events() {
+                match self.dispatcher.recorded_event() {
+                    Some(Ok(event)) => events.push(event),
+                    Some(Err(entry)) => return Err(TunerError::Diverged(entry)),
+                    None => {} // the record ends here
                 }
-                () = sleep_until(deadline) => {
-                    deadline = None;
-                    self.dispatcher.end(EndReason::MaxWallclock);
+            } else {
+                let deadline = self.deadline();
+                tokio::select! {
+                    biased;
+                    () = wait_for(&mut self.interrupt) => {
+                        self.interrupt = None;
+                        self.dispatcher.end(EndReason::Interrupted, self.now())?;
+                    }
+                    () = sleep_until(deadline) => self.dispatcher.end(EndReason::MaxWallclock, self.now())?,
+                    result = self.backend.next_events(&mut events) => result?,
                 }
-                result = self.backend.next_events(&mut events) => result?,
+                let offset = self.clock_offset();
+                events.iter_mut().for_each(|event| event.time += offset);
             }
             for event in events.drain(..) {
                 self.dispatcher.handle(event)?;
+                self.dispatcher.go_on_if_due(self.now())?;
+                self.dispatcher.check_criteria(self.now())?;
+                self.fill()?;
             }
-            let now = self.backend.now();
-            self.dispatcher.check_criteria(now);
-            self.dispatcher.fill(now)?;
             self.act().await?;
             self.notify();
         }
-        let time = self.backend.now();
+        let time = self.now();
         if let Some(observer) = &mut self.observer {
             observer.update(&self.dispatcher.progress(time));
         }
         self.dispatcher.finish(time)
     }
 
-    /// New budgets to go on with from here: those a resumed journal recorded at this point,
-    /// or, once it is replayed, those given to [`Tuner::after_replay`] if they differ.
-    fn budget_change(&mut self) -> Option<(usize, StopCriteria)> {
-        if let Some(recorded) = self.dispatcher.recorded_budgets() {
-            return Some(recorded);
+    /// Plans work for the free workers, again if the experiment went on meanwhile (a resumed
+    /// run whose record ended: see [`Dispatcher::go_on_if_due`]).
+    fn fill(&mut self) -> Result<(), TunerError> {
+        self.dispatcher.fill(self.now())?;
+        if self.dispatcher.go_on_if_due(self.now())? {
+            self.dispatcher.fill(self.now())?;
         }
-        if self.dispatcher.replaying() {
+        Ok(())
+    }
+
+    /// Whether events come from the journal: a resumed run of a backend that is not
+    /// simulated, while recorded entries are still to be made again.
+    fn replays_events(&self) -> bool {
+        !self.backend.simulated() && self.dispatcher.replaying()
+    }
+
+    /// The experiment's time: the backend's clock, which for a backend that is not
+    /// simulated goes on from the time the record ends (a resumed run's backend starts at
+    /// 0), and the record's own time while events come from the record.
+    fn now(&self) -> f64 {
+        match &self.dispatcher.journal {
+            Some(journal) if self.replays_events() => journal.recorded_time(),
+            _ => self.clock_offset() + self.backend.now(),
+        }
+    }
+
+    /// What the backend's clock lags behind the experiment's: the time the record ends, for
+    /// a resumed run of a backend that is not simulated.
+    fn clock_offset(&self) -> f64 {
+        match &self.dispatcher.journal {
+            Some(journal) if !self.backend.simulated() => journal.recorded_time(),
+            _ => 0.0,
+        }
+    }
+
+    /// When `max_wallclock` passes, for a backend with a real clock, until the experiment
+    /// is ending.
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        if self.dispatcher.ending().is_some() || self.backend.simulated() {
             return None;
         }
-        let current = (self.dispatcher.workers, &self.dispatcher.criteria);
-        self.after_replay.take().filter(|(workers, criteria)| (*workers, criteria) != current)
+        let left = self.dispatcher.criteria.max_wallclock?.saturating_sub(Duration::from_secs_f64(self.now()));
+        tokio::time::Instant::now().checked_add(left)
     }
 
     /// Carries out the decisions and starts of this round, once the journal has them. An
@@ -338,6 +381,11 @@ impl Tuner {
         loop {
             self.dispatcher.flush()?;
             let mut actions = self.dispatcher.take_actions();
+            if self.replays_events() {
+                // The trials these were for died with the run that recorded them.
+                self.dispatcher.recycle(actions);
+                return Ok(());
+            }
             let mut decided = 0;
             let mut interrupted = false;
             while decided < actions.decisions.len() && !interrupted {
@@ -367,22 +415,23 @@ impl Tuner {
                 self.dispatcher.recycle(actions);
                 return Ok(());
             }
-            let time = self.backend.now();
+            let time = self.now();
             for (trial_id, resume) in not_started {
                 self.dispatcher.not_started(trial_id, resume, time)?;
             }
             self.dispatcher.requeue(&actions.decisions[decided..]);
-            self.dispatcher.end(EndReason::Interrupted);
+            self.dispatcher.end(EndReason::Interrupted, time)?;
         }
     }
 
     /// Updates the observer, at most every [`NOTIFY_EVERY`].
     fn notify(&mut self) {
-        if let Some(observer) = &mut self.observer
-            && self.last_notify.elapsed() >= NOTIFY_EVERY
-        {
+        if self.observer.is_some() && self.last_notify.elapsed() >= NOTIFY_EVERY {
+            let progress = self.dispatcher.progress(self.now());
             self.last_notify = std::time::Instant::now();
-            observer.update(&self.dispatcher.progress(self.backend.now()));
+            if let Some(observer) = &mut self.observer {
+                observer.update(&progress);
+            }
         }
     }
 }

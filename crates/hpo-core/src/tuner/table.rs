@@ -19,9 +19,9 @@ pub(crate) enum Phase {
     /// config: it is resumed as soon as its pause takes effect. It holds two workers, its
     /// own and the one the resume will take, so that no new trial takes that one meanwhile.
     Resuming(Decision, Arc<Config>),
-    /// Failed (a report without the metric) while its process still runs: the worker is
-    /// busy until the backend's end event.
-    Failing,
+    /// Failed (a report without the metric, the error here) while its process still runs:
+    /// the worker is busy, and the failure journaled, at the backend's end event.
+    Failing(String),
     Paused,
     Completed,
     Stopped,
@@ -50,7 +50,7 @@ impl Phase {
             Phase::Running => 0,
             Phase::Ending(_) => 1,
             Phase::Resuming(..) => RESUMING,
-            Phase::Failing => 3,
+            Phase::Failing(_) => 3,
             Phase::Paused => 4,
             Phase::Completed => 5,
             Phase::Stopped => 6,
@@ -74,6 +74,8 @@ pub(crate) struct Trial {
     pub(crate) reports: u32,
     /// The resource of the trial's latest report.
     pub(crate) resource: Option<f64>,
+    /// Relaunched after the driver died: reports up to this resource were counted before.
+    pub(crate) counted_up_to: Option<f64>,
 }
 
 impl Trial {
@@ -102,7 +104,7 @@ impl TrialTable {
     /// Adds a trial that starts running now.
     pub(crate) fn push(&mut self, config: Arc<Config>) {
         self.counts[Phase::Running.index()] += 1;
-        self.trials.push(Trial { config, phase: Phase::Running, reports: 0, resource: None });
+        self.trials.push(Trial { config, phase: Phase::Running, reports: 0, resource: None, counted_up_to: None });
     }
 
     pub(crate) fn get(&self, id: TrialId) -> Option<&Trial> {
@@ -160,13 +162,13 @@ mod tests {
         assert_eq!(table.busy_workers(), 4);
         table.set(0, Phase::Ending(Decision::Pause));
         table.set(1, Phase::Resuming(Decision::Pause, Arc::clone(&config)));
-        table.set(2, Phase::Failing);
+        table.set(2, Phase::Failing("no metric".into()));
         table.set(3, Phase::Completed);
         assert_eq!(table.counts, recount(&table));
         assert_eq!(table.busy_workers(), 4, "ending 1 + resuming 2 + failing 1");
         assert_eq!(table.with_status(Status::InProgress), 2);
         assert_eq!(table.with_status(Status::Failed), 1);
-        assert_eq!(table.set(2, Phase::Failed), Phase::Failing);
+        assert_eq!(table.set(2, Phase::Failed), Phase::Failing("no metric".into()));
         table.set(1, Phase::Running);
         table.set(0, Phase::Paused);
         assert_eq!(table.counts, recount(&table));

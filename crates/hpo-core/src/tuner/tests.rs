@@ -122,6 +122,7 @@ impl Harness {
                 Entry::Paused { trial, .. } => format!("paused {trial}"),
                 Entry::End { reason, .. } => format!("end {reason}"),
                 Entry::Continued { workers, .. } => format!("continued workers={workers}"),
+                Entry::Ending { reason, .. } => format!("ending {reason}"),
                 Entry::Experiment { .. } => "experiment".into(),
             })
             .collect()
@@ -263,7 +264,7 @@ fn a_stop_crossing_a_final_report_is_the_last_word() {
     h.dispatcher.fill(0.0).unwrap();
     h.actions();
     h.report(0, 0.5);
-    h.dispatcher.end(EndReason::Interrupted);
+    h.dispatcher.end(EndReason::Interrupted, 1.0).unwrap();
     assert_eq!(
         h.actions().decisions,
         [(0, Decision::Continue), (0, Decision::Stop), (1, Decision::Stop)],
@@ -288,7 +289,7 @@ fn ending_drops_a_pending_resume() {
     h.dispatcher.fill(0.0).unwrap();
     h.report(0, 0.5);
     h.dispatcher.fill(1.0).unwrap();
-    h.dispatcher.end(EndReason::MaxWallclock);
+    h.dispatcher.end(EndReason::MaxWallclock, 1.0).unwrap();
     h.event(0, EventKind::Paused).unwrap();
     assert_eq!(starts(&h.actions()), [(0, false)], "only the first start; no resume");
     assert_eq!(h.progress(), (0, 0, 1, 0, 0));
@@ -300,13 +301,17 @@ fn a_report_without_the_metric_fails_the_trial_which_holds_its_worker_until_it_e
     h.dispatcher.fill(0.0).unwrap();
     h.actions();
     h.event(0, EventKind::Report([("acc".to_owned(), 1.0)].into())).unwrap();
-    let actions = h.actions();
-    assert_eq!(actions.decisions, [(0, Decision::Stop)]);
-    assert_eq!(actions.failures.len(), 1);
+    assert_eq!(h.actions().decisions, [(0, Decision::Stop)]);
     assert_eq!(h.dispatcher.busy_workers(), 1, "the process still runs");
+    assert_eq!(h.progress(), (1, 0, 0, 0, 1), "failed, and still holding its worker");
     h.event(0, EventKind::Stopped).unwrap();
+    assert_eq!(h.actions().failures.len(), 1);
     assert_eq!(h.progress(), (0, 0, 0, 0, 1));
-    assert_eq!(h.journal(), ["start 0", "report 0 STOP", "fail 0: report has no metric `loss` (it has: acc)"]);
+    assert_eq!(
+        h.journal(),
+        ["start 0", "report 0 STOP", "fail 0: report has no metric `loss` (it has: acc)"],
+        "the failure is journaled where the trial ended"
+    );
     assert_eq!(h.calls(), ["fail 0"]);
 }
 
@@ -316,11 +321,59 @@ fn criteria_end_the_run_and_failures_are_counted_from_the_table() {
     h.dispatcher.criteria = StopCriteria { max_failures: Some(2), ..StopCriteria::default() };
     h.dispatcher.fill(0.0).unwrap();
     h.event(0, EventKind::Failed("boom".into())).unwrap();
-    h.dispatcher.check_criteria(1.0);
+    h.dispatcher.check_criteria(1.0).unwrap();
     assert_eq!(h.dispatcher.progress(1.0).failed, 1);
     h.event(1, EventKind::Failed("boom".into())).unwrap();
-    h.dispatcher.check_criteria(1.0);
+    h.dispatcher.check_criteria(1.0).unwrap();
     assert_eq!(h.dispatcher.finish(1.0).unwrap().reason, EndReason::MaxFailures);
+}
+
+#[test]
+fn going_on_after_the_driver_died_takes_up_every_trial_it_ran() {
+    // Trial 0 runs (2 reports), 1 was told to stop, 2 to pause and then to resume, 3 failed
+    // on a report without the metric: then the run died.
+    let resume = Suggestion::Resume { trial_id: 2, config: config(0.9) };
+    let decisions = vec![Decision::Continue, Decision::Continue, Decision::Stop, Decision::Pause];
+    let suggestions = vec![start(0.1), start(0.2), start(0.3), start(0.4), Suggestion::Wait, resume];
+    let mut h = Harness::new(5, suggestions, decisions);
+    h.dispatcher.fill(0.0).unwrap();
+    for (trial, epoch) in [(0, 1.0), (0, 2.0), (1, 1.0), (2, 1.0)] {
+        let metrics = [("epoch".to_owned(), epoch), ("loss".to_owned(), 0.5)].into();
+        h.event(trial, EventKind::Report(metrics)).unwrap();
+    }
+    h.event(3, EventKind::Report([("acc".to_owned(), 1.0)].into())).unwrap();
+    h.dispatcher.fill(1.0).unwrap();
+    assert_eq!(h.dispatcher.busy_workers(), 5, "2 holds a worker for its resume");
+    h.actions();
+    // Going on with 3 workers.
+    h.dispatcher.relaunch_on_resume = true;
+    h.dispatcher.go_on = Some((3, StopCriteria::default()));
+    assert!(h.dispatcher.go_on_if_due(5.0).unwrap());
+    let actions = h.actions();
+    let launched: Vec<_> = actions.starts.iter().map(|s| (s.trial_id, s.resume, s.resource_done)).collect();
+    assert_eq!(launched, [(0, true, Some(2.0)), (2, true, Some(1.0))], "0 relaunched; 2 resumed as asked");
+    assert_eq!(actions.decisions, [], "nothing planned for the trials that died reaches the backend");
+    assert_eq!(
+        h.journal()[9..],
+        [
+            "continued workers=3",
+            "resume 0 x=0.1",
+            "stopped 1",
+            "paused 2",
+            "resume 2 x=0.9",
+            "fail 3: report has no metric `loss` (it has: acc)"
+        ]
+    );
+    assert_eq!(h.dispatcher.busy_workers(), 2);
+    // Relaunched, trial 0 reports its first two epochs again: answered, not counted.
+    for epoch in [1.0, 2.0, 3.0] {
+        let metrics = [("epoch".to_owned(), epoch), ("loss".to_owned(), 0.4)].into();
+        h.event(0, EventKind::Report(metrics)).unwrap();
+    }
+    let answers: Vec<_> = h.actions().decisions.iter().map(|(trial, d)| (*trial, *d)).collect();
+    assert_eq!(answers, [(0, Decision::Continue); 3]);
+    assert_eq!(h.journal().last().unwrap(), "report 0 CONTINUE");
+    assert_eq!(h.journal().iter().filter(|l| *l == "report 0 CONTINUE").count(), 3, "epochs 1, 2 and 3 once each");
 }
 
 /// A backend that plays batches of events and records what it was asked to do.
