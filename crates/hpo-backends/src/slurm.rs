@@ -8,7 +8,9 @@
 //! reads the states of all jobs. Stop and pause send SIGTERM
 //! (`scancel --full --signal=TERM`), then cancel after the grace period. A job that ends any
 //! other way than completing (cancelled by hand, node failure, time limit, preemption) is a
-//! failed trial with Slurm's state and reason.
+//! failed trial with Slurm's state and reason. Each launch's job id is kept in
+//! `trials/<id>/job-<launch>.id`, so that `hpo resume` reattaches to the jobs a killed
+//! driver left running instead of submitting them again.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Read, Seek, SeekFrom};
@@ -159,7 +161,6 @@ pub fn slurm_backend(spec: SlurmSpec, workers: usize, trials_dir: PathBuf) -> Re
         jobs: HashMap::new(),
         pending: VecDeque::new(),
         clock: Instant::now(),
-        launches: HashMap::new(),
         last_queue_poll: Instant::now(),
     }))
 }
@@ -191,8 +192,6 @@ struct SlurmJobs {
     jobs: HashMap<String, Job>,
     pending: VecDeque<Event>,
     clock: Instant,
-    /// Launches per trial (a resumed trial is a new job with the same folder).
-    launches: HashMap<TrialId, u32>,
     last_queue_poll: Instant,
 }
 
@@ -215,9 +214,8 @@ impl SlurmJobs {
         let checkpoints = dir.join("checkpoints");
         let donor = trial.checkpoint_from.map(|from| self.trials_dir.join(from.to_string()).join("checkpoints"));
         prepare_checkpoint_dir(&checkpoints, donor.as_deref())?;
-        let launch = self.launches.entry(trial.trial_id).or_insert(0);
-        *launch += 1;
-        let n = *launch;
+        // A resumed trial is a new job in the same folder, numbered by its launch.
+        let n = trial.launch;
         let spec = self.spec.process_spec(self.spec.command.clone());
         let mut argv = vec![self.spec.command[0].clone()];
         argv.extend(trial_args(&spec, &trial.config, &checkpoints));
@@ -265,20 +263,42 @@ impl SlurmJobs {
             return Err(format!("sbatch failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
         }
         let job_id = String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap_or_default().to_owned();
-        self.jobs.insert(
-            job_id.clone(),
-            Job {
-                trial_id: trial.trial_id,
-                output,
-                stderr,
-                exit: exit_file,
-                offset: 0,
-                partial: Vec::new(),
-                intent: None,
-                malformed: None,
-            },
-        );
+        // Where a later `hpo resume` finds the job again.
+        write(&dir.join(format!("job-{n}.id")), job_id.as_bytes())?;
+        self.follow(job_id.clone(), trial.trial_id, n);
         Ok(job_id)
+    }
+
+    /// Follows the job of launch `n` of a trial: its output, its exit marker, its state.
+    fn follow(&mut self, job_id: String, trial_id: TrialId, n: u32) {
+        let dir = self.trials_dir.join(trial_id.to_string());
+        let job = Job {
+            trial_id,
+            output: dir.join(format!("job-{n}.out")),
+            stderr: dir.join("stderr.log"),
+            exit: dir.join(format!("job-{n}.exit")),
+            offset: 0,
+            partial: Vec::new(),
+            intent: None,
+            malformed: None,
+        };
+        self.jobs.insert(job_id, job);
+    }
+
+    /// The job a run of hpo that died submitted for this launch, if it did: the trial is
+    /// followed again from it (still queued or running, or ended meanwhile: its output and
+    /// exit marker tell, and a job gone without a marker is a failure with Slurm's state),
+    /// never submitted twice. Its output is read from the start: reports the journal holds
+    /// already are not counted again by the tuner.
+    fn reattach(&mut self, trial: &TrialStart) -> bool {
+        let dir = self.trials_dir.join(trial.trial_id.to_string());
+        let Ok(job_id) = std::fs::read_to_string(dir.join(format!("job-{}.id", trial.launch))) else { return false };
+        let job_id = job_id.trim().to_owned();
+        if job_id.is_empty() {
+            return false;
+        }
+        self.follow(job_id, trial.trial_id, trial.launch);
+        true
     }
 
     /// Reads what a job wrote since the last poll; metrics lines become reports.
@@ -420,6 +440,9 @@ impl SlurmJobs {
 #[async_trait]
 impl Backend for SlurmJobs {
     async fn start(&mut self, trial: TrialStart) -> Result<(), BackendError> {
+        if trial.relaunch && self.reattach(&trial) {
+            return Ok(());
+        }
         if let Err(e) = self.submit(&trial).await {
             let event = self.event(trial.trial_id, EventKind::Failed(e));
             self.pending.push_back(event);

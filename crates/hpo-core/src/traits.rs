@@ -110,6 +110,12 @@ pub struct TrialStart {
     /// The resource the trial (or, with `checkpoint_from`, its donor) last reported: where
     /// training picks up from a checkpoint. `None` for a fresh start.
     pub resource_done: Option<f64>,
+    /// Which launch of the trial this is: 1 for its start, one more for each resume.
+    pub launch: u32,
+    /// This launch was made before, by a run of hpo that died (`hpo resume`): a backend
+    /// that can find it still running, or ended meanwhile (a cluster job), takes it up
+    /// instead of launching it again.
+    pub relaunch: bool,
 }
 
 /// Something that happened to a running trial.

@@ -35,7 +35,15 @@ fn config(a: i64, epochs: i64) -> Config {
 }
 
 fn start(id: u64, config: Config, resume: bool) -> TrialStart {
-    TrialStart { trial_id: id, config: config.into(), resume, checkpoint_from: None, resource_done: None }
+    TrialStart {
+        trial_id: id,
+        config: config.into(),
+        resume,
+        checkpoint_from: None,
+        resource_done: None,
+        launch: 1,
+        relaunch: false,
+    }
 }
 
 fn rt() -> tokio::runtime::Runtime {

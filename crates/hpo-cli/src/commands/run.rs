@@ -73,12 +73,6 @@ fn go_on(
     if !spec.journal {
         bail!("{}: `journal = false`: an experiment without a journal cannot be resumed", dir.display());
     }
-    if spec.backend["type"] == "slurm" {
-        bail!(
-            "{}: Slurm experiments cannot be resumed yet (simulator, threads and process experiments can)",
-            dir.display()
-        );
-    }
     let recorded = Recorded::read(&journal_path)?;
     let differ = differing_keys(&spec.to_json(), &recorded.spec, &["workers", "stop", "journal_sync"]);
     if !differ.is_empty() {

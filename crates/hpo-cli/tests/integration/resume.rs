@@ -176,7 +176,7 @@ fn run_resume_starts_anew_once_the_experiment_ended() {
 /// started once; a running trial launched (resumed) again only after the run it ran in
 /// died (a `continued` entry in between), every launch ended by at most one entry and the
 /// last one by exactly one; no report made twice (each trial's epochs rise); and it ended.
-fn assert_accounted(folder: &Path, max_trials: usize, what: &str) {
+pub fn assert_accounted(folder: &Path, max_trials: usize, what: &str) {
     let entries = journal(folder);
     let starts: Vec<u64> =
         entries.iter().filter(|e| e["event"] == "start").map(|e| e["trial"].as_u64().unwrap()).collect();
@@ -297,21 +297,6 @@ for epoch in range(start + 1, int(cfg["epochs"]) + 1):
     let results = hpo(&["results", "runs/p", "--json"], dir.path());
     let trials: serde_json::Value = serde_json::from_slice(&results.stdout).unwrap();
     assert_eq!(trials.as_array().map(Vec::len), Some(10), "one experiment of 10 trials, each with a result");
-}
-
-/// Slurm experiments cannot go on yet: a clear error, and nothing recorded is touched.
-#[test]
-fn a_slurm_experiment_is_refused_clearly() {
-    let dir = setup(&experiment(SCHEDULERS[0], "random"), &[]);
-    assert!(run_until(dir.path(), Some(20)).status.code() != Some(0));
-    let folder = dir.path().join("runs/r");
-    let toml = std::fs::read_to_string(folder.join("experiment.toml")).unwrap();
-    std::fs::write(folder.join("experiment.toml"), toml.replace("type = \"simulator\"", "type = \"slurm\"")).unwrap();
-    let before = journal_text(dir.path());
-    let out = hpo(&["resume", "runs/r"], dir.path());
-    assert!(!out.status.success());
-    assert!(text(&out).contains("Slurm experiments cannot be resumed yet"), "{}", text(&out));
-    assert_eq!(journal_text(dir.path()), before);
 }
 
 /// `journal_sync = "disk"` runs and is recorded; another value is an error naming the key.

@@ -182,6 +182,64 @@ fn a_job_cancelled_by_hand_is_a_failed_trial_and_the_experiment_goes_on() {
     assert_eq!(queue(), "");
 }
 
+/// The driver killed (`kill -9`) while its jobs run, then resumed: it follows the same jobs
+/// again (their output from where the journal left off, their exit markers), submits only
+/// the trials never submitted, and every trial is accounted for once.
+#[test]
+fn a_resumed_driver_reattaches_to_the_jobs_it_submitted() {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !slurm_available() {
+        return;
+    }
+    let slow = "time.sleep(0.25)";
+    let dir =
+        setup(&script(slow).replace("time.sleep(0.05)", "time.sleep(0.25)"), "type = \"fifo\"", "max_trials = 4", 2);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hpo"))
+        .args(["run", "e.toml", "-q"])
+        .current_dir(dir.path())
+        .env_remove("SLURM_JOB_ID")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let folder = dir.path().join("runs/s");
+    let start = Instant::now();
+    let reported = |trial: u64| {
+        let text = std::fs::read_to_string(folder.join("journal.jsonl")).unwrap_or_default();
+        text.lines().any(|l| l.contains(r#""event":"report""#) && l.contains(&format!(r#""trial":{trial},"#)))
+    };
+    while !(reported(0) && reported(1)) {
+        assert!(start.elapsed() < Duration::from_secs(60), "trials 0 and 1 never reported");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup, the jobs run on
+    child.wait().unwrap();
+    let job_of = |trial: u64| std::fs::read_to_string(folder.join(format!("trials/{trial}/job-1.id"))).unwrap();
+    let before = [job_of(0), job_of(1)];
+    assert!(squeue().contains(&format!("{} hpo-trial-0 RUNNING", before[0])), "the job runs on: {}", squeue());
+    std::thread::sleep(Duration::from_millis(800));
+    let out = hpo(&["resume", "runs/s", "-q"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    crate::resume::assert_accounted(&folder, 4, "reattached");
+    assert_eq!([job_of(0), job_of(1)], before, "the same jobs, followed again");
+    let entries = journal(&folder);
+    assert_eq!(count(&entries, "complete"), 4, "{entries:?}");
+    for trial in 0..4 {
+        let reports = entries.iter().filter(|e| e["event"] == "report" && e["trial"] == trial).count();
+        assert_eq!(reports, 9, "trial {trial}: every epoch once");
+    }
+    // Slurm keeps ended jobs in view for 10 minutes: one job per trial from this folder.
+    let all = Command::new("squeue").args(["-h", "-t", "all", "-o", "%i %j %Z"]).output().unwrap().stdout;
+    let ours: Vec<String> = String::from_utf8(all)
+        .unwrap()
+        .lines()
+        .filter(|l| l.ends_with(&format!(" {}", dir.path().display())))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(ours.len(), 4, "one job per trial, none submitted twice: {ours:?}");
+    assert_eq!(queue(), "");
+}
+
 #[test]
 fn bench_slurm_prints_the_overhead_in_both_modes() {
     let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());

@@ -176,7 +176,7 @@ impl Dispatcher {
                     let Some(trial) = self.trials.get_mut(id) else { return Err(TunerError::UnknownTrial(id)) };
                     trial.counted_up_to = trial.resource;
                     let config = Arc::clone(&trial.config);
-                    self.resume(id, config, t)?;
+                    self.launch_again(id, config, t, true)?;
                 }
                 Phase::Failing(_) => self.on_failed(t, id, String::new())?,
                 _ => self.on_ended(t, id, EventKind::Completed)?, // as it was told
@@ -308,12 +308,27 @@ impl Dispatcher {
 
     /// Journals and plans a resume of a paused (or completed) trial.
     fn resume(&mut self, trial_id: TrialId, config: Arc<Config>, t: f64) -> Result<(), TunerError> {
+        self.launch_again(trial_id, config, t, false)
+    }
+
+    /// Journals and plans a launch of a trial that ran before: a resume, or with `relaunch`
+    /// the launch that died with the run before, made again.
+    fn launch_again(
+        &mut self,
+        trial_id: TrialId,
+        config: Arc<Config>,
+        t: f64,
+        relaunch: bool,
+    ) -> Result<(), TunerError> {
         self.log(&Entry::Resume { t, trial: trial_id, config: Cow::Borrowed(&config) })?;
         self.trials.set(trial_id, Phase::Running);
         let Some(trial) = self.trials.get_mut(trial_id) else { return Err(TunerError::UnknownTrial(trial_id)) };
         trial.config = Arc::clone(&config);
-        let resource_done = trial.resource;
-        self.actions.starts.push(TrialStart { trial_id, config, resume: true, checkpoint_from: None, resource_done });
+        trial.launches += u32::from(!relaunch);
+        let (resource_done, launch) = (trial.resource, trial.launches);
+        let checkpoint_from = None;
+        let start = TrialStart { trial_id, config, resume: true, checkpoint_from, resource_done, launch, relaunch };
+        self.actions.starts.push(start);
         Ok(())
     }
 
@@ -384,7 +399,9 @@ impl Dispatcher {
         let config = Arc::new(config);
         self.log(&Entry::Start { t, trial: trial_id, config: Cow::Borrowed(&config), checkpoint_from })?;
         self.trials.push(Arc::clone(&config));
-        self.actions.starts.push(TrialStart { trial_id, config, resume: false, checkpoint_from, resource_done });
+        let start =
+            TrialStart { trial_id, config, resume: false, checkpoint_from, resource_done, launch: 1, relaunch: false };
+        self.actions.starts.push(start);
         Ok(())
     }
 

@@ -76,6 +76,8 @@ pub(crate) struct Trial {
     pub(crate) resource: Option<f64>,
     /// Relaunched after the driver died: reports up to this resource were counted before.
     pub(crate) counted_up_to: Option<f64>,
+    /// Launches so far: the start and each resume.
+    pub(crate) launches: u32,
 }
 
 impl Trial {
@@ -104,7 +106,14 @@ impl TrialTable {
     /// Adds a trial that starts running now.
     pub(crate) fn push(&mut self, config: Arc<Config>) {
         self.counts[Phase::Running.index()] += 1;
-        self.trials.push(Trial { config, phase: Phase::Running, reports: 0, resource: None, counted_up_to: None });
+        self.trials.push(Trial {
+            config,
+            phase: Phase::Running,
+            reports: 0,
+            resource: None,
+            counted_up_to: None,
+            launches: 1,
+        });
     }
 
     pub(crate) fn get(&self, id: TrialId) -> Option<&Trial> {
