@@ -93,7 +93,7 @@ pub struct RunArgs {
     /// `[scheduler] config` if the file names a plugin too).
     #[arg(long)]
     pub plugin: Option<PathBuf>,
-    /// Go on with the newest experiment of this name that did not end (as `hpo resume`),
+    /// Go on with the newest experiment of this name that did not end or was interrupted (as `hpo resume`),
     /// or start a new one if there is none: a job script can run the same command after
     /// every restart.
     #[arg(long)]

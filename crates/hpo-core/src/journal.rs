@@ -283,6 +283,8 @@ pub struct Recorded {
     pub spec: serde_json::Value,
     /// Whether the last entry is `end`.
     pub ended: bool,
+    /// Whether it ended interrupted (Ctrl-C, SIGTERM): it is not done.
+    pub interrupted: bool,
     /// Workers and stopping criteria of the last [`Entry::Continued`], if any.
     pub last_budgets: Option<(usize, StopCriteria)>,
 }
@@ -306,9 +308,11 @@ impl Recorded {
             _ => serde_json::Value::Null,
         };
         let ended = lines.len() > 1 && matches!(last, Some(Entry::End { .. }));
+        let interrupted =
+            ended && matches!(&last, Some(Entry::End { reason, .. }) if reason == EndReason::Interrupted.as_str());
         let last_budgets = lines.iter().rev().find_map(|l| continued(l)).map(|(_, workers, stop)| (workers, stop));
         let whole = lines.iter().map(|l| l.len()).sum();
-        Ok(Recorded { path: path.to_owned(), text, whole, spec, ended, last_budgets })
+        Ok(Recorded { path: path.to_owned(), text, whole, spec, ended, interrupted, last_budgets })
     }
 }
 

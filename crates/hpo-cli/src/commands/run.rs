@@ -110,7 +110,9 @@ fn differing_keys(a: &serde_json::Value, b: &serde_json::Value, except: &[&str])
         .collect()
 }
 
-/// The newest folder `output/name`, `output/name-2`, ... whose journal has no `end` entry.
+/// The newest folder `output/name`, `output/name-2`, ... whose experiment is not done: its
+/// journal has no `end` entry (it crashed) or ended interrupted (Ctrl-C, or the SIGTERM a
+/// batch job gets when it is preempted or requeued).
 fn newest_unfinished(output: &Path, name: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
     let mut newest = None;
     for n in 1.. {
@@ -119,7 +121,7 @@ fn newest_unfinished(output: &Path, name: &str) -> anyhow::Result<Option<std::pa
             break;
         }
         let journal = dir.join("journal.jsonl");
-        if journal.exists() && !Recorded::read(&journal)?.ended {
+        if journal.exists() && Recorded::read(&journal).map(|r| !r.ended || r.interrupted)? {
             newest = Some(dir);
         }
     }

@@ -257,11 +257,9 @@ fn a_threads_experiment_goes_on_with_every_trial_accounted_for() {
     assert_accounted(&dir.path().join("runs/t"), 9, "extended");
 }
 
-/// A process-backend run killed with `kill -9` at a random moment, then resumed: exactly
-/// `max_trials` trials, none lost or duplicated, trials that were running go on from their
-/// checkpoints, and no process is left.
-#[test]
-fn a_process_experiment_killed_at_a_random_moment_goes_on() {
+/// ASHA with pause and resume over a Python script that keeps a checkpoint per epoch, on the
+/// process backend: 10 trials of up to 9 epochs, 2 workers, 2-3 s in all.
+fn process_experiment() -> tempfile::TempDir {
     let script = r#"import os, sys, time
 sys.path.insert(0, os.environ["HELPER"])
 from hpo_report import config, checkpoint_dir, report
@@ -281,10 +279,18 @@ for epoch in range(start + 1, int(cfg["epochs"]) + 1):
          [backend]\ntype = \"process\"\ncommand = [\"python3\", \"train_4343.py\"]\nenv = {{ HELPER = {helper:?} }}\n\
          [stop]\nmax_trials = 10\n"
     );
-    // A random moment, different each run, inside the run (it takes 2-3 s).
+    setup(&experiment, &[("train_4343.py", script)])
+}
+
+/// A process-backend run killed with `kill -9` at a random moment, then resumed: exactly
+/// `max_trials` trials, none lost or duplicated, trials that were running go on from their
+/// checkpoints, and no process is left.
+#[test]
+fn a_process_experiment_killed_at_a_random_moment_goes_on() {
+    // A random moment, different each run, inside the run.
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     let wait = std::time::Duration::from_millis(300 + u64::from(nanos % 1800));
-    let dir = setup(&experiment, &[("train_4343.py", script)]);
+    let dir = process_experiment();
     let mut child = crate::common::spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
     std::thread::sleep(wait);
     child.kill().unwrap(); // SIGKILL
@@ -297,6 +303,35 @@ for epoch in range(start + 1, int(cfg["epochs"]) + 1):
     let results = hpo(&["results", "runs/p", "--json"], dir.path());
     let trials: serde_json::Value = serde_json::from_slice(&results.stdout).unwrap();
     assert_eq!(trials.as_array().map(Vec::len), Some(10), "one experiment of 10 trials, each with a result");
+}
+
+/// A run ended by SIGTERM (as a batch job preempted or requeued is) is not done: the same
+/// `hpo run FILE --resume` a job script runs after every restart goes on with it.
+#[test]
+fn run_resume_goes_on_with_an_interrupted_experiment() {
+    let dir = process_experiment();
+    let child = crate::common::spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
+    let folder = dir.path().join("runs/p");
+    let start = std::time::Instant::now();
+    let reports = || {
+        std::fs::read_to_string(folder.join("journal.jsonl")).unwrap_or_default().matches(r#""event":"report""#).count()
+    };
+    while reports() < 3 {
+        assert!(start.elapsed().as_secs() < 30, "no reports");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "an interrupted run exits non-zero: {}", text(&out));
+    assert_eq!(journal(&folder).last().unwrap()["reason"], "interrupted");
+    let out = run_until(dir.path(), None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!dir.path().join("runs/p-2").exists(), "the same experiment went on");
+    assert_accounted(&folder, 10, "interrupted, then run --resume");
+    let entries = journal(&folder);
+    let ending: Vec<&serde_json::Value> = entries.iter().filter(|e| e["event"] == "ending").collect();
+    assert_eq!(ending[0]["reason"], "interrupted", "{ending:?}");
+    assert_eq!(entries.iter().filter(|e| e["event"] == "end").count(), 1, "one end, the last");
 }
 
 /// `journal_sync = "disk"` runs and is recorded; another value is an error naming the key.
