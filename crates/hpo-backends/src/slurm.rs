@@ -6,8 +6,10 @@
 //! New lines of each job's output file are read as they appear (metrics lines become reports)
 //! and an exit-status marker tells when a job ended; every poll interval one `squeue` call
 //! reads the states of all jobs. Stop and pause send SIGTERM
-//! (`scancel --full --signal=TERM`), then cancel after the grace period. A job that ends any
-//! other way than completing (cancelled by hand, node failure, time limit, preemption) is a
+//! (`scancel --full --signal=TERM`), then cancel after the grace period. A job that Slurm
+//! preempts or requeues is a preempted trial (hpo launches it again, from its checkpoint, as
+//! a new job; a requeued job is cancelled rather than left to rerun from the start); one that
+//! ends any other way than completing (cancelled by hand, node failure, time limit) is a
 //! failed trial with Slurm's state and reason. Each launch's job id is kept in
 //! `trials/<id>/job-<launch>.id`, so that `hpo resume` reattaches to the jobs a killed
 //! driver left running instead of submitting them again.
@@ -181,6 +183,8 @@ struct Job {
     intent: Option<Decision>,
     /// A malformed metrics line: the job is cancelled and the trial fails.
     malformed: Option<String>,
+    /// Seen running (so back to pending means requeued).
+    ran: bool,
 }
 
 /// Trials as Slurm batch jobs.
@@ -281,6 +285,7 @@ impl SlurmJobs {
             partial: Vec::new(),
             intent: None,
             malformed: None,
+            ran: false,
         };
         self.jobs.insert(job_id, job);
     }
@@ -355,13 +360,15 @@ impl SlurmJobs {
                 // Slurm may have ended the job (scancel, time limit, preemption), and the
                 // command's exit status may reach us before squeue's state does: say both,
                 // so the outcome reads the same whichever comes first.
-                let slurm = match job_state(&id).await {
+                match job_state(&id).await {
+                    Some((state, _)) if preempted(&state) => EventKind::Preempted,
                     Some((state, why)) if !matches!(state.as_str(), "RUNNING" | "COMPLETING" | "COMPLETED") => {
-                        format!("; Slurm job {id} ended {state}{why}")
+                        EventKind::Failed(format!(
+                            "the trial exited with status {code}; Slurm job {id} ended {state}{why}"
+                        ))
                     }
-                    _ => String::new(),
-                };
-                EventKind::Failed(format!("the trial exited with status {code}{slurm}"))
+                    _ => EventKind::Failed(format!("the trial exited with status {code}")),
+                }
             };
             self.finish(&id, kind);
         }
@@ -394,10 +401,19 @@ impl SlurmJobs {
             }
             let (state, reason) =
                 states.get(&id).cloned().unwrap_or_else(|| ("VANISHED".into(), "no longer in squeue".into()));
-            if matches!(
-                state.as_str(),
-                "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "REQUEUED" | "RESIZING"
-            ) {
+            let ran = self.jobs.get_mut(&id).map(|job| {
+                job.ran |= matches!(state.as_str(), "RUNNING" | "COMPLETING") || job.offset > 0;
+                job.ran
+            });
+            if preempted(&state) || (state == "PENDING" && ran == Some(true)) {
+                // Requeued by Slurm (it would run again from the start, after a delay): the
+                // trial is launched anew by hpo instead, from its checkpoint, as a new job.
+                let _ = tokio::process::Command::new("scancel").arg(&id).output().await;
+                self.finish(&id, EventKind::Preempted);
+                continue;
+            }
+            if matches!(state.as_str(), "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "RESIZING")
+            {
                 continue;
             }
             let why = reason_text(&reason);
@@ -515,6 +531,11 @@ async fn job_state(id: &str) -> Option<(String, String)> {
     let text = String::from_utf8_lossy(&out.stdout);
     let (state, reason) = text.lines().next()?.split_once('|')?;
     Some((state.to_owned(), reason_text(reason)))
+}
+
+/// Whether a Slurm job state means the cluster took the job's resources back.
+fn preempted(state: &str) -> bool {
+    matches!(state, "PREEMPTED" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED")
 }
 
 fn reason_text(reason: &str) -> String {

@@ -61,6 +61,8 @@ pub enum Entry<'a> {
     Stopped { t: f64, trial: TrialId },
     /// The trial ended after being told to pause.
     Paused { t: f64, trial: TrialId },
+    /// The cluster preempted the trial (not a failure): it is launched again (a `resume`).
+    Preempted { t: f64, trial: TrialId },
     /// The experiment went on (`hpo resume`) from here, with these budgets.
     Continued { t: f64, workers: usize, stop: StopCriteria },
     /// The experiment began to end, for this reason: nothing new starts, running trials
@@ -82,6 +84,7 @@ impl Entry<'_> {
             | Entry::Fail { t, .. }
             | Entry::Stopped { t, .. }
             | Entry::Paused { t, .. }
+            | Entry::Preempted { t, .. }
             | Entry::Continued { t, .. }
             | Entry::Ending { t, .. }
             | Entry::End { t, .. } => Some(*t),
@@ -227,6 +230,7 @@ impl Journal {
             Ok(Entry::Fail { t, trial, error }) => (t, trial, EventKind::Failed(error)),
             Ok(Entry::Stopped { t, trial }) => (t, trial, EventKind::Stopped),
             Ok(Entry::Paused { t, trial }) => (t, trial, EventKind::Paused),
+            Ok(Entry::Preempted { t, trial }) => (t, trial, EventKind::Preempted),
             _ => return Some(Err(line.clone())),
         };
         Some(Ok(Event { time, trial_id, kind }))

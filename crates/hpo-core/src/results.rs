@@ -181,7 +181,7 @@ impl ExperimentResults {
             Entry::Stopped { t, trial } => self.end_trial(*trial, *t, Status::Stopped, None)?,
             Entry::Paused { t, trial } => self.end_trial(*trial, *t, Status::Paused, None)?,
             Entry::End { t, reason } => self.end = Some((*t, reason.clone())),
-            Entry::Continued { .. } | Entry::Ending { .. } => {}
+            Entry::Continued { .. } | Entry::Ending { .. } | Entry::Preempted { .. } => {}
         }
         Ok(())
     }

@@ -132,6 +132,9 @@ pub enum EventKind {
     Stopped,
     /// The trial ended after being told to pause; it may be resumed.
     Paused,
+    /// The cluster took the trial's resources back (a preempted or requeued job): not the
+    /// trial's fault; it is launched again, from its checkpoint.
+    Preempted,
 }
 
 /// An event with the backend's time (seconds since the backend started).

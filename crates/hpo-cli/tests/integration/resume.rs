@@ -193,7 +193,7 @@ pub fn assert_accounted(folder: &Path, max_trials: usize, what: &str) {
                 let before = running.insert(trial.unwrap(), segment);
                 assert!(before.is_none_or(|s| s < segment), "{what}: line {line}: launched while it runs: {e}");
             }
-            "complete" | "fail" | "stopped" | "paused" => {
+            "complete" | "fail" | "stopped" | "paused" | "preempted" => {
                 assert!(running.remove(&trial.unwrap()).is_some(), "{what}: line {line}: ended twice: {e}");
             }
             "report" => {

@@ -78,6 +78,32 @@ fn setup(script: &str, scheduler: &str, stop: &str, workers: u32) -> tempfile::T
     dir
 }
 
+/// `hpo run e.toml` in `dir`, running on.
+fn spawn_run(dir: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_hpo"))
+        .args(["run", "e.toml", "-q"])
+        .current_dir(dir)
+        .env_remove("SLURM_JOB_ID")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the experiment's journal holds `n` reports of `trial`.
+fn wait_for_reports(folder: &Path, trial: u64, n: usize) {
+    let start = Instant::now();
+    let of_trial = format!(r#""trial":{trial},"#);
+    loop {
+        let text = std::fs::read_to_string(folder.join("journal.jsonl")).unwrap_or_default();
+        if text.lines().filter(|l| l.contains(r#""event":"report""#) && l.contains(&of_trial)).count() >= n {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "trial {trial} never made {n} reports");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn hpo(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hpo")).args(args).current_dir(cwd).env_remove("SLURM_JOB_ID").output().unwrap()
 }
@@ -154,14 +180,7 @@ fn a_job_cancelled_by_hand_is_a_failed_trial_and_the_experiment_goes_on() {
     }
     let slow_first = "if os.environ['HPO_TRIAL_ID'] == '0':\n    time.sleep(60)";
     let dir = setup(&script(slow_first), "type = \"fifo\"", "max_trials = 3", 1);
-    let child = Command::new(env!("CARGO_BIN_EXE_hpo"))
-        .args(["run", "e.toml", "-q"])
-        .current_dir(dir.path())
-        .env_remove("SLURM_JOB_ID")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(dir.path());
     let start = Instant::now();
     let job = loop {
         let q = squeue();
@@ -191,27 +210,12 @@ fn a_resumed_driver_reattaches_to_the_jobs_it_submitted() {
     if !slurm_available() {
         return;
     }
-    let slow = "time.sleep(0.25)";
     let dir =
-        setup(&script(slow).replace("time.sleep(0.05)", "time.sleep(0.25)"), "type = \"fifo\"", "max_trials = 4", 2);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hpo"))
-        .args(["run", "e.toml", "-q"])
-        .current_dir(dir.path())
-        .env_remove("SLURM_JOB_ID")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        setup(&script("").replace("time.sleep(0.05)", "time.sleep(0.25)"), "type = \"fifo\"", "max_trials = 4", 2);
+    let mut child = spawn_run(dir.path());
     let folder = dir.path().join("runs/s");
-    let start = Instant::now();
-    let reported = |trial: u64| {
-        let text = std::fs::read_to_string(folder.join("journal.jsonl")).unwrap_or_default();
-        text.lines().any(|l| l.contains(r#""event":"report""#) && l.contains(&format!(r#""trial":{trial},"#)))
-    };
-    while !(reported(0) && reported(1)) {
-        assert!(start.elapsed() < Duration::from_secs(60), "trials 0 and 1 never reported");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_reports(&folder, 0, 1);
+    wait_for_reports(&folder, 1, 1);
     child.kill().unwrap(); // SIGKILL: no cleanup, the jobs run on
     child.wait().unwrap();
     let job_of = |trial: u64| std::fs::read_to_string(folder.join(format!("trials/{trial}/job-1.id"))).unwrap();
@@ -237,6 +241,42 @@ fn a_resumed_driver_reattaches_to_the_jobs_it_submitted() {
         .map(str::to_owned)
         .collect();
     assert_eq!(ours.len(), 4, "one job per trial, none submitted twice: {ours:?}");
+    assert_eq!(queue(), "");
+}
+
+/// A trial job requeued by Slurm mid-run (as preemption does) is recorded as `preempted`,
+/// not failed, and launched again from its checkpoint as a new job; the experiment finishes
+/// with every trial accounted for.
+#[test]
+fn a_requeued_trial_job_is_preempted_and_goes_on_from_its_checkpoint() {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !slurm_available() {
+        return;
+    }
+    let dir =
+        setup(&script("").replace("time.sleep(0.05)", "time.sleep(0.25)"), "type = \"fifo\"", "max_trials = 2", 1);
+    let mut child = spawn_run(dir.path());
+    let folder = dir.path().join("runs/s");
+    wait_for_reports(&folder, 0, 2);
+    let job = std::fs::read_to_string(folder.join("trials/0/job-1.id")).unwrap();
+    assert!(Command::new("scontrol").args(["requeue", job.trim()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let entries = journal(&folder);
+    crate::resume::assert_accounted(&folder, 2, "preempted");
+    assert_eq!(count(&entries, "preempted"), 1, "{entries:?}");
+    assert_eq!(count(&entries, "fail"), 0, "a preemption is no failure: {entries:?}");
+    assert_eq!(count(&entries, "complete"), 2);
+    let epochs: Vec<f64> = entries
+        .iter()
+        .filter(|e| e["event"] == "report" && e["trial"] == 0)
+        .map(|e| e["metrics"]["epoch"].as_f64().unwrap())
+        .collect();
+    assert!(
+        epochs[0] == 1.0 && epochs.last() == Some(&9.0) && epochs.len() < 10,
+        "went on from its checkpoint: {epochs:?}"
+    );
+    assert!(folder.join("trials/0/job-2.id").exists(), "launched again as a second job");
     assert_eq!(queue(), "");
 }
 

@@ -213,6 +213,7 @@ impl Dispatcher {
             EventKind::Report(metrics) => self.on_report(time, trial_id, metrics),
             EventKind::Failed(error) => self.on_failed(time, trial_id, error),
             EventKind::Completed | EventKind::Stopped | EventKind::Paused => self.on_ended(time, trial_id, kind),
+            EventKind::Preempted => self.on_preempted(time, trial_id),
         }
     }
 
@@ -296,6 +297,23 @@ impl Dispatcher {
             _ => {} // a stopped trial is not resumed: the worker held for it is free again
         }
         Ok(())
+    }
+
+    /// The cluster took the trial's resources back: it runs again from its checkpoint, as
+    /// a new launch, unless it was told to stop or pause (then that is how it ended) or the
+    /// experiment is ending (then it is stopped). Not a failure.
+    fn on_preempted(&mut self, t: f64, trial_id: TrialId) -> Result<(), TunerError> {
+        let Some(trial) = self.trials.get(trial_id) else { return Err(TunerError::UnknownTrial(trial_id)) };
+        match trial.phase().clone() {
+            Phase::Running if self.ending.is_none() => {
+                let config = Arc::clone(&trial.config);
+                self.log(&Entry::Preempted { t, trial: trial_id })?;
+                self.resume(trial_id, config, t)
+            }
+            Phase::Running => self.on_ended(t, trial_id, EventKind::Stopped),
+            Phase::Failing(error) => self.fail(trial_id, t, error),
+            _ => self.on_ended(t, trial_id, EventKind::Completed), // as it was told
+        }
     }
 
     fn fail(&mut self, trial_id: TrialId, time: f64, error: String) -> Result<(), TunerError> {

@@ -120,6 +120,7 @@ impl Harness {
                 Entry::Fail { trial, error, .. } => format!("fail {trial}: {error}"),
                 Entry::Stopped { trial, .. } => format!("stopped {trial}"),
                 Entry::Paused { trial, .. } => format!("paused {trial}"),
+                Entry::Preempted { trial, .. } => format!("preempted {trial}"),
                 Entry::End { reason, .. } => format!("end {reason}"),
                 Entry::Continued { workers, .. } => format!("continued workers={workers}"),
                 Entry::Ending { reason, .. } => format!("ending {reason}"),
@@ -374,6 +375,35 @@ fn going_on_after_the_driver_died_takes_up_every_trial_it_ran() {
     assert_eq!(answers, [(0, Decision::Continue); 3]);
     assert_eq!(h.journal().last().unwrap(), "report 0 CONTINUE");
     assert_eq!(h.journal().iter().filter(|l| *l == "report 0 CONTINUE").count(), 3, "epochs 1, 2 and 3 once each");
+}
+
+#[test]
+fn a_preempted_trial_is_launched_again_and_is_no_failure() {
+    let mut h = Harness::new(2, vec![start(0.1), start(0.2)], vec![]);
+    h.dispatcher.criteria = StopCriteria { max_failures: Some(1), ..StopCriteria::default() };
+    h.dispatcher.fill(0.0).unwrap();
+    h.actions();
+    h.report(0, 0.5);
+    h.event(0, EventKind::Preempted).unwrap();
+    h.dispatcher.check_criteria(1.0).unwrap();
+    let again: Vec<_> = h.actions().starts.iter().map(|s| (s.trial_id, s.resume, s.resource_done, s.launch)).collect();
+    assert_eq!(again, [(0, true, Some(1.0), 2)], "from its checkpoint, as its second launch");
+    assert_eq!(h.progress(), (2, 0, 0, 0, 0), "running again; nothing failed");
+    h.dispatcher.end(EndReason::MaxWallclock, 2.0).unwrap();
+    h.event(1, EventKind::Preempted).unwrap();
+    assert_eq!(starts(&h.actions()), [], "not launched again once the experiment ends");
+    assert_eq!(
+        h.journal(),
+        [
+            "start 0",
+            "start 1",
+            "report 0 CONTINUE",
+            "preempted 0",
+            "resume 0 x=0.1",
+            "ending max_wallclock",
+            "stopped 1"
+        ]
+    );
 }
 
 /// A backend that plays batches of events and records what it was asked to do.
