@@ -7,8 +7,10 @@
 //! and an exit-status marker tells when a job ended; every poll interval one `squeue` call
 //! reads the states of all jobs. Stop and pause send SIGTERM
 //! (`scancel --full --signal=TERM`), then cancel after the grace period. A job that Slurm
-//! preempts or requeues is a preempted trial (hpo launches it again, from its checkpoint, as
-//! a new job; a requeued job is cancelled rather than left to rerun from the start); one that
+//! preempts or requeues, or warns of its time limit (USR1 to the job script, which passes
+//! SIGTERM on to the command), is a preempted trial (hpo launches it again, from its
+//! checkpoint, as a new job; a requeued job is cancelled rather than left to rerun from the
+//! start); one that
 //! ends any other way than completing (cancelled by hand, node failure, time limit) is a
 //! failed trial with Slurm's state and reason. Each launch's job id is kept in
 //! `trials/<id>/job-<launch>.id`, so that `hpo resume` reattaches to the jobs a killed
@@ -38,6 +40,11 @@ pub struct SlurmSpec {
     /// Slurm's time limit per trial job, e.g. "2:00:00".
     #[serde(default)]
     pub time_limit: Option<String>,
+    /// How long before its `time_limit` a trial job is warned (`--signal=B:USR1@...`; Slurm
+    /// may warn up to a minute earlier): the command gets SIGTERM to save a checkpoint, and
+    /// the trial counts as preempted and goes on as a new job.
+    #[serde(default = "default_warning", with = "hpo_core::duration_text")]
+    pub time_limit_warning: Duration,
     /// CPUs per trial (`--cpus-per-task`).
     #[serde(default)]
     pub cpus_per_trial: Option<u32>,
@@ -81,6 +88,35 @@ fn default_poll() -> Duration {
 }
 fn default_grace() -> Duration {
     Duration::from_secs(5)
+}
+fn default_warning() -> Duration {
+    Duration::from_secs(120)
+}
+
+/// A Slurm time (`--time`): minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS; `None`
+/// for no limit ("INFINITE", "UNLIMITED").
+fn slurm_time(text: &str) -> Result<Option<Duration>, String> {
+    let bad = || {
+        format!("`time_limit` = {text:?} is not a Slurm time (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)")
+    };
+    if matches!(text.trim(), "INFINITE" | "UNLIMITED" | "infinite" | "unlimited") {
+        return Ok(None);
+    }
+    let (days, clock) = match text.trim().split_once('-') {
+        Some((d, rest)) => (Some(d.parse::<u64>().map_err(|_| bad())?), rest),
+        None => (None, text.trim()),
+    };
+    let parts: Vec<u64> = clock.split(':').map(|p| p.parse::<u64>().map_err(|_| bad())).collect::<Result<_, _>>()?;
+    let seconds = match (days, parts.as_slice()) {
+        (None, [m]) => m * 60,
+        (None, [m, s]) => m * 60 + s,
+        (None, [h, m, s]) => (h * 60 + m) * 60 + s,
+        (Some(d), [h]) => (d * 24 + h) * 3600,
+        (Some(d), [h, m]) => ((d * 24 + h) * 60 + m) * 60,
+        (Some(d), [h, m, s]) => ((d * 24 + h) * 60 + m) * 60 + s,
+        _ => return Err(bad()),
+    };
+    Ok(Some(Duration::from_secs(seconds)))
 }
 
 impl SlurmSpec {
@@ -156,8 +192,22 @@ pub fn slurm_backend(spec: SlurmSpec, workers: usize, trials_dir: PathBuf) -> Re
         return Err(crate::Error::Setting(format!("the command `{program}` was not found on PATH")));
     }
     let trials_dir = std::path::absolute(&trials_dir).unwrap_or(trials_dir);
+    let warning = spec.time_limit.as_deref().map(slurm_time).transpose().map_err(crate::Error::Setting)?.flatten();
+    let warning = match warning {
+        Some(limit) if limit <= spec.time_limit_warning => {
+            return Err(crate::Error::Setting(format!(
+                "`time_limit` ({} s) must be longer than `time_limit_warning` ({} s), the time a trial job \
+                 is given to save a checkpoint before its limit",
+                limit.as_secs(),
+                spec.time_limit_warning.as_secs()
+            )));
+        }
+        Some(_) => Some(spec.time_limit_warning),
+        None => None,
+    };
     Ok(Box::new(SlurmJobs {
         spec,
+        warning,
         workdir,
         trials_dir,
         jobs: HashMap::new(),
@@ -190,6 +240,8 @@ struct Job {
 /// Trials as Slurm batch jobs.
 struct SlurmJobs {
     spec: SlurmSpec,
+    /// Before the time limit, if there is one: the job's warning (`--signal`).
+    warning: Option<Duration>,
     workdir: PathBuf,
     trials_dir: PathBuf,
     /// Running jobs by Slurm job id.
@@ -202,6 +254,18 @@ struct SlurmJobs {
 /// How often job output and exit markers are looked at (cheap: files on the shared file
 /// system); `squeue` is asked only every `poll_interval`.
 const FILE_POLL: Duration = Duration::from_millis(20);
+
+/// Runs the command of a job script and sets `status`. The command runs in the background
+/// so that the shell takes the time limit's warning (USR1) at once: the command gets
+/// SIGTERM, and a command that then exits other than successfully was preempted.
+const JOB_BODY: &str = r#"trap 'warned=1; kill -TERM "$child" 2>/dev/null' USR1
+"${args[@]}" &
+child=$!
+while ! wait "$child" && kill -0 "$child" 2>/dev/null; do :; done
+wait "$child"
+status=$?
+if [ -n "${warned:-}" ] && [ "$status" != 0 ]; then status=preempted; fi
+"#;
 
 /// Quotes a string for a `#SBATCH` line or the script (single quotes, no interpolation).
 fn quote(s: &str) -> String {
@@ -241,6 +305,9 @@ impl SlurmJobs {
         script.push_str(&format!("#SBATCH --job-name=hpo-trial-{}\n", trial.trial_id));
         script.push_str(&format!("#SBATCH --output={}\n", output.display()));
         script.push_str(&format!("#SBATCH --error={}\n#SBATCH --open-mode=append\n", stderr.display()));
+        if let Some(warning) = self.warning {
+            script.push_str(&format!("#SBATCH --signal=B:USR1@{}\n", warning.as_secs().max(1)));
+        }
         script.push_str(&format!("cd {}\n", quote(&self.workdir.display().to_string())));
         script.push_str(&format!("export HPO_TRIAL_ID={}\n", trial.trial_id));
         script.push_str(&format!("export HPO_CHECKPOINT_DIR={}\n", quote(&checkpoints.display().to_string())));
@@ -249,10 +316,11 @@ impl SlurmJobs {
             script.push_str(&format!("export {k}={}\n", quote(v)));
         }
         script.push_str(&format!("mapfile -d '' -t args < {}\n", quote(&argv_file.display().to_string())));
-        // The exit status lands in a marker file, which hpo sees sooner than squeue tells.
+        // The exit status lands in a marker file, which hpo sees sooner than squeue tells;
+        // `preempted` if the time limit's warning (USR1) made the command save and quit.
         let exit_file = dir.join(format!("job-{n}.exit"));
-        script.push_str("\"${args[@]}\"\n");
-        script.push_str(&format!("echo $? > {}\n", quote(&exit_file.display().to_string())));
+        script.push_str(JOB_BODY);
+        script.push_str(&format!("echo \"$status\" > {}\n", quote(&exit_file.display().to_string())));
         let script_file = dir.join(format!("job-{n}.sh"));
         write(&script_file, script.as_bytes())?;
         let out = tokio::process::Command::new("sbatch")
@@ -293,16 +361,25 @@ impl SlurmJobs {
     /// The job a run of hpo that died submitted for this launch, if it did: the trial is
     /// followed again from it (still queued or running, or ended meanwhile: its output and
     /// exit marker tell, and a job gone without a marker is a failure with Slurm's state),
-    /// never submitted twice. Its output is read from the start: reports the journal holds
-    /// already are not counted again by the tuner.
+    /// never submitted twice (a job submitted just before the driver died, its id not yet
+    /// kept, is found in `squeue` by its script). Its output is read from the start: reports
+    /// the journal holds already are not counted again by the tuner.
     fn reattach(&mut self, trial: &TrialStart) -> bool {
         let dir = self.trials_dir.join(trial.trial_id.to_string());
-        let Ok(job_id) = std::fs::read_to_string(dir.join(format!("job-{}.id", trial.launch))) else { return false };
-        let job_id = job_id.trim().to_owned();
-        if job_id.is_empty() {
-            return false;
-        }
-        self.follow(job_id, trial.trial_id, trial.launch);
+        let n = trial.launch;
+        let id_file = dir.join(format!("job-{n}.id"));
+        let recorded = std::fs::read_to_string(&id_file).map(|id| id.trim().to_owned());
+        let job_id = match recorded.ok().filter(|id| !id.is_empty()) {
+            Some(id) => id,
+            None => match submitted(&dir.join(format!("job-{n}.sh"))) {
+                Some(id) => {
+                    let _ = std::fs::write(&id_file, &id);
+                    id
+                }
+                None => return false,
+            },
+        };
+        self.follow(job_id, trial.trial_id, n);
         true
     }
 
@@ -353,6 +430,10 @@ impl SlurmJobs {
             }
             let Some(job) = self.jobs.get(&id) else { continue };
             let Ok(status) = std::fs::read_to_string(&job.exit) else { continue };
+            if status.trim() == "preempted" {
+                self.finish(&id, EventKind::Preempted);
+                continue;
+            }
             let Ok(code) = status.trim().parse::<i32>() else { continue }; // still being written
             let kind = if code == 0 {
                 EventKind::Completed
@@ -524,6 +605,19 @@ impl Drop for SlurmJobs {
     }
 }
 
+/// The job Slurm knows for this job script, if a driver that died submitted it but did not
+/// live to keep its id (the script is a launch's own: `trials/<id>/job-<n>.sh`).
+fn submitted(script: &Path) -> Option<String> {
+    if !script.exists() {
+        return None;
+    }
+    let out = Command::new("squeue").args(["-h", "-t", "all", "-o", "%i|%o"]).output().ok()?;
+    let script = script.display().to_string();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.split_once('|').filter(|(_, command)| *command == script).map(|(id, _)| id.to_owned()))
+}
+
 /// Slurm's state of one job and its reason as text (`" (reason)"` or nothing).
 async fn job_state(id: &str) -> Option<(String, String)> {
     let squeue = tokio::process::Command::new("squeue").args(["-h", "-t", "all", "-o", "%T|%r", "-j", id]).output();
@@ -540,4 +634,58 @@ fn preempted(state: &str) -> bool {
 
 fn reason_text(reason: &str) -> String {
     if reason.is_empty() || reason == "None" { String::new() } else { format!(" ({reason})") }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn slurm_times_read_as_slurm_reads_them() {
+        let secs = |t| slurm_time(t).unwrap().map(|d| d.as_secs());
+        assert_eq!(secs("90"), Some(5400)); // minutes
+        assert_eq!(secs("5:30"), Some(330));
+        assert_eq!(secs("2:00:00"), Some(7200));
+        assert_eq!(secs("1-12"), Some(129_600));
+        assert_eq!(secs("1-00:30"), Some(88_200));
+        assert_eq!(secs("1-00:00:05"), Some(86_405));
+        assert_eq!(secs("UNLIMITED"), None);
+        for bad in ["", "1h", "1:2:3:4", "-5", "1-2-3"] {
+            assert!(slurm_time(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// The job script's body in bash with `args` (a command that touches `$READY` once it
+    /// takes SIGTERM), sent a USR1 once ready if `warn`: the status it writes.
+    fn job_status(args: &str, warn: bool) -> String {
+        let ready = std::env::temp_dir().join(format!("hpo-job-body-{}-{warn}", std::process::id()));
+        let _ = std::fs::remove_file(&ready);
+        let script = format!("args=({args})\n{JOB_BODY}echo \"$status\"\n");
+        let child = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .env("READY", &ready)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if warn {
+            while !ready.exists() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Command::new("kill").args(["-USR1", &child.id().to_string()]).status().unwrap();
+        }
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap().trim().to_owned()
+    }
+
+    #[test]
+    fn the_job_script_writes_the_status_or_preempted_after_the_warning() {
+        assert_eq!(job_status("bash -c 'exit 7'", false), "7");
+        assert_eq!(job_status("true", false), "0");
+        let saving = |status| format!("bash -c 'sleep 30 & trap \"kill $!; exit {status}\" TERM; touch $READY; wait'");
+        // Saves on SIGTERM and quits: preempted, whatever its status.
+        assert_eq!(job_status(&saving(143), true), "preempted");
+        // Finishes its work successfully even so: completed.
+        assert_eq!(job_status(&saving(0), true), "0");
+    }
 }

@@ -186,6 +186,12 @@ fn execute(
 /// are taken on a thread of their own, so they are seen while the tuner's thread waits on a
 /// slow call (a plugin process), which gives up on [`hpo_core::interrupt::requested`]. Never
 /// completes if no handler can be installed.
+///
+/// Inside a Slurm job, SIGTERM is Slurm taking the job back (preemption, requeue, the end
+/// of its time limit, scancel): hpo quits at once and leaves the experiment open, as a crash
+/// would, so that the next `hpo run FILE --resume` takes its running trials up again (Slurm
+/// trial jobs run on and are reattached; trials inside the job are launched again from their
+/// checkpoints) instead of finding them stopped for good.
 fn interrupted() -> impl Future<Output = ()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -193,8 +199,14 @@ fn interrupted() -> impl Future<Output = ()> {
         Ok(mut signals) => {
             std::thread::spawn(move || {
                 let mut signals = signals.forever();
-                if signals.next().is_none() {
-                    return;
+                let Some(signal) = signals.next() else { return };
+                if let Some(job) = std::env::var_os("SLURM_JOB_ID").filter(|_| signal == SIGTERM) {
+                    errln!(
+                        "hpo: SIGTERM in Slurm job {}: quitting with the experiment left open; \
+                         `hpo run FILE --resume` takes its running trials up again",
+                        job.to_string_lossy()
+                    );
+                    std::process::exit(143);
                 }
                 hpo_core::interrupt::request();
                 errln!("hpo: interrupted; stopping the running trials (interrupt again to quit now)");

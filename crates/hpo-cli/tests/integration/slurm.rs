@@ -78,6 +78,17 @@ fn setup(script: &str, scheduler: &str, stop: &str, workers: u32) -> tempfile::T
     dir
 }
 
+/// FIFO over trials that take 0.25 s an epoch (time to act while they run), with more
+/// lines for the `[backend]` table.
+fn slow_fifo(max_trials: u32, workers: u32, backend: &str) -> tempfile::TempDir {
+    let slow = script("").replace("time.sleep(0.05)", "time.sleep(0.25)");
+    let dir = setup(&slow, "type = \"fifo\"", &format!("max_trials = {max_trials}"), workers);
+    let experiment = std::fs::read_to_string(dir.path().join("e.toml")).unwrap();
+    let experiment = experiment.replace("cpus_per_trial = 1", &format!("cpus_per_trial = 1\n{backend}"));
+    std::fs::write(dir.path().join("e.toml"), experiment).unwrap();
+    dir
+}
+
 /// `hpo run e.toml` in `dir`, running on.
 fn spawn_run(dir: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_hpo"))
@@ -210,8 +221,7 @@ fn a_resumed_driver_reattaches_to_the_jobs_it_submitted() {
     if !slurm_available() {
         return;
     }
-    let dir =
-        setup(&script("").replace("time.sleep(0.05)", "time.sleep(0.25)"), "type = \"fifo\"", "max_trials = 4", 2);
+    let dir = slow_fifo(4, 2, "");
     let mut child = spawn_run(dir.path());
     let folder = dir.path().join("runs/s");
     wait_for_reports(&folder, 0, 1);
@@ -221,6 +231,8 @@ fn a_resumed_driver_reattaches_to_the_jobs_it_submitted() {
     let job_of = |trial: u64| std::fs::read_to_string(folder.join(format!("trials/{trial}/job-1.id"))).unwrap();
     let before = [job_of(0), job_of(1)];
     assert!(squeue().contains(&format!("{} hpo-trial-0 RUNNING", before[0])), "the job runs on: {}", squeue());
+    // As if the driver had died between submitting trial 1's job and keeping its id.
+    std::fs::remove_file(folder.join("trials/1/job-1.id")).unwrap();
     std::thread::sleep(Duration::from_millis(800));
     let out = hpo(&["resume", "runs/s", "-q"], dir.path());
     assert!(out.status.success(), "{}", text(&out));
@@ -253,8 +265,7 @@ fn a_requeued_trial_job_is_preempted_and_goes_on_from_its_checkpoint() {
     if !slurm_available() {
         return;
     }
-    let dir =
-        setup(&script("").replace("time.sleep(0.05)", "time.sleep(0.25)"), "type = \"fifo\"", "max_trials = 2", 1);
+    let dir = slow_fifo(2, 1, "");
     let mut child = spawn_run(dir.path());
     let folder = dir.path().join("runs/s");
     wait_for_reports(&folder, 0, 2);
@@ -278,6 +289,107 @@ fn a_requeued_trial_job_is_preempted_and_goes_on_from_its_checkpoint() {
     );
     assert!(folder.join("trials/0/job-2.id").exists(), "launched again as a second job");
     assert_eq!(queue(), "");
+}
+
+/// Slurm's warning before a trial job's time limit (`--signal=B:USR1@...`, sent here by
+/// hand as Slurm would send it): the command gets SIGTERM, and the trial counts as
+/// preempted and goes on from its checkpoint as a new job.
+#[test]
+fn a_trial_job_warned_of_its_time_limit_goes_on_as_a_new_job() {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !slurm_available() {
+        return;
+    }
+    let dir = slow_fifo(1, 1, "time_limit = \"10\"");
+    let mut child = spawn_run(dir.path());
+    let folder = dir.path().join("runs/s");
+    wait_for_reports(&folder, 0, 2);
+    let script = std::fs::read_to_string(folder.join("trials/0/job-1.sh")).unwrap();
+    assert!(script.contains("#SBATCH --signal=B:USR1@120"), "warned 2 minutes before its limit: {script}");
+    let job = std::fs::read_to_string(folder.join("trials/0/job-1.id")).unwrap();
+    let warn = Command::new("scancel").args(["--batch", "--signal=USR1", job.trim()]).status().unwrap();
+    assert!(warn.success());
+    assert!(child.wait().unwrap().success());
+    crate::resume::assert_accounted(&folder, 1, "warned");
+    let entries = journal(&folder);
+    assert_eq!((count(&entries, "preempted"), count(&entries, "fail")), (1, 0), "{entries:?}");
+    let epochs = count(&entries, "report");
+    assert!(epochs < 10 && folder.join("trials/0/job-2.id").exists(), "went on from its checkpoint as job 2");
+    assert_eq!(queue(), "");
+}
+
+/// `hpo run FILE --resume` as a requeueable batch job, with the README's job script: the
+/// time limit's warning (sent by hand) requeues the job, Slurm's SIGTERM makes hpo quit
+/// with the experiment open, and the job, started again, goes on with it to the end. In
+/// `steps` mode (the default inside a job) the trials die with the job and are launched
+/// again from their checkpoints; in `jobs` mode their jobs run on and are reattached.
+fn driver_job_requeued(mode: &str) {
+    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if !slurm_available() {
+        return;
+    }
+    let dir = slow_fifo(4, 2, &format!("mode = \"{mode}\"\nextra_args = [\"--oversubscribe\"]"));
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let job_script = readme.split("```").find(|block| block.contains("#SBATCH --requeue")).unwrap();
+    let job_script = job_script.trim_start_matches("sh\n").replace("experiment.toml", "e.toml");
+    std::fs::write(dir.path().join("driver.sh"), job_script).unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_hpo")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = Command::new("sbatch")
+        .args(["--parsable", "-n", "2", "--oversubscribe", "--open-mode=append", "-o", "driver.out", "driver.sh"])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env_remove("SLURM_JOB_ID")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let driver = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let folder = dir.path().join("runs/s");
+    wait_for_reports(&folder, 0, 2);
+    wait_for_reports(&folder, 1, 2);
+    let jobs_before = squeue();
+    let warn = Command::new("scancel").args(["--batch", "--signal=USR1", &driver]).status().unwrap();
+    assert!(warn.success());
+    // Requeued, the job waits (Slurm holds it back two minutes): let it start again now.
+    let state = || {
+        let out = Command::new("squeue").args(["-h", "-t", "all", "-o", "%T", "-j", &driver]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let start = Instant::now();
+    while state() != "PENDING" {
+        assert!(start.elapsed() < Duration::from_secs(30), "the driver's job was not requeued: {}", state());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let driver_out = std::fs::read_to_string(dir.path().join("driver.out")).unwrap_or_default();
+    assert!(driver_out.contains("SIGTERM in Slurm job"), "hpo left the experiment open: {driver_out}");
+    assert!(!folder.join("journal.jsonl").exists() || !journal(&folder).iter().any(|e| e["event"] == "end"));
+    let go = Command::new("scontrol").args(["update", &format!("JobId={driver}"), "StartTime=now"]).status();
+    assert!(go.unwrap().success());
+    while !matches!(state().as_str(), "COMPLETED" | "FAILED" | "CANCELLED" | "") {
+        assert!(start.elapsed() < Duration::from_secs(120), "the experiment never finished: {}", state());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let driver_out = std::fs::read_to_string(dir.path().join("driver.out")).unwrap_or_default();
+    assert_eq!(state(), "COMPLETED", "{driver_out}");
+    crate::resume::assert_accounted(&folder, 4, mode);
+    let entries = journal(&folder);
+    assert_eq!((count(&entries, "continued"), count(&entries, "complete")), (1, 4), "{entries:?}");
+    assert_eq!(entries.last().unwrap()["reason"], "max_trials");
+    let job_2 = |trial: u64| folder.join(format!("trials/{trial}/job-2.id")).exists();
+    if mode == "jobs" {
+        assert!(jobs_before.contains("hpo-trial-0") && !job_2(0) && !job_2(1), "reattached: {jobs_before}");
+    }
+    assert_eq!(queue(), "");
+}
+
+#[test]
+fn a_requeued_driver_job_goes_on_with_trials_as_steps() {
+    driver_job_requeued("steps");
+}
+
+#[test]
+fn a_requeued_driver_job_goes_on_reattaching_its_trial_jobs() {
+    driver_job_requeued("jobs");
 }
 
 #[test]
