@@ -55,6 +55,24 @@ fn kill_trial(pgid: Pid, guarded: bool) {
     }
 }
 
+/// Kills what a driver that died left of its trials (its trial guards killed too, or none
+/// used): every process whose environment puts its checkpoint folder in `trials_dir`. Only
+/// one driver goes on with an experiment at a time (the journal's lock), so none of these
+/// is a live trial's.
+fn kill_leftovers(trials_dir: &Path) {
+    let prefix = format!("HPO_CHECKPOINT_DIR={}/", trials_dir.display());
+    let Ok(processes) = std::fs::read_dir("/proc") else { return };
+    for process in processes.flatten() {
+        let Some(pid) = process.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(environ) = std::fs::read(process.path().join("environ")) else { continue };
+        if let Some(var) = environ.split(|&b| b == 0).find(|var| var.starts_with(prefix.as_bytes())) {
+            let dir = String::from_utf8_lossy(&var["HPO_CHECKPOINT_DIR=".len()..]);
+            log::warn!("killing process {pid}, left over from a driver that died ({dir})");
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
 /// The prefix of a metrics line on a trial's stdout (Syne Tune's).
 pub const METRIC_PREFIX: &str = "[tune-metric]: ";
 /// How many lines of stderr a failed trial's error keeps.
@@ -426,6 +444,10 @@ impl Backend for ProcessBackend {
 
     fn checkpoint_dir(&self, trial_id: TrialId) -> Option<PathBuf> {
         Some(self.trials_dir.join(trial_id.to_string()).join("checkpoints"))
+    }
+
+    fn take_over(&mut self) {
+        kill_leftovers(&self.trials_dir);
     }
 }
 

@@ -138,6 +138,7 @@ impl Journal {
     /// Creates the journal file (it must not exist) and writes the header line.
     pub fn create(path: &Path, name: &str, spec: serde_json::Value) -> io::Result<Journal> {
         let file = File::options().write(true).create_new(true).open(path)?;
+        lock(&file, path).map_err(|e| io::Error::other(e.to_string()))?;
         let mut journal = Journal::appending_to(file, path, 0, VecDeque::new());
         journal.append(&Entry::Experiment { v: JOURNAL_VERSION, name: name.to_owned(), spec })?;
         journal.flush()?;
@@ -157,6 +158,7 @@ impl Journal {
         }
         let kept: usize = lines.iter().map(|l| l.len()).sum();
         let file = File::options().append(true).open(path).map_err(io_err)?;
+        lock(&file, path)?;
         file.set_len(kept as u64).map_err(io_err)?;
         let replay = lines[1..].iter().map(|l| l.trim_end_matches('\n').to_owned()).collect();
         Ok(Journal::appending_to(file, path, 1, replay))
@@ -270,9 +272,24 @@ pub enum JournalError {
     /// The file could not be read.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// Another process writes this journal: its experiment is running.
+    #[error(
+        "{path}: another hpo is running this experiment (it holds the journal's lock); let it end or stop it first"
+    )]
+    InUse { path: PathBuf },
     /// A line is not a journal entry, or the header is missing or of another version.
     #[error("{path}:{line}: {message}")]
     Format { path: PathBuf, line: usize, message: String },
+}
+
+/// Takes the journal's lock for as long as `file` is open (the OS lets it go when the
+/// process dies, however it dies): one writer per experiment. A file system without locks
+/// is no reason to refuse.
+fn lock(file: &File, path: &Path) -> Result<(), JournalError> {
+    match file.try_lock() {
+        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::InUse { path: path.to_owned() }),
+        _ => Ok(()),
+    }
 }
 
 /// What going on with an experiment needs to know of its journal, read without parsing

@@ -181,4 +181,8 @@ pub trait Backend: Send {
     fn checkpoint_dir(&self, _trial_id: TrialId) -> Option<PathBuf> {
         None
     }
+
+    /// Going on with an experiment whose driver died, before its trials are launched again:
+    /// ends whatever that driver left running of them that this backend cannot follow.
+    fn take_over(&mut self) {}
 }

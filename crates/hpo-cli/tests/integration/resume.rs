@@ -305,6 +305,66 @@ fn a_process_experiment_killed_at_a_random_moment_goes_on() {
     assert_eq!(trials.as_array().map(Vec::len), Some(10), "one experiment of 10 trials, each with a result");
 }
 
+/// A driver killed together with its trial guards leaves its trials' processes behind (as
+/// one using the process backend without a guard would): going on kills them before the
+/// trials are launched again, so that two launches never share a checkpoint folder.
+#[test]
+fn leftovers_of_a_driver_killed_with_its_guards_are_killed_before_relaunch() {
+    let script = r#"import os, subprocess, sys, time
+sys.path.insert(0, os.environ["HELPER"])
+from hpo_report import config, report
+subprocess.Popen(["sleep", "2961"])
+for epoch in range(1, 6):
+    time.sleep(0.2)
+    report(epoch=epoch, loss=config()["x"])
+"#;
+    let helper = crate::common::repo().join("python").display().to_string();
+    let experiment = format!(
+        "name = \"p\"\nmetric = \"loss\"\nresource_attr = \"epoch\"\nworkers = 2\n[space]\nx = {{ uniform = [0, 1] }}\n\
+         [backend]\ntype = \"process\"\ncommand = [\"python3\", \"train.py\"]\nenv = {{ HELPER = {helper:?} }}\n\
+         [stop]\nmax_trials = 2\n"
+    );
+    let dir = setup(&experiment, &[("train.py", script)]);
+    let mut child = crate::common::spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
+    let folder = dir.path().join("runs/p");
+    crate::common::wait_for_reports(&folder, Some(0), 1);
+    crate::common::wait_for_reports(&folder, Some(1), 1);
+    let pgrep = Command::new("pgrep").args(["-P", &child.id().to_string()]).output().unwrap();
+    let guards: Vec<String> = String::from_utf8(pgrep.stdout).unwrap().split_whitespace().map(str::to_owned).collect();
+    assert_eq!(guards.len(), 2, "a guard per trial");
+    // hpo held still first (it would end a trial whose guard it sees die), then the guards
+    // (a guard that outlives hpo by a moment ends its trial), then hpo.
+    let pid = child.id().to_string();
+    for (signal, pids) in [("-STOP", vec![pid.clone()]), ("-KILL", guards), ("-KILL", vec![pid])] {
+        Command::new("kill").arg(signal).args(pids).status().unwrap();
+    }
+    child.wait().unwrap();
+    assert_eq!(crate::common::processes_matching("sleep 2961"), 2, "the trials' processes were left behind");
+    let out = hpo(&["resume", "runs/p", "-q"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("left over from a driver that died"), "{}", text(&out));
+    assert_accounted(&folder, 2, "guards killed too");
+    assert_eq!(crate::common::processes_left("sleep 2961"), 0, "no process is left");
+}
+
+/// One writer per experiment: going on with an experiment that another hpo is running is
+/// refused with a clear error, and the running one is not disturbed.
+#[test]
+fn a_running_experiment_cannot_be_resumed_twice() {
+    let dir = process_experiment();
+    let child = crate::common::spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
+    let folder = dir.path().join("runs/p");
+    crate::common::wait_for_reports(&folder, None, 1);
+    for args in [&["resume", "runs/p", "-q"][..], &["run", "exp.toml", "--resume", "-q"]] {
+        let out = hpo(args, dir.path());
+        assert!(!out.status.success(), "{args:?}");
+        assert!(text(&out).contains("another hpo is running this experiment"), "{args:?}: {}", text(&out));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_accounted(&folder, 10, "undisturbed");
+}
+
 /// A run ended by SIGTERM (as a batch job preempted or requeued is) is not done: the same
 /// `hpo run FILE --resume` a job script runs after every restart goes on with it.
 #[test]
@@ -312,14 +372,7 @@ fn run_resume_goes_on_with_an_interrupted_experiment() {
     let dir = process_experiment();
     let child = crate::common::spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
     let folder = dir.path().join("runs/p");
-    let start = std::time::Instant::now();
-    let reports = || {
-        std::fs::read_to_string(folder.join("journal.jsonl")).unwrap_or_default().matches(r#""event":"report""#).count()
-    };
-    while reports() < 3 {
-        assert!(start.elapsed().as_secs() < 30, "no reports");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    crate::common::wait_for_reports(&folder, None, 3);
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success(), "an interrupted run exits non-zero: {}", text(&out));

@@ -101,20 +101,6 @@ fn spawn_run(dir: &Path) -> std::process::Child {
         .unwrap()
 }
 
-/// Waits until the experiment's journal holds `n` reports of `trial`.
-fn wait_for_reports(folder: &Path, trial: u64, n: usize) {
-    let start = Instant::now();
-    let of_trial = format!(r#""trial":{trial},"#);
-    loop {
-        let text = std::fs::read_to_string(folder.join("journal.jsonl")).unwrap_or_default();
-        if text.lines().filter(|l| l.contains(r#""event":"report""#) && l.contains(&of_trial)).count() >= n {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "trial {trial} never made {n} reports");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn hpo(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hpo")).args(args).current_dir(cwd).env_remove("SLURM_JOB_ID").output().unwrap()
 }
@@ -224,8 +210,8 @@ fn a_resumed_driver_reattaches_to_the_jobs_it_submitted() {
     let dir = slow_fifo(4, 2, "");
     let mut child = spawn_run(dir.path());
     let folder = dir.path().join("runs/s");
-    wait_for_reports(&folder, 0, 1);
-    wait_for_reports(&folder, 1, 1);
+    common::wait_for_reports(&folder, Some(0), 1);
+    common::wait_for_reports(&folder, Some(1), 1);
     child.kill().unwrap(); // SIGKILL: no cleanup, the jobs run on
     child.wait().unwrap();
     let job_of = |trial: u64| std::fs::read_to_string(folder.join(format!("trials/{trial}/job-1.id"))).unwrap();
@@ -268,7 +254,7 @@ fn a_requeued_trial_job_is_preempted_and_goes_on_from_its_checkpoint() {
     let dir = slow_fifo(2, 1, "");
     let mut child = spawn_run(dir.path());
     let folder = dir.path().join("runs/s");
-    wait_for_reports(&folder, 0, 2);
+    common::wait_for_reports(&folder, Some(0), 2);
     let job = std::fs::read_to_string(folder.join("trials/0/job-1.id")).unwrap();
     assert!(Command::new("scontrol").args(["requeue", job.trim()]).status().unwrap().success());
     let status = child.wait().unwrap();
@@ -303,7 +289,7 @@ fn a_trial_job_warned_of_its_time_limit_goes_on_as_a_new_job() {
     let dir = slow_fifo(1, 1, "time_limit = \"10\"");
     let mut child = spawn_run(dir.path());
     let folder = dir.path().join("runs/s");
-    wait_for_reports(&folder, 0, 2);
+    common::wait_for_reports(&folder, Some(0), 2);
     let script = std::fs::read_to_string(folder.join("trials/0/job-1.sh")).unwrap();
     assert!(script.contains("#SBATCH --signal=B:USR1@120"), "warned 2 minutes before its limit: {script}");
     let job = std::fs::read_to_string(folder.join("trials/0/job-1.id")).unwrap();
@@ -345,8 +331,8 @@ fn driver_job_requeued(mode: &str) {
     assert!(out.status.success(), "{}", text(&out));
     let driver = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let folder = dir.path().join("runs/s");
-    wait_for_reports(&folder, 0, 2);
-    wait_for_reports(&folder, 1, 2);
+    common::wait_for_reports(&folder, Some(0), 2);
+    common::wait_for_reports(&folder, Some(1), 2);
     let jobs_before = squeue();
     let warn = Command::new("scancel").args(["--batch", "--signal=USR1", &driver]).status().unwrap();
     assert!(warn.success());

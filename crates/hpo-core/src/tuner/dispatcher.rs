@@ -25,6 +25,8 @@ pub(crate) struct Actions {
     pub(crate) starts: Vec<TrialStart>,
     /// Trials that failed, and why (for the observer).
     pub(crate) failures: Vec<(TrialId, String)>,
+    /// Going on after the driver died: the backend takes over first ([`Backend::take_over`]).
+    pub(crate) take_over: bool,
 }
 
 impl Actions {
@@ -32,6 +34,7 @@ impl Actions {
         self.decisions.clear();
         self.starts.clear();
         self.failures.clear();
+        self.take_over = false;
     }
 }
 
@@ -149,6 +152,7 @@ impl Dispatcher {
         self.criteria = criteria;
         if self.relaunch_on_resume {
             self.actions.clear(); // what the record planned was for the trials that died
+            self.actions.take_over = true;
             self.relaunch(now)?;
         }
         if self.busy_workers() == 0 || self.ending == Some(EndReason::Interrupted) {

@@ -386,6 +386,9 @@ impl Tuner {
                 self.dispatcher.recycle(actions);
                 return Ok(());
             }
+            if actions.take_over {
+                self.backend.take_over();
+            }
             let mut decided = 0;
             let mut interrupted = false;
             while decided < actions.decisions.len() && !interrupted {

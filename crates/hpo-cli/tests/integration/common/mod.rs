@@ -16,6 +16,21 @@ pub fn hpo(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hpo")).args(args).current_dir(cwd).output().unwrap()
 }
 
+/// Waits (up to a minute) until the experiment's journal holds `n` reports (of `trial` if
+/// given).
+pub fn wait_for_reports(folder: &Path, trial: Option<u64>, n: usize) {
+    let start = std::time::Instant::now();
+    let of_trial = trial.map(|t| format!(r#""trial":{t},"#)).unwrap_or_default();
+    loop {
+        let text = std::fs::read_to_string(folder.join("journal.jsonl")).unwrap_or_default();
+        if text.lines().filter(|l| l.contains(r#""event":"report""#) && l.contains(&of_trial)).count() >= n {
+            return;
+        }
+        assert!(start.elapsed().as_secs() < 60, "fewer than {n} reports (trial {trial:?})");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Stdout and stderr together, for assertion messages.
 pub fn text(out: &Output) -> String {
     format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
