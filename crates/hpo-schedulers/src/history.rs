@@ -25,7 +25,7 @@ pub(crate) struct History {
 }
 
 pub(crate) struct Trial {
-    pub config: Config,
+    pub id: TrialId,
     pub encoded: Vec<f64>,
     /// Completed, failed, stopped or paused (until it reports again): no result is on its way.
     pub ended: bool,
@@ -80,7 +80,7 @@ impl History {
     /// `trial_id` starts with `config`.
     pub fn started(&mut self, trial_id: TrialId, config: &Config) {
         let encoded = self.space.encode(config);
-        self.trials.insert(trial_id, Trial { config: config.clone(), encoded, ended: false });
+        self.trials.insert(trial_id, Trial { id: trial_id, encoded, ended: false });
     }
 
     pub fn record(&mut self, report: &Report<'_>) {
@@ -109,15 +109,20 @@ impl History {
         }
     }
 
-    /// The level a model learns from: the highest with at least dims + 2 results.
+    /// The level a model learns from: the highest with at least dims + 2 results, best
+    /// first.
     pub fn training_level(&self) -> Option<Level<'_>> {
-        self.level_with(self.min_points)
+        Some(self.level(self.training_level_resource()?))
+    }
+
+    fn training_level_resource(&self) -> Option<u64> {
+        self.highest_level_with(self.min_points)
     }
 
     /// The highest resource level with at least `min_points` results.
-    fn level_with(&self, min_points: usize) -> Option<Level<'_>> {
+    fn highest_level_with(&self, min_points: usize) -> Option<u64> {
         let (&resource, _) = self.levels.iter().rev().find(|(_, l)| l.len() >= min_points.max(1))?;
-        Some(self.level(resource))
+        Some(resource)
     }
 
     /// The level with the most results (the higher one on a tie).
@@ -132,9 +137,21 @@ impl History {
     }
 
     fn level(&self, resource: u64) -> Level<'_> {
-        let mut results: Vec<(f64, &Trial)> =
+        let mut level = self.level_in_trial_order(resource);
+        level.results.sort_by(|a, b| a.0.total_cmp(&b.0));
+        level
+    }
+
+    /// The training level (see [`History::training_level`]) with its results in the order
+    /// of their trials' ids, oldest first.
+    pub fn training_level_in_trial_order(&self) -> Option<Level<'_>> {
+        let resource = self.training_level_resource()?;
+        Some(self.level_in_trial_order(resource))
+    }
+
+    fn level_in_trial_order(&self, resource: u64) -> Level<'_> {
+        let results =
             self.levels[&resource].iter().filter_map(|(id, v)| self.trials.get(id).map(|t| (*v, t))).collect();
-        results.sort_by(|a, b| a.0.total_cmp(&b.0));
         Level { resource, results }
     }
 
@@ -172,8 +189,8 @@ mod tests {
         history.record(&report(1, 3.0, 0.2));
         history.record(&report(2, 1.0, f64::NAN)); // ignored
         history.ended(3);
-        let level = history.level_with(1).expect("a level");
-        assert_eq!(f64::from_bits(level.resource), 3.0);
+        let level = history.highest_level_with(1).expect("a level");
+        assert_eq!(f64::from_bits(level), 3.0);
         assert_eq!(history.fullest_level().map(|l| f64::from_bits(l.resource)), Some(3.0), "a tie goes up");
         let pending_at = |r: f64| {
             let mut ids: Vec<TrialId> = history

@@ -1,17 +1,27 @@
-//! The tree-structured Parzen estimator (Bergstra et al., 2011), as Optuna's default sampler.
+//! The tree-structured Parzen estimator (Bergstra et al., 2011), as Optuna 5's default
+//! `TPESampler` (multivariate, with its defaults).
 
 use hpo_core::{Config, Context, Domain, HpoRng, Report, Searcher, SetupError, Space, TrialId, derive_rng};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use crate::history::History;
+use crate::history::{History, Trial};
 use crate::random::normal;
 
-/// TPE: once `n_startup` results are in (random configs until then), split the results into the best `gamma` fraction
-/// ("good") and the rest, model each hyperparameter's density under both with Parzen
-/// estimators (truncated Gaussians in the \[0,1\] encoding, so log domains are modelled on
-/// their log scale; category frequencies for `choice`), and suggest the best of
-/// `n_candidates` samples from the good density by the ratio good/bad.
+/// TPE: once `n_startup` results are in (random configs until then), split the results into
+/// the best ones ("good": `min(ceil(0.1 n), 25)` of n, or the fraction `gamma` if set) and
+/// the rest plus the trials still running ("bad"), model the density of each with a Parzen
+/// estimator, and suggest the best of `n_candidates` samples from the good density by the
+/// ratio good/bad.
+///
+/// The estimators are Optuna 5's multivariate ones: a mixture of one product kernel per
+/// trial over every parameter, plus a prior kernel (Gaussian at the middle of each domain,
+/// as wide as it). In the \[0,1\] encoding (log domains on their log scale) a kernel is a
+/// truncated Gaussian whose width is the larger gap to its neighbours (the inner gap at
+/// either end), clipped to \[1/min(100, n + 2), 1\]; for a `choice`, the observed category
+/// gets one count over a prior spread evenly. Results of the bad side older than its 25
+/// newest are weighted down linearly by age. Integers are modelled as continuous and
+/// rounded (Optuna models their steps).
 ///
 /// Results are kept per resource level; the model is fitted on the highest level with at
 /// least `dims + 2` results, as BOHB does: inside Hyperband or ASHA it learns from the
@@ -25,9 +35,9 @@ pub struct Tpe {
     /// Samples from the good density scored per suggestion.
     #[serde(default = "default_candidates")]
     pub n_candidates: usize,
-    /// The fraction of results that counts as good.
-    #[serde(default = "default_gamma")]
-    pub gamma: f64,
+    /// The fraction of results that counts as good; unset, `min(ceil(0.1 n), 25)` of n.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gamma: Option<f64>,
     #[serde(skip)]
     state: Option<State>,
 }
@@ -38,13 +48,10 @@ fn default_startup() -> usize {
 fn default_candidates() -> usize {
     24
 }
-fn default_gamma() -> f64 {
-    0.25
-}
 
 impl Default for Tpe {
     fn default() -> Self {
-        Tpe { n_startup: default_startup(), n_candidates: default_candidates(), gamma: default_gamma(), state: None }
+        Tpe { n_startup: default_startup(), n_candidates: default_candidates(), gamma: None, state: None }
     }
 }
 
@@ -52,141 +59,251 @@ struct State {
     space: Space,
     rng: HpoRng,
     history: History,
+    /// Where each parameter sits in the encoding.
+    blocks: Vec<Block>,
 }
 
-/// A Parzen estimator over \[0,1\]: a uniform prior plus a truncated Gaussian per point.
+/// A parameter's place in the \[0,1\] encoding.
+#[derive(Clone, Copy)]
+enum Block {
+    /// One coordinate (a numeric domain).
+    Numeric(usize),
+    /// A one-hot block of this many coordinates (a `choice`).
+    Choice(usize, usize),
+}
+
+fn blocks(space: &Space) -> Vec<Block> {
+    let mut offset = 0;
+    let mut blocks = Vec::new();
+    for (_, domain) in space.params() {
+        let dim = domain.encoded_dim();
+        match domain {
+            Domain::Constant(_) => {}
+            Domain::Choice(values) => blocks.push(Block::Choice(offset, values.len())),
+            _ => blocks.push(Block::Numeric(offset)),
+        }
+        offset += dim;
+    }
+    blocks
+}
+
+/// One side's density: a mixture of product kernels, one per point and the prior (last).
+/// Kept as arrays over the kernels, so that a density is a few tight loops.
 struct Parzen {
-    mus: Vec<f64>,
-    sigmas: Vec<f64>,
+    /// Per kernel: its mixture weight.
+    weights: Vec<f64>,
+    /// Per kernel: the log of its weight plus the log normalizers of its truncated Gaussians.
+    constant: Vec<f64>,
+    numeric: Vec<Numeric>,
+    /// Per `choice`: where it sits, its categories, and per kernel the log probability of
+    /// each category.
+    choice: Vec<(usize, usize, Vec<f64>)>,
+}
+
+/// A numeric parameter's kernels: Gaussians truncated to \[0,1\].
+struct Numeric {
+    at: usize,
+    mu: Vec<f64>,
+    sigma: Vec<f64>,
+    inv_sigma: Vec<f64>,
+}
+
+/// The log of the normalizer of a Gaussian truncated to \[0,1\]; the truncated mass is
+/// only computed near the ends (beyond 8.3 widths it is 1 to double precision).
+fn log_norm(mu: f64, sigma: f64) -> f64 {
+    let (a, b) = (-mu / sigma, (1.0 - mu) / sigma);
+    let mass = if a < -8.3 && b > 8.3 { 1.0 } else { phi(b) - phi(a) };
+    -(sigma * (2.0 * std::f64::consts::PI).sqrt() * mass.max(1e-300)).ln()
+}
+
+/// Kernel widths for points in \[0,1\] as Optuna's: the larger gap to a neighbour (the
+/// domain's ends count as neighbours), but the inner gap at either end, clipped to
+/// \[1/min(100, n + 2), 1\].
+fn widths(points: &[f64]) -> Vec<f64> {
+    let n = points.len();
+    let mut sorted: Vec<(f64, usize)> = points.iter().copied().zip(0..).collect();
+    sorted.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let min = 1.0 / (n as f64 + 2.0).min(100.0);
+    let mut widths = vec![0.0; n];
+    for rank in 0..n {
+        let x = sorted[rank].0;
+        let left = if rank == 0 { x } else { x - sorted[rank - 1].0 };
+        let right = if rank + 1 == n { 1.0 - x } else { sorted[rank + 1].0 - x };
+        let width = match (n >= 2, rank == 0, rank + 1 == n) {
+            (true, true, _) => right,
+            (true, _, true) => left,
+            _ => left.max(right),
+        };
+        widths[sorted[rank].1] = width.clamp(min, 1.0);
+    }
+    widths
+}
+
+/// Optuna's default weights of n points, oldest first: ones for up to 25, then a linear
+/// ramp from 1/n for all but the 25 newest.
+fn weights(n: usize) -> Vec<f64> {
+    if n < 25 {
+        return vec![1.0; n];
+    }
+    let ramp = n - 25;
+    let first = 1.0 / n as f64;
+    let step = if ramp > 1 { (1.0 - first) / (ramp - 1) as f64 } else { 0.0 };
+    (0..ramp).map(|i| first + step * i as f64).chain(std::iter::repeat_n(1.0, 25)).collect()
 }
 
 impl Parzen {
-    fn new(points: &[f64]) -> Self {
-        let mut mus: Vec<f64> = points.to_vec();
-        mus.sort_by(f64::total_cmp);
-        let n = mus.len();
-        let low = 1.0 / (n as f64 + 1.0).min(100.0);
-        let sigmas = (0..n)
-            .map(|i| {
-                let left = if i == 0 { mus[0] } else { mus[i] - mus[i - 1] };
-                let right = if i + 1 == n { 1.0 - mus[i] } else { mus[i + 1] - mus[i] };
-                left.max(right).clamp(low, 1.0)
-            })
-            .collect();
-        Parzen { mus, sigmas }
-    }
-
-    fn weight(&self) -> f64 {
-        1.0 / (self.mus.len() as f64 + 1.0)
-    }
-
-    fn sample(&self, rng: &mut HpoRng) -> f64 {
-        let k = rng.random_range(0..=self.mus.len());
-        if k == self.mus.len() {
-            return rng.random::<f64>();
-        }
-        for _ in 0..20 {
-            let x = self.mus[k] + self.sigmas[k] * normal(rng);
-            if (0.0..=1.0).contains(&x) {
-                return x;
+    /// The density of `points` (encoded, oldest first) with these weights.
+    fn new(points: &[&[f64]], point_weights: &[f64], blocks: &[Block]) -> Parzen {
+        let kernels = points.len() + 1;
+        let total: f64 = point_weights.iter().sum::<f64>() + 1.0; // the prior weighs 1
+        let weights: Vec<f64> = point_weights.iter().chain(std::iter::once(&1.0)).map(|w| w / total).collect();
+        let mut constant: Vec<f64> = weights.iter().map(|w| w.ln()).collect();
+        let mut numeric = Vec::new();
+        let mut choice = Vec::new();
+        for &block in blocks {
+            match block {
+                Block::Numeric(at) => {
+                    let mut mu: Vec<f64> = points.iter().map(|p| p[at]).collect();
+                    let mut sigma = widths(&mu);
+                    mu.push(0.5);
+                    sigma.push(1.0);
+                    for (c, (&m, &s)) in constant.iter_mut().zip(mu.iter().zip(&sigma)) {
+                        *c += log_norm(m, s);
+                    }
+                    let inv_sigma = sigma.iter().map(|s| 1.0 / s).collect();
+                    numeric.push(Numeric { at, mu, sigma, inv_sigma });
+                }
+                Block::Choice(at, k) => {
+                    let prior = 1.0 / kernels as f64;
+                    let total = 1.0 + prior * k as f64;
+                    let mut log_p = Vec::with_capacity(kernels * k);
+                    for p in points {
+                        let observed = category(&p[at..at + k]);
+                        log_p.extend((0..k).map(|c| ((prior + f64::from(c == observed)) / total).ln()));
+                    }
+                    log_p.extend(std::iter::repeat_n(-(k as f64).ln(), k));
+                    choice.push((at, k, log_p));
+                }
             }
         }
-        self.mus[k]
+        Parzen { weights, constant, numeric, choice }
     }
 
-    fn density(&self, x: f64) -> f64 {
-        let w = self.weight();
-        let mixture: f64 = self
-            .mus
+    /// A point drawn from the mixture (encoded).
+    fn sample(&self, rng: &mut HpoRng, dim: usize) -> Vec<f64> {
+        let last = self.weights.len() - 1;
+        let mut u = rng.random::<f64>();
+        let kernel = self
+            .weights
             .iter()
-            .zip(&self.sigmas)
-            .map(|(&mu, &s)| {
-                let mass = phi((1.0 - mu) / s) - phi((0.0 - mu) / s);
-                (-0.5 * ((x - mu) / s).powi(2)).exp() / (s * (2.0 * std::f64::consts::PI).sqrt() * mass.max(1e-12))
+            .position(|w| {
+                u -= w;
+                u < 0.0
             })
-            .sum();
-        w * (1.0 + mixture)
+            .unwrap_or(last);
+        let mut x = vec![0.0; dim];
+        for d in &self.numeric {
+            let (mu, sigma) = (d.mu[kernel], d.sigma[kernel]);
+            x[d.at] = (0..100)
+                .map(|_| mu + sigma * normal(rng))
+                .find(|v| (0.0..=1.0).contains(v))
+                .unwrap_or_else(|| mu.clamp(0.0, 1.0));
+        }
+        for (at, k, log_p) in &self.choice {
+            let mut u = rng.random::<f64>();
+            let row = &log_p[kernel * k..(kernel + 1) * k];
+            let c = row.iter().position(|lp| {
+                u -= lp.exp();
+                u < 0.0
+            });
+            x[at + c.unwrap_or(k - 1)] = 1.0;
+        }
+        x
     }
+
+    /// The log density at `x`, with `terms` as scratch space.
+    fn log_density(&self, x: &[f64], terms: &mut Vec<f64>) -> f64 {
+        terms.clear();
+        terms.extend_from_slice(&self.constant);
+        for d in &self.numeric {
+            let xd = x[d.at];
+            for ((t, mu), inv) in terms.iter_mut().zip(&d.mu).zip(&d.inv_sigma) {
+                let z = (xd - mu) * inv;
+                *t -= 0.5 * z * z;
+            }
+        }
+        for (at, k, log_p) in &self.choice {
+            let c = category(&x[*at..at + k]);
+            for (t, row) in terms.iter_mut().zip(log_p.chunks_exact(*k)) {
+                *t += row[c];
+            }
+        }
+        let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        // Kernels e^40 times below the largest add nothing at double precision.
+        let sum: f64 = terms.iter().filter(|&&t| t > max - 40.0).map(|t| (t - max).exp()).sum();
+        max + sum.ln()
+    }
+}
+
+fn encoded<'a>(trials: &[&'a Trial]) -> Vec<&'a [f64]> {
+    trials.iter().map(|t| t.encoded.as_slice()).collect()
+}
+
+/// The category of a one-hot block.
+fn category(one_hot: &[f64]) -> usize {
+    one_hot.iter().position(|&x| x > 0.5).unwrap_or(0)
 }
 
 fn phi(z: f64) -> f64 {
     0.5 * (1.0 + libm::erf(z / std::f64::consts::SQRT_2))
 }
 
-/// Category frequencies with a uniform prior count of one each.
-fn category_weights(values: &[usize], k: usize) -> Vec<f64> {
-    let mut w = vec![1.0; k];
-    for &v in values {
-        w[v.min(k - 1)] += 1.0;
-    }
-    let total: f64 = w.iter().sum();
-    w.into_iter().map(|x| x / total).collect()
-}
-
 impl State {
-    fn propose(&mut self, gamma: f64, n_candidates: usize) -> Option<Config> {
-        let results = self.history.training_level()?.results;
-        let n_good = ((results.len() as f64 * gamma).ceil() as usize).clamp(1, results.len() - 1);
-        let (good, bad) = results.split_at(n_good);
-        let good: Vec<&Config> = good.iter().map(|(_, t)| &t.config).collect();
-        let bad: Vec<&Config> = bad.iter().map(|(_, t)| &t.config).collect();
-        let mut config = Config::new();
-        for (name, domain) in self.space.params() {
-            let value = match domain {
-                Domain::Constant(v) => v.clone(),
-                Domain::Choice(values) => {
-                    let index = |c: &&Config| {
-                        let mut coords = Vec::new();
-                        domain.encode(c.get(name).unwrap_or(&values[0]), &mut coords);
-                        coords.iter().position(|&x| x > 0.5).unwrap_or(0)
-                    };
-                    let l = category_weights(&good.iter().map(index).collect::<Vec<_>>(), values.len());
-                    let g = category_weights(&bad.iter().map(index).collect::<Vec<_>>(), values.len());
-                    let best = (0..n_candidates)
-                        .map(|_| {
-                            let mut u = self.rng.random::<f64>();
-                            l.iter()
-                                .position(|&p| {
-                                    u -= p;
-                                    u < 0.0
-                                })
-                                .unwrap_or(values.len() - 1)
-                        })
-                        .max_by(|&a, &b| (l[a] / g[a]).total_cmp(&(l[b] / g[b])))
-                        .unwrap_or(0);
-                    values[best].clone()
-                }
-                _ => {
-                    let coord = |c: &&Config| {
-                        let mut coords = Vec::new();
-                        if let Some(v) = c.get(name) {
-                            domain.encode(v, &mut coords);
-                        }
-                        coords.first().copied().unwrap_or(0.5)
-                    };
-                    let l = Parzen::new(&good.iter().map(coord).collect::<Vec<_>>());
-                    let g = Parzen::new(&bad.iter().map(coord).collect::<Vec<_>>());
-                    let best = (0..n_candidates)
-                        .map(|_| l.sample(&mut self.rng))
-                        .max_by(|&a, &b| {
-                            (l.density(a).ln() - g.density(a).ln()).total_cmp(&(l.density(b).ln() - g.density(b).ln()))
-                        })
-                        .unwrap_or(0.5);
-                    domain.decode(&[best])
-                }
-            };
-            config.insert(name, value);
+    fn propose(&mut self, gamma: Option<f64>, n_candidates: usize) -> Option<Config> {
+        let level = self.history.training_level_in_trial_order()?;
+        let results = &level.results;
+        let n = results.len();
+        let n_good = match gamma {
+            Some(fraction) => (n as f64 * fraction).ceil() as usize,
+            None => (n as f64 * 0.1).ceil().min(25.0) as usize,
+        };
+        let n_good = n_good.clamp(1, n - 1);
+        // The n_good best (ties to the older), found without sorting every result.
+        let mut ranked: Vec<usize> = (0..n).collect();
+        ranked.select_nth_unstable_by(n_good - 1, |&a, &b| results[a].0.total_cmp(&results[b].0).then(a.cmp(&b)));
+        let mut is_good = vec![false; n];
+        for &i in &ranked[..n_good] {
+            is_good[i] = true;
         }
-        Some(config)
+        // Both sides oldest first; the trials still running count as bad (Optuna's constant
+        // liar), so that parallel workers spread out.
+        let (mut good, mut bad) = (Vec::with_capacity(n_good), Vec::with_capacity(n - n_good));
+        for ((_, trial), &is_good) in results.iter().zip(&is_good) {
+            if is_good { good.push(*trial) } else { bad.push(*trial) }
+        }
+        bad.extend(self.history.pending(level.resource));
+        bad.sort_by_key(|t| t.id);
+        let l = Parzen::new(&encoded(&good), &weights(good.len()), &self.blocks);
+        let g = Parzen::new(&encoded(&bad), &weights(bad.len()), &self.blocks);
+        let dim = self.space.encoded_dim();
+        let mut terms = Vec::new();
+        let best = (0..n_candidates)
+            .map(|_| {
+                let x = l.sample(&mut self.rng, dim);
+                let score = l.log_density(&x, &mut terms) - g.log_density(&x, &mut terms);
+                (score, x)
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))?;
+        Some(self.space.decode(&best.1))
     }
 }
 
 #[typetag::serde(name = "tpe")]
 impl Searcher for Tpe {
     fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
-        if !(0.0 < self.gamma && self.gamma < 1.0) || self.n_candidates == 0 {
+        if self.gamma.is_some_and(|g| !(0.0 < g && g < 1.0)) || self.n_candidates == 0 {
             return Err(SetupError(format!(
-                "tpe: need 0 < gamma < 1 and n_candidates >= 1, got {} and {}",
+                "tpe: need 0 < gamma < 1 and n_candidates >= 1, got {:?} and {}",
                 self.gamma, self.n_candidates
             )));
         }
@@ -194,6 +311,7 @@ impl Searcher for Tpe {
             space: ctx.space.clone(),
             rng: derive_rng(ctx.seed, "searcher"),
             history: History::new(&ctx.space, "tpe"),
+            blocks: blocks(&ctx.space),
         });
         Ok(())
     }
@@ -221,5 +339,66 @@ impl Searcher for Tpe {
         if let Some(state) = self.state.as_mut() {
             state.history.record(report);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn close(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12)
+    }
+
+    #[test]
+    fn widths_are_the_larger_gap_but_the_inner_one_at_the_ends_clipped() {
+        // Sorted 0.1, 0.4, 0.5; clipped to [1/5, 1]: 0.1 takes its inner gap 0.3 (not the
+        // 0.1 to the end), 0.4 the larger of 0.3 and 0.1, 0.5 its inner gap 0.1, clipped.
+        assert!(close(&widths(&[0.4, 0.1, 0.5]), &[0.3, 0.3, 0.2]));
+        // One point: the larger gap to the ends, clipped to [1/3, 1].
+        assert!(close(&widths(&[0.3]), &[0.7]));
+        assert!(close(&widths(&[0.99]), &[0.99]));
+    }
+
+    #[test]
+    fn weights_ramp_up_for_all_but_the_25_newest() {
+        assert_eq!(weights(3), vec![1.0; 3]);
+        assert!(close(&weights(26)[..1], &[1.0 / 26.0]));
+        let w = weights(30);
+        assert!(close(&w[..5], &[1.0 / 30.0, 0.275, 0.516_666_666_666_666_7, 0.758_333_333_333_333_4, 1.0]));
+        assert_eq!(&w[5..], &[1.0; 25][..]);
+    }
+
+    /// The density of a truncated Gaussian on [0,1], written out.
+    fn truncated(x: f64, mu: f64, sigma: f64) -> f64 {
+        let mass = phi((1.0 - mu) / sigma) - phi(-mu / sigma);
+        (-0.5 * ((x - mu) / sigma).powi(2)).exp() / (sigma * (2.0 * std::f64::consts::PI).sqrt() * mass)
+    }
+
+    #[test]
+    fn the_density_is_the_mixture_of_the_points_and_the_prior() {
+        // Points (0.2, 0.7) and (0.6, 0.1) in 2 dims, equal weights, and the prior at the
+        // middle, as wide as the domain: three kernels of weight 1/3.
+        let blocks = [Block::Numeric(0), Block::Numeric(1)];
+        let p = Parzen::new(&[&[0.2, 0.7], &[0.6, 0.1]], &[1.0, 1.0], &blocks);
+        // Widths, clipped to [1/4, 1]: dim 0 sorted 0.2, 0.6: both 0.4; dim 1 sorted 0.1, 0.7: both 0.6.
+        let x = [0.3, 0.5];
+        let expected = (truncated(0.3, 0.2, 0.4) * truncated(0.5, 0.7, 0.6)
+            + truncated(0.3, 0.6, 0.4) * truncated(0.5, 0.1, 0.6)
+            + truncated(0.3, 0.5, 1.0) * truncated(0.5, 0.5, 1.0))
+            / 3.0;
+        let got = p.log_density(&x, &mut Vec::new()).exp();
+        assert!((got - expected).abs() < 1e-12 * expected, "{got} vs {expected}");
+    }
+
+    #[test]
+    fn a_choice_kernel_puts_one_count_on_its_category_over_an_even_prior() {
+        // One point with the second of 3 categories: its kernel gives it (1 + 1/2) / (1 +
+        // 3/2) and the others (1/2) / (1 + 3/2); the prior kernel 1/3 each; weights 1/2.
+        let p = Parzen::new(&[&[0.0, 1.0, 0.0]], &[1.0], &[Block::Choice(0, 3)]);
+        let density = |one_hot: [f64; 3]| p.log_density(&one_hot, &mut Vec::new()).exp();
+        assert!((density([0.0, 1.0, 0.0]) - (0.5 * 0.6 + 0.5 / 3.0)).abs() < 1e-12);
+        assert!((density([1.0, 0.0, 0.0]) - (0.5 * 0.2 + 0.5 / 3.0)).abs() < 1e-12);
     }
 }
