@@ -158,8 +158,9 @@ impl History {
     /// Trials still running that have no result at `resource` or above yet.
     pub fn pending(&self, resource: u64) -> impl Iterator<Item = &Trial> {
         self.trials.iter().filter_map(move |(id, trial)| {
-            let reached = self.levels.range(resource..).any(|(_, level)| level.contains_key(id));
-            (!trial.ended && !reached).then_some(trial)
+            // Most trials have ended: that is cheap to see, a result at a level is not.
+            let reached = || self.levels.range(resource..).any(|(_, level)| level.contains_key(id));
+            (!trial.ended && !reached()).then_some(trial)
         })
     }
 }

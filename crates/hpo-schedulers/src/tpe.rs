@@ -110,10 +110,12 @@ struct Numeric {
 
 /// The normalizer of a Gaussian truncated to \[0,1\]. The truncated mass is only computed
 /// near the ends (beyond 8.3 widths it is 1 to double precision).
-fn norm(mu: f64, sigma: f64) -> f64 {
-    let (a, b) = (-mu / sigma, (1.0 - mu) / sigma);
-    let mass = if a < -8.3 && b > 8.3 { 1.0 } else { phi(b) - phi(a) };
-    1.0 / (sigma * (2.0 * std::f64::consts::PI).sqrt() * mass.max(1e-300))
+fn norm(mu: f64, sigma: f64, inv_sigma: f64) -> f64 {
+    let gauss = inv_sigma * 0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
+    if mu > 8.3 * sigma && 1.0 - mu > 8.3 * sigma {
+        return gauss;
+    }
+    gauss / (phi((1.0 - mu) * inv_sigma) - phi(-mu * inv_sigma)).max(1e-300)
 }
 
 /// Kernel widths for points in \[0,1\] as Optuna's: the larger gap to a neighbour (the
@@ -179,11 +181,11 @@ impl Parzen {
                     let mut sigma = widths(&mu);
                     mu.push(0.5);
                     sigma.push(1.0);
-                    for (p, (&m, &s)) in product.iter_mut().zip(mu.iter().zip(&sigma)) {
-                        *p *= norm(m, s);
+                    let inv_sigma: Vec<f64> = sigma.iter().map(|s| 1.0 / s).collect();
+                    for (p, ((&m, &s), &inv)) in product.iter_mut().zip(mu.iter().zip(&sigma).zip(&inv_sigma)) {
+                        *p *= norm(m, s, inv);
                     }
                     fold(&mut product, &mut log_constant, false);
-                    let inv_sigma = sigma.iter().map(|s| 1.0 / s).collect();
                     numeric.push(Numeric { at, mu, sigma, inv_sigma });
                 }
                 Block::Choice(at, k) => {
