@@ -10,9 +10,8 @@
 //! preempts or requeues, or warns of its time limit (USR1 to the job script, which passes
 //! SIGTERM on to the command), is a preempted trial (hpo launches it again, from its
 //! checkpoint, as a new job; a requeued job is cancelled rather than left to rerun from the
-//! start); one that
-//! ends any other way than completing (cancelled by hand, node failure, time limit) is a
-//! failed trial with Slurm's state and reason. Each launch's job id is kept in
+//! start); one that ends any other way than completing (cancelled by hand, node failure, a
+//! time limit reached all the same) is a failed trial with Slurm's state and reason. Each launch's job id is kept in
 //! `trials/<id>/job-<launch>.id`, so that `hpo resume` reattaches to the jobs a killed
 //! driver left running instead of submitting them again.
 
