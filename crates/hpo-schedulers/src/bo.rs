@@ -11,7 +11,8 @@ use crate::random::{RandomSearcher, normal};
 
 /// GP-BO: after `points_to_evaluate`, random configs until `n_startup` results are in; then fit a Gaussian process
 /// (Matern-5/2 ARD, constant mean, noise; hyperparameters by marginal likelihood with
-/// L-BFGS from the previous fit, and from `restarts` random starts on every tenth fit) to the standardized results in
+/// L-BFGS from the previous fit, or on every tenth fit from the best of it and `restarts`
+/// random starts, screened by their likelihood) to the standardized results in
 /// the \[0,1\] encoding, and suggest the config of highest expected improvement among
 /// `n_candidates` random configs and a local search around the best of them.
 ///
@@ -32,7 +33,7 @@ pub struct BayesOpt {
     /// Random candidates scored by expected improvement per suggestion.
     #[serde(default = "default_candidates")]
     pub n_candidates: usize,
-    /// Random starts of the hyperparameter fit on every tenth fit.
+    /// Random starts screened with the last fit's hyperparameters on every tenth fit.
     #[serde(default = "default_restarts")]
     pub restarts: usize,
     /// At most this many results are used to fit the model.
@@ -101,8 +102,9 @@ impl State {
         let pending: Vec<Vec<f64>> = self.history.pending(resource).map(|t| t.encoded.clone()).collect();
 
         // Hyperparameters, on a bounded subset: from the last fit, and on the first fit and
-        // every `RESTART_PERIOD`th also from a few random starts (the data change by one
-        // result between fits, so the last optimum is nearly always the place to start).
+        // every `RESTART_PERIOD`th from the best of it and a few random starts (the data
+        // change by one result between fits, so the last optimum is nearly always the place
+        // to start).
         let dims = self.space.encoded_dim();
         let mut starts = vec![self.theta.clone().unwrap_or_else(|| default_theta(dims))];
         let restarts = if self.fits.is_multiple_of(RESTART_PERIOD) { restarts } else { 0 };

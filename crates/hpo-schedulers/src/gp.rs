@@ -256,34 +256,33 @@ impl Gradient for &Problem<'_> {
     }
 }
 
-/// The MAP hyperparameters found by L-BFGS from each start (at most `iters` iterations
-/// each), or the best start itself when every run fails.
+/// The MAP hyperparameters found by L-BFGS (at most `iters` iterations) from the best of
+/// `starts`: the starts are screened by their cost, one Cholesky factorization each, and
+/// only the best is optimized; the best start itself when the run fails.
 pub(crate) fn fit(data: &Data<'_>, starts: &[Theta], iters: u64) -> Theta {
     let problem = Problem { data, last: RefCell::new(None) };
-    let mut best: Option<(f64, Vec<f64>)> = None;
-    for start in starts {
-        let start = to_z(start);
-        let mut consider = |cost: f64, z: Vec<f64>| {
-            if cost.is_finite() && best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                best = Some((cost, z));
-            }
-        };
-        if let Ok((cost, _)) = problem.eval(&start) {
-            consider(cost, start.clone());
-        }
-        let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7)
-            .with_tolerance_grad(1e-3)
-            .and_then(|s| s.with_tolerance_cost(1e-4));
-        let Ok(solver) = solver else { continue };
-        let run = Executor::new(&problem, solver).configure(|s| s.param(start).max_iters(iters)).run();
-        if let Ok(mut result) = run {
-            let cost = result.state.get_best_cost();
-            if let Some(z) = result.state.take_best_param() {
-                consider(cost, z);
-            }
+    let screened = starts
+        .iter()
+        .map(|theta| to_z(theta))
+        .filter_map(|z| problem.eval(&z).ok().map(|(cost, _)| (cost, z)))
+        .filter(|(cost, _)| cost.is_finite())
+        .min_by(|a, b| a.0.total_cmp(&b.0));
+    let Some((start_cost, start)) = screened else { return default_theta(data.dims()) };
+    let mut best = (start_cost, start.clone());
+    let solver =
+        LBFGS::new(MoreThuenteLineSearch::new(), 7).with_tolerance_grad(1e-3).and_then(|s| s.with_tolerance_cost(1e-4));
+    if let Ok(solver) = solver
+        && let Ok(mut result) = Executor::new(&problem, solver).configure(|s| s.param(start).max_iters(iters)).run()
+    {
+        let cost = result.state.get_best_cost();
+        if let Some(z) = result.state.take_best_param()
+            && cost.is_finite()
+            && cost < best.0
+        {
+            best = (cost, z);
         }
     }
-    best.map(|(_, z)| to_theta(&z).0).unwrap_or_else(|| default_theta(data.dims()))
+    to_theta(&best.1).0
 }
 
 /// A GP conditioned on its data, ready to predict.
