@@ -8,13 +8,13 @@ evaluations, 30 seeds, as `hpo bench run --blackbox NAME --methods tpe --seeds 0
 
 Prints one line per sampler and function; with --json, one JSON object per line.
 """
-import importlib.metadata
-import json
 import math
 import statistics
 import sys
 
 import numpy as np
+
+import peers
 
 A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
               [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])
@@ -38,8 +38,6 @@ FUNCTIONS = {"branin": (branin, 0.397887), "hartmann6": (hartmann6, -3.32237)}
 
 
 def regrets(module, objective, optimum, seeds=30, trials=60):
-    if hasattr(module, "logging"):
-        module.logging.set_verbosity(module.logging.WARNING)
     out = []
     for seed in range(seeds):
         study = module.create_study(sampler=module.samplers.TPESampler(seed=seed))
@@ -50,24 +48,13 @@ def regrets(module, objective, optimum, seeds=30, trials=60):
 
 def main():
     as_json = "--json" in sys.argv
-    samplers = []
-    for name in ["optuna", "rustuna"]:
-        try:
-            samplers.append((name, __import__(name)))
-        except ImportError:
-            print(f"{name} is not installed: skipped", file=sys.stderr)
-    for name, module in samplers:
-        version = importlib.metadata.version(name)
+    for name, module, version in peers.installed():
         for function, (objective, optimum) in FUNCTIONS.items():
-            r = regrets(module, objective, optimum)
-            q = statistics.quantiles(r, n=4)
+            q = statistics.quantiles(regrets(module, objective, optimum), n=4)
             line = {"sampler": name, "version": version, "blackbox": function, "evaluations": 60,
                     "seeds": 30, "median_regret": q[1], "q25": q[0], "q75": q[2]}
-            if as_json:
-                print(json.dumps(line))
-            else:
-                print(f"{name} {version} {function}: median regret {q[1]:.4f} ({q[0]:.4f}-{q[2]:.4f})")
-            sys.stdout.flush()
+            text = f"{name} {version} {function}: median regret {q[1]:.4f} ({q[0]:.4f}-{q[2]:.4f})"
+            peers.emit(line, text, as_json)
 
 
 if __name__ == "__main__":

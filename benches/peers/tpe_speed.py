@@ -7,12 +7,11 @@ result before the next; the median time of one suggestion (ask and the six param
     python3 benches/peers/tpe_speed.py [--observations 200] [--suggestions 20] [--json]
 """
 import argparse
-import importlib.metadata
-import json
 import random
 import statistics
-import sys
 import time
+
+import peers
 
 DIMS = 6
 
@@ -23,8 +22,6 @@ def loss(x, rng):
 
 
 def time_sampler(module, observations, suggestions, seed=0):
-    if hasattr(module, "logging"):
-        module.logging.set_verbosity(module.logging.WARNING)
     rng = random.Random(seed)
     dist = module.distributions.FloatDistribution(0.0, 1.0)
     study = module.create_study(sampler=module.samplers.TPESampler(seed=seed))
@@ -49,21 +46,13 @@ def main():
     parser.add_argument("--suggestions", type=int, default=20)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    for name in ["optuna", "rustuna"]:
-        try:
-            module = __import__(name)
-        except ImportError:
-            print(f"{name} is not installed: skipped", file=sys.stderr)
-            continue
+    for name, module, version in peers.installed():
         median, mean = time_sampler(module, args.observations, args.suggestions)
-        line = {"bench": "searcher", "peer": name, "version": importlib.metadata.version(name),
-                "searcher": "tpe", "dims": DIMS, "observations": args.observations,
-                "suggestions": args.suggestions, "ms_per_suggest": median, "ms_per_suggest_mean": mean}
-        if args.json:
-            print(json.dumps(line))
-        else:
-            print(f"{name}: {median:.3f} ms per suggestion (median; mean {mean:.3f}) after {args.observations} results")
-        sys.stdout.flush()
+        line = {"bench": "searcher", "peer": name, "version": version, "searcher": "tpe", "dims": DIMS,
+                "observations": args.observations, "suggestions": args.suggestions,
+                "ms_per_suggest": median, "ms_per_suggest_mean": mean}
+        text = f"{name}: {median:.3f} ms per suggestion (median; mean {mean:.3f}) after {args.observations} results"
+        peers.emit(line, text, args.json)
 
 
 if __name__ == "__main__":

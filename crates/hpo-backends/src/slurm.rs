@@ -287,8 +287,8 @@ impl SlurmJobs {
         let mut argv = vec![self.spec.command[0].clone()];
         argv.extend(trial_args(&spec, &trial.config, &checkpoints));
         // The argv travels as NUL-separated bytes: no shell ever interprets a value.
-        let argv_file = dir.join(format!("job-{n}.argv"));
-        let config_file = dir.join(format!("job-{n}.config.json"));
+        let argv_file = self.launch_file(trial.trial_id, n, "argv");
+        let config_file = self.launch_file(trial.trial_id, n, "config.json");
         let write =
             |path: &Path, bytes: &[u8]| std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()));
         let mut bytes = Vec::new();
@@ -298,7 +298,7 @@ impl SlurmJobs {
         }
         write(&argv_file, &bytes)?;
         write(&config_file, trial.config.to_string().as_bytes())?;
-        let output = dir.join(format!("job-{n}.out"));
+        let output = self.launch_file(trial.trial_id, n, "out");
         let stderr = dir.join("stderr.log");
         let mut script = String::from("#!/bin/bash\n");
         script.push_str(&format!("#SBATCH --job-name=hpo-trial-{}\n", trial.trial_id));
@@ -317,10 +317,10 @@ impl SlurmJobs {
         script.push_str(&format!("mapfile -d '' -t args < {}\n", quote(&argv_file.display().to_string())));
         // The exit status lands in a marker file, which hpo sees sooner than squeue tells;
         // `preempted` if the time limit's warning (USR1) made the command save and quit.
-        let exit_file = dir.join(format!("job-{n}.exit"));
+        let exit_file = self.launch_file(trial.trial_id, n, "exit");
         script.push_str(JOB_BODY);
         script.push_str(&format!("echo \"$status\" > {}\n", quote(&exit_file.display().to_string())));
-        let script_file = dir.join(format!("job-{n}.sh"));
+        let script_file = self.launch_file(trial.trial_id, n, "sh");
         write(&script_file, script.as_bytes())?;
         let out = tokio::process::Command::new("sbatch")
             .arg("--parsable")
@@ -335,9 +335,14 @@ impl SlurmJobs {
         }
         let job_id = String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap_or_default().to_owned();
         // Where a later `hpo resume` finds the job again.
-        write(&dir.join(format!("job-{n}.id")), job_id.as_bytes())?;
+        write(&self.launch_file(trial.trial_id, n, "id"), job_id.as_bytes())?;
         self.follow(job_id.clone(), trial.trial_id, n);
         Ok(job_id)
+    }
+
+    /// A file of launch `n` of a trial: `trials/<id>/job-<n>.<ext>`.
+    fn launch_file(&self, trial_id: TrialId, n: u32, ext: &str) -> PathBuf {
+        self.trials_dir.join(trial_id.to_string()).join(format!("job-{n}.{ext}"))
     }
 
     /// Follows the job of launch `n` of a trial: its output, its exit marker, its state.
@@ -345,9 +350,9 @@ impl SlurmJobs {
         let dir = self.trials_dir.join(trial_id.to_string());
         let job = Job {
             trial_id,
-            output: dir.join(format!("job-{n}.out")),
+            output: self.launch_file(trial_id, n, "out"),
             stderr: dir.join("stderr.log"),
-            exit: dir.join(format!("job-{n}.exit")),
+            exit: self.launch_file(trial_id, n, "exit"),
             offset: 0,
             partial: Vec::new(),
             intent: None,
@@ -364,13 +369,12 @@ impl SlurmJobs {
     /// kept, is found in `squeue` by its script). Its output is read from the start: reports
     /// the journal holds already are not counted again by the tuner.
     fn reattach(&mut self, trial: &TrialStart) -> bool {
-        let dir = self.trials_dir.join(trial.trial_id.to_string());
         let n = trial.launch;
-        let id_file = dir.join(format!("job-{n}.id"));
+        let id_file = self.launch_file(trial.trial_id, n, "id");
         let recorded = std::fs::read_to_string(&id_file).map(|id| id.trim().to_owned());
         let job_id = match recorded.ok().filter(|id| !id.is_empty()) {
             Some(id) => id,
-            None => match submitted(&dir.join(format!("job-{n}.sh"))) {
+            None => match submitted(&self.launch_file(trial.trial_id, n, "sh")) {
                 Some(id) => {
                     let _ = std::fs::write(&id_file, &id);
                     id

@@ -110,8 +110,9 @@ pub struct Journal {
     lines: u64,
     /// Entries an earlier run recorded that a resumed run must make again, in order.
     replay: VecDeque<String>,
-    /// The time of the last entry made again.
-    replayed_t: f64,
+    /// The time of the next entry to make again, or of the last one made once none is left
+    /// (read once per entry: the clock of a replay asks for it often).
+    recorded_t: f64,
     /// The test setting [`ABORT_AFTER_ENTRIES`]: abort once the file has this many lines.
     abort_after: Option<u64>,
     sync: JournalSync,
@@ -167,7 +168,8 @@ impl Journal {
     fn appending_to(file: File, path: &Path, lines: u64, replay: VecDeque<String>) -> Journal {
         let abort_after = std::env::var(ABORT_AFTER_ENTRIES).ok().and_then(|n| n.parse().ok());
         let out = BufWriter::with_capacity(1 << 16, file);
-        Journal { out, path: path.to_owned(), lines, replay, replayed_t: 0.0, abort_after, sync: JournalSync::Os }
+        let recorded_t = replay.front().and_then(|l| time_of(l)).unwrap_or(0.0);
+        Journal { out, path: path.to_owned(), lines, replay, recorded_t, abort_after, sync: JournalSync::Os }
     }
 
     /// Appends one entry (buffered until [`Journal::flush`]); while replaying, checks it is
@@ -185,7 +187,8 @@ impl Journal {
             }
             self.replay.pop_front();
             self.lines += 1;
-            self.replayed_t = entry.time().unwrap_or(self.replayed_t);
+            let made_t = entry.time().unwrap_or(self.recorded_t);
+            self.recorded_t = self.replay.front().and_then(|l| time_of(l)).unwrap_or(made_t);
             return Ok(());
         }
         serde_json::to_writer(&mut self.out, entry)?;
@@ -241,7 +244,7 @@ impl Journal {
     /// The time of the next recorded entry, or of the last one made again once none is
     /// left: the clock of a run making recorded entries again without their backend.
     pub fn recorded_time(&self) -> f64 {
-        self.replay.front().and_then(|l| time_of(l)).unwrap_or(self.replayed_t)
+        self.recorded_t
     }
 
     /// From now on, [`Journal::flush`] takes entries this far.

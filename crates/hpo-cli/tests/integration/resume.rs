@@ -260,26 +260,23 @@ fn a_threads_experiment_goes_on_with_every_trial_accounted_for() {
 /// ASHA with pause and resume over a Python script that keeps a checkpoint per epoch, on the
 /// process backend: 10 trials of up to 9 epochs, 2 workers, 2-3 s in all.
 fn process_experiment() -> tempfile::TempDir {
-    let script = r#"import os, sys, time
-sys.path.insert(0, os.environ["HELPER"])
-from hpo_report import config, checkpoint_dir, report
-cfg = config()
-ckpt = os.path.join(checkpoint_dir(), "epoch.txt")
-start = int(open(ckpt).read()) if os.path.exists(ckpt) else 0
-for epoch in range(start + 1, int(cfg["epochs"]) + 1):
-    time.sleep(0.08)
-    open(ckpt, "w").write(str(epoch))
-    report(epoch=epoch, loss=cfg["x"] + 1.0 / epoch)
-"#;
-    let helper = crate::common::repo().join("python").display().to_string();
-    let experiment = format!(
-        "name = \"p\"\nmetric = \"loss\"\nresource_attr = \"epoch\"\nmax_resource_attr = \"epochs\"\nworkers = 2\n\
-         [space]\nepochs = 9\nx = {{ uniform = [0, 1] }}\n\
+    let script = crate::common::checkpointing_script(0.08, "");
+    let experiment = "name = \"p\"\nmetric = \"loss\"\nresource_attr = \"epoch\"\nmax_resource_attr = \"epochs\"\nworkers = 2\n\
+         [space]\nepochs = 9\nx = { uniform = [0, 1] }\n\
          [scheduler]\ntype = \"asha\"\nvariant = \"promotion\"\ngrace_period = 1\nreduction_factor = 3\n\
-         [backend]\ntype = \"process\"\ncommand = [\"python3\", \"train_4343.py\"]\nenv = {{ HELPER = {helper:?} }}\n\
-         [stop]\nmax_trials = 10\n"
-    );
-    setup(&experiment, &[("train_4343.py", script)])
+         [backend]\ntype = \"process\"\ncommand = [\"python3\", \"train_4343.py\"]\n\
+         [stop]\nmax_trials = 10\n";
+    setup(experiment, &[("train_4343.py", &script)])
+}
+
+/// [`process_experiment`] running in the background, once its journal holds `reports`
+/// reports; and its folder.
+fn running_process_experiment(reports: usize) -> (tempfile::TempDir, std::process::Child, std::path::PathBuf) {
+    let dir = process_experiment();
+    let child = crate::common::spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
+    let folder = dir.path().join("runs/p");
+    crate::common::wait_for_reports(&folder, None, reports);
+    (dir, child, folder)
 }
 
 /// A process-backend run killed with `kill -9` at a random moment, then resumed: exactly
@@ -351,10 +348,7 @@ for epoch in range(1, 6):
 /// refused with a clear error, and the running one is not disturbed.
 #[test]
 fn a_running_experiment_cannot_be_resumed_twice() {
-    let dir = process_experiment();
-    let child = crate::common::spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
-    let folder = dir.path().join("runs/p");
-    crate::common::wait_for_reports(&folder, None, 1);
+    let (dir, child, folder) = running_process_experiment(1);
     for args in [&["resume", "runs/p", "-q"][..], &["run", "exp.toml", "--resume", "-q"]] {
         let out = hpo(args, dir.path());
         assert!(!out.status.success(), "{args:?}");
@@ -369,10 +363,7 @@ fn a_running_experiment_cannot_be_resumed_twice() {
 /// `hpo run FILE --resume` a job script runs after every restart goes on with it.
 #[test]
 fn run_resume_goes_on_with_an_interrupted_experiment() {
-    let dir = process_experiment();
-    let child = crate::common::spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
-    let folder = dir.path().join("runs/p");
-    crate::common::wait_for_reports(&folder, None, 3);
+    let (dir, child, folder) = running_process_experiment(3);
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success(), "an interrupted run exits non-zero: {}", text(&out));

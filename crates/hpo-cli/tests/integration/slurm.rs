@@ -17,6 +17,12 @@ use serde_json::Value;
 /// The cluster has 2 CPUs: one test at a time.
 static CLUSTER: Mutex<()> = Mutex::new(());
 
+/// The cluster, to oneself, if it is up (see [`slurm_available`]).
+fn cluster() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let guard = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    slurm_available().then_some(guard)
+}
+
 fn slurm_available() -> bool {
     let up = Command::new("sinfo")
         .args(["-h", "-o", "%T"])
@@ -48,24 +54,11 @@ fn queue() -> String {
     }
 }
 
-fn script(extra: &str) -> String {
-    format!(
-        r#"import os, sys, time
-sys.path.insert(0, {helper:?})
-from hpo_report import config, checkpoint_dir, report
-cfg = config()
-with open("env-" + os.environ["HPO_TRIAL_ID"], "w") as f:
-    f.write(os.environ.get("SLURM_JOB_ID", "") + " " + os.environ.get("SLURM_STEP_ID", ""))
-{extra}
-ckpt = os.path.join(checkpoint_dir(), "epoch.txt")
-start = int(open(ckpt).read()) if os.path.exists(ckpt) else 0
-for epoch in range(start + 1, int(cfg["epochs"]) + 1):
-    time.sleep(0.05)
-    open(ckpt, "w").write(str(epoch))
-    report(epoch=epoch, loss=cfg["x"] + 1.0 / epoch)
-"#,
-        helper = repo().join("python").display().to_string()
-    )
+/// The checkpointing script, `seconds` an epoch, writing which Slurm job and step ran it.
+fn script(seconds: f64, extra: &str) -> String {
+    let env = "with open(\"env-\" + os.environ[\"HPO_TRIAL_ID\"], \"w\") as f:\n    \
+               f.write(os.environ.get(\"SLURM_JOB_ID\", \"\") + \" \" + os.environ.get(\"SLURM_STEP_ID\", \"\"))";
+    common::checkpointing_script(seconds, &format!("{env}\n{extra}"))
 }
 
 fn setup(script: &str, scheduler: &str, stop: &str, workers: u32) -> tempfile::TempDir {
@@ -81,7 +74,7 @@ fn setup(script: &str, scheduler: &str, stop: &str, workers: u32) -> tempfile::T
 /// FIFO over trials that take 0.25 s an epoch (time to act while they run), with more
 /// lines for the `[backend]` table.
 fn slow_fifo(max_trials: u32, workers: u32, backend: &str) -> tempfile::TempDir {
-    let slow = script("").replace("time.sleep(0.05)", "time.sleep(0.25)");
+    let slow = script(0.25, "");
     let dir = setup(&slow, "type = \"fifo\"", &format!("max_trials = {max_trials}"), workers);
     let experiment = std::fs::read_to_string(dir.path().join("e.toml")).unwrap();
     let experiment = experiment.replace("cpus_per_trial = 1", &format!("cpus_per_trial = 1\n{backend}"));
@@ -107,11 +100,8 @@ fn hpo(args: &[&str], cwd: &Path) -> Output {
 
 #[test]
 fn asha_runs_end_to_end_through_slurm_jobs() {
-    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    if !slurm_available() {
-        return;
-    }
-    let dir = setup(&script(""), "type = \"asha\"\nvariant = \"promotion\"", "max_trials = 6", 2);
+    let Some(_cluster) = cluster() else { return };
+    let dir = setup(&script(0.05, ""), "type = \"asha\"\nvariant = \"promotion\"", "max_trials = 6", 2);
     let out = hpo(&["run", "e.toml", "-q"], dir.path());
     assert!(out.status.success(), "{}", text(&out));
     let entries = journal(&dir.path().join("runs/s"));
@@ -125,11 +115,8 @@ fn asha_runs_end_to_end_through_slurm_jobs() {
 
 #[test]
 fn inside_an_allocation_trials_are_job_steps() {
-    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    if !slurm_available() {
-        return;
-    }
-    let dir = setup(&script(""), "type = \"asha\"", "max_trials = 6", 2);
+    let Some(_cluster) = cluster() else { return };
+    let dir = setup(&script(0.05, ""), "type = \"asha\"", "max_trials = 6", 2);
     let out = Command::new("salloc")
         .args(["-n", "2", "--quiet", env!("CARGO_BIN_EXE_hpo"), "run", "e.toml", "-q"])
         .current_dir(dir.path())
@@ -146,12 +133,9 @@ fn inside_an_allocation_trials_are_job_steps() {
 
 #[test]
 fn a_stopped_trial_is_gone_from_the_queue_and_the_machine() {
-    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    if !slurm_available() {
-        return;
-    }
+    let Some(_cluster) = cluster() else { return };
     let forever = "import subprocess\nsubprocess.Popen(['sleep', '4141.5'])\nwhile True:\n    report(epoch=1, loss=1.0)\n    time.sleep(0.1)";
-    let dir = setup(&script(forever), "type = \"fifo\"", "max_wallclock = \"4s\"", 1);
+    let dir = setup(&script(0.05, forever), "type = \"fifo\"", "max_wallclock = \"4s\"", 1);
     let out = hpo(&["run", "e.toml", "-q"], dir.path());
     assert!(out.status.success(), "{}", text(&out));
     let entries = journal(&dir.path().join("runs/s"));
@@ -171,12 +155,9 @@ fn a_stopped_trial_is_gone_from_the_queue_and_the_machine() {
 
 #[test]
 fn a_job_cancelled_by_hand_is_a_failed_trial_and_the_experiment_goes_on() {
-    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    if !slurm_available() {
-        return;
-    }
+    let Some(_cluster) = cluster() else { return };
     let slow_first = "if os.environ['HPO_TRIAL_ID'] == '0':\n    time.sleep(60)";
-    let dir = setup(&script(slow_first), "type = \"fifo\"", "max_trials = 3", 1);
+    let dir = setup(&script(0.05, slow_first), "type = \"fifo\"", "max_trials = 3", 1);
     let child = spawn_run(dir.path());
     let start = Instant::now();
     let job = loop {
@@ -203,10 +184,7 @@ fn a_job_cancelled_by_hand_is_a_failed_trial_and_the_experiment_goes_on() {
 /// the trials never submitted, and every trial is accounted for once.
 #[test]
 fn a_resumed_driver_reattaches_to_the_jobs_it_submitted() {
-    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    if !slurm_available() {
-        return;
-    }
+    let Some(_cluster) = cluster() else { return };
     let dir = slow_fifo(4, 2, "");
     let mut child = spawn_run(dir.path());
     let folder = dir.path().join("runs/s");
@@ -247,10 +225,7 @@ fn a_resumed_driver_reattaches_to_the_jobs_it_submitted() {
 /// with every trial accounted for.
 #[test]
 fn a_requeued_trial_job_is_preempted_and_goes_on_from_its_checkpoint() {
-    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    if !slurm_available() {
-        return;
-    }
+    let Some(_cluster) = cluster() else { return };
     let dir = slow_fifo(2, 1, "");
     let mut child = spawn_run(dir.path());
     let folder = dir.path().join("runs/s");
@@ -282,10 +257,7 @@ fn a_requeued_trial_job_is_preempted_and_goes_on_from_its_checkpoint() {
 /// preempted and goes on from its checkpoint as a new job.
 #[test]
 fn a_trial_job_warned_of_its_time_limit_goes_on_as_a_new_job() {
-    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    if !slurm_available() {
-        return;
-    }
+    let Some(_cluster) = cluster() else { return };
     let dir = slow_fifo(1, 1, "time_limit = \"10\"");
     let mut child = spawn_run(dir.path());
     let folder = dir.path().join("runs/s");
@@ -310,10 +282,7 @@ fn a_trial_job_warned_of_its_time_limit_goes_on_as_a_new_job() {
 /// `steps` mode (the default inside a job) the trials die with the job and are launched
 /// again from their checkpoints; in `jobs` mode their jobs run on and are reattached.
 fn driver_job_requeued(mode: &str) {
-    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    if !slurm_available() {
-        return;
-    }
+    let Some(_cluster) = cluster() else { return };
     let dir = slow_fifo(4, 2, &format!("mode = \"{mode}\"\nextra_args = [\"--oversubscribe\"]"));
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let job_script = readme.split("```").find(|block| block.contains("#SBATCH --requeue")).unwrap();
@@ -380,10 +349,7 @@ fn a_requeued_driver_job_goes_on_reattaching_its_trial_jobs() {
 
 #[test]
 fn bench_slurm_prints_the_overhead_in_both_modes() {
-    let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    if !slurm_available() {
-        return;
-    }
+    let Some(_cluster) = cluster() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = hpo(&["bench", "slurm", "--trials", "4", "--json"], dir.path());
     assert!(out.status.success(), "{}", text(&out));

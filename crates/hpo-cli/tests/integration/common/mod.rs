@@ -16,6 +16,27 @@ pub fn hpo(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hpo")).args(args).current_dir(cwd).output().unwrap()
 }
 
+/// A Python training script (with the repository's `hpo_report` helper) that keeps its last
+/// epoch in its checkpoint folder and goes on from there: `epochs` epochs of `seconds`
+/// each, reporting `epoch` and `loss`; `extra` runs first.
+pub fn checkpointing_script(seconds: f64, extra: &str) -> String {
+    format!(
+        r#"import os, sys, time
+sys.path.insert(0, {helper:?})
+from hpo_report import config, checkpoint_dir, report
+cfg = config()
+{extra}
+ckpt = os.path.join(checkpoint_dir(), "epoch.txt")
+start = int(open(ckpt).read()) if os.path.exists(ckpt) else 0
+for epoch in range(start + 1, int(cfg["epochs"]) + 1):
+    time.sleep({seconds})
+    open(ckpt, "w").write(str(epoch))
+    report(epoch=epoch, loss=cfg["x"] + 1.0 / epoch)
+"#,
+        helper = repo().join("python").display().to_string()
+    )
+}
+
 /// Waits (up to a minute) until the experiment's journal holds `n` reports (of `trial` if
 /// given).
 pub fn wait_for_reports(folder: &Path, trial: Option<u64>, n: usize) {
