@@ -2,7 +2,9 @@
 //!
 //! Reports are synchronous: [`Reporter::report`] hands the metrics to the tuner and returns
 //! once the scheduler has decided, with `Err(Interrupted)` when the trial is to stop or
-//! pause, so a training loop written with `?` ends exactly where the scheduler said.
+//! pause, so a training loop written with `?` ends exactly where the scheduler said. Under a
+//! scheduler that never stops or pauses trials (FIFO) it returns at once, and a stop sent
+//! later (the experiment ending) is returned by the next report.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -19,7 +21,7 @@ use hpo_core::{
 };
 use tokio::sync::mpsc;
 
-use crate::checkpoint::prepare_checkpoint_dir;
+use crate::checkpoint::first_checkpoint_dir;
 
 /// What a trial function returns on failure: any error.
 pub type TrialError = Box<dyn std::error::Error + Send + Sync>;
@@ -86,6 +88,7 @@ impl Control {
 pub struct Reporter {
     trial_id: TrialId,
     control: Arc<Control>,
+    await_decisions: bool,
     events: mpsc::UnboundedSender<Event>,
     clock: Instant,
 }
@@ -95,8 +98,8 @@ impl Reporter {
     /// decision: `Ok` to go on, `Err(Interrupted)` to end the trial now.
     pub fn report<K: Into<String>>(&mut self, metrics: impl IntoIterator<Item = (K, f64)>) -> Result<(), Interrupted> {
         let metrics: Metrics = metrics.into_iter().map(|(k, v)| (k.into(), v)).collect();
-        if let Err(state) = self.control.state.compare_exchange(RUNNING, AWAITING, Ordering::AcqRel, Ordering::Acquire)
-        {
+        let next = if self.await_decisions { AWAITING } else { RUNNING };
+        if let Err(state) = self.control.state.compare_exchange(RUNNING, next, Ordering::AcqRel, Ordering::Acquire) {
             return Err(Control::interrupted(state).unwrap_or(Interrupted(Decision::Stop)));
         }
         let event = Event {
@@ -106,6 +109,9 @@ impl Reporter {
         };
         if self.events.send(event).is_err() {
             return Err(Interrupted(Decision::Stop)); // the tuner is gone
+        }
+        if !self.await_decisions {
+            return Ok(());
         }
         let state = wait_while_awaiting(&self.control.state);
         Control::interrupted(state).map_or(Ok(()), Err)
@@ -117,30 +123,56 @@ impl Reporter {
     }
 }
 
-/// Waits for the tuner's answer: yields for a while, then parks until unparked.
+/// Waits for the tuner's answer: polls for a while, then parks until unparked.
 fn wait_while_awaiting(state: &AtomicU8) -> u8 {
-    for round in 0u32.. {
-        let s = state.load(Ordering::Acquire);
-        if s != AWAITING {
+    let answer = || Some(state.load(Ordering::Acquire)).filter(|&s| s != AWAITING);
+    if let Some(s) = poll_briefly(answer) {
+        return s;
+    }
+    loop {
+        thread::park_timeout(Duration::from_millis(50));
+        if let Some(s) = answer() {
             return s;
         }
-        if round < YIELDS_BEFORE_BLOCKING {
-            thread::yield_now();
-        } else {
-            thread::park_timeout(Duration::from_millis(50));
-        }
     }
-    STOP
 }
 
+/// Polls `ready` while an answer from another thread is likely to be on its way: spinning
+/// for a few microseconds (a handoff between running threads takes well under one), then
+/// yielding the core a number of times (the answering thread may need it), then `None`: block.
+fn poll_briefly<T>(mut ready: impl FnMut() -> Option<T>) -> Option<T> {
+    let spin_until = Instant::now() + SPIN;
+    loop {
+        for _ in 0..64 {
+            if let Some(x) = ready() {
+                return Some(x);
+            }
+            std::hint::spin_loop();
+        }
+        if Instant::now() >= spin_until {
+            break;
+        }
+    }
+    for _ in 0..YIELDS_BEFORE_BLOCKING {
+        if let Some(x) = ready() {
+            return Some(x);
+        }
+        thread::yield_now();
+    }
+    ready()
+}
+
+/// How long a thread waiting for another spins before it yields.
+const SPIN: Duration = Duration::from_micros(5);
+
 /// How often a thread waiting for another yields its core before it blocks. Answers usually
-/// come within microseconds, sooner than a blocked thread could be woken; spinning instead
-/// of yielding measured slower on 2 cores, where the answering thread may need this one's.
+/// come within microseconds, sooner than a blocked thread could be woken.
 const YIELDS_BEFORE_BLOCKING: u32 = 100;
 
 struct Job {
     context: TrialContext,
     control: Arc<Control>,
+    await_decisions: bool,
     /// A checkpoint folder to copy into the trial's own before it starts (PBT's exploit).
     copy_from: Option<PathBuf>,
 }
@@ -217,13 +249,14 @@ fn worker(
     trial_fn: &TrialFn,
     clock: Instant,
 ) {
-    while let Some(Job { context, control, copy_from }) = next_job(jobs) {
+    while let Some(Job { context, control, await_decisions, copy_from }) = next_job(jobs) {
         let _ = control.thread.set(thread::current());
         let trial_id = context.trial_id;
-        let mut reporter = Reporter { trial_id, control: Arc::clone(&control), events: events.clone(), clock };
+        let control = Arc::clone(&control);
+        let mut reporter = Reporter { trial_id, control, await_decisions, events: events.clone(), clock };
         // Only a copy needs the folder now; a trial creates it when it first saves.
-        let prepared = match (&context.checkpoint_dir, &copy_from) {
-            (Some(dir), Some(_)) => prepare_checkpoint_dir(dir, copy_from.as_deref()).map_err(TrialError::from),
+        let prepared = match &context.checkpoint_dir {
+            Some(dir) if !context.resume => first_checkpoint_dir(dir, copy_from.as_deref()).map_err(TrialError::from),
             _ => Ok(()),
         };
         let outcome = prepared.and_then(|()| {
@@ -249,14 +282,13 @@ fn worker(
 /// while before blocking: when trials take microseconds, the next one arrives sooner than a
 /// sleeping thread could be woken.
 fn next_job(jobs: &crossbeam_channel::Receiver<Job>) -> Option<Job> {
-    for _ in 0..YIELDS_BEFORE_BLOCKING {
-        match jobs.try_recv() {
-            Ok(job) => return Some(job),
-            Err(crossbeam_channel::TryRecvError::Empty) => thread::yield_now(),
-            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
-        }
+    match poll_briefly(|| match jobs.try_recv() {
+        Err(crossbeam_channel::TryRecvError::Empty) => None,
+        received => Some(received.ok()),
+    }) {
+        Some(job) => job,
+        None => jobs.recv().ok(),
     }
-    jobs.recv().ok()
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -278,18 +310,20 @@ impl Backend for ThreadBackend {
         };
         let jobs = self.jobs.as_ref().ok_or_else(|| BackendError("the thread backend is shut down".into()))?;
         let copy_from = trial.checkpoint_from.and_then(|from| self.checkpoint_dir(from));
-        jobs.send(Job { context, control, copy_from })
+        jobs.send(Job { context, control, await_decisions: trial.await_decisions, copy_from })
             .map_err(|_| BackendError("every worker thread has exited".into()))
     }
 
     async fn decide(&mut self, trial_id: TrialId, decision: Decision) -> Result<(), BackendError> {
         if let Some(control) = self.controls.get(&trial_id) {
-            let state = match decision {
-                Decision::Continue => RUNNING,
-                Decision::Stop => STOP,
-                Decision::Pause => PAUSE,
-            };
-            control.state.store(state, Ordering::Release);
+            match decision {
+                // Only a trial waiting for its answer goes on: one that did not wait is running.
+                Decision::Continue => {
+                    let _ = control.state.compare_exchange(AWAITING, RUNNING, Ordering::AcqRel, Ordering::Acquire);
+                }
+                Decision::Stop => control.state.store(STOP, Ordering::Release),
+                Decision::Pause => control.state.store(PAUSE, Ordering::Release),
+            }
             if let Some(thread) = control.thread.get() {
                 thread.unpark();
             }
@@ -299,17 +333,14 @@ impl Backend for ThreadBackend {
 
     async fn next_events(&mut self, out: &mut Vec<Event>) -> Result<(), BackendError> {
         let before = out.len();
-        self.drain(out);
         // Trials of a few microseconds answer before a thread could go to sleep and wake up:
-        // spin briefly before waiting.
-        for _ in 0..YIELDS_BEFORE_BLOCKING {
-            if out.len() > before {
-                return Ok(());
-            }
-            thread::yield_now();
+        // poll briefly before waiting.
+        if poll_briefly(|| {
             self.drain(out);
-        }
-        if out.len() == before {
+            (out.len() > before).then_some(())
+        })
+        .is_none()
+        {
             let event =
                 self.events.recv().await.ok_or_else(|| BackendError("every worker thread has exited".into()))?;
             self.forget_if_ended(&event);
@@ -321,6 +352,10 @@ impl Backend for ThreadBackend {
 
     fn now(&self) -> f64 {
         self.clock.elapsed().as_secs_f64()
+    }
+
+    fn runs_in_process(&self) -> bool {
+        true
     }
 
     fn checkpoint_dir(&self, trial_id: TrialId) -> Option<PathBuf> {

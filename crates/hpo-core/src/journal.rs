@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use hpo_space::Config;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -116,6 +117,8 @@ pub struct Journal {
     /// The test setting [`ABORT_AFTER_ENTRIES`]: abort once the file has this many lines.
     abort_after: Option<u64>,
     sync: JournalSync,
+    /// When the oldest entry not yet handed to the OS was appended.
+    unflushed_since: Option<Instant>,
 }
 
 /// How far [`Journal::flush`] takes the entries of a round before the tuner acts on them
@@ -169,7 +172,8 @@ impl Journal {
         let abort_after = std::env::var(ABORT_AFTER_ENTRIES).ok().and_then(|n| n.parse().ok());
         let out = BufWriter::with_capacity(1 << 16, file);
         let recorded_t = replay.front().and_then(|l| time_of(l)).unwrap_or(0.0);
-        Journal { out, path: path.to_owned(), lines, replay, recorded_t, abort_after, sync: JournalSync::Os }
+        let sync = JournalSync::Os;
+        Journal { out, path: path.to_owned(), lines, replay, recorded_t, abort_after, sync, unflushed_since: None }
     }
 
     /// Appends one entry (buffered until [`Journal::flush`]); while replaying, checks it is
@@ -194,6 +198,7 @@ impl Journal {
         serde_json::to_writer(&mut self.out, entry)?;
         self.out.write_all(b"\n")?;
         self.lines += 1;
+        self.unflushed_since.get_or_insert_with(Instant::now);
         if let Some(n) = self.abort_after {
             self.out.flush()?;
             if self.lines == n {
@@ -255,11 +260,22 @@ impl Journal {
 
     /// Hands everything appended to the OS, and with [`JournalSync::Disk`] to the disk.
     pub fn flush(&mut self) -> io::Result<()> {
+        self.unflushed_since = None;
         self.out.flush()?;
         match self.sync {
             JournalSync::Os => Ok(()),
             JournalSync::Disk => self.out.get_ref().sync_data(),
         }
+    }
+
+    /// When the oldest entry not yet handed to the OS was appended, if any.
+    pub fn unflushed_since(&self) -> Option<Instant> {
+        self.unflushed_since
+    }
+
+    /// How far [`Journal::flush`] takes entries.
+    pub fn sync_mode(&self) -> JournalSync {
+        self.sync
     }
 
     /// The file.

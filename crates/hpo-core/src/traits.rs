@@ -94,6 +94,13 @@ pub trait Scheduler: Send {
     fn failure(&self) -> Option<String> {
         None
     }
+
+    /// Whether `on_report` may answer anything but `Continue`. A scheduler that never stops
+    /// or pauses a trial (FIFO) says `false`, and then a trial need not wait for the answer
+    /// to its report ([`TrialStart::await_decisions`]).
+    fn interrupts_trials(&self) -> bool {
+        true
+    }
 }
 
 /// How a trial is to be started.
@@ -116,6 +123,11 @@ pub struct TrialStart {
     /// that can find it still running, or ended meanwhile (a cluster job), takes it up
     /// instead of launching it again.
     pub relaunch: bool,
+    /// Whether the trial waits for the decision on each report, where the backend supports
+    /// synchronous decisions: `false` when the scheduler never stops or pauses trials
+    /// ([`Scheduler::interrupts_trials`]), so the trial goes on at once. A stop the tuner
+    /// sends later (the experiment ending) takes effect at the trial's next report.
+    pub await_decisions: bool,
 }
 
 /// Something that happened to a running trial.
@@ -175,6 +187,13 @@ pub trait Backend: Send {
     /// Whether `now` is a simulated clock (then wall-clock deadlines do not apply).
     fn simulated(&self) -> bool {
         false
+    }
+
+    /// Whether trials run inside this process (threads, simulator) and so end with it. Then
+    /// the journal need not have an entry before the tuner acts on it: an entry lost with
+    /// the process describes work lost with it, which a resumed run makes again.
+    fn runs_in_process(&self) -> bool {
+        self.simulated()
     }
 
     /// The folder where a trial keeps its checkpoints, if the backend keeps any.

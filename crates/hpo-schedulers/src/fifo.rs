@@ -49,6 +49,10 @@ impl Scheduler for Fifo {
         start_or_done(self.searcher.as_mut(), trial_id)
     }
 
+    fn interrupts_trials(&self) -> bool {
+        false
+    }
+
     searcher_events!();
 }
 

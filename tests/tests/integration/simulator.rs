@@ -43,6 +43,7 @@ fn start(id: u64, config: Config, resume: bool) -> TrialStart {
         resource_done: None,
         launch: 1,
         relaunch: false,
+        await_decisions: true,
     }
 }
 

@@ -348,8 +348,17 @@ impl Dispatcher {
         trial.config = Arc::clone(&config);
         trial.launches += u32::from(!relaunch);
         let (resource_done, launch) = (trial.resource, trial.launches);
-        let checkpoint_from = None;
-        let start = TrialStart { trial_id, config, resume: true, checkpoint_from, resource_done, launch, relaunch };
+        let (checkpoint_from, await_decisions) = (None, self.scheduler.interrupts_trials());
+        let start = TrialStart {
+            trial_id,
+            config,
+            resume: true,
+            checkpoint_from,
+            resource_done,
+            launch,
+            relaunch,
+            await_decisions,
+        };
         self.actions.starts.push(start);
         Ok(())
     }
@@ -421,8 +430,16 @@ impl Dispatcher {
         let config = Arc::new(config);
         self.log(&Entry::Start { t, trial: trial_id, config: Cow::Borrowed(&config), checkpoint_from })?;
         self.trials.push(Arc::clone(&config));
-        let start =
-            TrialStart { trial_id, config, resume: false, checkpoint_from, resource_done, launch: 1, relaunch: false };
+        let start = TrialStart {
+            trial_id,
+            config,
+            resume: false,
+            checkpoint_from,
+            resource_done,
+            launch: 1,
+            relaunch: false,
+            await_decisions: self.scheduler.interrupts_trials(),
+        };
         self.actions.starts.push(start);
         Ok(())
     }

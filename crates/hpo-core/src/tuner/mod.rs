@@ -19,7 +19,7 @@ use hpo_space::Config;
 use serde::{Deserialize, Serialize};
 
 use self::dispatcher::Dispatcher;
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalSync};
 use crate::traits::{Backend, BackendError, Context, Scheduler, SetupError};
 use crate::types::{Metrics, TrialId};
 
@@ -207,6 +207,10 @@ pub struct Tuner {
 /// How often the observer hears about progress (the final state is always reported).
 const NOTIFY_EVERY: Duration = Duration::from_millis(50);
 
+/// How long an entry may wait in the journal's buffer when the tuner need not flush every
+/// round ([`Tuner::flush_now`]): readers of a running experiment see it this late at most.
+const FLUSH_AFTER: Duration = Duration::from_millis(10);
+
 impl Tuner {
     /// A tuner with no stopping criteria, no journal and one worker.
     pub fn new(ctx: Context, scheduler: Box<dyn Scheduler>, backend: Box<dyn Backend>) -> Tuner {
@@ -299,7 +303,7 @@ impl Tuner {
                     None => {} // the record ends here
                 }
             } else {
-                let deadline = self.deadline();
+                let (deadline, flush_at) = (self.deadline(), self.flush_deadline());
                 tokio::select! {
                     biased;
                     () = wait_for(&mut self.interrupt) => {
@@ -308,6 +312,7 @@ impl Tuner {
                     }
                     () = sleep_until(deadline) => self.dispatcher.end(EndReason::MaxWallclock, self.now())?,
                     result = self.backend.next_events(&mut events) => result?,
+                    () = sleep_until(flush_at) => self.dispatcher.flush()?,
                 }
                 let offset = self.clock_offset();
                 events.iter_mut().for_each(|event| event.time += offset);
@@ -373,13 +378,33 @@ impl Tuner {
         tokio::time::Instant::now().checked_add(left)
     }
 
+    /// Whether the journal must hand this round's entries to the OS before the round is
+    /// acted on: always, unless the backend's trials run in this process (they end with it,
+    /// so nothing outside it acts on an entry that could be lost) and `journal_sync` is `os`.
+    /// Then entries are handed over in batches: when the buffer fills, when the oldest is
+    /// [`FLUSH_AFTER`] old, or that long after the tuner began to wait.
+    fn flush_now(&self) -> bool {
+        let Some(journal) = &self.dispatcher.journal else { return false };
+        !self.backend.runs_in_process()
+            || journal.sync_mode() == JournalSync::Disk
+            || journal.unflushed_since().is_some_and(|since| since.elapsed() >= FLUSH_AFTER)
+    }
+
+    /// When the entries waiting in the journal's buffer are due at the OS.
+    fn flush_deadline(&self) -> Option<tokio::time::Instant> {
+        let since = self.dispatcher.journal.as_ref()?.unflushed_since()?;
+        Some(tokio::time::Instant::from_std(since + FLUSH_AFTER))
+    }
+
     /// Carries out the decisions and starts of this round, once the journal has them. An
     /// interrupt is honoured also while a backend call hangs (a cluster's scheduler that does
     /// not answer): the call is dropped, starts not yet made are journaled as not started,
     /// and the decisions left are carried out, then the stops the interrupt adds.
     async fn act(&mut self) -> Result<(), TunerError> {
         loop {
-            self.dispatcher.flush()?;
+            if self.flush_now() {
+                self.dispatcher.flush()?;
+            }
             let mut actions = self.dispatcher.take_actions();
             if self.replays_events() {
                 // The trials these were for died with the run that recorded them.
