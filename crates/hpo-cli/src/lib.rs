@@ -193,6 +193,9 @@ pub enum BenchCommand {
     Simulator(SimulatorBenchArgs),
     /// Going on with a simulated experiment killed at its last entry: time until it goes on.
     Resume(ResumeBenchArgs),
+    /// Memory, journal size and `hpo results`/`hpo best` times of random searches of 10,000
+    /// trials and ten times more, up to --trials (each measured in a process of its own).
+    Scale(ScaleArgs),
     /// Draw a comparison made by `bench run`: median and quartile band per method (SVG).
     Plot(BenchPlotArgs),
 }
@@ -361,6 +364,36 @@ pub struct OverheadArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The largest run: runs of 10,000 trials, ten times more, ... up to this many.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub trials: u64,
+    /// Trials at once.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Print one JSON line per run (otherwise a sentence).
+    #[arg(long)]
+    pub json: bool,
+    /// One measurement, in this process (the benchmark runs itself this way).
+    #[arg(long, value_enum, hide = true, requires = "dir")]
+    pub step: Option<ScaleStep>,
+    /// The experiment folder of `--step`.
+    #[arg(long, hide = true)]
+    pub dir: Option<PathBuf>,
+}
+
+/// What one process of `hpo bench scale` measures.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ScaleStep {
+    /// The run, which writes the experiment folder.
+    Run,
+    /// `hpo results` on it.
+    Results,
+    /// `hpo best` on it.
+    Best,
+}
+
 /// Runs a parsed command line; the exit code says whether the experiment went well.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     hpo_schedulers::register();
@@ -372,6 +405,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => commands::list::list(args),
         Command::Best(args) => commands::results::best(args),
         Command::Bench(BenchCommand::Overhead(args)) => commands::bench::overhead(args),
+        Command::Bench(BenchCommand::Scale(args)) => commands::bench::scale(args),
         Command::Bench(BenchCommand::Scheduler(args)) => commands::bench::scheduler(args),
         Command::Bench(BenchCommand::Searcher(args)) => commands::bench::searcher(args),
         Command::Bench(BenchCommand::Process(args)) => commands::bench::process(args),

@@ -389,6 +389,48 @@ fn check_header<'e>(path: &Path, header: Option<&'e Entry<'static>>) -> Result<&
     }
 }
 
+/// What is wrong with a line of a journal read by [`stream_journal`].
+pub(crate) enum LineError {
+    /// It is not an entry: forgiven for the last line (cut short by a crash).
+    NotAnEntry(String),
+    /// The entry does not fit the ones before.
+    DoesNotFit(String),
+}
+
+/// Reads a journal line by line without holding it: checks the header and makes a state of
+/// it with `start`, then hands each later line's number and text to `on_line`. A line it
+/// finds wrong is an error naming the line, unless it is the last and not an entry.
+pub(crate) fn stream_journal<S>(
+    path: &Path,
+    start: impl FnOnce(Entry<'static>) -> Result<S, String>,
+    mut on_line: impl FnMut(&mut S, usize, &str) -> Result<(), LineError>,
+) -> Result<S, JournalError> {
+    let io_err = |source| JournalError::Io { path: path.to_owned(), source };
+    let format_err = |line: usize, message: String| JournalError::Format { path: path.to_owned(), line, message };
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(io_err)?);
+    let mut line = String::new();
+    reader.read_line(&mut line).map_err(io_err)?;
+    let header = serde_json::from_str::<Entry<'static>>(&line).ok();
+    let header = check_header(path, header.as_ref())?.clone();
+    let mut state = start(header).map_err(|message| format_err(1, message))?;
+    let mut torn: Option<(usize, String)> = None;
+    for number in 2.. {
+        line.clear();
+        if reader.read_line(&mut line).map_err(io_err)? == 0 {
+            break;
+        }
+        if let Some((line, message)) = torn.take() {
+            return Err(format_err(line, message));
+        }
+        match on_line(&mut state, number, &line) {
+            Ok(()) => {}
+            Err(LineError::NotAnEntry(message)) => torn = Some((number, message)),
+            Err(LineError::DoesNotFit(message)) => return Err(format_err(number, message)),
+        }
+    }
+    Ok(state)
+}
+
 /// Reads a whole journal. A last line cut short by a crash is skipped; any other bad line,
 /// a missing header or another format version is an error naming the line.
 pub fn read_journal(path: &Path) -> Result<Vec<Entry<'static>>, JournalError> {

@@ -1,12 +1,16 @@
 //! Results of an experiment, computed from its journal: per-trial summaries, the best
 //! trial, and `results.csv` with Syne Tune's column names.
 
-use std::collections::BTreeSet;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::path::Path;
 
 use hpo_space::{Config, Value};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
-use crate::journal::Entry;
+use crate::journal::{Entry, JournalError, LineError, stream_journal};
 use crate::types::{Decision, Metrics, Mode, Objective, Status, TrialId};
 
 /// One trial as the journal tells it.
@@ -202,11 +206,7 @@ impl ExperimentResults {
     /// every report, the same trial the run's summary names.
     pub fn ranked(&self) -> Vec<&TrialSummary> {
         let mut ranked: Vec<&TrialSummary> = self.trials.iter().filter(|t| t.best_objective.is_some()).collect();
-        ranked.sort_by(|a, b| {
-            let (x, y) = (a.best_objective.unwrap_or(f64::INFINITY), b.best_objective.unwrap_or(f64::INFINITY));
-            // Ties: the value reported first wins, as in the tuner's own incumbent.
-            x.total_cmp(&y).then(a.best_row.cmp(&b.best_row))
-        });
+        ranked.sort_by_key(|t| Rank::of(t));
         ranked
     }
 
@@ -296,5 +296,452 @@ impl ExperimentResults {
     /// Writes `results.csv` to a file.
     pub fn write_csv_file(&self, path: &Path) -> std::io::Result<()> {
         self.write_csv(std::fs::File::create(path)?)
+    }
+}
+
+/// Where a trial with a result ranks: by its best objective, ties going to the value
+/// reported first, as in the tuner's own incumbent.
+#[derive(Clone, Copy, Debug)]
+struct Rank {
+    objective: f64,
+    row: usize,
+}
+
+impl Rank {
+    fn of(trial: &TrialSummary) -> Rank {
+        Rank { objective: trial.best_objective.unwrap_or(f64::INFINITY), row: trial.best_row.unwrap_or(usize::MAX) }
+    }
+}
+
+impl Ord for Rank {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.objective.total_cmp(&other.objective).then(self.row.cmp(&other.row))
+    }
+}
+
+impl PartialOrd for Rank {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Rank {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Rank {}
+
+/// The best trials of an experiment and how many there are, read from its journal in one
+/// pass without holding it (what `hpo results` and `hpo best` show): the memory it takes is
+/// that of the trials it keeps, of the configs of trials running, and 32 bytes per trial.
+/// It ranks as [`ExperimentResults::ranked`] does.
+#[derive(Clone, Debug)]
+pub struct Leaderboard {
+    /// The experiment's name.
+    pub name: String,
+    /// The resolved spec of the header.
+    pub spec: serde_json::Value,
+    /// The metric and its direction.
+    pub objective: Objective,
+    /// Trials started.
+    pub trials: usize,
+    /// Trials with at least one valid result.
+    pub with_result: usize,
+    /// The best trials with a result, best first, at most as many as asked for.
+    pub top: Vec<TrialSummary>,
+    /// Failed trials.
+    pub failed: usize,
+    /// The first trial that failed, and why.
+    pub first_failure: Option<(TrialId, String)>,
+    /// When and why the experiment ended; `None` if it is still running or crashed.
+    pub end: Option<(f64, String)>,
+}
+
+/// What a [`Leaderboard`] keeps of every trial.
+#[derive(Clone, Copy)]
+struct Seen {
+    best: f64,
+    started: f64,
+    /// When it last ended; NaN before.
+    ended: f64,
+    reports: u32,
+    status: Status,
+}
+
+/// A journal line, with only what a [`Leaderboard`] reads parsed: of a report's metrics
+/// only the one optimized, of a config its text (the rest when a trial is kept).
+#[derive(Default)]
+struct Line<'a> {
+    event: std::borrow::Cow<'a, str>,
+    t: Option<&'a RawValue>,
+    trial: Option<TrialId>,
+    config: Option<&'a RawValue>,
+    /// With metrics, the optimized one's value, if there and finite.
+    value: Option<Option<f64>>,
+    error: Option<String>,
+    reason: Option<String>,
+}
+
+impl Line<'_> {
+    fn t(&self) -> Result<f64, String> {
+        self.t.map_or(Ok(0.0), |t| serde_json::from_str(t.get()).map_err(|e| format!("a time that is not one: {e}")))
+    }
+}
+
+/// Parses a [`Line`], picking `metric` out of a report's metrics.
+struct LineSeed<'m>(&'m str);
+
+impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
+    type Value = Line<'de>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Line<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LineSeed<'_> {
+    type Value = Line<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a journal entry")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Line<'de>, A::Error> {
+        let mut line = Line::default();
+        let mut event = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match &*key {
+                "event" => event = Some(map.next_value()?),
+                "t" => line.t = Some(map.next_value()?),
+                "trial" => line.trial = Some(map.next_value()?),
+                "config" => line.config = Some(map.next_value()?),
+                "metrics" => line.value = Some(map.next_value_seed(MetricSeed(self.0))?),
+                "error" => line.error = Some(map.next_value()?),
+                "reason" => line.reason = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        line.event = event.ok_or_else(|| serde::de::Error::missing_field("event"))?;
+        Ok(line)
+    }
+}
+
+/// The value of one metric in a report's metrics, if it is there and finite.
+struct MetricSeed<'m>(&'m str);
+
+impl<'de> DeserializeSeed<'de> for MetricSeed<'_> {
+    type Value = Option<f64>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<f64>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetricSeed<'_> {
+    type Value = Option<f64>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of metrics")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<f64>, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == self.0 {
+                found = map.next_value::<Option<f64>>()?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found.filter(|v| v.is_finite()))
+    }
+}
+
+/// The metrics of a report entry's line.
+fn report_metrics(text: &str) -> Result<Metrics, String> {
+    match serde_json::from_str(text) {
+        Ok(Entry::Report { metrics, .. }) => Ok(metrics.into_owned()),
+        Ok(_) => Err("not a report".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+struct Reading {
+    board: Leaderboard,
+    keep: usize,
+    seen: Vec<Seen>,
+    /// The config (JSON) of each trial running, by id.
+    running: HashMap<TrialId, String>,
+    /// The trials kept, by rank, and their rank by id.
+    kept: BTreeMap<Rank, TrialSummary>,
+    rank_of: HashMap<TrialId, Rank>,
+    reports: usize,
+}
+
+impl Leaderboard {
+    /// Reads the journal at `path`, keeping the `top` best trials.
+    pub fn read(path: &Path, top: usize) -> Result<Leaderboard, JournalError> {
+        let start = |header: Entry<'static>| {
+            let Entry::Experiment { name, spec, .. } = header else { return Err("the journal has no header".into()) };
+            let metric = spec["metric"].as_str().ok_or("the journal's spec names no metric")?;
+            let mode = if spec["mode"].as_str() == Some("max") { Mode::Max } else { Mode::Min };
+            let objective = Objective::new(metric, mode);
+            let board = Leaderboard {
+                name,
+                spec,
+                objective,
+                trials: 0,
+                with_result: 0,
+                top: Vec::new(),
+                failed: 0,
+                first_failure: None,
+                end: None,
+            };
+            Ok(Reading {
+                board,
+                keep: top,
+                seen: Vec::new(),
+                running: HashMap::new(),
+                kept: BTreeMap::new(),
+                rank_of: HashMap::new(),
+                reports: 0,
+            })
+        };
+        let mut reading = stream_journal(path, start, |reading: &mut Reading, _, text| {
+            let seed = LineSeed(&reading.board.objective.metric);
+            let mut d = serde_json::Deserializer::from_str(text);
+            let line = seed.deserialize(&mut d).and_then(|line| d.end().map(|()| line));
+            let line = line.map_err(|e| LineError::NotAnEntry(e.to_string()))?;
+            reading.apply(line, text).map_err(LineError::DoesNotFit)
+        })?;
+        let mut board = reading.board;
+        board.top = std::mem::take(&mut reading.kept).into_values().collect();
+        for summary in &mut board.top {
+            let seen = reading.seen[summary.trial_id as usize];
+            (summary.status, summary.reports) = (seen.status, seen.reports as usize);
+            summary.ended = Some(seen.ended).filter(|t| !t.is_nan());
+        }
+        Ok(board)
+    }
+
+    /// The best trial.
+    pub fn best(&self) -> Option<&TrialSummary> {
+        self.top.first()
+    }
+}
+
+impl Reading {
+    fn seen(&mut self, id: TrialId) -> Result<&mut Seen, String> {
+        let index = usize::try_from(id).unwrap_or(usize::MAX);
+        self.seen.get_mut(index).ok_or_else(|| format!("the journal mentions trial {id} before starting it"))
+    }
+
+    fn apply(&mut self, line: Line<'_>, text: &str) -> Result<(), String> {
+        let needs = |what: &str| format!("a `{}` entry without `{what}`", line.event);
+        let trial = line.trial;
+        let id = || trial.ok_or_else(|| needs("trial"));
+        match &*line.event {
+            "experiment" => return Err("a second experiment header".into()),
+            "start" => {
+                let id = id()?;
+                if id != self.seen.len() as TrialId {
+                    return Err(format!("trial {id} started out of order"));
+                }
+                let config = line.config.ok_or_else(|| needs("config"))?;
+                self.seen.push(Seen {
+                    best: f64::INFINITY,
+                    started: line.t()?,
+                    ended: f64::NAN,
+                    reports: 0,
+                    status: Status::InProgress,
+                });
+                self.running.insert(id, config.get().to_owned());
+                self.board.trials += 1;
+            }
+            "resume" => {
+                let id = id()?;
+                let config = line.config.ok_or_else(|| needs("config"))?;
+                self.seen(id)?.status = Status::InProgress;
+                self.running.insert(id, config.get().to_owned());
+                if let Some(kept) = self.rank_of.get(&id).and_then(|rank| self.kept.get_mut(rank)) {
+                    kept.config = parse_config(config.get())?;
+                }
+            }
+            "report" => {
+                let id = id()?;
+                let value = line.value.ok_or_else(|| needs("metrics"))?;
+                let row = self.reports;
+                self.reports += 1;
+                let objective = value.map(|v| self.board.objective.to_minimize(v));
+                let seen = self.seen(id)?;
+                seen.reports += 1;
+                let first_result = seen.best == f64::INFINITY && objective.is_some();
+                let improved = objective.filter(|o| *o < seen.best);
+                if let Some(o) = improved {
+                    seen.best = o;
+                }
+                self.board.with_result += usize::from(first_result);
+                match improved {
+                    Some(o) => self.improved(id, o, row, text)?,
+                    None => {
+                        if let Some(kept) = self.rank_of.get(&id).and_then(|rank| self.kept.get_mut(rank)) {
+                            kept.last_metrics = report_metrics(text)?;
+                        }
+                    }
+                }
+            }
+            "complete" => self.end_trial(id()?, line.t()?, Status::Completed, None)?,
+            "fail" => self.end_trial(id()?, line.t()?, Status::Failed, line.error)?,
+            "stopped" => self.end_trial(id()?, line.t()?, Status::Stopped, None)?,
+            "paused" => self.end_trial(id()?, line.t()?, Status::Paused, None)?,
+            "end" => self.board.end = Some((line.t()?, line.reason.unwrap_or_default())),
+            "continued" | "ending" | "preempted" => {}
+            other => return Err(format!("an entry of unknown kind `{other}`")),
+        }
+        Ok(())
+    }
+
+    /// Trial `id` reported a better value than before (`objective`, in report `row`): it is
+    /// kept if it ranks among the best `keep`.
+    /// `text` is the report's line.
+    fn improved(&mut self, id: TrialId, objective: f64, row: usize, text: &str) -> Result<(), String> {
+        let rank = Rank { objective, row };
+        let before = self.rank_of.remove(&id).and_then(|r| self.kept.remove(&r));
+        let ranks_in =
+            self.kept.len() < self.keep || self.kept.last_key_value().is_some_and(|(worst, _)| rank < *worst);
+        if !ranks_in {
+            return Ok(());
+        }
+        let config_text = self.running.get(&id).ok_or_else(|| format!("trial {id} reported while not running"))?;
+        let config = parse_config(config_text)?;
+        let metrics = report_metrics(text)?;
+        let seen = self.seen[id as usize];
+        let summary = TrialSummary {
+            trial_id: id,
+            config: config.clone(),
+            status: seen.status,
+            reports: seen.reports as usize,
+            last_metrics: metrics.clone(),
+            best: Some(self.board.objective.to_metric(objective)),
+            best_objective: Some(objective),
+            best_config: Some(config),
+            best_metrics: Some(metrics),
+            best_row: Some(row),
+            error: before.and_then(|b| b.error),
+            started: seen.started,
+            ended: None,
+        };
+        self.kept.insert(rank, summary);
+        self.rank_of.insert(id, rank);
+        if self.kept.len() > self.keep
+            && let Some((_, dropped)) = self.kept.pop_last()
+        {
+            self.rank_of.remove(&dropped.trial_id);
+        }
+        Ok(())
+    }
+
+    fn end_trial(&mut self, id: TrialId, t: f64, status: Status, error: Option<String>) -> Result<(), String> {
+        let seen = self.seen(id)?;
+        seen.ended = t;
+        // A failure recorded first (e.g. a NaN metric) is not overwritten by the ack that follows.
+        if seen.status == Status::Failed {
+            return Ok(());
+        }
+        seen.status = status;
+        self.running.remove(&id);
+        if status == Status::Failed {
+            self.board.failed += 1;
+            if self.board.first_failure.is_none() {
+                self.board.first_failure = Some((id, error.clone().unwrap_or_default()));
+            }
+            if let Some(kept) = self.rank_of.get(&id).and_then(|rank| self.kept.get_mut(rank)) {
+                kept.error = error;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_config(json: &str) -> Result<Config, String> {
+    serde_json::from_str(json).map_err(|e| format!("a config that is not one: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Journal, read_journal};
+    use std::borrow::Cow;
+    use std::io::Write as _;
+
+    fn config(x: f64) -> Config {
+        serde_json::from_value(serde_json::json!({ "x": x, "act": "relu" })).unwrap()
+    }
+
+    fn report(t: f64, trial: TrialId, loss: f64) -> Entry<'static> {
+        let metrics = [("epoch".to_owned(), t), ("loss".to_owned(), loss)].into_iter().collect();
+        Entry::Report { t, trial, metrics: Cow::Owned(metrics), decision: Decision::Continue }
+    }
+
+    /// A journal with every kind of trial life: completed, paused and resumed with another
+    /// config (improving after), failed after a result, failed without one (a NaN), stopped,
+    /// still running, two with the same value (the first reported ranks first); and a line
+    /// cut short at the end.
+    fn journal(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("journal.jsonl");
+        let mut j = Journal::create(&path, "x", serde_json::json!({ "metric": "loss", "mode": "min" })).unwrap();
+        let start = |t, trial, x| Entry::Start { t, trial, config: Cow::Owned(config(x)), checkpoint_from: None };
+        let entries = [
+            start(0.0, 0, 0.1),
+            start(0.0, 1, 0.2),
+            report(1.0, 0, 0.5),
+            report(1.0, 1, 0.7),
+            Entry::Paused { t: 1.5, trial: 1 },
+            Entry::Complete { t: 2.0, trial: 0, no_report: false },
+            start(2.0, 2, 0.3),
+            Entry::Resume { t: 2.0, trial: 1, config: Cow::Owned(config(0.25)) },
+            report(3.0, 2, 0.4),
+            report(3.0, 1, 0.3),
+            report(3.5, 1, 0.9),
+            Entry::Fail { t: 4.0, trial: 2, error: "out of memory".into() },
+            start(4.0, 3, 0.4),
+            report(5.0, 3, f64::NAN),
+            Entry::Fail { t: 5.0, trial: 3, error: "loss is not finite".into() },
+            Entry::Stopped { t: 5.5, trial: 1 },
+            start(5.5, 4, 0.5),
+            report(6.0, 4, 0.5),
+            start(6.0, 5, 0.6),
+        ];
+        for entry in &entries {
+            j.append(entry).unwrap();
+        }
+        j.flush().unwrap();
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(br#"{"event":"rep"#).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_leaderboard_read_in_one_pass_agrees_with_the_whole_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = journal(dir.path());
+        let whole = ExperimentResults::from_entries(&read_journal(&path).unwrap()).unwrap();
+        let ranked: Vec<TrialSummary> = whole.ranked().into_iter().cloned().collect();
+        assert_eq!(ranked.iter().map(|t| t.trial_id).collect::<Vec<_>>(), [1, 2, 0, 4]);
+        for keep in [1, 2, 3, 10] {
+            let board = Leaderboard::read(&path, keep).unwrap();
+            assert_eq!(board.top, ranked[..keep.min(ranked.len())], "keeping {keep}");
+            assert_eq!((board.trials, board.with_result, board.failed), (6, 4, 2));
+            assert_eq!(board.first_failure, Some((2, "out of memory".into())));
+            assert_eq!(board.end, None);
+        }
+        let best = Leaderboard::read(&path, 1).unwrap();
+        assert_eq!(best.best().unwrap().config_of_best(), &config(0.25), "the config it had when it reported it");
+    }
+
+    #[test]
+    fn a_bad_line_before_the_last_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = journal(dir.path());
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"\n{}\n").unwrap();
+        let error = Leaderboard::read(&path, 1).unwrap_err().to_string();
+        assert!(error.contains("journal.jsonl:21: "), "the line cut short, now followed by another: {error}");
     }
 }

@@ -14,7 +14,10 @@ use hpo_schedulers::Fifo;
 use rand::RngExt;
 
 use crate::commands::runtime;
-use crate::{OverheadArgs, ProcessBenchArgs, ResumeBenchArgs, SchedulerBenchArgs, SearcherBenchArgs, SlurmBenchArgs};
+use crate::{
+    OverheadArgs, ProcessBenchArgs, ResumeBenchArgs, ScaleArgs, ScaleStep, SchedulerBenchArgs, SearcherBenchArgs,
+    SlurmBenchArgs,
+};
 
 /// Random search + FIFO over a function that reports once and returns: what is left is the
 /// tuner's own cost per trial, without and with the journal.
@@ -26,12 +29,12 @@ pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
     // An fsync per round costs a disk's latency: fewer trials for `journal_sync = "disk"`.
     let disk_trials = args.trials.min(DISK_TRIALS);
     for repeat in 0..args.repeats.max(1) {
-        plain.push(time_trials(&args, args.trials, None)?);
+        plain.push(time_trials(args.workers, args.trials, None)?);
         for (sync, trials, times) in
             [(JournalSync::Os, args.trials, &mut journaled), (JournalSync::Disk, disk_trials, &mut synced)]
         {
             let path = dir.join(format!("journal-{repeat}.jsonl"));
-            times.push(time_trials(&args, trials, Some((&path, sync)))?);
+            times.push(time_trials(args.workers, trials, Some((&path, sync)))?);
             std::fs::remove_file(&path).ok();
         }
     }
@@ -78,20 +81,16 @@ fn loss_context(space: Space) -> Context {
 const DISK_TRIALS: u64 = 5000;
 
 /// Microseconds per trial for one run of `trials` trials.
-fn time_trials(
-    args: &OverheadArgs,
-    trials: u64,
-    journal: Option<(&std::path::Path, JournalSync)>,
-) -> anyhow::Result<f64> {
+fn time_trials(workers: usize, trials: u64, journal: Option<(&std::path::Path, JournalSync)>) -> anyhow::Result<f64> {
     let ctx = loss_context(
         Space::builder().uniform("x", 0.0, 1.0).randint("n", 1, 100).choice("act", ["relu", "tanh"]).build()?,
     );
-    let backend = ThreadBackend::new(args.workers, |trial, reporter| {
+    let backend = ThreadBackend::new(workers, |trial, reporter| {
         reporter.report([("loss", trial.config.f64("x")?)])?;
         Ok(())
     })?;
     let mut tuner = Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
-        .workers(args.workers)
+        .workers(workers)
         .stop_when(StopCriteria { max_trials: Some(trials), ..StopCriteria::default() });
     if let Some((path, sync)) = journal {
         tuner = tuner.journal(Journal::create(path, "bench", serde_json::json!({"metric": "loss"}))?.sync(sync));
@@ -102,6 +101,119 @@ fn time_trials(
     let elapsed = start.elapsed();
     anyhow::ensure!(summary.trials as u64 == trials, "ran {} trials, not {}", summary.trials, trials);
     Ok(elapsed.as_secs_f64() * 1e6 / trials as f64)
+}
+
+/// `hpo bench scale`: each run, then `hpo results` and `hpo best` on its folder, in a process
+/// of its own (this binary with `--step`), so that each peak resident memory is its own.
+pub fn scale(args: ScaleArgs) -> anyhow::Result<ExitCode> {
+    if let (Some(step), Some(dir)) = (args.step, &args.dir) {
+        return scale_step(step, dir, args.trials, args.workers);
+    }
+    let root = scratch_dir("scale")?;
+    let sizes = std::iter::successors(Some(10_000u64), |n| n.checked_mul(10)).take_while(|&n| n < args.trials);
+    for trials in sizes.chain([args.trials]) {
+        let dir = root.join(trials.to_string());
+        let run = measure_step(ScaleStep::Run, &dir, trials, args.workers)?;
+        let results = measure_step(ScaleStep::Results, &dir, trials, args.workers)?;
+        let best = measure_step(ScaleStep::Best, &dir, trials, args.workers)?;
+        let journal_bytes = std::fs::metadata(dir.join("journal.jsonl"))?.len();
+        std::fs::remove_dir_all(&dir).ok();
+        let per_trial = |bytes: f64| bytes / trials as f64;
+        let (rss_run, journal) = (per_trial(run.added_rss_bytes()), per_trial(journal_bytes as f64));
+        if args.json {
+            outln!(
+                "{}",
+                serde_json::json!({
+                    "bench": "scale",
+                    "trials": trials,
+                    "workers": args.workers,
+                    "run_s": run.seconds,
+                    "us_per_trial": run.seconds * 1e6 / trials as f64,
+                    "peak_rss_bytes_per_trial": rss_run,
+                    "peak_rss_mb": run.peak_rss_bytes / 1e6,
+                    "journal_bytes_per_trial": journal,
+                    "results_s": results.seconds,
+                    "results_peak_rss_mb": results.peak_rss_bytes / 1e6,
+                    "best_s": best.seconds,
+                    "best_peak_rss_mb": best.peak_rss_bytes / 1e6,
+                })
+            );
+        } else {
+            outln!(
+                "{trials} trials: {:.1} s, {rss_run:.0} bytes of peak memory and {journal:.0} journal bytes per trial; \
+                 `hpo results` {:.2} s ({:.0} MB), `hpo best` {:.2} s ({:.0} MB)",
+                run.seconds,
+                results.seconds,
+                results.peak_rss_bytes / 1e6,
+                best.seconds,
+                best.peak_rss_bytes / 1e6
+            );
+        }
+    }
+    std::fs::remove_dir_all(&root).ok();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What one step measured of itself.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StepMeasure {
+    seconds: f64,
+    /// Peak resident memory of the step's process.
+    peak_rss_bytes: f64,
+    /// Resident memory before the step's work began.
+    start_rss_bytes: f64,
+}
+
+impl StepMeasure {
+    fn added_rss_bytes(&self) -> f64 {
+        self.peak_rss_bytes - self.start_rss_bytes
+    }
+}
+
+fn measure_step(step: ScaleStep, dir: &std::path::Path, trials: u64, workers: usize) -> anyhow::Result<StepMeasure> {
+    let exe = std::env::current_exe().context("finding this hpo binary")?;
+    let step_name = format!("{step:?}").to_lowercase();
+    let out = std::process::Command::new(exe)
+        .args(["bench", "scale", "--step", &step_name, "--trials", &trials.to_string()])
+        .args(["--workers", &workers.to_string(), "--dir"])
+        .arg(dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running a step of `hpo bench scale`")?;
+    anyhow::ensure!(out.status.success(), "the {step_name} step of {trials} trials failed ({})", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("the {step_name} step printed `{last}`"))
+}
+
+/// One step, measured in this process: its time and peak resident memory, printed as the
+/// last line (after the output of `hpo results` or `hpo best`).
+fn scale_step(step: ScaleStep, dir: &std::path::Path, trials: u64, workers: usize) -> anyhow::Result<ExitCode> {
+    let start_rss_bytes = peak_rss_bytes()?;
+    let start = Instant::now();
+    match step {
+        ScaleStep::Run => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            time_trials(workers, trials, Some((&dir.join("journal.jsonl"), JournalSync::Os)))?;
+        }
+        ScaleStep::Results => {
+            let args = crate::ResultsArgs { dir: dir.to_owned(), top: None, json: false, csv: false };
+            super::results::results(args)?;
+        }
+        ScaleStep::Best => {
+            super::results::best(crate::BestArgs { dir: dir.to_owned() })?;
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let measure = StepMeasure { seconds, peak_rss_bytes: peak_rss_bytes()?, start_rss_bytes };
+    outln!("{}", serde_json::to_string(&measure)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// This process's peak resident memory so far.
+fn peak_rss_bytes() -> anyhow::Result<f64> {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)?;
+    Ok(usage.max_rss() as f64 * 1024.0) // kilobytes on Linux
 }
 
 fn median(xs: &mut [f64]) -> f64 {

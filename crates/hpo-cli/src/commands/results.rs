@@ -4,37 +4,43 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use hpo_core::{ExperimentResults, read_journal};
+use hpo_core::{ExperimentResults, Leaderboard, read_journal};
 
 use crate::{BestArgs, ResultsArgs};
 
-fn load(dir: &Path) -> anyhow::Result<ExperimentResults> {
+fn journal_of(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join("journal.jsonl");
     if !path.exists() {
         bail!("{} has no journal.jsonl: is it an experiment folder made by `hpo run`?", dir.display());
     }
-    let entries = read_journal(&path)?;
-    ExperimentResults::from_entries(&entries).with_context(|| path.display().to_string())
+    Ok(path)
+}
+
+/// Every report, as CSV: this needs the whole journal.
+fn csv(dir: &Path, top: Option<usize>) -> anyhow::Result<ExitCode> {
+    let path = journal_of(dir)?;
+    let results = ExperimentResults::from_entries(&read_journal(&path)?).with_context(|| path.display().to_string())?;
+    match top {
+        Some(top) => {
+            let best: std::collections::HashSet<u64> = results.ranked().iter().take(top).map(|t| t.trial_id).collect();
+            results.write_csv_of(std::io::stdout().lock(), |id| best.contains(&id))?;
+        }
+        None => results.write_csv(std::io::stdout().lock())?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
-    let results = load(&args.dir)?;
-    let ranked = results.ranked();
     if args.csv {
-        match args.top {
-            Some(top) => {
-                let best: std::collections::HashSet<u64> = ranked.iter().take(top).map(|t| t.trial_id).collect();
-                results.write_csv_of(std::io::stdout().lock(), |id| best.contains(&id))?;
-            }
-            None => results.write_csv(std::io::stdout().lock())?,
-        }
-        return Ok(ExitCode::SUCCESS);
+        return csv(&args.dir, args.top);
     }
+    let default_top = if args.json { usize::MAX } else { 10 };
+    let results = Leaderboard::read(&journal_of(&args.dir)?, args.top.unwrap_or(default_top))?;
+    let ranked = &results.top;
     let resource_attr = results.spec["resource_attr"].as_str();
     if args.json {
         let rows: Vec<serde_json::Value> = ranked
             .iter()
-            .take(args.top.unwrap_or(usize::MAX))
             .map(|t| {
                 serde_json::json!({
                     "trial_id": t.trial_id,
@@ -58,16 +64,15 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
         }
         None => "running, or stopped without an end record".into(),
     };
-    let top = args.top.unwrap_or(10);
-    outln!("Experiment `{}`: {}, {state}.", results.name, super::count(results.trials.len(), "trial"));
+    outln!("Experiment `{}`: {}, {state}.", results.name, super::count(results.trials, "trial"));
     if ranked.is_empty() {
         outln!("No trial has reported a valid `{metric}` yet.");
         return Ok(ExitCode::SUCCESS);
     }
     outln!(
         "Best {} of {} trials with a result ({} is {}):",
-        top.min(ranked.len()),
         ranked.len(),
+        results.with_result,
         metric,
         if results.objective.mode == hpo_core::Mode::Max { "maximized" } else { "minimized" }
     );
@@ -83,7 +88,7 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
         at,
         "reports"
     );
-    for (rank, t) in ranked.iter().take(top).enumerate() {
+    for (rank, t) in ranked.iter().enumerate() {
         let value = t.best.map_or_else(|| "-".into(), |v| format!("{v:.6}"));
         let reached = t.best_at(resource_attr).map_or_else(|| "-".into(), |r| r.to_string());
         outln!(
@@ -97,20 +102,14 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
             t.config_of_best()
         );
     }
-    let failed: Vec<_> = results.trials.iter().filter(|t| t.error.is_some()).collect();
-    if !failed.is_empty() {
-        outln!(
-            "{} failed trials; the first: trial {}: {}",
-            failed.len(),
-            failed[0].trial_id,
-            failed[0].error.as_deref().unwrap_or("")
-        );
+    if let Some((trial, error)) = &results.first_failure {
+        outln!("{} failed trials; the first: trial {trial}: {error}", results.failed);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn best(args: BestArgs) -> anyhow::Result<ExitCode> {
-    let results = load(&args.dir)?;
+    let results = Leaderboard::read(&journal_of(&args.dir)?, 1)?;
     let best = results.best().with_context(|| {
         format!("no trial in {} reported a valid `{}`", args.dir.display(), results.objective.metric)
     })?;

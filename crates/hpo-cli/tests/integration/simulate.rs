@@ -168,6 +168,21 @@ fn bench_simulator_prints_one_json_line() {
 }
 
 #[test]
+fn bench_scale_prints_a_json_line_per_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hpo(&["bench", "scale", "--trials", "20000", "--json"], dir.path());
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.iter().map(|l| l["trials"].as_u64().unwrap()).collect::<Vec<_>>(), [10_000, 20_000]);
+    for line in &lines {
+        for key in ["peak_rss_bytes_per_trial", "journal_bytes_per_trial", "results_s", "best_s", "results_peak_rss_mb"]
+        {
+            assert!(line[key].as_f64().unwrap() > 0.0, "{key} in {line}");
+        }
+    }
+}
+
+#[test]
 fn the_simulated_example_runs_and_plots() {
     let dir = tempfile::tempdir().unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/simulated-asha.toml");

@@ -176,10 +176,9 @@ impl Dispatcher {
             .collect();
         for (id, phase) in live {
             match phase {
-                Phase::Running => {
+                Phase::Running(config) => {
                     let Some(trial) = self.trials.get_mut(id) else { return Err(TunerError::UnknownTrial(id)) };
                     trial.counted_up_to = trial.resource;
-                    let config = Arc::clone(&trial.config);
                     self.launch_again(id, config, t, true)?;
                 }
                 Phase::Failing(_) => self.on_failed(t, id, String::new())?,
@@ -223,9 +222,10 @@ impl Dispatcher {
 
     fn on_report(&mut self, time: f64, trial_id: TrialId, metrics: Metrics) -> Result<(), TunerError> {
         let Some(trial) = self.trials.get_mut(trial_id) else { return Err(TunerError::UnknownTrial(trial_id)) };
-        if *trial.phase() != Phase::Running {
+        let Phase::Running(config) = trial.phase() else {
             return Ok(()); // already told to stop or pause; late reports do not count
-        }
+        };
+        let config = Arc::clone(config);
         if let Some(done) = trial.counted_up_to {
             let resource = self.ctx.resource_attr.as_deref().and_then(|attr| metrics.get(attr));
             if resource.is_some_and(|r| *r <= done) {
@@ -248,7 +248,6 @@ impl Dispatcher {
             }
         };
         trial.resource = Some(resource);
-        let config = Arc::clone(&trial.config);
         let decision =
             self.scheduler.on_report(&Report { trial_id, config: &config, metrics: &metrics, resource, objective });
         if decision != Decision::Continue {
@@ -309,12 +308,11 @@ impl Dispatcher {
     fn on_preempted(&mut self, t: f64, trial_id: TrialId) -> Result<(), TunerError> {
         let Some(trial) = self.trials.get(trial_id) else { return Err(TunerError::UnknownTrial(trial_id)) };
         match trial.phase().clone() {
-            Phase::Running if self.ending.is_none() => {
-                let config = Arc::clone(&trial.config);
+            Phase::Running(config) if self.ending.is_none() => {
                 self.log(&Entry::Preempted { t, trial: trial_id })?;
                 self.resume(trial_id, config, t)
             }
-            Phase::Running => self.on_ended(t, trial_id, EventKind::Stopped),
+            Phase::Running(_) => self.on_ended(t, trial_id, EventKind::Stopped),
             Phase::Failing(error) => self.fail(trial_id, t, error),
             _ => self.on_ended(t, trial_id, EventKind::Completed), // as it was told
         }
@@ -343,9 +341,8 @@ impl Dispatcher {
         relaunch: bool,
     ) -> Result<(), TunerError> {
         self.log(&Entry::Resume { t, trial: trial_id, config: Cow::Borrowed(&config) })?;
-        self.trials.set(trial_id, Phase::Running);
+        self.trials.set(trial_id, Phase::Running(Arc::clone(&config)));
         let Some(trial) = self.trials.get_mut(trial_id) else { return Err(TunerError::UnknownTrial(trial_id)) };
-        trial.config = Arc::clone(&config);
         trial.launches += u32::from(!relaunch);
         let (resource_done, launch) = (trial.resource, trial.launches);
         let (checkpoint_from, await_decisions) = (None, self.scheduler.interrupts_trials());
@@ -456,7 +453,7 @@ impl Dispatcher {
                 Ok(())
             }
             Phase::Paused | Phase::Completed => self.resume(trial_id, Arc::new(config), now),
-            Phase::Running => Err(bad("resume a trial that is still running".into())),
+            Phase::Running(_) => Err(bad("resume a trial that is still running".into())),
             _ => Err(bad("resume a trial that failed or was stopped".into())),
         }
     }
@@ -511,7 +508,7 @@ impl Dispatcher {
         let mut changes = Vec::new();
         for (id, trial) in self.trials.iter() {
             match trial.phase() {
-                Phase::Running => changes.push((id, Phase::Ending(Decision::Stop))),
+                Phase::Running(_) => changes.push((id, Phase::Ending(Decision::Stop))),
                 Phase::Resuming(told, _) => changes.push((id, Phase::Ending(*told))),
                 _ => {}
             }

@@ -11,8 +11,9 @@ use crate::types::{Decision, Status, TrialId};
 /// Where a trial is in its life, as the tuner sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Phase {
-    /// Started or resumed; it may run on.
-    Running,
+    /// Started or resumed with this config; it may run on. (Only a running trial's config is
+    /// needed, and so kept: an experiment's memory does not grow with configs of the past.)
+    Running(Arc<Config>),
     /// Told to stop or pause: it still runs until the backend says it ended.
     Ending(Decision),
     /// Told to stop or pause, and the scheduler has since asked to resume it with this
@@ -47,7 +48,7 @@ const STATUS: [Status; PHASES] = [
 impl Phase {
     fn index(&self) -> usize {
         match self {
-            Phase::Running => 0,
+            Phase::Running(_) => 0,
             Phase::Ending(_) => 1,
             Phase::Resuming(..) => RESUMING,
             Phase::Failing(_) => 3,
@@ -67,8 +68,6 @@ impl Phase {
 /// One trial as the tuner knows it.
 #[derive(Debug)]
 pub(crate) struct Trial {
-    /// Shared with the backend's start request: a config is never deep-copied per trial.
-    pub(crate) config: Arc<Config>,
     phase: Phase,
     /// Reports taken in (late reports after a stop or pause are not counted).
     pub(crate) reports: u32,
@@ -103,17 +102,12 @@ impl TrialTable {
         self.trials.len()
     }
 
-    /// Adds a trial that starts running now.
+    /// Adds a trial that starts running now, with `config` (shared with the backend's start
+    /// request: a config is never deep-copied per trial).
     pub(crate) fn push(&mut self, config: Arc<Config>) {
-        self.counts[Phase::Running.index()] += 1;
-        self.trials.push(Trial {
-            config,
-            phase: Phase::Running,
-            reports: 0,
-            resource: None,
-            counted_up_to: None,
-            launches: 1,
-        });
+        let phase = Phase::Running(config);
+        self.counts[phase.index()] += 1;
+        self.trials.push(Trial { phase, reports: 0, resource: None, counted_up_to: None, launches: 1 });
     }
 
     pub(crate) fn get(&self, id: TrialId) -> Option<&Trial> {
@@ -178,7 +172,7 @@ mod tests {
         assert_eq!(table.with_status(Status::InProgress), 2);
         assert_eq!(table.with_status(Status::Failed), 1);
         assert_eq!(table.set(2, Phase::Failed), Phase::Failing("no metric".into()));
-        table.set(1, Phase::Running);
+        table.set(1, Phase::Running(Arc::clone(&config)));
         table.set(0, Phase::Paused);
         assert_eq!(table.counts, recount(&table));
         assert_eq!(table.busy_workers(), 1);
