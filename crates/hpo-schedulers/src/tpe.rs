@@ -292,13 +292,15 @@ impl State {
             is_good[i] = true;
         }
         // Both sides oldest first; the trials still running count as bad (Optuna's constant
-        // liar), so that parallel workers spread out.
+        // liar), so that parallel workers spread out. Results and running trials both come in
+        // id order: merged, not sorted.
         let (mut good, mut bad) = (Vec::with_capacity(n_good), Vec::with_capacity(n - n_good));
+        let mut pending = self.history.pending(level.resource).peekable();
         for ((_, trial), &is_good) in results.iter().zip(&is_good) {
+            bad.extend(std::iter::from_fn(|| pending.next_if(|p| p.id < trial.id)));
             if is_good { good.push(*trial) } else { bad.push(*trial) }
         }
-        bad.extend(self.history.pending(level.resource));
-        bad.sort_by_key(|t| t.id);
+        bad.extend(pending);
         let l = Parzen::new(&encoded(&good), &weights(good.len()), &self.blocks);
         let g = Parzen::new(&encoded(&bad), &weights(bad.len()), &self.blocks);
         let dim = self.space.encoded_dim();
