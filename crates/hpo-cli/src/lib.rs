@@ -367,7 +367,7 @@ pub struct OverheadArgs {
 #[derive(Debug, Args)]
 pub struct ScaleArgs {
     /// The largest run: runs of 10,000 trials, ten times more, ... up to this many.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub trials: u64,
     /// Trials at once.
     #[arg(long, default_value_t = 2)]
