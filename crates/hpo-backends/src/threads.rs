@@ -252,7 +252,6 @@ fn worker(
     while let Some(Job { context, control, await_decisions, copy_from }) = next_job(jobs) {
         let _ = control.thread.set(thread::current());
         let trial_id = context.trial_id;
-        let control = Arc::clone(&control);
         let mut reporter = Reporter { trial_id, control, await_decisions, events: events.clone(), clock };
         // Only a copy needs the folder now; a trial creates it when it first saves.
         let prepared = match &context.checkpoint_dir {

@@ -223,7 +223,7 @@ pub struct BenchRunArgs {
     #[arg(long, default_value = "0..10")]
     pub seeds: String,
     /// Trials at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = at_least_one::<usize>())]
     pub workers: usize,
     /// Simulated time per run, e.g. "2h".
     #[arg(long, default_value = "1h", value_parser = hpo_core::parse_duration)]
@@ -251,10 +251,10 @@ pub struct BenchRunArgs {
 #[derive(Debug, Args)]
 pub struct SlurmBenchArgs {
     /// Trials to run.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = at_least_one::<u64>())]
     pub trials: u64,
     /// Trials at once.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = at_least_one::<usize>())]
     pub workers: usize,
     /// Measure job steps only (used inside the allocation this benchmark makes).
     #[arg(long, hide = true)]
@@ -267,7 +267,7 @@ pub struct SlurmBenchArgs {
 #[derive(Debug, Args)]
 pub struct SimulatorBenchArgs {
     /// Random-search runs for the throughput figure (each replays 78,750 reports).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = at_least_one::<u64>())]
     pub runs: u64,
     /// Print one JSON line (otherwise a sentence).
     #[arg(long)]
@@ -277,7 +277,7 @@ pub struct SimulatorBenchArgs {
 #[derive(Debug, Args)]
 pub struct ResumeBenchArgs {
     /// Trials of the experiment (random search on branin, 29 journal lines per trial).
-    #[arg(long, default_value_t = 3450)]
+    #[arg(long, default_value_t = 3450, value_parser = at_least_one::<u64>())]
     pub trials: u64,
     /// Print one JSON line (otherwise a sentence).
     #[arg(long)]
@@ -287,10 +287,10 @@ pub struct ResumeBenchArgs {
 #[derive(Debug, Args)]
 pub struct ProcessBenchArgs {
     /// Trials to run.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = at_least_one::<u64>())]
     pub trials: u64,
     /// Trials at once.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = at_least_one::<usize>())]
     pub workers: usize,
     /// Print one JSON line (otherwise a sentence).
     #[arg(long)]
@@ -310,10 +310,10 @@ pub struct SchedulerBenchArgs {
     #[arg(long)]
     pub plugin: Option<PathBuf>,
     /// Trials to run.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = at_least_one::<u64>())]
     pub trials: u64,
     /// The maximum resource (epochs) of every trial.
-    #[arg(long, default_value_t = 81)]
+    #[arg(long, default_value_t = 81, value_parser = at_least_one::<u32>())]
     pub max_t: u32,
     /// The master seed.
     #[arg(long, default_value_t = 0)]
@@ -335,10 +335,10 @@ pub struct SearcherBenchArgs {
     #[arg(long, default_value_t = 200)]
     pub observations: usize,
     /// Continuous parameters of the search space.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = at_least_one::<usize>())]
     pub dims: usize,
     /// Timed suggestions; each one's result is reported before the next.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = at_least_one::<usize>())]
     pub suggestions: usize,
     /// The master seed.
     #[arg(long, default_value_t = 0)]
@@ -351,13 +351,13 @@ pub struct SearcherBenchArgs {
 #[derive(Debug, Args)]
 pub struct OverheadArgs {
     /// Trials to run.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = at_least_one::<u64>())]
     pub trials: u64,
     /// Trials at once.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = at_least_one::<usize>())]
     pub workers: usize,
     /// Runs per setting; the median is reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_one::<usize>())]
     pub repeats: usize,
     /// Print one JSON line (otherwise a sentence).
     #[arg(long)]
@@ -367,10 +367,10 @@ pub struct OverheadArgs {
 #[derive(Debug, Args)]
 pub struct ScaleArgs {
     /// The largest run: runs of 10,000 trials, ten times more, ... up to this many.
-    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 1_000_000, value_parser = at_least_one::<u64>())]
     pub trials: u64,
     /// Trials at once.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = at_least_one::<usize>())]
     pub workers: usize,
     /// Print one JSON line per run (otherwise a sentence).
     #[arg(long)]
@@ -392,6 +392,16 @@ pub enum ScaleStep {
     Results,
     /// `hpo best` on it.
     Best,
+}
+
+/// For counts that mean nothing at 0 (trials, workers, repeats, runs, ...): 0 is refused
+/// with clap's own error, which names the flag.
+fn at_least_one<T>() -> clap::builder::RangedU64ValueParser<T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+    <T as TryFrom<u64>>::Error: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
+    clap::builder::RangedU64ValueParser::<T>::new().range(1..)
 }
 
 /// Runs a parsed command line; the exit code says whether the experiment went well.

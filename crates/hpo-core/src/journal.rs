@@ -434,20 +434,15 @@ pub(crate) fn stream_journal<S>(
 /// Reads a whole journal. A last line cut short by a crash is skipped; any other bad line,
 /// a missing header or another format version is an error naming the line.
 pub fn read_journal(path: &Path) -> Result<Vec<Entry<'static>>, JournalError> {
-    let io_err = |source| JournalError::Io { path: path.to_owned(), source };
-    let format_err = |line: usize, message: String| JournalError::Format { path: path.to_owned(), line, message };
-    let lines: Vec<String> =
-        BufReader::new(File::open(path).map_err(io_err)?).lines().collect::<Result<_, _>>().map_err(io_err)?;
-    let mut entries = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        match serde_json::from_str::<Entry<'static>>(line) {
-            Ok(entry) => entries.push(entry),
-            Err(_) if i + 1 == lines.len() && i > 0 => break, // torn last write
-            Err(e) => return Err(format_err(i + 1, e.to_string())),
-        }
-    }
-    check_header(path, entries.first())?;
-    Ok(entries)
+    stream_journal(
+        path,
+        |header| Ok(vec![header]),
+        |entries, _, line| {
+            let entry = serde_json::from_str(line).map_err(|e| LineError::NotAnEntry(e.to_string()))?;
+            entries.push(entry);
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
     let mut synced = Vec::new();
     // An fsync per round costs a disk's latency: fewer trials for `journal_sync = "disk"`.
     let disk_trials = args.trials.min(DISK_TRIALS);
-    for repeat in 0..args.repeats.max(1) {
+    for repeat in 0..args.repeats {
         plain.push(time_trials(args.workers, args.trials, None)?);
         for (sync, trials, times) in
             [(JournalSync::Os, args.trials, &mut journaled), (JournalSync::Disk, disk_trials, &mut synced)]
@@ -47,7 +47,7 @@ pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
                 "bench": "overhead",
                 "trials": args.trials,
                 "workers": args.workers,
-                "repeats": args.repeats.max(1),
+                "repeats": args.repeats,
                 "us_per_trial": us,
                 "us_per_trial_journal": us_journal,
                 "us_per_trial_journal_disk": us_disk,
@@ -60,7 +60,7 @@ pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
              {us_disk:.2} us with journal_sync = \"disk\" ({disk_trials} trials) (median of {})",
             args.trials,
             args.workers,
-            args.repeats.max(1)
+            args.repeats
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -419,9 +419,9 @@ pub fn process(args: ProcessBenchArgs) -> anyhow::Result<ExitCode> {
     );
 
     let start = Instant::now();
-    let per_worker = args.trials.div_ceil(args.workers.max(1) as u64);
+    let per_worker = args.trials.div_ceil(args.workers as u64);
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        let handles: Vec<_> = (0..args.workers.max(1))
+        let handles: Vec<_> = (0..args.workers)
             .map(|_| {
                 scope.spawn(move || -> std::io::Result<()> {
                     for _ in 0..per_worker {
@@ -436,7 +436,7 @@ pub fn process(args: ProcessBenchArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(())
     })?;
-    let bare = start.elapsed().as_secs_f64() * 1e3 / (per_worker * args.workers.max(1) as u64) as f64;
+    let bare = start.elapsed().as_secs_f64() * 1e3 / (per_worker * args.workers as u64) as f64;
     std::fs::remove_dir_all(&dir).ok();
     let overhead = tuned - bare;
     if args.json {

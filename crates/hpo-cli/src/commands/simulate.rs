@@ -144,7 +144,7 @@ pub fn bench_simulator(args: SimulatorBenchArgs) -> anyhow::Result<ExitCode> {
     // Random search replays whole learning curves until the table is exhausted.
     let mut reports = 0usize;
     let start = Instant::now();
-    for seed in 0..args.runs.max(1) {
+    for seed in 0..args.runs {
         let run = setup.run("random", &random, seed)?;
         reports += run.trials * setup.blackbox.info().max_resource as usize;
     }

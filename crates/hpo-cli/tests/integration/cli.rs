@@ -369,3 +369,31 @@ fn every_listed_backend_is_read() {
         assert!(stderr.contains("exp.toml:4: `backend.bogus`: unknown field `bogus`"), "{kind}: {stderr}");
     }
 }
+
+#[test]
+fn every_count_of_every_benchmark_refuses_zero_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let counts: [(&str, &[&str]); 9] = [
+        ("overhead", &["--trials", "--workers", "--repeats"]),
+        ("scale", &["--trials", "--workers"]),
+        ("scheduler", &["--trials", "--max-t"]),
+        ("searcher", &["--dims", "--suggestions"]),
+        ("process", &["--trials", "--workers"]),
+        ("run", &["--workers"]),
+        ("slurm", &["--trials", "--workers"]),
+        ("simulator", &["--runs"]),
+        ("resume", &["--trials"]),
+    ];
+    for (bench, flags) in counts {
+        for flag in flags {
+            let out = hpo(&["bench", bench, flag, "0", "--json"], dir.path());
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "hpo bench {bench} {flag} 0: {stderr}");
+            assert!(
+                stderr.contains(&format!("invalid value '0' for '{flag} ")),
+                "hpo bench {bench} {flag} 0: {stderr}"
+            );
+            assert!(out.stdout.is_empty(), "hpo bench {bench} {flag} 0 measured nothing");
+        }
+    }
+}
