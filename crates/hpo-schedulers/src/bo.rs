@@ -73,8 +73,11 @@ impl Default for BayesOpt {
 const LOCAL_STARTS: usize = 5;
 const LOCAL_ROUNDS: usize = 4;
 const NEIGHBOURS: usize = 16;
-/// L-BFGS iterations per start.
-const FIT_ITERS: u64 = 40;
+/// L-BFGS iterations per fit. Each fit starts where the last one stopped, so a cold fit
+/// (the first, or the first after a resume) that stops short is carried on by the next ones:
+/// 20 iterations gave the same median regrets on Branin and Hartmann-6 as 40, at half the
+/// slowest suggestion's time.
+const FIT_ITERS: u64 = 20;
 /// Fits between two fits with random restarts.
 const RESTART_PERIOD: usize = 10;
 
@@ -140,7 +143,7 @@ impl State {
 
         // Global: random configs. Local: perturb the best ones with shrinking steps.
         let candidates: Vec<Vec<f64>> = (0..n_candidates)
-            .map(|_| self.space.encode(&self.space.sample(&mut self.rng)))
+            .map(|_| self.space.sample_encoded(&mut self.rng))
             .filter(|c| !self.history.was_suggested(c))
             .collect();
         let scores = score(&candidates);
@@ -155,7 +158,7 @@ impl State {
                 .map(|c| {
                     let moved: Vec<f64> =
                         c.iter().map(|&x| (x + step * normal(&mut self.rng)).clamp(0.0, 1.0)).collect();
-                    self.space.encode(&self.space.decode(&moved)) // snap to the domain
+                    self.space.snap(&moved)
                 })
                 .collect();
             let scores = score(&neighbours);

@@ -8,8 +8,9 @@ use std::cell::RefCell;
 use argmin::core::{CostFunction, Error, Executor, Gradient};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
-use faer::linalg::solvers::{DenseSolveCore, Llt, Solve};
-use faer::{Mat, Par, Side};
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::llt;
+use faer::{Mat, Par};
 
 const SQRT5: f64 = 2.236_067_977_499_79;
 
@@ -93,103 +94,132 @@ fn scaled_sq_dist(a: &[f64], b: &[f64], inv_ls2: &[f64]) -> f64 {
     a.iter().zip(b).zip(inv_ls2).map(|((x, y), w)| (x - y) * (x - y) * w).sum()
 }
 
-/// Cholesky of `k` with increasing jitter on the diagonal (1e-8 up to 1, on standardized
-/// targets) when it is not numerically positive definite (duplicate points, tiny noise).
-fn cholesky(mut k: Mat<f64>) -> Option<Llt<f64>> {
-    let mut added = 0.0;
-    for jitter in [0.0, 1e-8, 1e-6, 1e-4, 1e-2, 1.0] {
-        for i in 0..k.nrows() {
-            k[(i, i)] += jitter - added;
-        }
-        added = jitter;
-        if let Ok(llt) = k.llt(Side::Lower) {
-            return Some(llt);
-        }
-    }
-    None
-}
-
-/// The data a GP is fitted on: encoded points, standardized targets, and the squared
-/// differences of every pair per dimension (they do not change while fitting).
+/// The data a GP is fitted on: encoded points, standardized targets, the squared
+/// differences of every pair per dimension (they do not change while fitting), and the
+/// buffers every evaluation reuses.
 pub(crate) struct Data<'a> {
     x: &'a [Vec<f64>],
     y: &'a [f64],
-    /// Row `a * (a - 1) / 2 + b` (for `b < a`) holds (x_a − x_b)² per dimension.
+    /// Pairs `(a, b)` with `a > b`, column by column (`b = 0`: `a = 1..n`, then `b = 1`, …),
+    /// the order of the kernel matrix's lower triangle: (x_a − x_b)² per dimension.
     sq: Vec<f64>,
+    work: RefCell<Work>,
+}
+
+/// Buffers allocated once per fit: a fit evaluates the objective dozens of times, and fresh
+/// n×n matrices each time cost more in page faults than the arithmetic does.
+struct Work {
+    /// The kernel matrix, factored in place into its Cholesky factor (lower triangle).
+    factor: Mat<f64>,
+    inverse: Mat<f64>,
+    alpha: Mat<f64>,
+    /// Per pair: the scaled distance r and e^(−√5 r).
+    r: Vec<f64>,
+    e: Vec<f64>,
+    stack: MemBuffer,
 }
 
 impl<'a> Data<'a> {
     pub fn new(x: &'a [Vec<f64>], y: &'a [f64]) -> Self {
-        let dims = x.first().map_or(0, Vec::len);
-        let mut sq = Vec::with_capacity(x.len() * x.len().saturating_sub(1) / 2 * dims);
-        for a in 0..x.len() {
-            for b in 0..a {
+        let (n, dims) = (x.len(), x.first().map_or(0, Vec::len));
+        let pairs = n * n.saturating_sub(1) / 2;
+        let mut sq = Vec::with_capacity(pairs * dims);
+        for b in 0..n {
+            for a in b + 1..n {
                 sq.extend(x[a].iter().zip(&x[b]).map(|(u, v)| (u - v) * (u - v)));
             }
         }
-        Data { x, y, sq }
+        let scratch = llt::factor::cholesky_in_place_scratch::<f64>(n, Par::Seq, Default::default())
+            .or(llt::inverse::inverse_scratch::<f64>(n, Par::Seq));
+        let work = Work {
+            factor: Mat::zeros(n, n),
+            inverse: Mat::zeros(n, n),
+            alpha: Mat::zeros(n, 1),
+            r: vec![0.0; pairs],
+            e: vec![0.0; pairs],
+            stack: MemBuffer::new(scratch),
+        };
+        Data { x, y, sq, work: RefCell::new(work) }
     }
 
     fn dims(&self) -> usize {
         self.x.first().map_or(0, Vec::len)
     }
 
-    /// Each pair's scaled distance r (lower triangle, row by row) for inverse squared
-    /// lengthscales `inv_ls2`.
-    fn distances(&self, inv_ls2: &[f64]) -> Vec<f64> {
-        self.sq
-            .chunks_exact(inv_ls2.len().max(1))
-            .map(|d| d.iter().zip(inv_ls2).map(|(a, b)| a * b).sum::<f64>().sqrt())
-            .collect()
-    }
-
-    fn kernel_matrix(&self, theta: &[f64], r: &[f64]) -> Mat<f64> {
+    /// Factors the kernel matrix of hyperparameters `theta` into `work.factor`, with
+    /// increasing jitter on the diagonal (1e-8 up to 1, on standardized targets) when it is
+    /// not numerically positive definite (duplicate points, tiny noise); false if it never is.
+    fn factor_kernel(&self, theta: &[f64], work: &mut Work) -> bool {
         let dims = theta.len() - 3;
         let (signal, noise) = (theta[dims].exp(), theta[dims + 1].exp());
+        let inv_ls2: Vec<f64> = theta[..dims].iter().map(|l| (-2.0 * l).exp()).collect();
+        for ((d, r), e) in self.sq.chunks_exact(dims.max(1)).zip(&mut work.r).zip(&mut work.e) {
+            *r = d.iter().zip(&inv_ls2).map(|(a, b)| a * b).sum::<f64>().sqrt();
+            *e = (-SQRT5 * *r).exp();
+        }
         let n = self.x.len();
-        let mut k = Mat::zeros(n, n);
-        let mut pair = 0;
-        for a in 0..n {
-            k[(a, a)] = signal + noise;
-            for b in 0..a {
-                let v = signal * matern(r[pair]);
-                k[(a, b)] = v;
-                k[(b, a)] = v;
-                pair += 1;
+        for jitter in [0.0, 1e-8, 1e-6, 1e-4, 1e-2, 1.0] {
+            let mut pair = 0;
+            for b in 0..n {
+                let column = work.factor.col_as_slice_mut(b);
+                column[b] = signal + noise + jitter;
+                for value in &mut column[b + 1..] {
+                    let r = work.r[pair];
+                    *value = signal * (1.0 + SQRT5 * r + 5.0 / 3.0 * r * r) * work.e[pair];
+                    pair += 1;
+                }
+            }
+            let stack = MemStack::new(&mut work.stack);
+            if llt::factor::cholesky_in_place(
+                work.factor.as_mut(),
+                Default::default(),
+                Par::Seq,
+                stack,
+                Default::default(),
+            )
+            .is_ok()
+            {
+                for b in 1..n {
+                    work.factor.col_as_slice_mut(b)[..b].fill(0.0);
+                }
+                return true;
             }
         }
-        k
+        false
     }
 
     /// Negative log marginal likelihood plus negative log prior, and its gradient.
     pub fn objective(&self, theta: &[f64]) -> Option<(f64, Vec<f64>)> {
+        let work = &mut *self.work.borrow_mut();
+        if !self.factor_kernel(theta, work) {
+            return None;
+        }
         let dims = theta.len() - 3;
         let n = self.x.len();
         let (signal, noise, mean) = (theta[dims].exp(), theta[dims + 1].exp(), theta[dims + 2]);
         let inv_ls2: Vec<f64> = theta[..dims].iter().map(|l| (-2.0 * l).exp()).collect();
-        let r = self.distances(&inv_ls2);
-        let llt = cholesky(self.kernel_matrix(theta, &r))?;
         let residual: Vec<f64> = self.y.iter().map(|y| y - mean).collect();
-        let mut alpha = Mat::from_fn(n, 1, |i, _| residual[i]);
-        llt.solve_in_place(alpha.as_mut());
-        let alpha: Vec<f64> = alpha.col_as_slice(0).to_vec();
-        let fit: f64 = residual.iter().zip(&alpha).map(|(r, a)| r * a).sum();
-        let log_det: f64 = (0..n).map(|i| llt.L()[(i, i)].ln()).sum();
+        work.alpha.col_as_slice_mut(0).copy_from_slice(&residual);
+        let Work { factor, inverse, alpha, r, e, stack } = work;
+        llt::solve::solve_in_place(factor.as_ref(), alpha.as_mut(), Par::Seq, MemStack::new(stack));
+        let alpha = alpha.col_as_slice(0);
+        let fit: f64 = residual.iter().zip(alpha).map(|(r, a)| r * a).sum();
+        let log_det: f64 = (0..n).map(|i| factor[(i, i)].ln()).sum();
         let mut value = 0.5 * fit + log_det + 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
 
         // d/dθ = ½ tr(W dK/dθ) with W = K⁻¹ − ααᵀ; pairs count twice, which cancels the ½.
-        let inverse = llt.inverse();
+        // The inverse's lower triangle is filled, pairs are read in its column order.
+        llt::inverse::inverse(inverse.as_mut(), factor.as_ref(), Par::Seq, MemStack::new(stack));
         let mut grad = vec![0.0; theta.len()];
         let (mut trace_w, mut signal_part, mut pair) = (0.0, 0.0, 0);
-        for a in 0..n {
-            let column = inverse.col_as_slice(a); // symmetric: column a is row a
-            let w_aa = column[a] - alpha[a] * alpha[a];
-            trace_w += w_aa;
-            signal_part += 0.5 * w_aa * signal;
-            for b in 0..a {
-                let w_ab = column[b] - alpha[a] * alpha[b];
-                let r = r[pair];
-                let e = (-SQRT5 * r).exp();
+        for b in 0..n {
+            let column = inverse.col_as_slice(b);
+            let w_bb = column[b] - alpha[b] * alpha[b];
+            trace_w += w_bb;
+            signal_part += 0.5 * w_bb * signal;
+            for a in b + 1..n {
+                let w_ab = column[a] - alpha[a] * alpha[b];
+                let (r, e) = (r[pair], e[pair]);
                 signal_part += w_ab * signal * (1.0 + SQRT5 * r + 5.0 / 3.0 * r * r) * e;
                 // dk/d ln ℓ_j = σ² 5/3 (1 + √5 r) e^(−√5 r) Δ_j² / ℓ_j²
                 let common = w_ab * signal * 5.0 / 3.0 * (1.0 + SQRT5 * r) * e;
@@ -291,7 +321,8 @@ pub(crate) struct Posterior {
     inv_ls2: Vec<f64>,
     signal: f64,
     mean: f64,
-    llt: Llt<f64>,
+    /// The kernel matrix's Cholesky factor L (lower triangular).
+    factor: Mat<f64>,
     alpha: Mat<f64>,
 }
 
@@ -300,12 +331,15 @@ impl Posterior {
     pub fn new(x: Vec<Vec<f64>>, y: &[f64], theta: &[f64]) -> Option<Posterior> {
         let dims = theta.len() - 3;
         let data = Data::new(&x, y);
-        let inv_ls2: Vec<f64> = theta[..dims].iter().map(|l| (-2.0 * l).exp()).collect();
-        let llt = cholesky(data.kernel_matrix(theta, &data.distances(&inv_ls2)))?;
+        if !data.factor_kernel(theta, &mut data.work.borrow_mut()) {
+            return None;
+        }
         let mean = theta[dims + 2];
-        let mut alpha = Mat::from_fn(y.len(), 1, |i, _| y[i] - mean);
-        llt.solve_in_place(alpha.as_mut());
-        Some(Posterior { x, inv_ls2, signal: theta[dims].exp(), mean, llt, alpha })
+        let Work { factor, mut alpha, mut stack, .. } = data.work.into_inner();
+        alpha.col_as_slice_mut(0).iter_mut().zip(y).for_each(|(a, y)| *a = y - mean);
+        llt::solve::solve_in_place(factor.as_ref(), alpha.as_mut(), Par::Seq, MemStack::new(&mut stack));
+        let inv_ls2 = theta[..dims].iter().map(|l| (-2.0 * l).exp()).collect();
+        Some(Posterior { x, inv_ls2, signal: theta[dims].exp(), mean, factor, alpha })
     }
 
     /// Predictive mean and variance of the latent function at each point.
@@ -316,7 +350,7 @@ impl Posterior {
         });
         let means: Vec<f64> =
             (0..m).map(|b| self.mean + (0..n).map(|a| k[(a, b)] * self.alpha[(a, 0)]).sum::<f64>()).collect();
-        faer::linalg::triangular_solve::solve_lower_triangular_in_place(self.llt.L(), k.as_mut(), Par::Seq);
+        faer::linalg::triangular_solve::solve_lower_triangular_in_place(self.factor.as_ref(), k.as_mut(), Par::Seq);
         (0..m)
             .map(|b| {
                 let explained: f64 = (0..n).map(|a| k[(a, b)] * k[(a, b)]).sum();
@@ -354,10 +388,16 @@ mod tests {
 
     #[test]
     fn jitter_rescues_a_singular_kernel_matrix() {
-        // Three identical points without noise: rank one.
-        let k = Mat::from_fn(3, 3, |_, _| 1.0);
-        let llt = cholesky(k).expect("jitter makes it positive definite");
-        assert!((llt.L()[(0, 0)] - (1.0f64 + 1e-8).sqrt()).abs() < 1e-3);
+        // Three identical points without noise: the kernel matrix is all ones, rank one.
+        // With 1e-8 on the diagonal the second pivot of ones + εI is (1 + ε) − 1/(1 + ε) ≈ 2ε.
+        let x = vec![vec![0.3]; 3];
+        let data = Data::new(&x, &[0.0; 3]);
+        let theta = vec![0.5f64.ln(), 0.0, -700.0, 0.0];
+        let work = &mut data.work.borrow_mut();
+        assert!(data.factor_kernel(&theta, work), "jitter makes it positive definite");
+        assert!((work.factor[(0, 0)] - (1.0f64 + 1e-8).sqrt()).abs() < 1e-12);
+        assert!((work.factor[(1, 1)].powi(2) - 2e-8).abs() < 1e-10, "{}", work.factor[(1, 1)]);
+        assert_eq!(work.factor[(0, 1)], 0.0, "the upper triangle is zero");
     }
 
     #[test]

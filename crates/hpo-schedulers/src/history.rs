@@ -77,8 +77,8 @@ impl History {
 
     /// Whether `encoded` was suggested before, on a finite space.
     pub fn was_suggested(&self, encoded: &[f64]) -> bool {
-        let key: Vec<u64> = encoded.iter().map(|x| x.to_bits()).collect();
-        self.seen.as_ref().is_some_and(|(_, seen)| seen.contains(&key))
+        let Some((_, seen)) = &self.seen else { return false };
+        seen.contains(&encoded.iter().map(|x| x.to_bits()).collect::<Vec<u64>>())
     }
 
     fn trial(&self, id: TrialId) -> Option<&Trial> {

@@ -192,15 +192,36 @@ impl Domain {
                 let x = value.as_i64().unwrap_or(low) as f64;
                 out.push(unit(x.ln(), widened_ln_low(low), widened_ln_high(high)))
             }
-            Domain::Choice(ref v) => {
-                let i = self.position(value).unwrap_or(0);
-                out.extend((0..v.len()).map(|j| if j == i { 1.0 } else { 0.0 }));
-            }
+            Domain::Choice(ref v) => one_hot(self.position(value).unwrap_or(0), v.len(), out),
             Domain::Ordinal(_) | Domain::FinRange { .. } | Domain::LogFinRange { .. } => {
-                let n = self.cardinality().unwrap_or(1);
-                out.push((self.position(value).unwrap_or(0) as f64 + 0.5) / n as f64)
+                out.push(slice_center(self.position(value).unwrap_or(0), self.cardinality().unwrap_or(1)))
             }
             Domain::Constant(_) => {}
+        }
+    }
+
+    /// Appends `encode(&sample(rng))`: the same draws and numbers, without making the value
+    /// (a finite domain encodes the position it drew).
+    pub fn sample_encoded<R: Rng + ?Sized>(&self, rng: &mut R, out: &mut Vec<f64>) {
+        match *self {
+            Domain::Choice(ref v) => one_hot(rng.random_range(0..v.len()), v.len(), out),
+            Domain::Ordinal(ref v) => out.push(slice_center(rng.random_range(0..v.len()), v.len())),
+            Domain::FinRange { size, .. } | Domain::LogFinRange { size, .. } => {
+                out.push(slice_center(rng.random_range(0..size), size))
+            }
+            _ => self.encode(&self.sample(rng), out),
+        }
+    }
+
+    /// Appends `encode(&decode(coords))`, the encoding of the nearest value, without making it.
+    pub fn snap(&self, coords: &[f64], out: &mut Vec<f64>) {
+        match *self {
+            Domain::Choice(ref v) => one_hot(strongest(coords).min(v.len() - 1), v.len(), out),
+            Domain::Ordinal(_) | Domain::FinRange { .. } | Domain::LogFinRange { .. } => {
+                let n = self.cardinality().unwrap_or(1);
+                out.push(slice_center(nth_slice(coords, n), n))
+            }
+            _ => self.encode(&self.decode(coords), out),
         }
     }
 
@@ -221,16 +242,9 @@ impl Domain {
                 let (a, b) = (widened_ln_low(low), widened_ln_high(high));
                 Value::Int(((a + u * (b - a)).exp().round() as i64).clamp(low, high))
             }
-            Domain::Choice(ref v) => {
-                let best = coords
-                    .iter()
-                    .enumerate()
-                    .fold((0, f64::NEG_INFINITY), |best, (i, &c)| if c > best.1 { (i, c) } else { best });
-                v[best.0.min(v.len() - 1)].clone()
-            }
+            Domain::Choice(ref v) => v[strongest(coords).min(v.len() - 1)].clone(),
             Domain::Ordinal(_) | Domain::FinRange { .. } | Domain::LogFinRange { .. } => {
-                let n = self.cardinality().unwrap_or(1);
-                self.nth_value(((u * n as f64).floor() as usize).min(n - 1))
+                self.nth_value(nth_slice(coords, self.cardinality().unwrap_or(1)))
             }
             Domain::Constant(ref c) => c.clone(),
         }
@@ -482,6 +496,27 @@ fn widened_ln_low(low: i64) -> f64 {
 
 fn widened_ln_high(high: i64) -> f64 {
     (high as f64 + 0.5).ln()
+}
+
+/// One-hot encoding of position `i` among `n`.
+fn one_hot(i: usize, n: usize, out: &mut Vec<f64>) {
+    out.extend((0..n).map(|j| if j == i { 1.0 } else { 0.0 }));
+}
+
+/// The center of the `i`th of `n` equal slices of \[0,1\]: a finite domain's encoding.
+fn slice_center(i: usize, n: usize) -> f64 {
+    (i as f64 + 0.5) / n as f64
+}
+
+/// The slice of \[0,1\] (of `n`) that the first coordinate falls in.
+fn nth_slice(coords: &[f64], n: usize) -> usize {
+    let u = coords.first().copied().unwrap_or(0.5).clamp(0.0, 1.0);
+    ((u * n as f64).floor() as usize).min(n - 1)
+}
+
+/// The position of the largest coordinate of a one-hot block (the first on ties).
+fn strongest(coords: &[f64]) -> usize {
+    coords.iter().enumerate().fold((0, f64::NEG_INFINITY), |best, (i, &c)| if c > best.1 { (i, c) } else { best }).0
 }
 
 /// The most values a grid axis lists explicitly (only `lograndint` with fewer points than

@@ -182,18 +182,43 @@ impl Space {
         out
     }
 
+    /// The encoding of a random config: `encode(&sample(rng))`, the same draws and the same
+    /// numbers, without building the config (model-based searchers score thousands).
+    pub fn sample_encoded<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64> {
+        let mut out = Vec::with_capacity(self.encoded_dim());
+        for domain in self.params.values() {
+            domain.sample_encoded(rng, &mut out);
+        }
+        out
+    }
+
+    /// The encoding of the config nearest to `coords`: `encode(&decode(coords))` without
+    /// building the config.
+    pub fn snap(&self, coords: &[f64]) -> Vec<f64> {
+        let mut out = Vec::with_capacity(self.encoded_dim());
+        for (domain, coords) in self.domain_coords(coords) {
+            domain.snap(coords, &mut out);
+        }
+        out
+    }
+
+    /// Each domain with its slice of `coords` (an encoding, possibly cut short).
+    fn domain_coords<'a>(&'a self, coords: &'a [f64]) -> impl Iterator<Item = (&'a Domain, &'a [f64])> {
+        let mut offset = 0;
+        self.params.values().map(move |domain| {
+            let end = (offset + domain.encoded_dim()).min(coords.len());
+            let slice = &coords[offset.min(end)..end];
+            offset += domain.encoded_dim();
+            (domain, slice)
+        })
+    }
+
     /// Decodes a point of \[0,1\]^d (length `encoded_dim()`) into the nearest config.
     pub fn decode(&self, coords: &[f64]) -> Config {
-        let mut offset = 0;
         self.params
-            .iter()
-            .map(|(name, domain)| {
-                let dim = domain.encoded_dim();
-                let end = (offset + dim).min(coords.len());
-                let value = domain.decode(&coords[offset.min(end)..end]);
-                offset += dim;
-                (name.clone(), value)
-            })
+            .keys()
+            .zip(self.domain_coords(coords))
+            .map(|(name, (domain, c))| (name.clone(), domain.decode(c)))
             .collect()
     }
 

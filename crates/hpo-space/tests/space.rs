@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 use hpo_space::{Config, Domain, Space, Value};
 use proptest::prelude::*;
-use rand::SeedableRng;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn parse(text: &str) -> Result<Space, String> {
@@ -222,6 +222,29 @@ proptest! {
         prop_assert_eq!(space.encoded_dim(), 7);
         let config = space.decode(&coords);
         prop_assert!(space.validate(&config).is_ok());
+        prop_assert_eq!(space.snap(&coords), space.encode(&config));
+    }
+
+    #[test]
+    fn sample_encoded_and_snap_skip_the_config_not_the_numbers(seed in any::<u64>()) {
+        let space = Space::builder()
+            .uniform("a", -1.0, 1.0)
+            .loguniform("b", 1e-4, 1.0)
+            .lograndint("d", 1, 512)
+            .choice("e", ["x", "y", "z"])
+            .ordinal("o", [1, 2, 4, 8])
+            .finrange("f", 0.0, 1.0, 5)
+            .logfinrange("h", 1e-3, 1.0, 4)
+            .constant("g", "k")
+            .build()
+            .unwrap();
+        let (mut one, mut other) = (ChaCha8Rng::seed_from_u64(seed), ChaCha8Rng::seed_from_u64(seed));
+        let mut points = ChaCha8Rng::seed_from_u64(seed ^ 1);
+        for _ in 0..20 {
+            prop_assert_eq!(space.sample_encoded(&mut one), space.encode(&space.sample(&mut other)));
+            let coords: Vec<f64> = (0..space.encoded_dim()).map(|_| points.random::<f64>() * 1.2 - 0.1).collect();
+            prop_assert_eq!(space.snap(&coords), space.encode(&space.decode(&coords)));
+        }
     }
 }
 
