@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gp::{Data, Posterior, Theta, default_theta, expected_improvement, fit};
 use crate::history::{History, Level};
-use crate::random::{RandomSearcher, normal};
+use crate::random::{RandomSearcher, normals};
 
 /// GP-BO: after `points_to_evaluate`, random configs until `n_startup` results are in; then fit a Gaussian process
 /// (Matern-5/2 ARD, constant mean, noise; hyperparameters by marginal likelihood with
@@ -156,8 +156,8 @@ impl State {
                 .iter()
                 .flat_map(|(_, c)| std::iter::repeat_n(c, NEIGHBOURS))
                 .map(|c| {
-                    let moved: Vec<f64> =
-                        c.iter().map(|&x| (x + step * normal(&mut self.rng)).clamp(0.0, 1.0)).collect();
+                    let noise = normals(&mut self.rng, c.len());
+                    let moved: Vec<f64> = c.iter().zip(noise).map(|(&x, z)| (x + step * z).clamp(0.0, 1.0)).collect();
                     self.space.snap(&moved)
                 })
                 .collect();

@@ -78,7 +78,7 @@ impl History {
     /// Whether `encoded` was suggested before, on a finite space.
     pub fn was_suggested(&self, encoded: &[f64]) -> bool {
         let Some((_, seen)) = &self.seen else { return false };
-        seen.contains(&encoded.iter().map(|x| x.to_bits()).collect::<Vec<u64>>())
+        seen.contains(bytemuck::cast_slice::<f64, u64>(encoded))
     }
 
     fn trial(&self, id: TrialId) -> Option<&Trial> {
