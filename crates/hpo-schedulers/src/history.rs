@@ -32,6 +32,8 @@ pub(crate) struct Trial {
     pub encoded: Vec<f64>,
     /// Completed, failed, stopped or paused (until it reports again): no result is on its way.
     pub ended: bool,
+    /// The highest level (bits, as `levels`) it has a result at.
+    highest: Option<u64>,
 }
 
 /// The results at one resource level, best first.
@@ -96,7 +98,7 @@ impl History {
         if self.trials.len() <= index {
             self.trials.resize_with(index + 1, || None);
         }
-        self.trials[index] = Some(Trial { id: trial_id, encoded, ended: false });
+        self.trials[index] = Some(Trial { id: trial_id, encoded, ended: false, highest: None });
         self.running.insert(trial_id);
     }
 
@@ -121,6 +123,9 @@ impl History {
         }
         let level = report.resource.max(0.0).to_bits();
         self.levels.entry(level).or_default().insert(report.trial_id, report.objective);
+        if let Some(trial) = self.trial_mut(report.trial_id) {
+            trial.highest = trial.highest.max(Some(level));
+        }
     }
 
     pub fn ended(&mut self, trial_id: TrialId) {
@@ -177,10 +182,7 @@ impl History {
 
     /// Trials still running that have no result at `resource` or above yet.
     pub fn pending(&self, resource: u64) -> impl Iterator<Item = &Trial> {
-        self.running.iter().filter_map(move |id| {
-            let reached = self.levels.range(resource..).any(|(_, level)| level.contains_key(id));
-            self.trial(*id).filter(|_| !reached)
-        })
+        self.running.iter().filter_map(move |id| self.trial(*id).filter(|t| t.highest.is_none_or(|h| h < resource)))
     }
 }
 
