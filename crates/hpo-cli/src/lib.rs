@@ -33,6 +33,9 @@ pub enum Command {
     List(ListArgs),
     /// Print the best config of an experiment folder as JSON.
     Best(BestArgs),
+    /// Rank the parameters of an experiment folder by how much they set its best trials apart
+    /// (PED-ANOVA).
+    Importance(ImportanceArgs),
     /// Draw an experiment's figures (SVG) into DIR/plots/.
     Plot(PlotArgs),
     /// Benchmarks: timings (one JSON line each with --json) and method comparisons in simulated time.
@@ -173,6 +176,18 @@ pub struct BenchPlotArgs {
 pub struct BestArgs {
     /// An experiment folder (holding `journal.jsonl`).
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportanceArgs {
+    /// An experiment folder (holding `journal.jsonl`).
+    pub dir: PathBuf,
+    /// The best fraction of trials whose parameters are compared with all trials'.
+    #[arg(long, default_value_t = hpo_core::importance::DEFAULT_QUANTILE, value_parser = fraction)]
+    pub quantile: f64,
+    /// One JSON object: the method, the counts and the parameters, most important first.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -394,6 +409,14 @@ pub enum ScaleStep {
     Best,
 }
 
+/// A number strictly between 0 and 1.
+fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(q) if q > 0.0 && q < 1.0 => Ok(q),
+        _ => Err(format!("expected a number strictly between 0 and 1, got `{text}`")),
+    }
+}
+
 /// For counts that mean nothing at 0 (trials, workers, repeats, runs, ...): 0 is refused
 /// with clap's own error, which names the flag.
 fn at_least_one<T>() -> clap::builder::RangedU64ValueParser<T>
@@ -414,6 +437,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Results(args) => commands::results::results(args),
         Command::List(args) => commands::list::list(args),
         Command::Best(args) => commands::results::best(args),
+        Command::Importance(args) => commands::results::importance(args),
         Command::Bench(BenchCommand::Overhead(args)) => commands::bench::overhead(args),
         Command::Bench(BenchCommand::Scale(args)) => commands::bench::scale(args),
         Command::Bench(BenchCommand::Scheduler(args)) => commands::bench::scheduler(args),

@@ -8,6 +8,7 @@
 
 mod duration;
 mod experiment;
+pub mod importance;
 pub mod interrupt;
 mod journal;
 mod protocol;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use hpo_core::{ExperimentResults, Leaderboard, read_journal};
 
-use crate::{BestArgs, ResultsArgs};
+use crate::{BestArgs, ImportanceArgs, ResultsArgs};
 
 fn journal_of(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join("journal.jsonl");
@@ -115,5 +115,39 @@ pub fn best(args: BestArgs) -> anyhow::Result<ExitCode> {
     })?;
     // The config that reproduces the best value: the trial's config when it reported it.
     outln!("{}", serde_json::to_string(best.config_of_best())?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn importance(args: ImportanceArgs) -> anyhow::Result<ExitCode> {
+    let path = journal_of(&args.dir)?;
+    let results = ExperimentResults::from_entries(&read_journal(&path)?).with_context(|| path.display().to_string())?;
+    let space = hpo_core::Space::from_json(&results.spec["space"])
+        .with_context(|| format!("{}: the search space in its header", path.display()))?;
+    let trials = results.trials.iter().filter_map(|t| Some((t.config_of_best(), t.best_objective?)));
+    let found = hpo_core::importance::ped_anova(&space, trials, args.quantile)
+        .with_context(|| format!("parameter importance of {}", args.dir.display()))?;
+    if args.json {
+        let params: Vec<serde_json::Value> =
+            found.params.iter().map(|(name, v)| serde_json::json!({"name": name, "importance": v})).collect();
+        let line = serde_json::json!({
+            "method": "ped-anova",
+            "quantile": args.quantile,
+            "trials": found.trials,
+            "top_trials": found.top_trials,
+            "params": params,
+        });
+        outln!("{line}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!(
+        "Parameter importance (PED-ANOVA): how differently each parameter is spread over the best {} of {} trials with a result ({}) than over all of them.",
+        found.top_trials,
+        found.trials,
+        results.objective.metric
+    );
+    let width = found.params.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    for (name, v) in &found.params {
+        outln!("  {name:<width$}  {v:>5.3}  {}", "#".repeat((v * 40.0).round() as usize));
+    }
     Ok(ExitCode::SUCCESS)
 }

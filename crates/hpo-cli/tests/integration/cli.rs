@@ -235,6 +235,32 @@ fn top_applies_to_every_format() {
     assert_eq!(trials, best.iter().map(String::as_str).collect());
 }
 
+/// A training script computing f(x, y, z) = 10 x + y (z unused) from its arguments, which come
+/// sorted by name: `--x X --y Y --z Z --st_checkpoint_dir DIR`.
+const LINEAR: &str = r#"awk -v x="$2" -v y="$4" 'BEGIN { printf "[tune-metric]: {\"loss\": %.17g}\n", 10 * x + y }'"#;
+
+#[test]
+fn importance_ranks_the_parameters_of_a_function_whose_importances_are_known() {
+    let experiment = "name = \"linear\"\nmetric = \"loss\"\nworkers = 2\nseed = 1\n\n[space]\nx = { uniform = [0.0, 1.0] }\ny = { uniform = [0.0, 1.0] }\nz = { uniform = [0.0, 1.0] }\n\n[backend]\ntype = \"process\"\ncommand = [\"sh\", \"f.sh\"]\n\n[stop]\nmax_trials = 300\n";
+    let dir = crate::common::setup(experiment, &[("f.sh", LINEAR)]);
+    assert!(hpo(&["run", "exp.toml", "--quiet"], dir.path()).status.success());
+    let out = hpo(&["importance", "runs/linear", "--json"], dir.path());
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let names: Vec<&str> = found["params"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["x", "y", "z"], "{found}");
+    assert_eq!(
+        (found["method"].as_str(), found["trials"].as_u64(), found["top_trials"].as_u64()),
+        (Some("ped-anova"), Some(300), Some(30))
+    );
+    let x = found["params"][0]["importance"].as_f64().unwrap();
+    assert!(x > 0.5, "x dominates: {found}");
+
+    let table = streams(&hpo(&["importance", "runs/linear"], dir.path())).0;
+    assert!(table.lines().nth(1).is_some_and(|l| l.trim_start().starts_with("x ")), "{table}");
+    let (stdout, stderr) = streams(&hpo(&["importance", "runs/linear", "--quantile", "1"], dir.path()));
+    assert!(stdout.is_empty() && stderr.contains("--quantile") && stderr.contains("between 0 and 1"), "{stderr}");
+}
+
 #[test]
 fn a_plugin_scheduler_with_a_searcher_is_one_clear_error_on_both_paths() {
     let dir = tempfile::tempdir().unwrap();
