@@ -38,6 +38,8 @@ pub enum Command {
     Importance(ImportanceArgs),
     /// Draw an experiment's figures (SVG) into DIR/plots/.
     Plot(PlotArgs),
+    /// Serve experiment folders as a live web page and a JSON API (read-only).
+    Dashboard(DashboardArgs),
     /// Benchmarks: timings (one JSON line each with --json) and method comparisons in simulated time.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -176,6 +178,20 @@ pub struct BenchPlotArgs {
 pub struct BestArgs {
     /// An experiment folder (holding `journal.jsonl`).
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Experiment folders, or folders of them (default: runs/). New experiments in them appear
+    /// without a restart.
+    pub dirs: Vec<PathBuf>,
+    /// The port (0 picks a free one; the URL printed says which).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The address to listen on. Beyond the loopback interface every API request needs the
+    /// token printed with the URL.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
 }
 
 #[derive(Debug, Args)]
@@ -449,6 +465,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Resume(args)) => commands::bench::resume(args),
         Command::Bench(BenchCommand::Plot(args)) => commands::plot::bench_plot(args),
         Command::Plot(args) => commands::plot::plot(args),
+        Command::Dashboard(args) => commands::dashboard::dashboard(args),
         Command::Scheduler(SchedulerCommand::Serve { plugin }) => commands::serve::serve(plugin.as_deref()),
         Command::Plugin(PluginCommand::Check(args)) => commands::plugin::check(args),
     }

@@ -304,11 +304,16 @@ pub enum JournalError {
 /// Takes the journal's lock for as long as `file` is open (the OS lets it go when the
 /// process dies, however it dies): one writer per experiment. A file system without locks
 /// is no reason to refuse.
+/// A reader may hold a shared lock for an instant (`hpo dashboard` asks whether a writer is
+/// alive that way), so a lock found taken is tried again for 50 ms before giving up.
 fn lock(file: &File, path: &Path) -> Result<(), JournalError> {
-    match file.try_lock() {
-        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::InUse { path: path.to_owned() }),
-        _ => Ok(()),
+    for _ in 0..10 {
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            _ => return Ok(()),
+        }
     }
+    Err(JournalError::InUse { path: path.to_owned() })
 }
 
 /// What going on with an experiment needs to know of its journal, read without parsing

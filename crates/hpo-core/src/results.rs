@@ -103,25 +103,31 @@ pub struct ExperimentResults {
 impl ExperimentResults {
     /// Replays journal entries (as from [`crate::read_journal`]).
     pub fn from_entries(entries: &[Entry<'_>]) -> Result<Self, ResultsError> {
-        let bad = |line, message: &str| ResultsError { line, message: message.to_owned() };
-        let Some(Entry::Experiment { name, spec, .. }) = entries.first() else {
-            return Err(bad(1, "the journal has no header"));
-        };
-        let metric = spec["metric"].as_str().ok_or_else(|| bad(1, "the journal's spec names no metric"))?;
-        let mode = if spec["mode"].as_str() == Some("max") { Mode::Max } else { Mode::Min };
-        let objective = Objective::new(metric, mode);
-        let mut results = ExperimentResults {
-            name: name.clone(),
-            spec: spec.clone(),
-            objective,
-            trials: Vec::new(),
-            rows: Vec::new(),
-            end: None,
-        };
+        let header = entries.first().ok_or_else(|| ResultsError { line: 1, message: "the journal is empty".into() })?;
+        let mut results = ExperimentResults::from_header(header)?;
         for (index, entry) in entries.iter().enumerate().skip(1) {
             results.apply(entry).map_err(|message| ResultsError { line: index + 1, message })?;
         }
         Ok(results)
+    }
+
+    /// No trials yet: the results of a journal of only its header (its first entry). Entries
+    /// that follow are added with [`ExperimentResults::apply`], as a journal grows.
+    pub fn from_header(header: &Entry<'_>) -> Result<Self, ResultsError> {
+        let bad = |message: &str| ResultsError { line: 1, message: message.to_owned() };
+        let Entry::Experiment { name, spec, .. } = header else {
+            return Err(bad("the journal has no header"));
+        };
+        let metric = spec["metric"].as_str().ok_or_else(|| bad("the journal's spec names no metric"))?;
+        let mode = if spec["mode"].as_str() == Some("max") { Mode::Max } else { Mode::Min };
+        Ok(ExperimentResults {
+            name: name.clone(),
+            spec: spec.clone(),
+            objective: Objective::new(metric, mode),
+            trials: Vec::new(),
+            rows: Vec::new(),
+            end: None,
+        })
     }
 
     fn trial(&mut self, id: TrialId) -> Result<&mut TrialSummary, String> {
@@ -129,7 +135,8 @@ impl ExperimentResults {
         self.trials.get_mut(index).ok_or_else(|| format!("the journal mentions trial {id} before starting it"))
     }
 
-    fn apply(&mut self, entry: &Entry<'_>) -> Result<(), String> {
+    /// Adds the journal's next entry (after the header); the message says why it does not fit.
+    pub fn apply(&mut self, entry: &Entry<'_>) -> Result<(), String> {
         match entry {
             Entry::Experiment { .. } => return Err("a second experiment header".into()),
             Entry::Start { t, trial, config, .. } => {

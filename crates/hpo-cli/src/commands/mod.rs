@@ -143,6 +143,7 @@ pub fn new_folder(output: &Path, name: &str) -> anyhow::Result<PathBuf> {
 }
 
 pub mod bench;
+pub mod dashboard;
 pub mod list;
 pub mod plot;
 pub mod plugin;

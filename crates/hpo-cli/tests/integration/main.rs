@@ -4,6 +4,7 @@
 mod common;
 
 mod cli;
+mod dashboard;
 mod faults;
 mod plugins;
 mod process;

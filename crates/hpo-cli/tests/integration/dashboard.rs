@@ -1,0 +1,172 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+//! `hpo dashboard` as a user (or a script) reaches it: over HTTP on the loopback interface,
+//! while `hpo run` writes the experiment it shows.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{setup, spawn_run};
+
+/// A running `hpo dashboard`, killed when dropped.
+struct Dashboard {
+    child: Child,
+    /// `127.0.0.1:port`.
+    addr: String,
+    /// The URL it printed.
+    url: String,
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dashboard(cwd: &Path, args: &[&str]) -> Dashboard {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hpo"))
+        .args(["dashboard", "--port", "0"])
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let url = first.trim().strip_prefix("hpo dashboard: ").unwrap_or_else(|| panic!("{first}")).to_owned();
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap().to_owned();
+    Dashboard { child, addr: format!("127.0.0.1:{port}"), url }
+}
+
+/// A GET with a plain socket: the status and the body.
+fn get(addr: &str, path: &str, headers: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+fn json(addr: &str, path: &str) -> Value {
+    let (status, body) = get(addr, path, "");
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+/// Trials that sleep 0.1 s and report loss = x, so a run lasts a few seconds.
+const SLOW: &str = "name = \"slow\"\nmetric = \"loss\"\nworkers = 2\nseed = 1\n\n[space]\nx = { uniform = [0.0, 1.0] }\n\n[backend]\ntype = \"process\"\ncommand = [\"sh\", \"trial.sh\"]\n\n[stop]\nmax_trials = 40\n";
+const TRIAL: &str = "sleep 0.1\necho \"epoch done\"\necho \"[tune-metric]: {\\\"loss\\\": $2}\"\n";
+
+#[test]
+fn the_dashboard_follows_a_run_and_serves_only_its_experiments() {
+    let dir = setup(SLOW, &[("trial.sh", TRIAL)]);
+    // Started before runs/ exists: the experiment appears without a restart.
+    let dash = dashboard(dir.path(), &[]);
+    assert!(dash.url.starts_with("http://127.0.0.1:") && !dash.url.contains("token"), "{}", dash.url);
+    assert_eq!(json(&dash.addr, "/api/experiments"), Value::Array(vec![]));
+    let (status, page) = get(&dash.addr, "/", "");
+    assert!(status == 200 && page.contains("assets/app.js"), "{page}");
+
+    let mut run = spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let list = json(&dash.addr, "/api/experiments");
+        if let Some(e) = list.as_array().unwrap().first() {
+            seen.push((e["trials"]["total"].as_u64().unwrap_or(0), e["status"].as_str().unwrap_or("").to_owned()));
+            if e["status"].as_str().is_some_and(|s| s.starts_with("ended")) {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the run never ended: {seen:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(run.wait().unwrap().success());
+    let running: Vec<u64> = seen.iter().filter(|(_, s)| s == "running").map(|(n, _)| *n).collect();
+    assert!(running.windows(2).any(|w| w[1] > w[0]), "the trial count rose while running: {seen:?}");
+    assert_eq!(seen.last().map(|(n, _)| *n), Some(40));
+
+    let e = json(&dash.addr, "/api/experiments/slow");
+    let best = &e["best_trial"];
+    assert_eq!(e["status"], "ended (max_trials)");
+    assert!(best["value"].as_f64().unwrap() < 0.2 && best["config"]["x"] == best["value"], "{best}");
+    assert!(!e["best_so_far"].as_array().unwrap().is_empty());
+    assert_eq!(json(&dash.addr, "/api/experiments/slow/trials").as_array().unwrap().len(), 40);
+    let trial = json(&dash.addr, "/api/experiments/slow/trials/3");
+    assert_eq!(trial["reports"].as_array().unwrap().len(), 1);
+    assert_eq!(trial["stdout"], "epoch done\n", "the end of the trial's log");
+    let importance = json(&dash.addr, "/api/experiments/slow/importance");
+    assert_eq!(importance["params"][0]["name"], "x");
+
+    // Nothing outside the experiments it serves, however the path is spelled.
+    for path in [
+        "/api/experiments/..%2F..%2Fetc",
+        "/api/experiments/slow/trials/..%2F..%2Fjournal.jsonl",
+        "/api/experiments/slow/trials/99",
+        "/assets/..%2F..%2FCargo.toml",
+        "/assets/../../Cargo.toml",
+        "/../exp.toml",
+        "/exp.toml",
+    ] {
+        let (status, body) = get(&dash.addr, path, "");
+        assert!(status == 404 || status == 400, "{path}: {status} {body}");
+        assert!(!body.contains("max_trials = 40"), "{path} leaked a file: {body}");
+    }
+}
+
+#[test]
+fn changes_are_pushed_as_server_sent_events_and_a_killed_run_shows_as_crashed() {
+    let dir = setup(SLOW, &[("trial.sh", TRIAL)]);
+    let dash = dashboard(dir.path(), &[]);
+    let mut stream = TcpStream::connect(&dash.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "GET /api/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n", dash.addr).unwrap();
+    let mut run = spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    let change = loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended");
+        if let Some(data) = line.strip_prefix("data: ") {
+            break serde_json::from_str::<Value>(data.trim()).unwrap();
+        }
+    };
+    assert_eq!(change["key"], "slow", "{change}");
+
+    // Killed: no `end` in its journal and no writer holding it.
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while json(&dash.addr, "/api/experiments/slow")["status"] != "crashed" {
+        assert!(Instant::now() < deadline, "never seen as crashed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn beyond_the_loopback_interface_every_api_request_needs_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let dash = dashboard(dir.path(), &["--host", "0.0.0.0", dir.path().to_str().unwrap()]);
+    let token = dash.url.split("?token=").nth(1).unwrap_or_else(|| panic!("no token in {}", dash.url)).to_owned();
+    assert!(token.len() >= 32, "{token}");
+    let (status, body) = get(&dash.addr, "/api/experiments", "");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("token"), "{body}");
+    assert_eq!(get(&dash.addr, "/api/experiments?token=wrong", "").0, 401);
+    assert_eq!(get(&dash.addr, &format!("/api/experiments?token={token}"), "").0, 200);
+    assert_eq!(get(&dash.addr, "/api/experiments", &format!("Authorization: Bearer {token}\r\n")).0, 200);
+    assert_eq!(get(&dash.addr, "/api/events", "").0, 401);
+
+    let missing = crate::common::hpo(&["dashboard", "no-such-folder"], dir.path());
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-folder: no such folder"));
+}

@@ -1,0 +1,223 @@
+// hpo dashboard: one page, three views (#/ experiments, #/e/KEY experiment, #/e/KEY/t/ID
+// trial), refreshed when the server says an experiment changed.
+"use strict";
+
+const token = new URLSearchParams(location.search).get("token");
+const view = document.getElementById("view");
+let current = { route: null, charts: [] };
+let refreshTimer = null;
+
+function api(path) {
+  const url = "api/" + path + (token ? (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : "");
+  return fetch(url).then((r) => {
+    if (!r.ok) return r.text().then((t) => { throw new Error(r.status + ": " + t); });
+    return r.json();
+  });
+}
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "onclick") node.onclick = v;
+    else if (v !== null && v !== undefined) node.setAttribute(k, v);
+  }
+  for (const c of children.flat()) node.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
+  return node;
+}
+
+function fmt(v) {
+  if (v === null || v === undefined) return "";
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : Math.abs(v) >= 1e4 || Math.abs(v) < 1e-3 ? v.toExponential(3) : v.toPrecision(4);
+  return typeof v === "object" ? JSON.stringify(v) : String(v);
+}
+
+function duration(s) {
+  if (s < 60) return s.toFixed(1) + " s";
+  if (s < 3600) return (s / 60).toFixed(1) + " min";
+  return (s / 3600).toFixed(1) + " h";
+}
+
+// A table whose columns sort on click: columns are [title, value(row), numeric].
+function sortable(columns, rows, onRow) {
+  let by = null, asc = true;
+  const body = el("tbody");
+  const render = () => {
+    const sorted = by === null ? rows : [...rows].sort((a, b) => {
+      const [x, y] = [columns[by][1](a), columns[by][1](b)];
+      const c = x === y ? 0 : x === null || x === undefined ? 1 : y === null || y === undefined ? -1 : x < y ? -1 : 1;
+      return asc ? c : -c;
+    });
+    body.replaceChildren(...sorted.map((r) => {
+      const tr = el("tr", onRow ? { class: "link", onclick: () => onRow(r) } : {},
+        columns.map(([, f, num]) => el("td", num ? { class: "num" } : {}, fmt(f(r)))));
+      return tr;
+    }));
+  };
+  const head = el("tr", {}, columns.map(([title, , num], i) => el("th", {
+    class: num ? "num" : null,
+    onclick: () => { asc = by === i ? !asc : true; by = i; render(); },
+  }, title)));
+  render();
+  return el("table", {}, el("thead", {}, head), body);
+}
+
+function chart(title, xLabel, series, data, opts) {
+  const holder = el("div", { class: "card" }, el("h2", {}, title));
+  const width = Math.max(320, Math.min(680, (view.clientWidth || 900) / 2 - 40));
+  const plot = new uPlot(Object.assign({
+    width, height: 260,
+    scales: { x: { time: false } },
+    axes: [{ label: xLabel }, { label: "" }],
+    series: [{ label: xLabel }, ...series],
+    legend: { show: series.length <= 8 },
+  }, opts || {}), data, holder);
+  current.charts.push(plot);
+  return holder;
+}
+
+async function showList() {
+  const list = await api("experiments");
+  const rows = list.map((e) => ({ ...e, t: e.trials || {} }));
+  view.replaceChildren(
+    el("h1", {}, "Experiments"),
+    rows.length === 0 ? el("p", { class: "muted" }, "No experiment folder yet: they appear here as `hpo run` makes them.") :
+      sortable([
+        ["experiment", (e) => e.key], ["status", (e) => e.status], ["metric", (e) => e.metric && e.metric + " (" + e.mode + ")"],
+        ["best", (e) => e.best && e.best.value, true], ["trials", (e) => e.t.total, true], ["running", (e) => e.t.running, true],
+        ["completed", (e) => e.t.completed, true], ["stopped", (e) => e.t.stopped, true], ["paused", (e) => e.t.paused, true],
+        ["failed", (e) => e.t.failed, true], ["elapsed", (e) => e.elapsed_s, true], ["scheduler", (e) => e.scheduler],
+        ["searcher", (e) => e.searcher], ["backend", (e) => e.backend],
+      ], rows, (e) => { location.hash = "#/e/" + encodeURIComponent(e.key); }),
+  );
+}
+
+async function showExperiment(key) {
+  const [e, trials, curves, importance] = await Promise.all([
+    api("experiments/" + encodeURIComponent(key)),
+    api("experiments/" + encodeURIComponent(key) + "/trials"),
+    api("experiments/" + encodeURIComponent(key) + "/curves?top=50"),
+    api("experiments/" + encodeURIComponent(key) + "/importance"),
+  ]);
+  const best = e.best_trial;
+  const bestBox = el("div", { class: "best", id: "best" },
+    best ? [el("div", {}, e.metric + " best: ", el("span", { class: "value", id: "best-value" }, fmt(best.value)),
+      " (trial ", el("a", { href: "#/e/" + encodeURIComponent(key) + "/t/" + best.trial }, String(best.trial)), ")"),
+      el("code", {}, JSON.stringify(best.config))] : el("span", { class: "muted" }, "No result yet."));
+  const counts = e.trials || {};
+  const header = el("p", {}, el("span", { class: "status-" + e.status }, e.status), " · ",
+    el("span", { id: "trial-count" }, String(counts.total || 0)), " trials (", counts.running || 0, " running, ",
+    counts.completed || 0, " completed, ", counts.stopped || 0, " stopped, ", counts.paused || 0, " paused, ",
+    counts.failed || 0, " failed) · ", duration(e.elapsed_s || 0), " · ", e.scheduler || "", " + ", e.searcher || "default searcher");
+  current.charts.forEach((c) => c.destroy());
+  current.charts = [];
+  const cards = el("div", { class: "cards" });
+  const points = e.best_so_far || [];
+  if (points.length > 0) {
+    // A step curve: the best holds until the next improvement, and to the latest time.
+    const xs = points.map((p) => p[0]).concat([Math.max(e.elapsed_s || 0, points[points.length - 1][0])]);
+    const ys = points.map((p) => p[1]).concat([points[points.length - 1][1]]);
+    const steps = { paths: uPlot.paths.stepped({ align: 1 }) };
+    cards.append(chart("Best so far against time", "time (s)", [{ label: e.metric, stroke: "#2f6fde", ...steps }], [xs, ys]));
+    const ns = points.map((p) => p[3]).concat([counts.total || 0]);
+    cards.append(chart("Best so far against trials", "trials started", [{ label: e.metric, stroke: "#2f6fde", ...steps }], [ns, ys]));
+  }
+  if (curves.curves && curves.curves.length > 0) {
+    const xs = [...new Set(curves.curves.flatMap((c) => c.points.map((p) => p[0])))].sort((a, b) => a - b);
+    const index = new Map(xs.map((x, i) => [x, i]));
+    const data = [xs, ...curves.curves.map((c) => {
+      const ys = new Array(xs.length).fill(null);
+      c.points.forEach((p) => { ys[index.get(p[0])] = p[1]; });
+      return ys;
+    })];
+    const series = curves.curves.map((c, i) => ({
+      label: "trial " + c.trial, stroke: `hsl(${(i * 47) % 360} 60% 45%)`, spanGaps: true, width: 1,
+      points: { show: false },
+    }));
+    cards.append(chart("Learning curves of the best " + curves.curves.length + " trials", curves.resource_attr || "report", series, data));
+  }
+  const importanceCard = el("div", { class: "card", id: "importance" }, el("h2", {}, "Parameter importance (PED-ANOVA)"));
+  if (importance.params) {
+    importanceCard.append(el("table", {}, el("tbody", {}, importance.params.map((p) =>
+      el("tr", {}, el("td", {}, p.name), el("td", { class: "num" }, p.importance.toFixed(3)),
+        el("td", {}, el("span", { class: "bar", style: `width:${Math.round(p.importance * 200)}px` })))))),
+      el("p", { class: "muted" }, `What sets the best ${importance.top_trials} of ${importance.trials} trials apart.`));
+  } else {
+    importanceCard.append(el("p", { class: "muted" }, importance.error || ""));
+  }
+  cards.append(importanceCard);
+
+  const params = [...new Set(trials.flatMap((t) => Object.keys(t.config || {})))].sort();
+  const shown = new Set(["InProgress", "Paused", "Completed", "Stopped", "Failed"]);
+  const tableHolder = el("div", { class: "scroll" });
+  const columns = [["trial", (t) => t.id, true], ["status", (t) => t.status], [e.metric + " (best)", (t) => t.best, true],
+    ["reports", (t) => t.reports, true], ...params.map((p) => [p, (t) => (t.config || {})[p], true])];
+  const renderTable = () => tableHolder.replaceChildren(sortable(columns, trials.filter((t) => shown.has(t.status)),
+    (t) => { location.hash = "#/e/" + encodeURIComponent(key) + "/t/" + t.id; }));
+  const filters = el("div", { class: "filters" }, [...shown].map((s) => {
+    const box = el("input", { type: "checkbox", checked: "" });
+    box.onchange = () => { box.checked ? shown.add(s) : shown.delete(s); renderTable(); };
+    return el("label", {}, box, " " + s);
+  }));
+  renderTable();
+  view.replaceChildren(el("h1", {}, e.name || key), header, bestBox,
+    e.error ? el("p", { class: "error" }, e.error) : "", cards, el("h2", {}, "Trials"), filters, tableHolder);
+}
+
+async function showTrial(key, id) {
+  const t = await api("experiments/" + encodeURIComponent(key) + "/trials/" + id);
+  current.charts.forEach((c) => c.destroy());
+  current.charts = [];
+  const reports = t.reports || [];
+  const metricNames = [...new Set(reports.flatMap((r) => Object.keys(r.metrics)))];
+  view.replaceChildren(
+    el("p", {}, el("a", { href: "#/e/" + encodeURIComponent(key) }, "← " + key)),
+    el("h1", {}, "Trial " + t.id),
+    el("p", {}, t.status, " · best ", fmt(t.best), " · ", t.reports, " reports · started at ", fmt(t.started), " s",
+      t.ended !== null ? " · ended at " + fmt(t.ended) + " s" : ""),
+    el("code", {}, JSON.stringify(t.config)),
+    t.error ? el("p", { class: "error" }, t.error) : "",
+    el("h2", {}, "Reports and decisions"),
+    el("div", { class: "scroll" }, sortable([["time", (r) => r.t, true], ["decision", (r) => r.decision],
+      ...metricNames.map((m) => [m, (r) => r.metrics[m], true])], reports)),
+    t.stdout !== null ? [el("h2", {}, "stdout (end)"), el("pre", {}, t.stdout)] : "",
+    t.stderr !== null ? [el("h2", {}, "stderr (end)"), el("pre", {}, t.stderr)] : "",
+  );
+}
+
+function route() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  if (parts[0] === "e" && parts[1] && parts[2] === "t") return { view: "trial", key: parts[1], id: parts[3] };
+  if (parts[0] === "e" && parts[1]) return { view: "experiment", key: parts[1] };
+  return { view: "list" };
+}
+
+async function render() {
+  const r = route();
+  current.route = r;
+  try {
+    if (r.view === "trial") await showTrial(r.key, r.id);
+    else if (r.view === "experiment") await showExperiment(r.key);
+    else await showList();
+  } catch (err) {
+    view.replaceChildren(el("p", { class: "error" }, String(err.message || err)));
+  }
+}
+
+// Changes arrive as server-sent events; the view is redrawn at most once a second.
+function listen() {
+  const source = new EventSource("api/events" + (token ? "?token=" + encodeURIComponent(token) : ""));
+  const dot = document.getElementById("live");
+  source.onopen = () => dot.classList.add("on");
+  source.onerror = () => dot.classList.remove("on");
+  source.addEventListener("change", (event) => {
+    const changed = JSON.parse(event.data).key;
+    const r = current.route || {};
+    if (r.view === "list" || r.key === changed) {
+      if (!refreshTimer) refreshTimer = setTimeout(() => { refreshTimer = null; render(); }, 1000);
+    }
+  });
+}
+
+window.addEventListener("hashchange", render);
+render();
+listen();

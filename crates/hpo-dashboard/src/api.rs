@@ -1,0 +1,253 @@
+//! The JSON API (`docs/dashboard.md`): what the page shows, for scripts too.
+
+use std::convert::Infallible;
+use std::io::{Read, Seek, SeekFrom};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::Stream;
+use hpo_core::{ExperimentResults, Status, TrialSummary};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::live::Live;
+
+/// Bytes of a trial's log shown, from its end.
+const LOG_TAIL: u64 = 8 * 1024;
+/// Points of the best-so-far curve sent at most (the improvements are few; this bounds them).
+const MAX_CURVE_POINTS: usize = 2_000;
+
+fn not_found(what: &str) -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({ "error": what }))).into_response()
+}
+
+/// Looks an experiment up by its key and answers with `view` of it.
+fn with_experiment(state: &AppState, key: &str, view: impl FnOnce(&Live, &ExperimentResults) -> Value) -> Response {
+    let Ok(experiments) = state.experiments.read() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response();
+    };
+    match experiments.get(key) {
+        Some(live) => match &live.results {
+            Some(results) => Json(view(live, results)).into_response(),
+            None => Json(summary(live)).into_response(),
+        },
+        None => not_found(&format!("no experiment `{key}` in this dashboard")),
+    }
+}
+
+/// One line per experiment: where it stands.
+pub(crate) fn summary(live: &Live) -> Value {
+    let mut out = json!({
+        "key": live.key,
+        "dir": live.dir.display().to_string(),
+        "status": live.status(),
+        "entries": live.entries,
+        "idle_s": live.idle(),
+        "error": live.error,
+    });
+    let Some(r) = &live.results else { return out };
+    let count = |s: Status| r.trials.iter().filter(|t| t.status == s).count();
+    let best = r.ranked().first().map(|t| json!({ "value": t.best, "trial": t.trial_id }));
+    let extra = json!({
+        "name": r.name,
+        "metric": r.objective.metric,
+        "mode": if r.spec["mode"] == "max" { "max" } else { "min" },
+        "scheduler": r.spec["scheduler"]["type"],
+        "searcher": r.spec["scheduler"]["searcher"]["type"],
+        "backend": r.spec["backend"]["type"],
+        "trials": {
+            "total": r.trials.len(),
+            "running": count(Status::InProgress),
+            "paused": count(Status::Paused),
+            "completed": count(Status::Completed),
+            "stopped": count(Status::Stopped),
+            "failed": count(Status::Failed),
+        },
+        "best": best,
+        "elapsed_s": elapsed(r),
+        "end": r.end.as_ref().map(|(t, reason)| json!({ "t": t, "reason": reason })),
+    });
+    if let (Some(out), Value::Object(extra)) = (out.as_object_mut(), extra) {
+        out.extend(extra);
+    }
+    out
+}
+
+/// The latest time the journal mentions (its end, else the latest report or trial event).
+fn elapsed(r: &ExperimentResults) -> f64 {
+    if let Some((t, _)) = r.end {
+        return t;
+    }
+    let trials = r.trials.iter().map(|t| t.ended.unwrap_or(t.started));
+    trials.chain(r.rows.last().map(|row| row.time)).fold(0.0, f64::max)
+}
+
+pub(crate) async fn experiments(State(state): State<AppState>) -> Response {
+    let Ok(experiments) = state.experiments.read() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response();
+    };
+    Json(Value::Array(experiments.list.iter().map(summary).collect())).into_response()
+}
+
+/// An experiment: its summary, spec, best trial and config, and the best value so far
+/// against time and against trials.
+pub(crate) async fn experiment(State(state): State<AppState>, Path(key): Path<String>) -> Response {
+    with_experiment(&state, &key, |live, r| {
+        let best = r.ranked().first().map(|t| {
+            json!({
+                "trial": t.trial_id, "value": t.best, "config": t.config_of_best(),
+                "metrics": t.best_metrics, "status": t.status.as_str(),
+            })
+        });
+        let mut out = summary(live);
+        out["spec"] = r.spec.clone();
+        out["best_trial"] = best.unwrap_or(Value::Null);
+        out["best_so_far"] = best_so_far(r);
+        out
+    })
+}
+
+/// Each improvement of the best value in journal order: `[time, value, trial, trials
+/// started by then]`.
+fn best_so_far(r: &ExperimentResults) -> Value {
+    let mut points = Vec::new();
+    let mut best: Option<f64> = None;
+    for row in &r.rows {
+        let Some(value) = r.objective.of(&row.metrics).ok() else { continue };
+        if best.is_none_or(|b| value < b) {
+            best = Some(value);
+            let started = r.trials.partition_point(|t| t.started <= row.time).max(row.trial_id as usize + 1);
+            points.push(json!([row.time, r.objective.to_metric(value), row.trial_id, started]));
+        }
+    }
+    if points.len() > MAX_CURVE_POINTS {
+        let step = points.len().div_ceil(MAX_CURVE_POINTS);
+        let last = points.pop();
+        points = points.into_iter().step_by(step).chain(last).collect();
+    }
+    Value::Array(points)
+}
+
+fn trial_row(t: &TrialSummary) -> Value {
+    json!({
+        "id": t.trial_id,
+        "status": t.status.as_str(),
+        "config": t.config_of_best(),
+        "best": t.best,
+        "reports": t.reports,
+        "last_metrics": t.last_metrics,
+        "started": t.started,
+        "ended": t.ended,
+        "error": t.error,
+    })
+}
+
+/// Every trial, in id order.
+pub(crate) async fn trials(State(state): State<AppState>, Path(key): Path<String>) -> Response {
+    with_experiment(&state, &key, |_, r| Value::Array(r.trials.iter().map(trial_row).collect()))
+}
+
+/// One trial: its row, every report with the decision on it, and the ends of its logs.
+pub(crate) async fn trial(State(state): State<AppState>, Path((key, id)): Path<(String, u64)>) -> Response {
+    let Ok(experiments) = state.experiments.read() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response();
+    };
+    let Some(live) = experiments.get(&key) else { return not_found(&format!("no experiment `{key}`")) };
+    let Some(t) = live.results.as_ref().and_then(|r| r.trials.get(usize::try_from(id).ok()?)) else {
+        return not_found(&format!("no trial {id} in `{key}`"));
+    };
+    let results = live.results.as_ref();
+    let reports: Vec<Value> = results
+        .into_iter()
+        .flat_map(|r| r.rows.iter().filter(|row| row.trial_id == id))
+        .map(|row| json!({ "t": row.time, "decision": row.decision, "metrics": row.metrics }))
+        .collect();
+    let logs = live.dir.join("trials").join(id.to_string());
+    let mut out = trial_row(t);
+    out["reports"] = Value::Array(reports);
+    out["stdout"] = log_tail(&logs.join("stdout.log"));
+    out["stderr"] = log_tail(&logs.join("stderr.log"));
+    Json(out).into_response()
+}
+
+fn log_tail(path: &std::path::Path) -> Value {
+    let Ok(mut file) = std::fs::File::open(path) else { return Value::Null };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut bytes = Vec::new();
+    let read = file.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL))).and_then(|_| file.read_to_end(&mut bytes));
+    match read {
+        Ok(_) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(_) => Value::Null,
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CurvesQuery {
+    /// The best N trials' curves (default 50).
+    top: Option<usize>,
+}
+
+/// Learning curves of the best trials: per trial `[resource, value, decision]` per report
+/// (the resource is the report's index when the experiment has no `resource_attr`).
+pub(crate) async fn curves(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(query): Query<CurvesQuery>,
+) -> Response {
+    with_experiment(&state, &key, |_, r| {
+        let resource_attr = r.spec["resource_attr"].as_str();
+        let chosen: Vec<u64> = r.ranked().iter().take(query.top.unwrap_or(50)).map(|t| t.trial_id).collect();
+        let mut curves: Vec<(u64, Vec<Value>)> = chosen.iter().map(|&id| (id, Vec::new())).collect();
+        for row in &r.rows {
+            let Some((_, points)) = curves.iter_mut().find(|(id, _)| *id == row.trial_id) else { continue };
+            let Ok(value) = r.objective.of(&row.metrics) else { continue };
+            let x = resource_attr.and_then(|a| row.metrics.get(a).copied()).unwrap_or((points.len() + 1) as f64);
+            points.push(json!([x, r.objective.to_metric(value), row.decision]));
+        }
+        let curves: Vec<Value> =
+            curves.into_iter().map(|(id, points)| json!({ "trial": id, "points": points })).collect();
+        json!({ "resource_attr": resource_attr, "metric": r.objective.metric, "curves": curves })
+    })
+}
+
+/// PED-ANOVA importances ([`hpo_core::importance`]).
+pub(crate) async fn importance(State(state): State<AppState>, Path(key): Path<String>) -> Response {
+    with_experiment(&state, &key, |_, r| {
+        let space = match hpo_core::Space::from_json(&r.spec["space"]) {
+            Ok(space) => space,
+            Err(e) => return json!({ "error": format!("the search space in the journal's header: {e}") }),
+        };
+        let trials = r.trials.iter().filter_map(|t| Some((t.config_of_best(), t.best_objective?)));
+        match hpo_core::importance::ped_anova(&space, trials, hpo_core::importance::DEFAULT_QUANTILE) {
+            Ok(found) => json!({
+                "method": "ped-anova",
+                "quantile": hpo_core::importance::DEFAULT_QUANTILE,
+                "trials": found.trials,
+                "top_trials": found.top_trials,
+                "params": found.params.iter().map(|(name, v)| json!({ "name": name, "importance": v })).collect::<Vec<_>>(),
+            }),
+            Err(e) => json!({ "error": e.to_string() }),
+        }
+    })
+}
+
+/// Server-sent events: one `change` event with an experiment's summary whenever its journal
+/// grows or its status changes.
+pub(crate) async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let receiver = state.changes.subscribe();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(summary) => return Some((Ok(Event::default().event("change").data(summary)), receiver)),
+                // A slow page missed some: it refetches on the next one anyway.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
