@@ -31,6 +31,10 @@ function fmt(v) {
   return typeof v === "object" ? JSON.stringify(v) : String(v);
 }
 
+function seconds(s) {
+  return s === null || s === undefined ? "" : s.toFixed(3) + " s";
+}
+
 function duration(s) {
   if (s < 60) return s.toFixed(1) + " s";
   if (s < 3600) return (s / 60).toFixed(1) + " min";
@@ -63,7 +67,8 @@ function sortable(columns, rows, onRow) {
 
 function chart(title, xLabel, series, data, opts) {
   const holder = el("div", { class: "card" }, el("h2", {}, title));
-  const width = Math.max(320, Math.min(680, (view.clientWidth || 900) / 2 - 40));
+  // Three charts to a row on a wide screen (cards are at least 460 px, see app.css).
+  const width = 420;
   const plot = new uPlot(Object.assign({
     width, height: 260,
     scales: { x: { time: false } },
@@ -121,7 +126,8 @@ async function showExperiment(key) {
     const ns = points.map((p) => p[3]).concat([counts.total || 0]);
     cards.append(chart("Best so far against trials", "trials started", [{ label: e.metric, stroke: "#2f6fde", ...steps }], [ns, ys]));
   }
-  if (curves.curves && curves.curves.length > 0) {
+  // Curves only when some trial reported more than once.
+  if (curves.curves && curves.curves.some((c) => c.points.length > 1)) {
     const xs = [...new Set(curves.curves.flatMap((c) => c.points.map((p) => p[0])))].sort((a, b) => a - b);
     const index = new Map(xs.map((x, i) => [x, i]));
     const data = [xs, ...curves.curves.map((c) => {
@@ -167,17 +173,25 @@ async function showTrial(key, id) {
   const t = await api("experiments/" + encodeURIComponent(key) + "/trials/" + id);
   current.charts.forEach((c) => c.destroy());
   current.charts = [];
-  const reports = t.reports || [];
+  const [e, reports] = [await api("experiments/" + encodeURIComponent(key)), t.history || []];
   const metricNames = [...new Set(reports.flatMap((r) => Object.keys(r.metrics)))];
+  let curve = "";
+  if (reports.length > 1 && e.metric) {
+    const resource = e.spec && e.spec.resource_attr;
+    const xs = reports.map((r, i) => (resource && r.metrics[resource] !== undefined ? r.metrics[resource] : i + 1));
+    const ys = reports.map((r) => (r.metrics[e.metric] === undefined ? null : r.metrics[e.metric]));
+    curve = el("div", { class: "cards" }, chart("Learning curve", resource || "report", [{ label: e.metric, stroke: "#2f6fde" }], [xs, ys]));
+  }
   view.replaceChildren(
     el("p", {}, el("a", { href: "#/e/" + encodeURIComponent(key) }, "← " + key)),
     el("h1", {}, "Trial " + t.id),
-    el("p", {}, t.status, " · best ", fmt(t.best), " · ", t.reports, " reports · started at ", fmt(t.started), " s",
-      t.ended !== null ? " · ended at " + fmt(t.ended) + " s" : ""),
+    el("p", {}, t.status, " · best ", fmt(t.best), " · ", t.reports, " reports · started at ", seconds(t.started),
+      t.ended !== null ? " · ended at " + seconds(t.ended) : ""),
     el("code", {}, JSON.stringify(t.config)),
     t.error ? el("p", { class: "error" }, t.error) : "",
+    curve,
     el("h2", {}, "Reports and decisions"),
-    el("div", { class: "scroll" }, sortable([["time", (r) => r.t, true], ["decision", (r) => r.decision],
+    el("div", { class: "scroll" }, sortable([["time (s)", (r) => r.t, true], ["decision", (r) => r.decision],
       ...metricNames.map((m) => [m, (r) => r.metrics[m], true])], reports)),
     t.stdout !== null ? [el("h2", {}, "stdout (end)"), el("pre", {}, t.stdout)] : "",
     t.stderr !== null ? [el("h2", {}, "stderr (end)"), el("pre", {}, t.stderr)] : "",

@@ -151,7 +151,8 @@ pub(crate) async fn trials(State(state): State<AppState>, Path(key): Path<String
     with_experiment(&state, &key, |_, r| Value::Array(r.trials.iter().map(trial_row).collect()))
 }
 
-/// One trial: its row, every report with the decision on it, and the ends of its logs.
+/// One trial: its row, every report with the decision on it (`history`), and the ends of
+/// its logs.
 pub(crate) async fn trial(State(state): State<AppState>, Path((key, id)): Path<(String, u64)>) -> Response {
     let Ok(experiments) = state.experiments.read() else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response();
@@ -168,7 +169,7 @@ pub(crate) async fn trial(State(state): State<AppState>, Path((key, id)): Path<(
         .collect();
     let logs = live.dir.join("trials").join(id.to_string());
     let mut out = trial_row(t);
-    out["reports"] = Value::Array(reports);
+    out["history"] = Value::Array(reports);
     out["stdout"] = log_tail(&logs.join("stdout.log"));
     out["stderr"] = log_tail(&logs.join("stderr.log"));
     Json(out).into_response()

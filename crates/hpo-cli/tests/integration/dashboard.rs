@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{setup, spawn_run};
+use crate::common::{available, hpo, repo, setup, spawn_run};
 
 /// A running `hpo dashboard`, killed when dropped.
 struct Dashboard {
@@ -102,7 +102,7 @@ fn the_dashboard_follows_a_run_and_serves_only_its_experiments() {
     assert!(!e["best_so_far"].as_array().unwrap().is_empty());
     assert_eq!(json(&dash.addr, "/api/experiments/slow/trials").as_array().unwrap().len(), 40);
     let trial = json(&dash.addr, "/api/experiments/slow/trials/3");
-    assert_eq!(trial["reports"].as_array().unwrap().len(), 1);
+    assert_eq!((trial["reports"].as_u64(), trial["history"].as_array().map(Vec::len)), (Some(1), Some(1)));
     assert_eq!(trial["stdout"], "epoch done\n", "the end of the trial's log");
     let importance = json(&dash.addr, "/api/experiments/slow/importance");
     assert_eq!(importance["params"][0]["name"], "x");
@@ -169,4 +169,42 @@ fn beyond_the_loopback_interface_every_api_request_needs_the_token() {
     let missing = crate::common::hpo(&["dashboard", "no-such-folder"], dir.path());
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-folder: no such folder"));
+}
+
+/// f(x, y, z) = 10 x + y (z unused) from the arguments `--x X --y Y --z Z ...`.
+const LINEAR: &str = r#"awk -v x="$2" -v y="$4" 'BEGIN { printf "[tune-metric]: {\"loss\": %.17g}\n", 10 * x + y }'"#;
+
+/// The page in headless Chromium through WebDriver (`tests/browser/dashboard.py`, selenium):
+/// no console error, the trial count rises while a run goes on, a click opens a trial, the
+/// importance view lists x first; a screenshot per view in target/dashboard-screenshots/.
+#[test]
+fn the_page_works_in_a_real_browser() {
+    let python = Command::new("python3").args(["-c", "import selenium"]).status().is_ok_and(|s| s.success());
+    let browser = Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists();
+    if !available("chromium, chromium-driver and selenium", python && browser, "HPO_REQUIRE_BROWSER") {
+        return;
+    }
+    let linear = "name = \"linear\"\nmetric = \"loss\"\nworkers = 2\nseed = 1\n\n[space]\nx = { uniform = [0.0, 1.0] }\ny = { uniform = [0.0, 1.0] }\nz = { uniform = [0.0, 1.0] }\n\n[backend]\ntype = \"process\"\ncommand = [\"sh\", \"f.sh\"]\n\n[stop]\nmax_trials = 300\n";
+    let dir = setup(linear, &[("f.sh", LINEAR), ("trial.sh", TRIAL)]);
+    assert!(hpo(&["run", "exp.toml", "--quiet"], dir.path()).status.success());
+    std::fs::write(dir.path().join("exp.toml"), SLOW.replace("max_trials = 40", "max_trials = 400")).unwrap();
+    let mut run = spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
+    let dash = dashboard(dir.path(), &[]);
+    let shots = repo().join("target/dashboard-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = repo().join("crates/hpo-cli/tests/browser/dashboard.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args([&dash.url, "slow", "linear", shots.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let _ = run.kill();
+    let _ = run.wait();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // Timings the page took, for the record: `cargo test -- --nocapture` shows them.
+    println!("{}", stdout.trim());
+    for view in ["list", "running", "experiment", "importance", "trial"] {
+        assert!(shots.join(format!("{view}.png")).exists(), "no screenshot of {view}");
+    }
 }

@@ -1,0 +1,76 @@
+"""Drives `hpo dashboard` in headless Chromium through WebDriver (selenium), as a person
+would use it: the list, a running experiment's page (its trial count must rise), the
+importance view, a trial's page reached by a click. Writes a screenshot per view into OUT
+and fails on any console error.
+
+    python3 dashboard.py URL RUNNING FINISHED OUT
+"""
+
+import json
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ready
+from selenium.webdriver.support.ui import WebDriverWait
+
+url, running, finished, out = sys.argv[1:5]
+
+options = webdriver.ChromeOptions()
+for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1600"]:
+    options.add_argument(flag)
+options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+wait = WebDriverWait(driver, 30)
+measured = {}
+
+
+def console_errors():
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+try:
+    # The list of experiments.
+    started = time.monotonic()
+    driver.get(url)
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "tbody tr")))
+    measured["list_s"] = round(time.monotonic() - started, 3)
+    driver.save_screenshot(f"{out}/list.png")
+
+    # A running experiment: its page opens with the best value shown, and the trial count
+    # rises as the run goes on (pushed by the server, no reload).
+    started = time.monotonic()
+    driver.get(f"{url}#/e/{running}")
+    count = wait.until(ready.presence_of_element_located((By.ID, "trial-count")))
+    measured["experiment_s"] = round(time.monotonic() - started, 3)
+    first = int(count.text)
+    WebDriverWait(driver, 60).until(lambda d: int(d.find_element(By.ID, "trial-count").text) > first)
+    measured["trials_seen"] = [first, int(driver.find_element(By.ID, "trial-count").text)]
+    driver.save_screenshot(f"{out}/running.png")
+
+    # A finished experiment of f(x, y, z) = 10x + y: x leads the importance view.
+    started = time.monotonic()
+    driver.get(f"{url}#/e/{finished}")
+    wait.until(ready.presence_of_element_located((By.ID, "best-value")))
+    measured["best_shown_s"] = round(time.monotonic() - started, 3)
+    first_param = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#importance tr td")))
+    assert first_param.text == "x", f"importance lists {first_param.text} first"
+    driver.save_screenshot(f"{out}/experiment.png")
+    driver.find_element(By.ID, "importance").screenshot(f"{out}/importance.png")
+
+    # A click on a trial opens its page.
+    row = wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, ".scroll tbody tr.link")))
+    trial = row.find_element(By.TAG_NAME, "td").text
+    row.click()
+    wait.until(ready.text_to_be_present_in_element((By.TAG_NAME, "h1"), f"Trial {trial}"))
+    assert f"/t/{trial}" in driver.current_url, driver.current_url
+    wait.until(ready.presence_of_element_located((By.TAG_NAME, "table")))
+    driver.save_screenshot(f"{out}/trial.png")
+
+    errors = console_errors()
+    assert not errors, f"console errors: {errors}"
+    print(json.dumps({"browser": "chromium", **measured}))
+finally:
+    driver.quit()
