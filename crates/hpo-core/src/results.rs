@@ -217,9 +217,9 @@ impl ExperimentResults {
         ranked
     }
 
-    /// The best trial (the first of [`ExperimentResults::ranked`]).
+    /// The best trial (the first of [`ExperimentResults::ranked`]), found in one pass.
     pub fn best(&self) -> Option<&TrialSummary> {
-        self.ranked().into_iter().next()
+        self.trials.iter().filter(|t| t.best_objective.is_some()).min_by_key(|t| Rank::of(t))
     }
 
     /// Trials with this status.

@@ -6,6 +6,8 @@ const token = new URLSearchParams(location.search).get("token");
 const view = document.getElementById("view");
 let current = { route: null, charts: [] };
 let refreshTimer = null;
+// Rows of the trials table fetched at a time.
+const TABLE_ROWS = 500;
 
 function api(path) {
   const url = "api/" + path + (token ? (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : "");
@@ -97,9 +99,8 @@ async function showList() {
 }
 
 async function showExperiment(key) {
-  const [e, trials, curves, importance] = await Promise.all([
+  const [e, curves, importance] = await Promise.all([
     api("experiments/" + encodeURIComponent(key)),
-    api("experiments/" + encodeURIComponent(key) + "/trials"),
     api("experiments/" + encodeURIComponent(key) + "/curves?top=50"),
     api("experiments/" + encodeURIComponent(key) + "/importance"),
   ]);
@@ -152,21 +153,42 @@ async function showExperiment(key) {
   }
   cards.append(importanceCard);
 
-  const params = [...new Set(trials.flatMap((t) => Object.keys(t.config || {})))].sort();
-  const shown = new Set(["InProgress", "Paused", "Completed", "Stopped", "Failed"]);
+  // The trials table is sorted and filtered by the server, a page at a time: an experiment
+  // may hold 100,000 trials.
+  const params = Object.keys((e.spec && e.spec.space) || {}).sort();
+  const table = { sort: "best", order: "asc", shown: new Set(["InProgress", "Paused", "Completed", "Stopped", "Failed"]) };
   const tableHolder = el("div", { class: "scroll" });
-  const columns = [["trial", (t) => t.id, true], ["status", (t) => t.status], [e.metric + " (best)", (t) => t.best, true],
-    ["reports", (t) => t.reports, true], ...params.map((p) => [p, (t) => (t.config || {})[p], true])];
-  const renderTable = () => tableHolder.replaceChildren(sortable(columns, trials.filter((t) => shown.has(t.status)),
-    (t) => { location.hash = "#/e/" + encodeURIComponent(key) + "/t/" + t.id; }));
-  const filters = el("div", { class: "filters" }, [...shown].map((s) => {
+  const note = el("p", { class: "muted", id: "trials-note" });
+  const columns = [["trial", "id", (t) => t.id], ["status", "status", (t) => t.status],
+    [e.metric + " (best)", "best", (t) => t.best], ["reports", "reports", (t) => t.reports],
+    ...params.map((p) => [p, p, (t) => (t.config || {})[p]])];
+  const loadTable = async () => {
+    const page = await api("experiments/" + encodeURIComponent(key) + "/trials?limit=" + TABLE_ROWS + "&sort=" +
+      encodeURIComponent(table.sort) + "&order=" + table.order + "&status=" + [...table.shown].join(","));
+    note.textContent = page.total > page.rows.length
+      ? `The first ${page.rows.length} of ${page.total} trials by ${table.sort} (${table.order === "asc" ? "ascending" : "descending"}); click a column to sort by it.`
+      : `${page.total} trials.`;
+    const head = el("tr", {}, columns.map(([title, sortKey], i) => el("th", {
+      class: i === 1 ? null : "num",
+      onclick: () => {
+        table.order = table.sort === sortKey && table.order === "asc" ? "desc" : "asc";
+        table.sort = sortKey;
+        loadTable();
+      },
+    }, title + (table.sort === sortKey ? (table.order === "asc" ? " ▲" : " ▼") : ""))));
+    const body = el("tbody", {}, page.rows.map((t) => el("tr", {
+      class: "link", onclick: () => { location.hash = "#/e/" + encodeURIComponent(key) + "/t/" + t.id; },
+    }, columns.map(([, , f], i) => el("td", i === 1 ? {} : { class: "num" }, fmt(f(t)))))));
+    tableHolder.replaceChildren(el("table", {}, el("thead", {}, head), body));
+  };
+  const filters = el("div", { class: "filters" }, [...table.shown].map((s) => {
     const box = el("input", { type: "checkbox", checked: "" });
-    box.onchange = () => { box.checked ? shown.add(s) : shown.delete(s); renderTable(); };
+    box.onchange = () => { box.checked ? table.shown.add(s) : table.shown.delete(s); loadTable(); };
     return el("label", {}, box, " " + s);
   }));
-  renderTable();
+  await loadTable();
   view.replaceChildren(el("h1", {}, e.name || key), header, bestBox,
-    e.error ? el("p", { class: "error" }, e.error) : "", cards, el("h2", {}, "Trials"), filters, tableHolder);
+    e.error ? el("p", { class: "error" }, e.error) : "", cards, el("h2", {}, "Trials"), filters, note, tableHolder);
 }
 
 async function showTrial(key, id) {

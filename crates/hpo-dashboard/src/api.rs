@@ -51,7 +51,7 @@ pub(crate) fn summary(live: &Live) -> Value {
     });
     let Some(r) = &live.results else { return out };
     let count = |s: Status| r.trials.iter().filter(|t| t.status == s).count();
-    let best = r.ranked().first().map(|t| json!({ "value": t.best, "trial": t.trial_id }));
+    let best = r.best().map(|t| json!({ "value": t.best, "trial": t.trial_id }));
     let extra = json!({
         "name": r.name,
         "metric": r.objective.metric,
@@ -97,7 +97,7 @@ pub(crate) async fn experiments(State(state): State<AppState>) -> Response {
 /// against time and against trials.
 pub(crate) async fn experiment(State(state): State<AppState>, Path(key): Path<String>) -> Response {
     with_experiment(&state, &key, |live, r| {
-        let best = r.ranked().first().map(|t| {
+        let best = r.best().map(|t| {
             json!({
                 "trial": t.trial_id, "value": t.best, "config": t.config_of_best(),
                 "metrics": t.best_metrics, "status": t.status.as_str(),
@@ -146,9 +146,75 @@ fn trial_row(t: &TrialSummary) -> Value {
     })
 }
 
-/// Every trial, in id order.
-pub(crate) async fn trials(State(state): State<AppState>, Path(key): Path<String>) -> Response {
-    with_experiment(&state, &key, |_, r| Value::Array(r.trials.iter().map(trial_row).collect()))
+#[derive(Deserialize)]
+pub(crate) struct TrialsQuery {
+    /// `id` (the default), `status`, `best`, `reports`, or a parameter's name.
+    sort: Option<String>,
+    /// `asc` (the default) or `desc`.
+    order: Option<String>,
+    /// Statuses to keep, comma-separated (`Completed,Stopped`); all by default.
+    status: Option<String>,
+    offset: Option<usize>,
+    /// At most this many rows (default: all).
+    limit: Option<usize>,
+}
+
+/// The trials, sorted and filtered on the server so that a page of 100,000 trials shows a
+/// few hundred: `total` (how many match) and `rows`.
+pub(crate) async fn trials(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(query): Query<TrialsQuery>,
+) -> Response {
+    with_experiment(&state, &key, |_, r| {
+        let statuses: Option<Vec<&str>> = query.status.as_deref().map(|s| s.split(',').collect());
+        let mut rows: Vec<&TrialSummary> =
+            r.trials.iter().filter(|t| statuses.as_ref().is_none_or(|s| s.contains(&t.status.as_str()))).collect();
+        // Missing values (no result, no such parameter) go last either way.
+        let key = |t: &TrialSummary| -> Option<SortKey> {
+            match query.sort.as_deref().unwrap_or("id") {
+                "id" => Some(SortKey::Number(t.trial_id as f64)),
+                "status" => Some(SortKey::Text(t.status.as_str().to_owned())),
+                "best" => t.best.map(SortKey::Number),
+                "reports" => Some(SortKey::Number(t.reports as f64)),
+                param => t.config_of_best().get(param).map(|v| match v.as_f64() {
+                    Some(x) => SortKey::Number(x),
+                    None => SortKey::Text(v.to_string()),
+                }),
+            }
+        };
+        rows.sort_by_cached_key(|t| {
+            let k = key(t);
+            (k.is_none(), k, t.trial_id)
+        });
+        if query.order.as_deref() == Some("desc") {
+            let with_key = rows.partition_point(|t| key(t).is_some());
+            rows[..with_key].reverse();
+        }
+        let total = rows.len();
+        let page = rows.into_iter().skip(query.offset.unwrap_or(0)).take(query.limit.unwrap_or(usize::MAX));
+        json!({ "total": total, "rows": page.map(trial_row).collect::<Vec<_>>() })
+    })
+}
+
+/// A sortable cell: numbers before text.
+#[derive(Clone, Debug, PartialEq, PartialOrd)]
+enum SortKey {
+    Number(f64),
+    Text(String),
+}
+
+impl Eq for SortKey {}
+
+impl Ord for SortKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (SortKey::Number(a), SortKey::Number(b)) => a.total_cmp(b),
+            (SortKey::Text(a), SortKey::Text(b)) => a.cmp(b),
+            (SortKey::Number(_), SortKey::Text(_)) => std::cmp::Ordering::Less,
+            (SortKey::Text(_), SortKey::Number(_)) => std::cmp::Ordering::Greater,
+        }
+    }
 }
 
 /// One trial: its row, every report with the decision on it (`history`), and the ends of

@@ -3,7 +3,10 @@ would use it: the list, a running experiment's page (its trial count must rise),
 importance view, a trial's page reached by a click. Writes a screenshot per view into OUT
 and fails on any console error.
 
-    python3 dashboard.py URL RUNNING FINISHED OUT
+    python3 dashboard.py URL RUNNING FINISHED BIG OUT
+
+BIG is an experiment of many trials: the time until its page shows the best value and the
+trials table is printed (`big_best_shown_s`, `big_table_s`).
 """
 
 import json
@@ -16,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
-url, running, finished, out = sys.argv[1:5]
+url, running, finished, big, out = sys.argv[1:6]
 
 options = webdriver.ChromeOptions()
 for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1600"]:
@@ -68,6 +71,17 @@ try:
     assert f"/t/{trial}" in driver.current_url, driver.current_url
     wait.until(ready.presence_of_element_located((By.TAG_NAME, "table")))
     driver.save_screenshot(f"{out}/trial.png")
+
+    # Many trials: the best value and the table's first page, timed from the navigation.
+    started = time.monotonic()
+    driver.get(f"{url}#/e/{big}")
+    wait.until(ready.text_to_be_present_in_element((By.TAG_NAME, "h1"), big))
+    wait.until(ready.presence_of_element_located((By.ID, "best-value")))
+    measured["big_best_shown_s"] = round(time.monotonic() - started, 3)
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, ".scroll tbody tr")))
+    measured["big_table_s"] = round(time.monotonic() - started, 3)
+    measured["big_trials"] = int(driver.find_element(By.ID, "trial-count").text)
+    driver.save_screenshot(f"{out}/many-trials.png")
 
     errors = console_errors()
     assert not errors, f"console errors: {errors}"

@@ -100,7 +100,16 @@ fn the_dashboard_follows_a_run_and_serves_only_its_experiments() {
     assert_eq!(e["status"], "ended (max_trials)");
     assert!(best["value"].as_f64().unwrap() < 0.2 && best["config"]["x"] == best["value"], "{best}");
     assert!(!e["best_so_far"].as_array().unwrap().is_empty());
-    assert_eq!(json(&dash.addr, "/api/experiments/slow/trials").as_array().unwrap().len(), 40);
+    let all = json(&dash.addr, "/api/experiments/slow/trials");
+    assert_eq!((all["total"].as_u64(), all["rows"].as_array().map(Vec::len)), (Some(40), Some(40)));
+    let best3 = json(&dash.addr, "/api/experiments/slow/trials?sort=best&limit=3");
+    assert_eq!(best3["total"], 40);
+    assert_eq!(best3["rows"][0]["best"], best["value"], "sorted by the best value, best first");
+    let values: Vec<f64> = best3["rows"].as_array().unwrap().iter().map(|r| r["best"].as_f64().unwrap()).collect();
+    assert!(values.len() == 3 && values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+    let by_x = json(&dash.addr, "/api/experiments/slow/trials?sort=x&order=desc&offset=1&limit=1");
+    assert!(by_x["rows"][0]["config"]["x"].as_f64().unwrap() < 1.0);
+    assert_eq!(json(&dash.addr, "/api/experiments/slow/trials?status=Failed,Paused")["total"], 0);
     let trial = json(&dash.addr, "/api/experiments/slow/trials/3");
     assert_eq!((trial["reports"].as_u64(), trial["history"].as_array().map(Vec::len)), (Some(1), Some(1)));
     assert_eq!(trial["stdout"], "epoch done\n", "the end of the trial's log");
@@ -174,9 +183,14 @@ fn beyond_the_loopback_interface_every_api_request_needs_the_token() {
 /// f(x, y, z) = 10 x + y (z unused) from the arguments `--x X --y Y --z Z ...`.
 const LINEAR: &str = r#"awk -v x="$2" -v y="$4" 'BEGIN { printf "[tune-metric]: {\"loss\": %.17g}\n", 10 * x + y }'"#;
 
+/// ASHA on Branin in simulated time (the stop criterion follows).
+const BRANIN: &str = "name = \"many\"\nmetric = \"objective\"\nresource_attr = \"epoch\"\nmax_resource_attr = \"epochs\"\nworkers = 4\nseed = 0\n\n[space]\nepochs = 27\nx1 = { uniform = [-5.0, 10.0] }\nx2 = { uniform = [0.0, 15.0] }\n\n[scheduler]\ntype = \"asha\"\n\n[backend]\ntype = \"simulator\"\nblackbox = \"branin\"\n\n[stop]\n";
+
 /// The page in headless Chromium through WebDriver (`tests/browser/dashboard.py`, selenium):
 /// no console error, the trial count rises while a run goes on, a click opens a trial, the
-/// importance view lists x first; a screenshot per view in target/dashboard-screenshots/.
+/// importance view lists x first, an experiment of 100,000 trials shows its best value in
+/// under 2 s (timed with an optimized build); a screenshot per view in
+/// target/dashboard-screenshots/.
 #[test]
 fn the_page_works_in_a_real_browser() {
     let python = Command::new("python3").args(["-c", "import selenium"]).status().is_ok_and(|s| s.success());
@@ -187,6 +201,11 @@ fn the_page_works_in_a_real_browser() {
     let linear = "name = \"linear\"\nmetric = \"loss\"\nworkers = 2\nseed = 1\n\n[space]\nx = { uniform = [0.0, 1.0] }\ny = { uniform = [0.0, 1.0] }\nz = { uniform = [0.0, 1.0] }\n\n[backend]\ntype = \"process\"\ncommand = [\"sh\", \"f.sh\"]\n\n[stop]\nmax_trials = 300\n";
     let dir = setup(linear, &[("f.sh", LINEAR), ("trial.sh", TRIAL)]);
     assert!(hpo(&["run", "exp.toml", "--quiet"], dir.path()).status.success());
+    // Many trials in simulated time: 100,000 with an optimized build (`cargo test --release`,
+    // as CI runs this test too), 10,000 with a debug one.
+    let many = if cfg!(debug_assertions) { 10_000 } else { 100_000 };
+    std::fs::write(dir.path().join("exp.toml"), format!("{BRANIN}max_trials = {many}\n")).unwrap();
+    assert!(hpo(&["run", "exp.toml", "--quiet"], dir.path()).status.success());
     std::fs::write(dir.path().join("exp.toml"), SLOW.replace("max_trials = 40", "max_trials = 400")).unwrap();
     let mut run = spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
     let dash = dashboard(dir.path(), &[]);
@@ -195,7 +214,7 @@ fn the_page_works_in_a_real_browser() {
     let script = repo().join("crates/hpo-cli/tests/browser/dashboard.py");
     let out = Command::new("python3")
         .arg(&script)
-        .args([&dash.url, "slow", "linear", shots.to_str().unwrap()])
+        .args([&dash.url, "slow", "linear", "many", shots.to_str().unwrap()])
         .output()
         .unwrap();
     let _ = run.kill();
@@ -204,7 +223,13 @@ fn the_page_works_in_a_real_browser() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     // Timings the page took, for the record: `cargo test -- --nocapture` shows them.
     println!("{}", stdout.trim());
-    for view in ["list", "running", "experiment", "importance", "trial"] {
+    let measured: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(measured["big_trials"], many);
+    if !cfg!(debug_assertions) {
+        let shown = measured["big_best_shown_s"].as_f64().unwrap();
+        assert!(shown < 2.0, "100,000 trials: the best value took {shown} s to show (goal: under 2 s)");
+    }
+    for view in ["list", "running", "experiment", "importance", "trial", "many-trials"] {
         assert!(shots.join(format!("{view}.png")).exists(), "no screenshot of {view}");
     }
 }
