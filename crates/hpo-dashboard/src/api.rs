@@ -197,14 +197,26 @@ pub(crate) async fn trials(
     })
 }
 
-/// A sortable cell: numbers before text.
-#[derive(Clone, Debug, PartialEq, PartialOrd)]
+/// A sortable cell: numbers (in total order) before text.
+#[derive(Clone, Debug)]
 enum SortKey {
     Number(f64),
     Text(String),
 }
 
+impl PartialEq for SortKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
 impl Eq for SortKey {}
+
+impl PartialOrd for SortKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Ord for SortKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
