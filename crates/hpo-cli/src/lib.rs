@@ -40,6 +40,8 @@ pub enum Command {
     Plot(PlotArgs),
     /// Serve experiment folders as a live web page and a JSON API (read-only).
     Dashboard(DashboardArgs),
+    /// Write the dashboard's page of experiment folders as one self-contained HTML file.
+    Report(ReportArgs),
     /// Benchmarks: timings (one JSON line each with --json) and method comparisons in simulated time.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -192,6 +194,16 @@ pub struct DashboardArgs {
     /// token printed with the URL.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Experiment folders, or folders of them.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The HTML file to write.
+    #[arg(short, long, default_value = "report.html")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -466,6 +478,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Plot(args)) => commands::plot::bench_plot(args),
         Command::Plot(args) => commands::plot::plot(args),
         Command::Dashboard(args) => commands::dashboard::dashboard(args),
+        Command::Report(args) => commands::dashboard::report(args),
         Command::Scheduler(SchedulerCommand::Serve { plugin }) => commands::serve::serve(plugin.as_deref()),
         Command::Plugin(PluginCommand::Check(args)) => commands::plugin::check(args),
     }

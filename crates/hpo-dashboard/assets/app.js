@@ -9,12 +9,40 @@ let refreshTimer = null;
 // Rows of the trials table fetched at a time.
 const TABLE_ROWS = 500;
 
+// A report (`hpo report`) carries its answers in the page: no server, no live updates.
+const REPORT = window.HPO_REPORT || null;
+
 function api(path) {
+  if (REPORT) return Promise.resolve().then(() => fromReport(path));
   const url = "api/" + path + (token ? (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : "");
   return fetch(url).then((r) => {
     if (!r.ok) return r.text().then((t) => { throw new Error(r.status + ": " + t); });
     return r.json();
   });
+}
+
+// The server's answer to `path`, from a report: the trials table is sorted, filtered and
+// paged here as the server would.
+function fromReport(path) {
+  const [encoded, query] = path.split("?");
+  const route = encoded.split("/").map(decodeURIComponent).join("/");
+  const params = new URLSearchParams(query || "");
+  if (route.endsWith("/trials") && route in REPORT) {
+    const statuses = params.has("status") ? params.get("status").split(",") : null;
+    const sort = params.get("sort") || "id";
+    const value = (t) => (sort === "id" ? t.id : ["status", "best", "reports"].includes(sort) ? t[sort] : (t.config || {})[sort]);
+    const missing = (v) => v === null || v === undefined;
+    const rows = REPORT[route].rows.filter((t) => !statuses || statuses.includes(t.status)).sort((a, b) => {
+      const [x, y] = [value(a), value(b)];
+      if (missing(x) || missing(y)) return missing(x) === missing(y) ? a.id - b.id : missing(x) ? 1 : -1;
+      const c = x < y ? -1 : x > y ? 1 : a.id - b.id;
+      return params.get("order") === "desc" ? -c : c;
+    });
+    const offset = Number(params.get("offset") || 0);
+    return { total: rows.length, rows: rows.slice(offset, offset + Number(params.get("limit") || rows.length)) };
+  }
+  if (route in REPORT) return REPORT[route];
+  throw new Error("This report holds the pages of each experiment's best 200 trials; " + route + " is not one of them.");
 }
 
 function el(tag, attrs, ...children) {
@@ -256,4 +284,9 @@ function listen() {
 
 window.addEventListener("hashchange", render);
 render();
-listen();
+if (REPORT) {
+  document.getElementById("home").textContent = "hpo report";
+  document.getElementById("live").title = "a report: a snapshot, not live";
+} else {
+  listen();
+}

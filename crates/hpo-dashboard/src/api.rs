@@ -18,6 +18,8 @@ use crate::live::Live;
 
 /// Bytes of a trial's log shown, from its end.
 const LOG_TAIL: u64 = 8 * 1024;
+/// Learning curves drawn: the best trials'.
+pub(crate) const CURVES: usize = 50;
 /// Points of the best-so-far curve sent at most (the improvements are few; this bounds them).
 const MAX_CURVE_POINTS: usize = 2_000;
 
@@ -96,19 +98,21 @@ pub(crate) async fn experiments(State(state): State<AppState>) -> Response {
 /// An experiment: its summary, spec, best trial and config, and the best value so far
 /// against time and against trials.
 pub(crate) async fn experiment(State(state): State<AppState>, Path(key): Path<String>) -> Response {
-    with_experiment(&state, &key, |live, r| {
-        let best = r.best().map(|t| {
-            json!({
-                "trial": t.trial_id, "value": t.best, "config": t.config_of_best(),
-                "metrics": t.best_metrics, "status": t.status.as_str(),
-            })
-        });
-        let mut out = summary(live);
-        out["spec"] = r.spec.clone();
-        out["best_trial"] = best.unwrap_or(Value::Null);
-        out["best_so_far"] = best_so_far(r);
-        out
-    })
+    with_experiment(&state, &key, experiment_view)
+}
+
+pub(crate) fn experiment_view(live: &Live, r: &ExperimentResults) -> Value {
+    let best = r.best().map(|t| {
+        json!({
+            "trial": t.trial_id, "value": t.best, "config": t.config_of_best(),
+            "metrics": t.best_metrics, "status": t.status.as_str(),
+        })
+    });
+    let mut out = summary(live);
+    out["spec"] = r.spec.clone();
+    out["best_trial"] = best.unwrap_or(Value::Null);
+    out["best_so_far"] = best_so_far(r);
+    out
 }
 
 /// Each improvement of the best value in journal order: `[time, value, trial, trials
@@ -146,17 +150,17 @@ fn trial_row(t: &TrialSummary) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 pub(crate) struct TrialsQuery {
     /// `id` (the default), `status`, `best`, `reports`, or a parameter's name.
-    sort: Option<String>,
+    pub sort: Option<String>,
     /// `asc` (the default) or `desc`.
-    order: Option<String>,
+    pub order: Option<String>,
     /// Statuses to keep, comma-separated (`Completed,Stopped`); all by default.
-    status: Option<String>,
-    offset: Option<usize>,
+    pub status: Option<String>,
+    pub offset: Option<usize>,
     /// At most this many rows (default: all).
-    limit: Option<usize>,
+    pub limit: Option<usize>,
 }
 
 /// The trials, sorted and filtered on the server so that a page of 100,000 trials shows a
@@ -166,35 +170,37 @@ pub(crate) async fn trials(
     Path(key): Path<String>,
     Query(query): Query<TrialsQuery>,
 ) -> Response {
-    with_experiment(&state, &key, |_, r| {
-        let statuses: Option<Vec<&str>> = query.status.as_deref().map(|s| s.split(',').collect());
-        let mut rows: Vec<&TrialSummary> =
-            r.trials.iter().filter(|t| statuses.as_ref().is_none_or(|s| s.contains(&t.status.as_str()))).collect();
-        // Missing values (no result, no such parameter) go last either way.
-        let key = |t: &TrialSummary| -> Option<SortKey> {
-            match query.sort.as_deref().unwrap_or("id") {
-                "id" => Some(SortKey::Number(t.trial_id as f64)),
-                "status" => Some(SortKey::Text(t.status.as_str().to_owned())),
-                "best" => t.best.map(SortKey::Number),
-                "reports" => Some(SortKey::Number(t.reports as f64)),
-                param => t.config_of_best().get(param).map(|v| match v.as_f64() {
-                    Some(x) => SortKey::Number(x),
-                    None => SortKey::Text(v.to_string()),
-                }),
-            }
-        };
-        rows.sort_by_cached_key(|t| {
-            let k = key(t);
-            (k.is_none(), k, t.trial_id)
-        });
-        if query.order.as_deref() == Some("desc") {
-            let with_key = rows.partition_point(|t| key(t).is_some());
-            rows[..with_key].reverse();
+    with_experiment(&state, &key, |_, r| trials_view(r, &query))
+}
+
+pub(crate) fn trials_view(r: &ExperimentResults, query: &TrialsQuery) -> Value {
+    let statuses: Option<Vec<&str>> = query.status.as_deref().map(|s| s.split(',').collect());
+    let mut rows: Vec<&TrialSummary> =
+        r.trials.iter().filter(|t| statuses.as_ref().is_none_or(|s| s.contains(&t.status.as_str()))).collect();
+    // Missing values (no result, no such parameter) go last either way.
+    let key = |t: &TrialSummary| -> Option<SortKey> {
+        match query.sort.as_deref().unwrap_or("id") {
+            "id" => Some(SortKey::Number(t.trial_id as f64)),
+            "status" => Some(SortKey::Text(t.status.as_str().to_owned())),
+            "best" => t.best.map(SortKey::Number),
+            "reports" => Some(SortKey::Number(t.reports as f64)),
+            param => t.config_of_best().get(param).map(|v| match v.as_f64() {
+                Some(x) => SortKey::Number(x),
+                None => SortKey::Text(v.to_string()),
+            }),
         }
-        let total = rows.len();
-        let page = rows.into_iter().skip(query.offset.unwrap_or(0)).take(query.limit.unwrap_or(usize::MAX));
-        json!({ "total": total, "rows": page.map(trial_row).collect::<Vec<_>>() })
-    })
+    };
+    rows.sort_by_cached_key(|t| {
+        let k = key(t);
+        (k.is_none(), k, t.trial_id)
+    });
+    if query.order.as_deref() == Some("desc") {
+        let with_key = rows.partition_point(|t| key(t).is_some());
+        rows[..with_key].reverse();
+    }
+    let total = rows.len();
+    let page = rows.into_iter().skip(query.offset.unwrap_or(0)).take(query.limit.unwrap_or(usize::MAX));
+    json!({ "total": total, "rows": page.map(trial_row).collect::<Vec<_>>() })
 }
 
 /// A sortable cell: numbers (in total order) before text.
@@ -236,13 +242,18 @@ pub(crate) async fn trial(State(state): State<AppState>, Path((key, id)): Path<(
         return (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response();
     };
     let Some(live) = experiments.get(&key) else { return not_found(&format!("no experiment `{key}`")) };
-    let Some(t) = live.results.as_ref().and_then(|r| r.trials.get(usize::try_from(id).ok()?)) else {
-        return not_found(&format!("no trial {id} in `{key}`"));
-    };
-    let results = live.results.as_ref();
-    let reports: Vec<Value> = results
-        .into_iter()
-        .flat_map(|r| r.rows.iter().filter(|row| row.trial_id == id))
+    match live.results.as_ref().and_then(|r| trial_view(live, r, id)) {
+        Some(view) => Json(view).into_response(),
+        None => not_found(&format!("no trial {id} in `{key}`")),
+    }
+}
+
+pub(crate) fn trial_view(live: &Live, r: &ExperimentResults, id: u64) -> Option<Value> {
+    let t = r.trials.get(usize::try_from(id).ok()?)?;
+    let reports: Vec<Value> = r
+        .rows
+        .iter()
+        .filter(|row| row.trial_id == id)
         .map(|row| json!({ "t": row.time, "decision": row.decision, "metrics": row.metrics }))
         .collect();
     let logs = live.dir.join("trials").join(id.to_string());
@@ -250,7 +261,7 @@ pub(crate) async fn trial(State(state): State<AppState>, Path((key, id)): Path<(
     out["history"] = Value::Array(reports);
     out["stdout"] = log_tail(&logs.join("stdout.log"));
     out["stderr"] = log_tail(&logs.join("stderr.log"));
-    Json(out).into_response()
+    Some(out)
 }
 
 fn log_tail(path: &std::path::Path) -> Value {
@@ -266,7 +277,7 @@ fn log_tail(path: &std::path::Path) -> Value {
 
 #[derive(Deserialize)]
 pub(crate) struct CurvesQuery {
-    /// The best N trials' curves (default 50).
+    /// The best N trials' curves (default [`CURVES`]).
     top: Option<usize>,
 }
 
@@ -277,41 +288,44 @@ pub(crate) async fn curves(
     Path(key): Path<String>,
     Query(query): Query<CurvesQuery>,
 ) -> Response {
-    with_experiment(&state, &key, |_, r| {
-        let resource_attr = r.spec["resource_attr"].as_str();
-        let chosen: Vec<u64> = r.ranked().iter().take(query.top.unwrap_or(50)).map(|t| t.trial_id).collect();
-        let mut curves: Vec<(u64, Vec<Value>)> = chosen.iter().map(|&id| (id, Vec::new())).collect();
-        for row in &r.rows {
-            let Some((_, points)) = curves.iter_mut().find(|(id, _)| *id == row.trial_id) else { continue };
-            let Ok(value) = r.objective.of(&row.metrics) else { continue };
-            let x = resource_attr.and_then(|a| row.metrics.get(a).copied()).unwrap_or((points.len() + 1) as f64);
-            points.push(json!([x, r.objective.to_metric(value), row.decision]));
-        }
-        let curves: Vec<Value> =
-            curves.into_iter().map(|(id, points)| json!({ "trial": id, "points": points })).collect();
-        json!({ "resource_attr": resource_attr, "metric": r.objective.metric, "curves": curves })
-    })
+    with_experiment(&state, &key, |_, r| curves_view(r, query.top.unwrap_or(CURVES)))
+}
+
+pub(crate) fn curves_view(r: &ExperimentResults, top: usize) -> Value {
+    let resource_attr = r.spec["resource_attr"].as_str();
+    let chosen: Vec<u64> = r.ranked().iter().take(top).map(|t| t.trial_id).collect();
+    let mut curves: Vec<(u64, Vec<Value>)> = chosen.iter().map(|&id| (id, Vec::new())).collect();
+    for row in &r.rows {
+        let Some((_, points)) = curves.iter_mut().find(|(id, _)| *id == row.trial_id) else { continue };
+        let Ok(value) = r.objective.of(&row.metrics) else { continue };
+        let x = resource_attr.and_then(|a| row.metrics.get(a).copied()).unwrap_or((points.len() + 1) as f64);
+        points.push(json!([x, r.objective.to_metric(value), row.decision]));
+    }
+    let curves: Vec<Value> = curves.into_iter().map(|(id, points)| json!({ "trial": id, "points": points })).collect();
+    json!({ "resource_attr": resource_attr, "metric": r.objective.metric, "curves": curves })
 }
 
 /// PED-ANOVA importances ([`hpo_core::importance`]).
 pub(crate) async fn importance(State(state): State<AppState>, Path(key): Path<String>) -> Response {
-    with_experiment(&state, &key, |_, r| {
-        let space = match hpo_core::Space::from_json(&r.spec["space"]) {
-            Ok(space) => space,
-            Err(e) => return json!({ "error": format!("the search space in the journal's header: {e}") }),
-        };
-        let trials = r.trials.iter().filter_map(|t| Some((t.config_of_best(), t.best_objective?)));
-        match hpo_core::importance::ped_anova(&space, trials, hpo_core::importance::DEFAULT_QUANTILE) {
-            Ok(found) => json!({
-                "method": "ped-anova",
-                "quantile": hpo_core::importance::DEFAULT_QUANTILE,
-                "trials": found.trials,
-                "top_trials": found.top_trials,
-                "params": found.params.iter().map(|(name, v)| json!({ "name": name, "importance": v })).collect::<Vec<_>>(),
-            }),
-            Err(e) => json!({ "error": e.to_string() }),
-        }
-    })
+    with_experiment(&state, &key, |_, r| importance_view(r))
+}
+
+pub(crate) fn importance_view(r: &ExperimentResults) -> Value {
+    let space = match hpo_core::Space::from_json(&r.spec["space"]) {
+        Ok(space) => space,
+        Err(e) => return json!({ "error": format!("the search space in the journal's header: {e}") }),
+    };
+    let trials = r.trials.iter().filter_map(|t| Some((t.config_of_best(), t.best_objective?)));
+    match hpo_core::importance::ped_anova(&space, trials, hpo_core::importance::DEFAULT_QUANTILE) {
+        Ok(found) => json!({
+            "method": "ped-anova",
+            "quantile": hpo_core::importance::DEFAULT_QUANTILE,
+            "trials": found.trials,
+            "top_trials": found.top_trials,
+            "params": found.params.iter().map(|(name, v)| json!({ "name": name, "importance": v })).collect::<Vec<_>>(),
+        }),
+        Err(e) => json!({ "error": e.to_string() }),
+    }
 }
 
 /// Server-sent events: one `change` event with an experiment's summary whenever its journal

@@ -37,9 +37,12 @@ pub struct Options {
     pub token: Option<String>,
 }
 
-/// Why the dashboard cannot serve.
+/// Why the dashboard cannot serve, or a report cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum DashboardError {
+    /// No experiment folder (holding `journal.jsonl`) in the folders given.
+    #[error("no experiment folder (one holding journal.jsonl) in {0}")]
+    NoExperiment(String),
     /// The socket failed.
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
@@ -87,6 +90,55 @@ pub async fn serve(
     let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     poller.abort();
     Ok(result?)
+}
+
+/// Trials of an experiment whose own page a report holds: the best ones.
+const REPORT_TRIAL_PAGES: usize = 200;
+/// Rows of an experiment's trials table a report holds, best first.
+const REPORT_TRIAL_ROWS: usize = 10_000;
+
+/// `hpo report`: the dashboard's page for the experiments under `dirs` as one self-contained
+/// HTML file (styles, scripts and data inline), for when no port can be forwarded. It holds
+/// the best 10,000 trials' rows and the best 200 trials' pages of each experiment.
+pub fn report(dirs: &[PathBuf]) -> Result<String, DashboardError> {
+    let mut experiments = Experiments::new(dirs.to_vec());
+    experiments.poll();
+    if experiments.list.is_empty() {
+        let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        return Err(DashboardError::NoExperiment(names.join(", ")));
+    }
+    let mut answers = serde_json::Map::new();
+    answers.insert("experiments".into(), serde_json::Value::Array(experiments.list.iter().map(api::summary).collect()));
+    for live in &experiments.list {
+        let Some(r) = &live.results else { continue };
+        let at = |path: &str| format!("experiments/{}{path}", live.key);
+        answers.insert(at(""), api::experiment_view(live, r));
+        answers.insert(at("/curves"), api::curves_view(r, api::CURVES));
+        answers.insert(at("/importance"), api::importance_view(r));
+        let best_first =
+            api::TrialsQuery { sort: Some("best".into()), limit: Some(REPORT_TRIAL_ROWS), ..Default::default() };
+        answers.insert(at("/trials"), api::trials_view(r, &best_first));
+        for t in r.ranked().iter().take(REPORT_TRIAL_PAGES) {
+            if let Some(view) = api::trial_view(live, r, t.trial_id) {
+                answers.insert(at(&format!("/trials/{}", t.trial_id)), view);
+            }
+        }
+    }
+    // Inside <script>, "</" could close the element: JSON allows "<\/" for it.
+    let data = serde_json::Value::Object(answers).to_string().replace("</", "<\\/");
+    let text = |name: &str| ASSETS.iter().find(|(n, _, _)| *n == name).map_or("", |(_, _, body)| body);
+    let inline_script = |name: &str| format!("<script>{}</script>", text(name).replace("</script", "<\\/script"));
+    Ok(text("index.html")
+        .replace(
+            r#"<link rel="stylesheet" href="assets/uPlot.min.css">"#,
+            &format!("<style>{}</style>", text("uPlot.min.css")),
+        )
+        .replace(r#"<link rel="stylesheet" href="assets/app.css">"#, &format!("<style>{}</style>", text("app.css")))
+        .replace(r#"<script src="assets/uPlot.iife.min.js"></script>"#, &inline_script("uPlot.iife.min.js"))
+        .replace(
+            r#"<script src="assets/app.js"></script>"#,
+            &format!("<script>window.HPO_REPORT = {data};</script>{}", inline_script("app.js")),
+        ))
 }
 
 /// Reads what every journal gained and tells the pages listening which experiments changed.

@@ -1,4 +1,5 @@
-//! `hpo dashboard [DIR...]`: serve experiment folders as a live web page (hpo-dashboard).
+//! `hpo dashboard [DIR...]`: serve experiment folders as a live web page; `hpo report`: the
+//! same page as one HTML file (hpo-dashboard).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,16 +7,30 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::DashboardArgs;
+use crate::{DashboardArgs, ReportArgs};
 
-pub fn dashboard(args: DashboardArgs) -> anyhow::Result<ExitCode> {
-    // Folders named must exist; the default runs/ may not yet (`hpo run` makes it).
-    if let Some(missing) = args.dirs.iter().find(|d| !d.is_dir()) {
+/// Folders named must exist.
+fn check_folders(dirs: &[PathBuf]) -> anyhow::Result<()> {
+    if let Some(missing) = dirs.iter().find(|d| !d.is_dir()) {
         anyhow::bail!(
             "{}: no such folder (give experiment folders, or folders of them such as runs/)",
             missing.display()
         );
     }
+    Ok(())
+}
+
+pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    check_folders(&args.dirs)?;
+    let html = hpo_dashboard::report(&args.dirs)?;
+    std::fs::write(&args.output, html).with_context(|| format!("writing {}", args.output.display()))?;
+    outln!("Wrote {}: open it in a browser (everything is inside; no server needed).", args.output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn dashboard(args: DashboardArgs) -> anyhow::Result<ExitCode> {
+    // The default runs/ may not exist yet (`hpo run` makes it).
+    check_folders(&args.dirs)?;
     let dirs = if args.dirs.is_empty() { vec![PathBuf::from("runs")] } else { args.dirs };
     let addr = SocketAddr::new(args.host, args.port);
     // Anyone who can reach a non-loopback address could read the experiments: a token,

@@ -3,10 +3,11 @@ would use it: the list, a running experiment's page (its trial count must rise),
 importance view, a trial's page reached by a click. Writes a screenshot per view into OUT
 and fails on any console error.
 
-    python3 dashboard.py URL RUNNING FINISHED BIG OUT
+    python3 dashboard.py URL RUNNING FINISHED BIG REPORT OUT
 
 BIG is an experiment of many trials: the time until its page shows the best value and the
-trials table is printed (`big_best_shown_s`, `big_table_s`).
+trials table is printed (`big_best_shown_s`, `big_table_s`). REPORT is an HTML file by `hpo
+report` of FINISHED: it must show the same, from the file alone.
 """
 
 import json
@@ -19,7 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
-url, running, finished, big, out = sys.argv[1:6]
+url, running, finished, big, report, out = sys.argv[1:7]
 
 options = webdriver.ChromeOptions()
 for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1600"]:
@@ -82,6 +83,17 @@ try:
     measured["big_table_s"] = round(time.monotonic() - started, 3)
     measured["big_trials"] = int(driver.find_element(By.ID, "trial-count").text)
     driver.save_screenshot(f"{out}/many-trials.png")
+
+    # The report of the finished experiment, opened as a file: the same page, no server.
+    driver.get(f"file://{report}#/e/{finished}")
+    wait.until(ready.presence_of_element_located((By.ID, "best-value")))
+    first_param = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#importance tr td")))
+    assert first_param.text == "x", f"the report's importance lists {first_param.text} first"
+    row = wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, ".scroll tbody tr.link")))
+    trial = row.find_element(By.TAG_NAME, "td").text
+    row.click()
+    wait.until(ready.text_to_be_present_in_element((By.TAG_NAME, "h1"), f"Trial {trial}"))
+    driver.save_screenshot(f"{out}/report.png")
 
     errors = console_errors()
     assert not errors, f"console errors: {errors}"

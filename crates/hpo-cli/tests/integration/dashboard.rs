@@ -209,12 +209,15 @@ fn the_page_works_in_a_real_browser() {
     std::fs::write(dir.path().join("exp.toml"), SLOW.replace("max_trials = 40", "max_trials = 400")).unwrap();
     let mut run = spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
     let dash = dashboard(dir.path(), &[]);
+    let report = dir.path().join("report.html");
+    let wrote = hpo(&["report", "runs/linear", "-o", report.to_str().unwrap()], dir.path());
+    assert!(wrote.status.success(), "{}", String::from_utf8_lossy(&wrote.stderr));
     let shots = repo().join("target/dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let script = repo().join("crates/hpo-cli/tests/browser/dashboard.py");
     let out = Command::new("python3")
         .arg(&script)
-        .args([&dash.url, "slow", "linear", "many", shots.to_str().unwrap()])
+        .args([&dash.url, "slow", "linear", "many", report.to_str().unwrap(), shots.to_str().unwrap()])
         .output()
         .unwrap();
     let _ = run.kill();
@@ -229,7 +232,25 @@ fn the_page_works_in_a_real_browser() {
         let shown = measured["big_best_shown_s"].as_f64().unwrap();
         assert!(shown < 2.0, "100,000 trials: the best value took {shown} s to show (goal: under 2 s)");
     }
-    for view in ["list", "running", "experiment", "importance", "trial", "many-trials"] {
+    for view in ["list", "running", "experiment", "importance", "trial", "many-trials", "report"] {
         assert!(shots.join(format!("{view}.png")).exists(), "no screenshot of {view}");
     }
+}
+
+#[test]
+fn a_report_is_one_file_that_needs_nothing_else() {
+    let dir = setup(SLOW.replace("max_trials = 40", "max_trials = 6").as_str(), &[("trial.sh", TRIAL)]);
+    assert!(hpo(&["run", "exp.toml", "--quiet"], dir.path()).status.success());
+    let out = hpo(&["report", "runs"], dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    for outside in ["src=\"assets/", "href=\"assets/", "src=\"http", "href=\"http"] {
+        assert!(!html.contains(outside), "the report refers to {outside}");
+    }
+    assert!(html.contains("window.HPO_REPORT = {") && html.contains("\"experiments/slow/trials/0\""));
+    assert!(html.matches("<script>").count() == 3, "uPlot, the data and the page's script, inline");
+
+    let none = hpo(&["report", "."], dir.path());
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no experiment folder"));
 }
