@@ -110,6 +110,54 @@ function chart(title, xLabel, series, data, opts) {
   return holder;
 }
 
+// On learning curves: the rung levels as dashed lines, a cross where a trial was stopped and
+// a ring where it was paused.
+function markDecisions(u, curves) {
+  const ctx = u.ctx, scale = devicePixelRatio, [top, height] = [u.bbox.top, u.bbox.height];
+  ctx.save();
+  ctx.strokeStyle = "#8a8f99";
+  ctx.setLineDash([4 * scale, 4 * scale]);
+  for (const level of curves.rungs || []) {
+    const x = u.valToPos(level, "x", true);
+    ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
+  }
+  ctx.setLineDash([]);
+  ctx.lineWidth = 1.5 * scale;
+  const r = 3.5 * scale;
+  for (const c of curves.curves) {
+    for (const [px, py, decision] of c.points) {
+      if (decision !== "stop" && decision !== "pause") continue;
+      const [x, y] = [u.valToPos(px, "x", true), u.valToPos(py, "y", true)];
+      ctx.strokeStyle = decision === "stop" ? "#b3261e" : "#c77700";
+      ctx.beginPath();
+      if (decision === "stop") { ctx.moveTo(x - r, y - r); ctx.lineTo(x + r, y + r); ctx.moveTo(x + r, y - r); ctx.lineTo(x - r, y + r); }
+      else ctx.arc(x, y, r, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
+  }
+  ctx.restore();
+}
+
+// A parameter against the metric, one dot per trial (listed values at their positions,
+// spread a little sideways so that equal values do not hide each other).
+function sliceChart(slice, metric, trials) {
+  const spread = (i) => (slice.labels ? (((i * 0.618034) % 1) - 0.5) * 0.5 : 0);
+  const points = slice.points.map(([x, y], i) => [x + spread(i), y]).sort((a, b) => a[0] - b[0]);
+  // Losses spread over decades: a log scale when every value is positive.
+  const positive = points.every((p) => p[1] > 0);
+  const opts = {
+    scales: { x: { time: false, distr: slice.log ? 3 : 1 }, y: { distr: positive ? 3 : 1 } },
+    legend: { show: false },
+    axes: [slice.labels ? {
+      label: slice.name,
+      splits: () => slice.labels.map((_, i) => i),
+      values: (u, splits) => splits.map((v) => String(slice.labels[v] ?? "")),
+    } : { label: slice.name }, { label: metric }],
+  };
+  const dots = { label: metric, stroke: "#2f6fde", paths: () => null, points: { show: true, size: 4, fill: "#2f6fde66" } };
+  return chart(`${slice.name} (${trials} trials)`, slice.name, [dots], [points.map((p) => p[0]), points.map((p) => p[1])], opts);
+}
+
 async function showList() {
   const list = await api("experiments");
   const rows = list.map((e) => ({ ...e, t: e.trials || {} }));
@@ -127,9 +175,10 @@ async function showList() {
 }
 
 async function showExperiment(key) {
-  const [e, curves, importance] = await Promise.all([
+  const [e, curves, slices, importance] = await Promise.all([
     api("experiments/" + encodeURIComponent(key)),
     api("experiments/" + encodeURIComponent(key) + "/curves?top=50"),
+    api("experiments/" + encodeURIComponent(key) + "/slices"),
     api("experiments/" + encodeURIComponent(key) + "/importance"),
   ]);
   const best = e.best_trial;
@@ -168,7 +217,8 @@ async function showExperiment(key) {
       label: "trial " + c.trial, stroke: `hsl(${(i * 47) % 360} 60% 45%)`, spanGaps: true, width: 1,
       points: { show: false },
     }));
-    cards.append(chart("Learning curves of the best " + curves.curves.length + " trials", curves.resource_attr || "report", series, data));
+    const marks = { hooks: { draw: [(u) => markDecisions(u, curves)] } };
+    cards.append(chart("Learning curves of the best " + curves.curves.length + " trials", curves.resource_attr || "report", series, data, marks));
   }
   const importanceCard = el("div", { class: "card", id: "importance" }, el("h2", {}, "Parameter importance (PED-ANOVA)"));
   if (importance.params) {
@@ -180,6 +230,7 @@ async function showExperiment(key) {
     importanceCard.append(el("p", { class: "muted" }, importance.error || ""));
   }
   cards.append(importanceCard);
+  for (const slice of (slices.slices || [])) cards.append(sliceChart(slice, slices.metric, slices.trials));
 
   // The trials table is sorted and filtered by the server, a page at a time: an experiment
   // may hold 100,000 trials.

@@ -302,7 +302,86 @@ pub(crate) fn curves_view(r: &ExperimentResults, top: usize) -> Value {
         points.push(json!([x, r.objective.to_metric(value), row.decision]));
     }
     let curves: Vec<Value> = curves.into_iter().map(|(id, points)| json!({ "trial": id, "points": points })).collect();
-    json!({ "resource_attr": resource_attr, "metric": r.objective.metric, "curves": curves })
+    json!({ "resource_attr": resource_attr, "metric": r.objective.metric, "curves": curves, "rungs": rungs(&r.spec) })
+}
+
+/// The rung levels of a multi-fidelity scheduler as its spec gives them: `rung_levels`, or
+/// round(grace_period · reduction_factor^k) below `max_t` (else the space's maximum
+/// resource); empty for other schedulers.
+fn rungs(spec: &Value) -> Vec<f64> {
+    let scheduler = &spec["scheduler"];
+    if let Some(levels) = scheduler["rung_levels"].as_array() {
+        return levels.iter().filter_map(Value::as_f64).collect();
+    }
+    let (Some(grace), Some(eta)) = (scheduler["grace_period"].as_f64(), scheduler["reduction_factor"].as_f64()) else {
+        return Vec::new();
+    };
+    let max_resource = spec["max_resource_attr"].as_str().and_then(|a| spec["space"][a].as_f64());
+    let Some(max) = scheduler["max_t"].as_f64().or(max_resource) else { return Vec::new() };
+    if grace <= 0.0 || eta <= 1.0 {
+        return Vec::new();
+    }
+    let mut levels = Vec::new();
+    let mut level = grace;
+    while level.round() < max && levels.len() < 64 {
+        levels.push(level.round());
+        level *= eta;
+    }
+    levels
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SlicesQuery {
+    /// Trials drawn at most (default [`SLICE_POINTS`]).
+    max: Option<usize>,
+}
+
+/// Trials a slice plot shows at most (evenly spaced in id order).
+pub(crate) const SLICE_POINTS: usize = 2_000;
+
+/// One slice per parameter: the trials' best values against the parameter's value (numbers;
+/// a `choice` or `ordinal` as its values' positions, named in `labels`), from at most `max`
+/// trials.
+pub(crate) async fn slices(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(query): Query<SlicesQuery>,
+) -> Response {
+    with_experiment(&state, &key, |_, r| slices_view(r, query.max.unwrap_or(SLICE_POINTS)))
+}
+
+pub(crate) fn slices_view(r: &ExperimentResults, max: usize) -> Value {
+    let with_result: Vec<&TrialSummary> = r.trials.iter().filter(|t| t.best.is_some()).collect();
+    let step = with_result.len().div_ceil(max.max(1)).max(1);
+    let shown: Vec<&TrialSummary> = with_result.into_iter().step_by(step).collect();
+    let space = r.spec["space"].as_object();
+    let slices: Vec<Value> = space
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, domain)| {
+            let kind = domain.as_object()?.keys().next()?.as_str();
+            // Values listed in the space are drawn at their positions, named by `labels`.
+            let listed = kind == "choice" || kind == "ordinal";
+            let labels: Option<Vec<Value>> = listed.then(|| domain[kind].as_array().cloned()).flatten();
+            let points: Vec<Value> = shown
+                .iter()
+                .filter_map(|t| {
+                    let value = t.config_of_best().get(name)?;
+                    let x = match &labels {
+                        Some(labels) => {
+                            let value = serde_json::to_value(value).ok()?;
+                            labels.iter().position(|l| *l == value)? as f64
+                        }
+                        None => value.as_f64()?,
+                    };
+                    Some(json!([x, t.best]))
+                })
+                .collect();
+            (!points.is_empty())
+                .then(|| json!({ "name": name, "log": kind.starts_with("log"), "labels": labels, "points": points }))
+        })
+        .collect();
+    json!({ "metric": r.objective.metric, "trials": shown.len(), "slices": slices })
 }
 
 /// PED-ANOVA importances ([`hpo_core::importance`]).
@@ -343,4 +422,24 @@ pub(crate) async fn events(State(state): State<AppState>) -> Sse<impl Stream<Ite
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rung_levels_from_the_spec_by_hand() {
+        // 1, 3, 9, 27 below the space's 50 epochs; 81 is past it.
+        let asha = json!({ "scheduler": { "type": "asha", "grace_period": 1.0, "reduction_factor": 3.0 },
+                           "max_resource_attr": "epochs", "space": { "epochs": 50 } });
+        assert_eq!(rungs(&asha), [1.0, 3.0, 9.0, 27.0]);
+        // max_t first; 2 · 2.5^k rounded: 2, 5, 12.5 -> 13 (below 20), 31.25 is past it.
+        let max_t = json!({ "scheduler": { "grace_period": 2.0, "reduction_factor": 2.5, "max_t": 20.0 } });
+        assert_eq!(rungs(&max_t), [2.0, 5.0, 13.0]);
+        let listed =
+            json!({ "scheduler": { "rung_levels": [1, 4, 16], "grace_period": 1.0, "reduction_factor": 3.0 } });
+        assert_eq!(rungs(&listed), [1.0, 4.0, 16.0]);
+        assert!(rungs(&json!({ "scheduler": { "type": "fifo" } })).is_empty());
+    }
 }

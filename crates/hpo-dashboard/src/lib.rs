@@ -115,6 +115,7 @@ pub fn report(dirs: &[PathBuf]) -> Result<String, DashboardError> {
         answers.insert(at(""), api::experiment_view(live, r));
         answers.insert(at("/curves"), api::curves_view(r, api::CURVES));
         answers.insert(at("/importance"), api::importance_view(r));
+        answers.insert(at("/slices"), api::slices_view(r, api::SLICE_POINTS));
         let best_first =
             api::TrialsQuery { sort: Some("best".into()), limit: Some(REPORT_TRIAL_ROWS), ..Default::default() };
         answers.insert(at("/trials"), api::trials_view(r, &best_first));
@@ -160,6 +161,7 @@ fn router(state: AppState) -> Router {
         .route("/api/experiments/{key}/trials/{id}", get(api::trial))
         .route("/api/experiments/{key}/curves", get(api::curves))
         .route("/api/experiments/{key}/importance", get(api::importance))
+        .route("/api/experiments/{key}/slices", get(api::slices))
         .route("/api/events", get(api::events))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()

@@ -113,6 +113,9 @@ fn the_dashboard_follows_a_run_and_serves_only_its_experiments() {
     let trial = json(&dash.addr, "/api/experiments/slow/trials/3");
     assert_eq!((trial["reports"].as_u64(), trial["history"].as_array().map(Vec::len)), (Some(1), Some(1)));
     assert_eq!(trial["stdout"], "epoch done\n", "the end of the trial's log");
+    let slices = json(&dash.addr, "/api/experiments/slow/slices?max=10");
+    let x = &slices["slices"][0];
+    assert_eq!((x["name"].as_str(), x["points"].as_array().map(Vec::len)), (Some("x"), Some(10)), "{slices}");
     let importance = json(&dash.addr, "/api/experiments/slow/importance");
     assert_eq!(importance["params"][0]["name"], "x");
 
