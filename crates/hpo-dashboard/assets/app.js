@@ -138,6 +138,34 @@ function markDecisions(u, curves) {
   ctx.restore();
 }
 
+const STATUS_COLORS = { Completed: "#2aa05a", Stopped: "#b3261e", Paused: "#c77700", Failed: "#222", InProgress: "#2f6fde" };
+
+// Trials on workers: each stretch a trial ran as a bar on its lane, colored by how it ended.
+function ganttChart(g) {
+  const start = Math.min(...g.bars.map((b) => b[2]));
+  const draw = (u) => {
+    const ctx = u.ctx;
+    ctx.save();
+    for (const [, lane, from, to, status] of g.bars) {
+      const x0 = u.valToPos(from, "x", true), x1 = u.valToPos(to === null ? g.now : to, "x", true);
+      const y0 = u.valToPos(lane - 0.4, "y", true), y1 = u.valToPos(lane + 0.4, "y", true);
+      ctx.fillStyle = STATUS_COLORS[status] || "#888";
+      // A pixel of gap between one stretch and the next on a lane.
+      ctx.fillRect(x0, Math.min(y0, y1), Math.max(1, x1 - x0 - devicePixelRatio), Math.abs(y1 - y0));
+    }
+    ctx.restore();
+  };
+  const opts = {
+    scales: { x: { time: false }, y: { range: [-0.5, g.lanes - 0.5] } },
+    legend: { show: false },
+    axes: [{ label: "time (s)" }, { label: "worker slot", splits: () => [...Array(g.lanes).keys()] }],
+    hooks: { draw: [draw] },
+  };
+  const shown = g.bars.length < g.runs ? ` (the latest ${g.bars.length} of ${g.runs})` : "";
+  const hidden = { label: "", stroke: "transparent", points: { show: false } };
+  return chart("Trials on workers" + shown, "time (s)", [hidden], [[start, g.now], [null, null]], opts);
+}
+
 // A parameter against the metric, one dot per trial (listed values at their positions,
 // spread a little sideways so that equal values do not hide each other).
 function sliceChart(slice, metric, trials) {
@@ -175,10 +203,11 @@ async function showList() {
 }
 
 async function showExperiment(key) {
-  const [e, curves, slices, importance] = await Promise.all([
+  const [e, curves, slices, gantt, importance] = await Promise.all([
     api("experiments/" + encodeURIComponent(key)),
     api("experiments/" + encodeURIComponent(key) + "/curves?top=50"),
     api("experiments/" + encodeURIComponent(key) + "/slices"),
+    api("experiments/" + encodeURIComponent(key) + "/gantt"),
     api("experiments/" + encodeURIComponent(key) + "/importance"),
   ]);
   const best = e.best_trial;
@@ -230,6 +259,7 @@ async function showExperiment(key) {
     importanceCard.append(el("p", { class: "muted" }, importance.error || ""));
   }
   cards.append(importanceCard);
+  if (gantt.bars && gantt.bars.length > 0) cards.append(ganttChart(gantt));
   for (const slice of (slices.slices || [])) cards.append(sliceChart(slice, slices.metric, slices.trials));
 
   // The trials table is sorted and filtered by the server, a page at a time: an experiment

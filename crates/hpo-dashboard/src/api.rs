@@ -331,6 +331,55 @@ fn rungs(spec: &Value) -> Vec<f64> {
 }
 
 #[derive(Deserialize)]
+pub(crate) struct GanttQuery {
+    /// The latest stretches drawn at most (default [`GANTT_RUNS`]).
+    max: Option<usize>,
+}
+
+/// Stretches of trials a Gantt chart shows at most: the latest.
+pub(crate) const GANTT_RUNS: usize = 2_000;
+
+/// Trials on workers: every stretch a trial ran (`[trial, lane, start, end, status]`, `end`
+/// null while it runs) on lanes assigned as workers take trials: each stretch on the free
+/// lane of lowest number. The journal does not name workers, so a lane is a worker slot.
+pub(crate) async fn gantt(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(query): Query<GanttQuery>,
+) -> Response {
+    with_experiment(&state, &key, |live, r| gantt_view(live, r, query.max.unwrap_or(GANTT_RUNS)))
+}
+
+pub(crate) fn gantt_view(live: &Live, r: &ExperimentResults, max: usize) -> Value {
+    let now = elapsed(r);
+    let shown = &live.runs[live.runs.len().saturating_sub(max)..];
+    // Free lanes as a heap of numbers, busy ones by the time they free up.
+    let mut busy: std::collections::BinaryHeap<std::cmp::Reverse<(SortKey, usize)>> = Default::default();
+    let mut free: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = Default::default();
+    let mut lanes = 0;
+    let mut bars = Vec::with_capacity(shown.len());
+    for run in shown {
+        while busy.peek().is_some_and(|std::cmp::Reverse((end, _))| *end <= SortKey::Number(run.start)) {
+            if let Some(std::cmp::Reverse((_, lane))) = busy.pop() {
+                free.push(std::cmp::Reverse(lane));
+            }
+        }
+        let lane = free.pop().map_or_else(
+            || {
+                lanes += 1;
+                lanes - 1
+            },
+            |std::cmp::Reverse(lane)| lane,
+        );
+        let end = run.end.map_or(now, |(t, _)| t);
+        busy.push(std::cmp::Reverse((SortKey::Number(end), lane)));
+        let status = run.end.map_or("InProgress", |(_, s)| s.as_str());
+        bars.push(json!([run.trial, lane, run.start, run.end.map(|(t, _)| t), status]));
+    }
+    json!({ "lanes": lanes, "now": now, "runs": live.runs.len(), "bars": bars, "workers": r.spec["workers"] })
+}
+
+#[derive(Deserialize)]
 pub(crate) struct SlicesQuery {
     /// Trials drawn at most (default [`SLICE_POINTS`]).
     max: Option<usize>,

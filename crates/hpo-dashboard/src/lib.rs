@@ -116,6 +116,7 @@ pub fn report(dirs: &[PathBuf]) -> Result<String, DashboardError> {
         answers.insert(at("/curves"), api::curves_view(r, api::CURVES));
         answers.insert(at("/importance"), api::importance_view(r));
         answers.insert(at("/slices"), api::slices_view(r, api::SLICE_POINTS));
+        answers.insert(at("/gantt"), api::gantt_view(live, r, api::GANTT_RUNS));
         let best_first =
             api::TrialsQuery { sort: Some("best".into()), limit: Some(REPORT_TRIAL_ROWS), ..Default::default() };
         answers.insert(at("/trials"), api::trials_view(r, &best_first));
@@ -162,6 +163,7 @@ fn router(state: AppState) -> Router {
         .route("/api/experiments/{key}/curves", get(api::curves))
         .route("/api/experiments/{key}/importance", get(api::importance))
         .route("/api/experiments/{key}/slices", get(api::slices))
+        .route("/api/experiments/{key}/gantt", get(api::gantt))
         .route("/api/events", get(api::events))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()

@@ -1,13 +1,13 @@
 //! The experiments a dashboard shows, each followed as its journal grows: new bytes are read
 //! from where the last read stopped and applied entry by entry, never the whole file again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hpo_core::{Entry, ExperimentResults};
+use hpo_core::{Entry, ExperimentResults, Status, TrialId};
 
 /// How long a journal may stay the same before the dashboard asks again whether a writer
 /// still holds it (the answer takes a shared lock for an instant).
@@ -19,6 +19,14 @@ const WRITER_CHECK_EVERY: Duration = Duration::from_secs(2);
 pub(crate) struct Experiments {
     roots: Vec<PathBuf>,
     pub list: Vec<Live>,
+}
+
+/// A stretch of time a trial ran, from a start or resume to how it ended (if it did).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Run {
+    pub trial: TrialId,
+    pub start: f64,
+    pub end: Option<(f64, Status)>,
 }
 
 /// One experiment folder as the dashboard knows it.
@@ -37,6 +45,10 @@ pub(crate) struct Live {
     pub entries: usize,
     /// A line that does not fit (the journal stops being followed there).
     pub error: Option<String>,
+    /// Every stretch a trial ran, in start order (a paused trial runs again from a resume).
+    pub runs: Vec<Run>,
+    /// Per trial, its stretch still running (an index into `runs`).
+    open: HashMap<TrialId, usize>,
     /// Whether some process holds the journal's lock, and when that was last asked.
     pub writer: bool,
     writer_checked: Option<Instant>,
@@ -94,6 +106,8 @@ impl Live {
             results: None,
             entries: 0,
             error: None,
+            runs: Vec::new(),
+            open: HashMap::new(),
             writer: false,
             writer_checked: None,
             grew: Instant::now(),
@@ -159,7 +173,26 @@ impl Live {
             Some(results) => results.apply(&entry)?,
         }
         self.entries += 1;
+        self.track_runs(&entry);
         Ok(())
+    }
+
+    fn track_runs(&mut self, entry: &Entry<'_>) {
+        let (trial, t, ended) = match *entry {
+            Entry::Start { trial, t, .. } | Entry::Resume { trial, t, .. } => {
+                self.open.insert(trial, self.runs.len());
+                self.runs.push(Run { trial, start: t, end: None });
+                return;
+            }
+            Entry::Complete { trial, t, .. } => (trial, t, Status::Completed),
+            Entry::Fail { trial, t, .. } => (trial, t, Status::Failed),
+            Entry::Stopped { trial, t } => (trial, t, Status::Stopped),
+            Entry::Paused { trial, t } | Entry::Preempted { trial, t } => (trial, t, Status::Paused),
+            _ => return,
+        };
+        if let Some(run) = self.open.remove(&trial).and_then(|i| self.runs.get_mut(i)) {
+            run.end = Some((t, ended));
+        }
     }
 
     /// running, ended (and why), crashed (no end and no writer), or waiting for its header.

@@ -116,6 +116,9 @@ fn the_dashboard_follows_a_run_and_serves_only_its_experiments() {
     let slices = json(&dash.addr, "/api/experiments/slow/slices?max=10");
     let x = &slices["slices"][0];
     assert_eq!((x["name"].as_str(), x["points"].as_array().map(Vec::len)), (Some("x"), Some(10)), "{slices}");
+    let gantt = json(&dash.addr, "/api/experiments/slow/gantt");
+    assert_eq!(gantt["bars"].as_array().map(Vec::len), Some(40), "one stretch per trial");
+    assert_eq!(gantt["lanes"], 2, "as many lanes as workers: {gantt}");
     let importance = json(&dash.addr, "/api/experiments/slow/importance");
     assert_eq!(importance["params"][0]["name"], "x");
 
