@@ -15,6 +15,7 @@ import sys
 import time
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
@@ -27,8 +28,16 @@ for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-s
     options.add_argument(flag)
 options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-wait = WebDriverWait(driver, 30)
+# A live page redraws itself when its experiment changes: an element may go stale.
+wait = WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))
 measured = {}
+
+
+def open_view(hash_route, heading):
+    """Goes to a view and waits until it is drawn: a new route keeps the page, and the old
+    view stays until the new one's data arrive."""
+    driver.get(f"{url}{hash_route}")
+    wait.until(ready.text_to_be_present_in_element((By.TAG_NAME, "h1"), heading))
 
 
 def console_errors():
@@ -38,7 +47,7 @@ def console_errors():
 try:
     # The list of experiments.
     started = time.monotonic()
-    driver.get(url)
+    open_view("#/", "Experiments")
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "tbody tr")))
     measured["list_s"] = round(time.monotonic() - started, 3)
     driver.save_screenshot(f"{out}/list.png")
@@ -46,17 +55,18 @@ try:
     # A running experiment: its page opens with the best value shown, and the trial count
     # rises as the run goes on (pushed by the server, no reload).
     started = time.monotonic()
-    driver.get(f"{url}#/e/{running}")
+    open_view(f"#/e/{running}", running)
     count = wait.until(ready.presence_of_element_located((By.ID, "trial-count")))
     measured["experiment_s"] = round(time.monotonic() - started, 3)
     first = int(count.text)
-    WebDriverWait(driver, 60).until(lambda d: int(d.find_element(By.ID, "trial-count").text) > first)
+    rising = WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,))
+    rising.until(lambda d: int(d.find_element(By.ID, "trial-count").text) > first)
     measured["trials_seen"] = [first, int(driver.find_element(By.ID, "trial-count").text)]
     driver.save_screenshot(f"{out}/running.png")
 
     # A finished experiment of f(x, y, z) = 10x + y: x leads the importance view.
     started = time.monotonic()
-    driver.get(f"{url}#/e/{finished}")
+    open_view(f"#/e/{finished}", finished)
     wait.until(ready.presence_of_element_located((By.ID, "best-value")))
     measured["best_shown_s"] = round(time.monotonic() - started, 3)
     first_param = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#importance tr td")))
@@ -75,8 +85,7 @@ try:
 
     # Many trials: the best value and the table's first page, timed from the navigation.
     started = time.monotonic()
-    driver.get(f"{url}#/e/{big}")
-    wait.until(ready.text_to_be_present_in_element((By.TAG_NAME, "h1"), big))
+    open_view(f"#/e/{big}", big)
     wait.until(ready.presence_of_element_located((By.ID, "best-value")))
     measured["big_best_shown_s"] = round(time.monotonic() - started, 3)
     wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, ".scroll tbody tr")))
@@ -86,6 +95,7 @@ try:
 
     # The report of the finished experiment, opened as a file: the same page, no server.
     driver.get(f"file://{report}#/e/{finished}")
+    wait.until(ready.text_to_be_present_in_element((By.TAG_NAME, "h1"), finished))
     wait.until(ready.presence_of_element_located((By.ID, "best-value")))
     first_param = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#importance tr td")))
     assert first_param.text == "x", f"the report's importance lists {first_param.text} first"
