@@ -8,6 +8,8 @@ let current = { route: null, charts: [] };
 let refreshTimer = null;
 // Rows of the trials table fetched at a time.
 const TABLE_ROWS = 500;
+// The best trials drawn in parallel coordinates.
+const PARALLEL_TRIALS = 500;
 
 // A report (`hpo report`) carries its answers in the page: no server, no live updates.
 const REPORT = window.HPO_REPORT || null;
@@ -166,6 +168,34 @@ function ganttChart(g) {
   return chart("Trials on workers" + shown, "time (s)", [hidden], [[start, g.now], [null, null]], opts);
 }
 
+// Parallel coordinates: one axis per parameter (its range as observed, log domains in log;
+// listed values at their positions), one line per trial, the best darkest and on top.
+function parallelChart(rows, space, metric) {
+  const names = Object.keys(space).filter((n) => space[n] !== null && typeof space[n] === "object").sort();
+  const axis = names.map((name) => {
+    const kind = Object.keys(space[name])[0];
+    const listed = kind === "choice" || kind === "ordinal" ? space[name][kind].map((v) => JSON.stringify(v)) : null;
+    const raw = (t) => (t.config || {})[name];
+    const value = listed ? (t) => listed.indexOf(JSON.stringify(raw(t))) : kind.startsWith("log") ? (t) => Math.log(raw(t)) : raw;
+    const seen = rows.map(value).filter((v) => typeof v === "number" && isFinite(v));
+    const [low, high] = listed ? [0, listed.length - 1] : [Math.min(...seen), Math.max(...seen)];
+    return (t) => { const v = value(t); return typeof v === "number" && isFinite(v) ? (high > low ? (v - low) / (high - low) : 0.5) : null; };
+  });
+  const worstFirst = [...rows].reverse();
+  const series = worstFirst.map((t, i) => ({
+    label: "trial " + t.id, width: 1, points: { show: false },
+    stroke: `hsl(220 75% ${Math.round(85 - 60 * (i / Math.max(1, worstFirst.length - 1)))}%)`,
+  }));
+  const xs = names.map((_, i) => i);
+  const data = [xs, ...worstFirst.map((t) => axis.map((f) => f(t)))];
+  const opts = {
+    legend: { show: false },
+    scales: { x: { time: false, range: [-0.2, names.length - 0.8] }, y: { range: [-0.05, 1.05] } },
+    axes: [{ splits: () => xs, values: () => names, grid: { stroke: "#8a8f99", width: 1 } }, { show: false }],
+  };
+  return chart(`Parallel coordinates of the best ${rows.length} trials (darker: better ${metric})`, "parameter", series, data, opts);
+}
+
 // A parameter against the metric, one dot per trial (listed values at their positions,
 // spread a little sideways so that equal values do not hide each other).
 function sliceChart(slice, metric, trials) {
@@ -203,12 +233,13 @@ async function showList() {
 }
 
 async function showExperiment(key) {
-  const [e, curves, slices, gantt, importance] = await Promise.all([
+  const [e, curves, slices, gantt, importance, bestTrials] = await Promise.all([
     api("experiments/" + encodeURIComponent(key)),
     api("experiments/" + encodeURIComponent(key) + "/curves?top=50"),
     api("experiments/" + encodeURIComponent(key) + "/slices"),
     api("experiments/" + encodeURIComponent(key) + "/gantt"),
     api("experiments/" + encodeURIComponent(key) + "/importance"),
+    api("experiments/" + encodeURIComponent(key) + "/trials?sort=best&status=InProgress,Paused,Completed,Stopped&limit=" + PARALLEL_TRIALS),
   ]);
   const best = e.best_trial;
   const bestBox = el("div", { class: "best", id: "best" },
@@ -260,6 +291,8 @@ async function showExperiment(key) {
   }
   cards.append(importanceCard);
   if (gantt.bars && gantt.bars.length > 0) cards.append(ganttChart(gantt));
+  const withResult = bestTrials.rows.filter((t) => t.best !== null);
+  if (withResult.length > 1) cards.append(parallelChart(withResult, (e.spec && e.spec.space) || {}, e.metric));
   for (const slice of (slices.slices || [])) cards.append(sliceChart(slice, slices.metric, slices.trials));
 
   // The trials table is sorted and filtered by the server, a page at a time: an experiment
