@@ -47,6 +47,11 @@ function fromReport(path) {
   throw new Error("This report holds the pages of each experiment's best 200 trials; " + route + " is not one of them.");
 }
 
+// Replaces the view's content (arrays among the children are spread).
+function show(...children) {
+  view.replaceChildren(...children.flat());
+}
+
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -216,19 +221,76 @@ function sliceChart(slice, metric, trials) {
   return chart(`${slice.name} (${trials} trials)`, slice.name, [dots], [points.map((p) => p[0]), points.map((p) => p[1])], opts);
 }
 
+// Groups of curves with their quartile bands: [{label, median, q25, q75}] over xs.
+function bandChart(title, xLabel, xs, groups) {
+  const series = [], data = [xs], bands = [];
+  groups.forEach((g, i) => {
+    const color = `hsl(${(i * 67) % 360} 65% 42%)`;
+    const first = series.length + 1;
+    series.push({ label: g.label + " q75", stroke: color, width: 0.5, points: { show: false } });
+    series.push({ label: g.label, stroke: color, width: 2, points: { show: false } });
+    series.push({ label: g.label + " q25", stroke: color, width: 0.5, points: { show: false } });
+    data.push(g.q75, g.median, g.q25);
+    bands.push({ series: [first, first + 2], fill: `hsl(${(i * 67) % 360} 65% 42% / 0.15)` });
+  });
+  return chart(title, xLabel, series, data, { bands, legend: { show: true } });
+}
+
+async function showCompare(keys) {
+  const c = await api("compare?keys=" + keys.map(encodeURIComponent).join(","));
+  current.charts.forEach((ch) => ch.destroy());
+  current.charts = [];
+  const groups = c.groups.map((g) => ({ label: `${g.method} (${g.experiments.length})`, median: g.median, q25: g.q25, q75: g.q75 }));
+  show(
+    el("p", {}, el("a", { href: "#/" }, "← experiments")),
+    el("h1", {}, "Comparison"),
+    el("p", { class: "muted" }, "Best " + (c.metric || "value") + " so far: the median over each method's experiments, and its quartiles as a band."),
+    el("div", { class: "cards" }, bandChart("Best so far against time", "time (s)", c.time, groups)),
+    el("ul", {}, c.groups.map((g) => el("li", {}, g.method + ": ", g.experiments.join(", ")))),
+  );
+}
+
+async function showBenchmark(key) {
+  const b = await api("benchmarks/" + encodeURIComponent(key));
+  current.charts.forEach((ch) => ch.destroy());
+  current.charts = [];
+  const methods = b.methods || [];
+  const xs = methods.length ? methods[0].at.map((a) => a.time) : [];
+  const groups = methods.map((m) => ({
+    label: `${m.method} (${m.runs} runs)`,
+    q25: m.at.map((a) => a.best[0]), median: m.at.map((a) => a.best[1]), q75: m.at.map((a) => a.best[2]),
+  }));
+  show(
+    el("p", {}, el("a", { href: "#/" }, "← experiments")),
+    el("h1", {}, "Benchmark " + key),
+    el("p", { class: "muted" }, `hpo bench run on ${b.blackbox} with ${b.workers} workers: the median best ${b.metric} over runs, and its quartiles as a band.`),
+    el("div", { class: "cards" }, bandChart("Best so far against simulated time", "simulated time (s)", xs, groups)),
+  );
+}
+
 async function showList() {
-  const list = await api("experiments");
+  const [list, benches] = await Promise.all([api("experiments"), api("benchmarks")]);
   const rows = list.map((e) => ({ ...e, t: e.trials || {} }));
-  view.replaceChildren(
+  const picked = new Set();
+  const boxes = rows.map((e) => {
+    const box = el("input", { type: "checkbox" });
+    box.onchange = () => { box.checked ? picked.add(e.key) : picked.delete(e.key); };
+    return el("label", {}, box, " " + e.key);
+  });
+  const compare = el("button", { onclick: () => { if (picked.size) location.hash = "#/compare/" + [...picked].map(encodeURIComponent).join(","); } }, "Compare");
+  show(
     el("h1", {}, "Experiments"),
     rows.length === 0 ? el("p", { class: "muted" }, "No experiment folder yet: they appear here as `hpo run` makes them.") :
-      sortable([
+      el("div", { class: "scroll" }, sortable([
         ["experiment", (e) => e.key], ["status", (e) => e.status], ["metric", (e) => e.metric && e.metric + " (" + e.mode + ")"],
         ["best", (e) => e.best && e.best.value, true], ["trials", (e) => e.t.total, true], ["running", (e) => e.t.running, true],
         ["completed", (e) => e.t.completed, true], ["stopped", (e) => e.t.stopped, true], ["paused", (e) => e.t.paused, true],
         ["failed", (e) => e.t.failed, true], ["elapsed", (e) => e.elapsed_s, true], ["scheduler", (e) => e.scheduler],
         ["searcher", (e) => e.searcher], ["backend", (e) => e.backend],
-      ], rows, (e) => { location.hash = "#/e/" + encodeURIComponent(e.key); }),
+      ], rows, (e) => { location.hash = "#/e/" + encodeURIComponent(e.key); })),
+    rows.length > 1 && !REPORT ? [el("h2", {}, "Compare experiments on one plot"), el("div", { class: "filters", id: "compare" }, boxes, compare)] : "",
+    benches.length ? [el("h2", {}, "Benchmarks (hpo bench run)"),
+      el("ul", {}, benches.map((b) => el("li", {}, el("a", { href: "#/bench/" + encodeURIComponent(b.key) }, b.key), " ", el("span", { class: "muted" }, b.dir))))] : "",
   );
 }
 
@@ -329,7 +391,7 @@ async function showExperiment(key) {
     return el("label", {}, box, " " + s);
   }));
   await loadTable();
-  view.replaceChildren(el("h1", {}, e.name || key), header, bestBox,
+  show(el("h1", {}, e.name || key), header, bestBox,
     e.error ? el("p", { class: "error" }, e.error) : "", cards, el("h2", {}, "Trials"), filters, note, tableHolder);
 }
 
@@ -346,7 +408,7 @@ async function showTrial(key, id) {
     const ys = reports.map((r) => (r.metrics[e.metric] === undefined ? null : r.metrics[e.metric]));
     curve = el("div", { class: "cards" }, chart("Learning curve", resource || "report", [{ label: e.metric, stroke: "#2f6fde" }], [xs, ys]));
   }
-  view.replaceChildren(
+  show(
     el("p", {}, el("a", { href: "#/e/" + encodeURIComponent(key) }, "← " + key)),
     el("h1", {}, "Trial " + t.id),
     el("p", {}, t.status, " · best ", fmt(t.best), " · ", t.reports, " reports · started at ", seconds(t.started),
@@ -364,6 +426,8 @@ async function showTrial(key, id) {
 
 function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  if (parts[0] === "compare" && parts[1]) return { view: "compare", keys: parts[1].split(",") };
+  if (parts[0] === "bench" && parts[1]) return { view: "bench", key: parts[1] };
   if (parts[0] === "e" && parts[1] && parts[2] === "t") return { view: "trial", key: parts[1], id: parts[3] };
   if (parts[0] === "e" && parts[1]) return { view: "experiment", key: parts[1] };
   return { view: "list" };
@@ -373,11 +437,13 @@ async function render() {
   const r = route();
   current.route = r;
   try {
-    if (r.view === "trial") await showTrial(r.key, r.id);
+    if (r.view === "compare") await showCompare(r.keys);
+    else if (r.view === "bench") await showBenchmark(r.key);
+    else if (r.view === "trial") await showTrial(r.key, r.id);
     else if (r.view === "experiment") await showExperiment(r.key);
     else await showList();
   } catch (err) {
-    view.replaceChildren(el("p", { class: "error" }, String(err.message || err)));
+    show(el("p", { class: "error" }, String(err.message || err)));
   }
 }
 

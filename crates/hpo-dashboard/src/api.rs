@@ -330,6 +330,125 @@ fn rungs(spec: &Value) -> Vec<f64> {
     levels
 }
 
+/// Folders written by `hpo bench run` among those served.
+pub(crate) async fn benchmarks(State(state): State<AppState>) -> Response {
+    let Ok(experiments) = state.experiments.read() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response();
+    };
+    let list: Vec<Value> = experiments
+        .benchmarks
+        .iter()
+        .map(|(key, dir)| json!({ "key": key, "dir": dir.display().to_string() }))
+        .collect();
+    Json(Value::Array(list)).into_response()
+}
+
+/// One `hpo bench run` folder's `summary.json`: per method, the quartiles of the best value at
+/// ten points of simulated time.
+pub(crate) async fn benchmark(State(state): State<AppState>, Path(key): Path<String>) -> Response {
+    let dir = match state.experiments.read() {
+        Ok(experiments) => experiments.benchmarks.iter().find(|(k, _)| *k == key).map(|(_, dir)| dir.clone()),
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response(),
+    };
+    let Some(dir) = dir else { return not_found(&format!("no benchmark `{key}` in this dashboard")) };
+    match std::fs::read(dir.join("summary.json")).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
+        Some(summary) => Json(summary).into_response(),
+        None => not_found(&format!("{}: no readable summary.json", dir.display())),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CompareQuery {
+    /// Experiment keys, comma-separated.
+    keys: String,
+}
+
+/// Points of time a comparison is drawn at.
+const COMPARE_POINTS: usize = 100;
+
+/// Several experiments on one any-time plot: grouped by method (scheduler and searcher), the
+/// quartiles over the group of the best value so far at 100 points of time. Each group also
+/// names its experiments.
+pub(crate) async fn compare(State(state): State<AppState>, Query(query): Query<CompareQuery>) -> Response {
+    let Ok(experiments) = state.experiments.read() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response();
+    };
+    let mut chosen = Vec::new();
+    for key in query.keys.split(',').filter(|k| !k.is_empty()) {
+        match experiments.get(key).and_then(|live| Some((key, live.results.as_ref()?))) {
+            Some(found) => chosen.push(found),
+            None => return not_found(&format!("no experiment `{key}` with a journal header")),
+        }
+    }
+    Json(compare_view(&chosen)).into_response()
+}
+
+pub(crate) fn compare_view(chosen: &[(&str, &ExperimentResults)]) -> Value {
+    let end = chosen.iter().map(|(_, r)| elapsed(r)).fold(0.0, f64::max);
+    let grid: Vec<f64> = (0..=COMPARE_POINTS).map(|i| end * i as f64 / COMPARE_POINTS as f64).collect();
+    /// A method, its experiments, and their curves.
+    type Group<'a> = (String, Vec<&'a str>, Vec<Vec<f64>>);
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    for (key, r) in chosen {
+        let method = format!(
+            "{} + {}",
+            r.spec["scheduler"]["type"].as_str().unwrap_or("?"),
+            r.spec["scheduler"]["searcher"]["type"].as_str().unwrap_or("random")
+        );
+        let curve = best_on_grid(r, &grid);
+        match groups.iter_mut().find(|(m, _, _)| *m == method) {
+            Some((_, keys, curves)) => {
+                keys.push(key);
+                curves.push(curve);
+            }
+            None => groups.push((method, vec![key], vec![curve])),
+        }
+    }
+    let groups: Vec<Value> = groups
+        .into_iter()
+        .map(|(method, keys, curves)| {
+            let at = |i: usize| -> Vec<f64> { curves.iter().map(|c| c[i]).filter(|v| v.is_finite()).collect() };
+            let bands: Vec<Option<[f64; 3]>> = (0..grid.len()).map(|i| quartiles(at(i))).collect();
+            let column = |q: usize| bands.iter().map(|b| b.map(|b| b[q])).collect::<Vec<_>>();
+            json!({ "method": method, "experiments": keys, "q25": column(0), "median": column(1), "q75": column(2) })
+        })
+        .collect();
+    let metric = chosen.first().map(|(_, r)| r.objective.metric.clone());
+    json!({ "metric": metric, "time": grid, "groups": groups })
+}
+
+/// The best value so far (in the metric's units) at each time of `grid`; NaN before any.
+fn best_on_grid(r: &ExperimentResults, grid: &[f64]) -> Vec<f64> {
+    let mut best: Option<f64> = None;
+    let mut rows = r.rows.iter().peekable();
+    grid.iter()
+        .map(|&t| {
+            while let Some(row) = rows.next_if(|row| row.time <= t) {
+                if let Ok(v) = r.objective.of(&row.metrics)
+                    && best.is_none_or(|b| v < b)
+                {
+                    best = Some(v);
+                }
+            }
+            best.map_or(f64::NAN, |b| r.objective.to_metric(b))
+        })
+        .collect()
+}
+
+/// The 25th, 50th and 75th percentiles, interpolated between order statistics.
+fn quartiles(mut values: Vec<f64>) -> Option<[f64; 3]> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        let pos = q * (values.len() - 1) as f64;
+        let (low, high) = (pos.floor() as usize, pos.ceil() as usize);
+        values[low] + (values[high] - values[low]) * (pos - low as f64)
+    };
+    Some([at(0.25), at(0.5), at(0.75)])
+}
+
 #[derive(Deserialize)]
 pub(crate) struct GanttQuery {
     /// The latest stretches drawn at most (default [`GANTT_RUNS`]).
@@ -476,6 +595,14 @@ pub(crate) async fn events(State(state): State<AppState>) -> Sse<impl Stream<Ite
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quartiles_by_hand() {
+        // 1..=5: positions 1, 2, 3 exactly; 1..=4: 1.75, 2.5, 3.25 interpolated.
+        assert_eq!(quartiles(vec![5.0, 1.0, 3.0, 2.0, 4.0]), Some([2.0, 3.0, 4.0]));
+        assert_eq!(quartiles(vec![4.0, 1.0, 3.0, 2.0]), Some([1.75, 2.5, 3.25]));
+        assert_eq!(quartiles(vec![]), None);
+    }
 
     #[test]
     fn rung_levels_from_the_spec_by_hand() {

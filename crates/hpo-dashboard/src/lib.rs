@@ -109,6 +109,8 @@ pub fn report(dirs: &[PathBuf]) -> Result<String, DashboardError> {
     }
     let mut answers = serde_json::Map::new();
     answers.insert("experiments".into(), serde_json::Value::Array(experiments.list.iter().map(api::summary).collect()));
+    // Comparisons and benchmarks are the live dashboard's.
+    answers.insert("benchmarks".into(), serde_json::Value::Array(Vec::new()));
     for live in &experiments.list {
         let Some(r) = &live.results else { continue };
         let at = |path: &str| format!("experiments/{}{path}", live.key);
@@ -164,6 +166,9 @@ fn router(state: AppState) -> Router {
         .route("/api/experiments/{key}/importance", get(api::importance))
         .route("/api/experiments/{key}/slices", get(api::slices))
         .route("/api/experiments/{key}/gantt", get(api::gantt))
+        .route("/api/compare", get(api::compare))
+        .route("/api/benchmarks", get(api::benchmarks))
+        .route("/api/benchmarks/{key}", get(api::benchmark))
         .route("/api/events", get(api::events))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()

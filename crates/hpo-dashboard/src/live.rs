@@ -19,6 +19,8 @@ const WRITER_CHECK_EVERY: Duration = Duration::from_secs(2);
 pub(crate) struct Experiments {
     roots: Vec<PathBuf>,
     pub list: Vec<Live>,
+    /// Folders written by `hpo bench run` (holding `summary.json`), by key.
+    pub benchmarks: Vec<(String, PathBuf)>,
 }
 
 /// A stretch of time a trial ran, from a start or resume to how it ended (if it did).
@@ -57,7 +59,7 @@ pub(crate) struct Live {
 
 impl Experiments {
     pub fn new(roots: Vec<PathBuf>) -> Self {
-        Experiments { roots, list: Vec::new() }
+        Experiments { roots, list: Vec::new(), benchmarks: Vec::new() }
     }
 
     pub fn get(&self, key: &str) -> Option<&Live> {
@@ -68,31 +70,38 @@ impl Experiments {
     /// the experiments that changed.
     pub fn poll(&mut self) -> Vec<String> {
         let known: HashSet<PathBuf> = self.list.iter().map(|e| e.dir.clone()).collect();
-        for dir in self.roots.iter().flat_map(|root| experiment_dirs(root)) {
+        for dir in self.roots.iter().flat_map(|root| folders_holding(root, "journal.jsonl")) {
             if !known.contains(&dir) {
-                let key = unique_key(&dir, &self.list);
+                let key = unique_key(&dir, self.list.iter().map(|e| e.key.as_str()));
                 self.list.push(Live::new(key, dir));
+            }
+        }
+        let known: HashSet<PathBuf> = self.benchmarks.iter().map(|(_, dir)| dir.clone()).collect();
+        for dir in self.roots.iter().flat_map(|root| folders_holding(root, "summary.json")) {
+            if !known.contains(&dir) {
+                let key = unique_key(&dir, self.benchmarks.iter().map(|(k, _)| k.as_str()));
+                self.benchmarks.push((key, dir));
             }
         }
         self.list.iter_mut().filter_map(|e| e.poll().then(|| e.key.clone())).collect()
     }
 }
 
-/// `root` itself if it holds a journal, else its subfolders that do (by name).
-fn experiment_dirs(root: &Path) -> Vec<PathBuf> {
-    if root.join("journal.jsonl").is_file() {
+/// `root` itself if it holds `file`, else its subfolders that do (by name): experiments hold
+/// `journal.jsonl`, `hpo bench run` folders `summary.json`.
+fn folders_holding(root: &Path, file: &str) -> Vec<PathBuf> {
+    if root.join(file).is_file() {
         return vec![root.to_owned()];
     }
     let Ok(children) = std::fs::read_dir(root) else { return Vec::new() };
-    let mut dirs: Vec<PathBuf> =
-        children.flatten().map(|c| c.path()).filter(|p| p.join("journal.jsonl").is_file()).collect();
+    let mut dirs: Vec<PathBuf> = children.flatten().map(|c| c.path()).filter(|p| p.join(file).is_file()).collect();
     dirs.sort();
     dirs
 }
 
-fn unique_key(dir: &Path, taken: &[Live]) -> String {
+fn unique_key<'a>(dir: &Path, taken: impl Iterator<Item = &'a str> + Clone) -> String {
     let base = dir.file_name().map_or_else(|| "experiment".to_owned(), |n| n.to_string_lossy().into_owned());
-    let free = |k: &str| taken.iter().all(|e| e.key != k);
+    let free = |k: &str| taken.clone().all(|t| t != k);
     (1..).map(|i| if i == 1 { base.clone() } else { format!("{base}-{i}") }).find(|k| free(k)).unwrap_or(base)
 }
 

@@ -260,3 +260,35 @@ fn a_report_is_one_file_that_needs_nothing_else() {
     assert!(!none.status.success());
     assert!(String::from_utf8_lossy(&none.stderr).contains("no experiment folder"));
 }
+
+#[test]
+fn experiments_and_a_benchmark_folder_compare_on_one_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("exp.toml"), format!("{BRANIN}max_trials = 60\n")).unwrap();
+    for seed in ["1", "2"] {
+        assert!(hpo(&["run", "exp.toml", "--quiet", "--seed", seed], dir.path()).status.success());
+    }
+    let bench = ["bench", "run", "--blackbox", "branin", "--methods", "random,asha", "--seeds", "0..3"];
+    let out = hpo(&[&bench[..], &["--max-time", "60s", "--output", "runs/bench"]].concat(), dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dash = dashboard(dir.path(), &[]);
+
+    let compared = json(&dash.addr, "/api/compare?keys=many,many-2");
+    let groups = compared["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "one method, two experiments: {compared}");
+    assert_eq!(groups[0]["method"], "asha + random");
+    assert_eq!(groups[0]["experiments"], serde_json::json!(["many", "many-2"]));
+    let (median, q25, q75) = (&groups[0]["median"], &groups[0]["q25"], &groups[0]["q75"]);
+    assert_eq!(median.as_array().map(Vec::len), Some(101));
+    let last = |v: &Value| v.as_array().unwrap().last().unwrap().as_f64().unwrap();
+    assert!(last(q25) <= last(median) && last(median) <= last(q75));
+    assert_eq!(get(&dash.addr, "/api/compare?keys=many,nope", "").0, 404);
+
+    let benchmarks = json(&dash.addr, "/api/benchmarks");
+    assert_eq!(benchmarks[0]["key"], "bench", "{benchmarks}");
+    let summary = json(&dash.addr, "/api/benchmarks/bench");
+    let methods: Vec<&str> =
+        summary["methods"].as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["random", "asha"]);
+    assert_eq!(get(&dash.addr, "/api/benchmarks/..%2Fmany", "").0, 404);
+}
