@@ -23,6 +23,11 @@ pub(crate) const CURVES: usize = 50;
 /// Points of the best-so-far curve sent at most (the improvements are few; this bounds them).
 const MAX_CURVE_POINTS: usize = 2_000;
 
+/// A thread panicked while it held the experiments (a bug): say so rather than go on.
+fn poisoned() -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response()
+}
+
 fn not_found(what: &str) -> Response {
     (StatusCode::NOT_FOUND, Json(json!({ "error": what }))).into_response()
 }
@@ -30,7 +35,7 @@ fn not_found(what: &str) -> Response {
 /// Looks an experiment up by its key and answers with `view` of it.
 fn with_experiment(state: &AppState, key: &str, view: impl FnOnce(&Live, &ExperimentResults) -> Value) -> Response {
     let Ok(experiments) = state.experiments.read() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response();
+        return poisoned();
     };
     match experiments.get(key) {
         Some(live) => match &live.results {
@@ -90,7 +95,7 @@ fn elapsed(r: &ExperimentResults) -> f64 {
 
 pub(crate) async fn experiments(State(state): State<AppState>) -> Response {
     let Ok(experiments) = state.experiments.read() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response();
+        return poisoned();
     };
     Json(Value::Array(experiments.list.iter().map(summary).collect())).into_response()
 }
@@ -239,7 +244,7 @@ impl Ord for SortKey {
 /// its logs.
 pub(crate) async fn trial(State(state): State<AppState>, Path((key, id)): Path<(String, u64)>) -> Response {
     let Ok(experiments) = state.experiments.read() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response();
+        return poisoned();
     };
     let Some(live) = experiments.get(&key) else { return not_found(&format!("no experiment `{key}`")) };
     match live.results.as_ref().and_then(|r| trial_view(live, r, id)) {
@@ -333,7 +338,7 @@ fn rungs(spec: &Value) -> Vec<f64> {
 /// Folders written by `hpo bench run` among those served.
 pub(crate) async fn benchmarks(State(state): State<AppState>) -> Response {
     let Ok(experiments) = state.experiments.read() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response();
+        return poisoned();
     };
     let list: Vec<Value> = experiments
         .benchmarks
@@ -348,7 +353,7 @@ pub(crate) async fn benchmarks(State(state): State<AppState>) -> Response {
 pub(crate) async fn benchmark(State(state): State<AppState>, Path(key): Path<String>) -> Response {
     let dir = match state.experiments.read() {
         Ok(experiments) => experiments.benchmarks.iter().find(|(k, _)| *k == key).map(|(_, dir)| dir.clone()),
-        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response(),
+        Err(_) => return poisoned(),
     };
     let Some(dir) = dir else { return not_found(&format!("no benchmark `{key}` in this dashboard")) };
     match std::fs::read(dir.join("summary.json")).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
@@ -371,7 +376,7 @@ const COMPARE_POINTS: usize = 100;
 /// names its experiments.
 pub(crate) async fn compare(State(state): State<AppState>, Query(query): Query<CompareQuery>) -> Response {
     let Ok(experiments) = state.experiments.read() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard's state is poisoned").into_response();
+        return poisoned();
     };
     let mut chosen = Vec::new();
     for key in query.keys.split(',').filter(|k| !k.is_empty()) {
