@@ -34,7 +34,18 @@ function fromReport(path) {
     const sort = params.get("sort") || "id";
     const value = (t) => (sort === "id" ? t.id : ["status", "best", "reports"].includes(sort) ? t[sort] : (t.config || {})[sort]);
     const missing = (v) => v === null || v === undefined;
-    const rows = REPORT[route].rows.filter((t) => !statuses || statuses.includes(t.status)).sort((a, b) => {
+    const clauses = (params.get("filter") || "").split(",").map((c) => c.trim()).filter((c) => c).map((c) => {
+      const op = ["<=", ">=", "<", ">", "="].find((o) => c.includes(o));
+      if (!op) throw new Error(`\`${c}\`: expected a parameter, one of <= >= < > =, and a value`);
+      const [name, value] = [c.slice(0, c.indexOf(op)).trim(), c.slice(c.indexOf(op) + op.length).trim()];
+      return (t) => {
+        const v = (t.config || {})[name], x = Number(value);
+        if (v === undefined) return false;
+        if (typeof v !== "number" || isNaN(x)) return op === "=" && String(v) === value;
+        return op === "<=" ? v <= x : op === ">=" ? v >= x : op === "<" ? v < x : op === ">" ? v > x : v === x;
+      };
+    });
+    const rows = REPORT[route].rows.filter((t) => (!statuses || statuses.includes(t.status)) && clauses.every((f) => f(t))).sort((a, b) => {
       const [x, y] = [value(a), value(b)];
       if (missing(x) || missing(y)) return missing(x) === missing(y) ? a.id - b.id : missing(x) ? 1 : -1;
       const c = x < y ? -1 : x > y ? 1 : a.id - b.id;
@@ -366,9 +377,18 @@ async function showExperiment(key) {
   const columns = [["trial", "id", (t) => t.id], ["status", "status", (t) => t.status],
     [e.metric + " (best)", "best", (t) => t.best], ["reports", "reports", (t) => t.reports],
     ...params.map((p) => [p, p, (t) => (t.config || {})[p]])];
+  const filterBox = el("input", { type: "text", size: 48, id: "trials-filter", placeholder: "filter: learning_rate <= 0.01, batch_size >= 64" });
+  filterBox.onchange = () => loadTable();
   const loadTable = async () => {
-    const page = await api("experiments/" + encodeURIComponent(key) + "/trials?limit=" + TABLE_ROWS + "&sort=" +
-      encodeURIComponent(table.sort) + "&order=" + table.order + "&status=" + [...table.shown].join(","));
+    let page;
+    try {
+      page = await api("experiments/" + encodeURIComponent(key) + "/trials?limit=" + TABLE_ROWS + "&sort=" +
+        encodeURIComponent(table.sort) + "&order=" + table.order + "&status=" + [...table.shown].join(",") +
+        "&filter=" + encodeURIComponent(filterBox.value));
+    } catch (err) {
+      note.textContent = String(err.message || err);
+      return;
+    }
     note.textContent = page.total > page.rows.length
       ? `The first ${page.rows.length} of ${page.total} trials by ${table.sort} (${table.order === "asc" ? "ascending" : "descending"}); click a column to sort by it.`
       : `${page.total} trials.`;
@@ -389,7 +409,7 @@ async function showExperiment(key) {
     const box = el("input", { type: "checkbox", checked: "" });
     box.onchange = () => { box.checked ? table.shown.add(s) : table.shown.delete(s); loadTable(); };
     return el("label", {}, box, " " + s);
-  }));
+  }), filterBox);
   await loadTable();
   show(el("h1", {}, e.name || key), header, bestBox,
     e.error ? el("p", { class: "error" }, e.error) : "", cards, el("h2", {}, "Trials"), filters, note, tableHolder);

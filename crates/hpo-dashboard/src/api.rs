@@ -166,6 +166,54 @@ pub(crate) struct TrialsQuery {
     pub offset: Option<usize>,
     /// At most this many rows (default: all).
     pub limit: Option<usize>,
+    /// Conditions on parameters, comma-separated: `lr<=0.01,batch_size>=64,act=relu`.
+    pub filter: Option<String>,
+}
+
+/// One condition of a trials filter: a parameter compared with a number, or equal to a text.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Clause {
+    param: String,
+    op: &'static str,
+    value: String,
+}
+
+impl Clause {
+    fn holds(&self, t: &TrialSummary) -> bool {
+        let Some(v) = t.config_of_best().get(&self.param) else { return false };
+        match (v.as_f64(), self.value.parse::<f64>()) {
+            (Some(x), Ok(y)) => match self.op {
+                "<=" => x <= y,
+                ">=" => x >= y,
+                "<" => x < y,
+                ">" => x > y,
+                _ => x == y,
+            },
+            _ => self.op == "=" && v.as_str().map_or_else(|| v.to_string(), str::to_owned) == self.value,
+        }
+    }
+}
+
+/// Parses `name<=1e-2,name2=relu`; the message names the clause that is not one.
+pub(crate) fn parse_filter(text: &str) -> Result<Vec<Clause>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|clause| {
+            let (at, op) = ["<=", ">=", "<", ">", "="]
+                .iter()
+                .find_map(|op| clause.find(op).map(|at| (at, *op)))
+                .ok_or_else(|| format!("`{clause}`: expected a parameter, one of <= >= < > =, and a value"))?;
+            let (param, value) = (clause[..at].trim(), clause[at + op.len()..].trim());
+            if param.is_empty() || value.is_empty() {
+                return Err(format!("`{clause}`: expected a parameter, one of <= >= < > =, and a value"));
+            }
+            if op != "=" && value.parse::<f64>().is_err() {
+                return Err(format!("`{clause}`: {op} needs a number, got `{value}`"));
+            }
+            Ok(Clause { param: param.to_owned(), op, value: value.to_owned() })
+        })
+        .collect()
 }
 
 /// The trials, sorted and filtered on the server so that a page of 100,000 trials shows a
@@ -175,13 +223,20 @@ pub(crate) async fn trials(
     Path(key): Path<String>,
     Query(query): Query<TrialsQuery>,
 ) -> Response {
-    with_experiment(&state, &key, |_, r| trials_view(r, &query))
+    match parse_filter(query.filter.as_deref().unwrap_or("")) {
+        Ok(clauses) => with_experiment(&state, &key, |_, r| trials_view(r, &query, &clauses)),
+        Err(message) => (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response(),
+    }
 }
 
-pub(crate) fn trials_view(r: &ExperimentResults, query: &TrialsQuery) -> Value {
+pub(crate) fn trials_view(r: &ExperimentResults, query: &TrialsQuery, clauses: &[Clause]) -> Value {
     let statuses: Option<Vec<&str>> = query.status.as_deref().map(|s| s.split(',').collect());
-    let mut rows: Vec<&TrialSummary> =
-        r.trials.iter().filter(|t| statuses.as_ref().is_none_or(|s| s.contains(&t.status.as_str()))).collect();
+    let mut rows: Vec<&TrialSummary> = r
+        .trials
+        .iter()
+        .filter(|t| statuses.as_ref().is_none_or(|s| s.contains(&t.status.as_str())))
+        .filter(|t| clauses.iter().all(|c| c.holds(t)))
+        .collect();
     // Missing values (no result, no such parameter) go last either way.
     let key = |t: &TrialSummary| -> Option<SortKey> {
         match query.sort.as_deref().unwrap_or("id") {
@@ -600,6 +655,16 @@ pub(crate) async fn events(State(state): State<AppState>) -> Sse<impl Stream<Ite
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filters_parse_and_name_a_bad_clause() {
+        let clauses = parse_filter(" lr <= 1e-2, act=relu ,").expect("parses");
+        assert_eq!(clauses[0], Clause { param: "lr".into(), op: "<=", value: "1e-2".into() });
+        assert_eq!(clauses[1], Clause { param: "act".into(), op: "=", value: "relu".into() });
+        assert!(parse_filter("lr~1").unwrap_err().contains("`lr~1`: expected a parameter"));
+        assert!(parse_filter("lr<=big").unwrap_err().contains("<= needs a number"));
+        assert!(parse_filter("").expect("no clause").is_empty());
+    }
 
     #[test]
     fn quartiles_by_hand() {

@@ -121,7 +121,7 @@ pub fn report(dirs: &[PathBuf]) -> Result<String, DashboardError> {
         answers.insert(at("/gantt"), api::gantt_view(live, r, api::GANTT_RUNS));
         let best_first =
             api::TrialsQuery { sort: Some("best".into()), limit: Some(REPORT_TRIAL_ROWS), ..Default::default() };
-        answers.insert(at("/trials"), api::trials_view(r, &best_first));
+        answers.insert(at("/trials"), api::trials_view(r, &best_first, &[]));
         for t in r.ranked().iter().take(REPORT_TRIAL_PAGES) {
             if let Some(view) = api::trial_view(live, r, t.trial_id) {
                 answers.insert(at(&format!("/trials/{}", t.trial_id)), view);

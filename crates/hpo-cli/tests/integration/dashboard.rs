@@ -110,6 +110,14 @@ fn the_dashboard_follows_a_run_and_serves_only_its_experiments() {
     let by_x = json(&dash.addr, "/api/experiments/slow/trials?sort=x&order=desc&offset=1&limit=1");
     assert!(by_x["rows"][0]["config"]["x"].as_f64().unwrap() < 1.0);
     assert_eq!(json(&dash.addr, "/api/experiments/slow/trials?status=Failed,Paused")["total"], 0);
+    let low = json(&dash.addr, "/api/experiments/slow/trials?filter=x%3C%3D0.5");
+    let n = low["total"].as_u64().unwrap();
+    assert!(0 < n && n < 40, "{low}");
+    assert!(low["rows"].as_array().unwrap().iter().all(|r| r["config"]["x"].as_f64().unwrap() <= 0.5));
+    let high = json(&dash.addr, "/api/experiments/slow/trials?filter=x%3E0.5");
+    assert_eq!(n + high["total"].as_u64().unwrap(), 40, "x <= 0.5 and x > 0.5 split the trials");
+    let (status, body) = get(&dash.addr, "/api/experiments/slow/trials?filter=x~1", "");
+    assert!(status == 400 && body.contains("`x~1`"), "{status} {body}");
     let trial = json(&dash.addr, "/api/experiments/slow/trials/3");
     assert_eq!((trial["reports"].as_u64(), trial["history"].as_array().map(Vec::len)), (Some(1), Some(1)));
     assert_eq!(trial["stdout"], "epoch done\n", "the end of the trial's log");
