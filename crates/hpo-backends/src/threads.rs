@@ -177,6 +177,40 @@ struct Job {
     copy_from: Option<PathBuf>,
 }
 
+/// Address space a worker thread takes: its stack (Rust's default, 2 MiB) and a margin for
+/// its guard page, signal stack and thread-local data.
+const THREAD_ADDRESS_SPACE: u64 = 2 * 1024 * 1024 + 256 * 1024;
+/// Address space kept for everything else once the workers run (allocations, the runtime).
+const ADDRESS_SPACE_RESERVE: u64 = 64 * 1024 * 1024;
+
+/// Refuses `workers` threads that the process's address-space limit (`ulimit -v`) cannot
+/// hold. Near the limit, a thread may start and then fail to map its signal stack, which the
+/// standard library can only report by panicking inside it: so the sum is checked first.
+fn check_address_space(workers: usize) -> Result<(), BackendError> {
+    use nix::sys::resource::{Resource, getrlimit};
+    let Ok((limit, _)) = getrlimit(Resource::RLIMIT_AS) else { return Ok(()) };
+    // The current size, from Linux's /proc (elsewhere nothing is checked).
+    let Some(used) = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|pages| pages * 4096)
+    // 4 KiB pages: larger ones only make the check lenient
+    else {
+        return Ok(());
+    };
+    let needed = workers as u64 * THREAD_ADDRESS_SPACE;
+    let free = limit.saturating_sub(used).saturating_sub(ADDRESS_SPACE_RESERVE);
+    if limit != nix::sys::resource::RLIM_INFINITY && needed > free {
+        return Err(BackendError(format!(
+            "cannot start worker threads: {workers} need about {} MB of address space and this process's limit \
+             (ulimit -v) leaves about {} MB",
+            needed >> 20,
+            free >> 20
+        )));
+    }
+    Ok(())
+}
+
 /// Runs trial functions on worker threads.
 pub struct ThreadBackend {
     jobs: Option<crossbeam_channel::Sender<Job>>,
@@ -194,6 +228,7 @@ impl ThreadBackend {
         workers: usize,
         trial_fn: impl Fn(&TrialContext, &mut Reporter) -> Result<(), TrialError> + Send + Sync + 'static,
     ) -> Result<ThreadBackend, BackendError> {
+        check_address_space(workers.max(1))?;
         let trial_fn: Arc<TrialFn> = Arc::new(trial_fn);
         let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
         let (event_tx, event_rx) = mpsc::unbounded_channel();
