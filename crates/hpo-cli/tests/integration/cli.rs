@@ -289,12 +289,15 @@ fn one_version_and_every_flag_described() {
     let version = streams(&hpo(&["--version"], dir.path())).0;
     assert_eq!(version.trim(), format!("hpo {newest}"), "`hpo --version` and the README's changelog");
     assert!(readme.contains("cargo install --path crates/hpo-cli"), "the README says how to get `hpo` on the PATH");
-    let commands: [&[&str]; 15] = [
+    let commands: [&[&str]; 18] = [
         &["run"],
         &["results"],
         &["list"],
         &["best"],
+        &["importance"],
         &["plot"],
+        &["dashboard"],
+        &["report"],
         &["bench", "overhead"],
         &["bench", "scheduler"],
         &["bench", "searcher"],
