@@ -20,6 +20,8 @@
 
 use hpo_space::{Config, Domain, Space};
 
+use crate::results::ExperimentResults;
+
 /// The importance of each parameter, most important first (ties by name).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Importances {
@@ -43,6 +45,9 @@ pub enum ImportanceError {
     /// The quantile is not in (0, 1).
     #[error("the top quantile must lie strictly between 0 and 1, got {0}")]
     Quantile(f64),
+    /// The journal's header holds no search space that parses.
+    #[error("the search space in the journal's header: {0}")]
+    Space(String),
 }
 
 /// Optuna's default: the importance of reaching the best tenth.
@@ -53,6 +58,14 @@ const MAX_CELLS: usize = 50;
 const MIN_WIDTH: f64 = 0.5 / 1.64;
 /// Keeps both densities away from 0 in the ratio.
 const FLOOR: f64 = 1e-12;
+
+/// PED-ANOVA importances of an experiment's parameters: its space from the journal's header,
+/// each trial by its best value and the config it had then.
+pub fn of_results(results: &ExperimentResults, quantile: f64) -> Result<Importances, ImportanceError> {
+    let space = Space::from_json(&results.spec["space"]).map_err(|e| ImportanceError::Space(e.to_string()))?;
+    let trials = results.trials.iter().filter_map(|t| Some((t.config_of_best(), t.best_objective?)));
+    ped_anova(&space, trials, quantile)
+}
 
 /// PED-ANOVA importances of `space`'s parameters over `trials`: each trial's config and its
 /// value to minimize (non-finite values are left out).

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::Stream;
-use hpo_core::{ExperimentResults, Status, TrialSummary};
+use hpo_core::{ExperimentResults, Status, TotalF64, TrialSummary};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -240,12 +240,12 @@ pub(crate) fn trials_view(r: &ExperimentResults, query: &TrialsQuery, clauses: &
     // Missing values (no result, no such parameter) go last either way.
     let key = |t: &TrialSummary| -> Option<SortKey> {
         match query.sort.as_deref().unwrap_or("id") {
-            "id" => Some(SortKey::Number(t.trial_id as f64)),
+            "id" => Some(SortKey::Number(TotalF64(t.trial_id as f64))),
             "status" => Some(SortKey::Text(t.status.as_str().to_owned())),
-            "best" => t.best.map(SortKey::Number),
-            "reports" => Some(SortKey::Number(t.reports as f64)),
+            "best" => t.best.map(|b| SortKey::Number(TotalF64(b))),
+            "reports" => Some(SortKey::Number(TotalF64(t.reports as f64))),
             param => t.config_of_best().get(param).map(|v| match v.as_f64() {
-                Some(x) => SortKey::Number(x),
+                Some(x) => SortKey::Number(TotalF64(x)),
                 None => SortKey::Text(v.to_string()),
             }),
         }
@@ -263,36 +263,11 @@ pub(crate) fn trials_view(r: &ExperimentResults, query: &TrialsQuery, clauses: &
     json!({ "total": total, "rows": page.map(trial_row).collect::<Vec<_>>() })
 }
 
-/// A sortable cell: numbers (in total order) before text.
-#[derive(Clone, Debug)]
+/// A sortable cell: numbers (in total order) before text, as the variants are declared.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum SortKey {
-    Number(f64),
+    Number(TotalF64),
     Text(String),
-}
-
-impl PartialEq for SortKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == std::cmp::Ordering::Equal
-    }
-}
-
-impl Eq for SortKey {}
-
-impl PartialOrd for SortKey {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for SortKey {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        match (self, other) {
-            (SortKey::Number(a), SortKey::Number(b)) => a.total_cmp(b),
-            (SortKey::Text(a), SortKey::Text(b)) => a.cmp(b),
-            (SortKey::Number(_), SortKey::Text(_)) => std::cmp::Ordering::Less,
-            (SortKey::Text(_), SortKey::Number(_)) => std::cmp::Ordering::Greater,
-        }
-    }
 }
 
 /// One trial: its row, every report with the decision on it (`history`), and the ends of
@@ -509,12 +484,6 @@ fn quartiles(mut values: Vec<f64>) -> Option<[f64; 3]> {
     Some([at(0.25), at(0.5), at(0.75)])
 }
 
-#[derive(Deserialize)]
-pub(crate) struct GanttQuery {
-    /// The latest stretches drawn at most (default [`GANTT_RUNS`]).
-    max: Option<usize>,
-}
-
 /// Stretches of trials a Gantt chart shows at most: the latest.
 pub(crate) const GANTT_RUNS: usize = 2_000;
 
@@ -524,7 +493,7 @@ pub(crate) const GANTT_RUNS: usize = 2_000;
 pub(crate) async fn gantt(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Query(query): Query<GanttQuery>,
+    Query(query): Query<AtMost>,
 ) -> Response {
     with_experiment(&state, &key, |live, r| gantt_view(live, r, query.max.unwrap_or(GANTT_RUNS)))
 }
@@ -533,12 +502,12 @@ pub(crate) fn gantt_view(live: &Live, r: &ExperimentResults, max: usize) -> Valu
     let now = elapsed(r);
     let shown = &live.runs[live.runs.len().saturating_sub(max)..];
     // Free lanes as a heap of numbers, busy ones by the time they free up.
-    let mut busy: std::collections::BinaryHeap<std::cmp::Reverse<(SortKey, usize)>> = Default::default();
+    let mut busy: std::collections::BinaryHeap<std::cmp::Reverse<(TotalF64, usize)>> = Default::default();
     let mut free: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = Default::default();
     let mut lanes = 0;
     let mut bars = Vec::with_capacity(shown.len());
     for run in shown {
-        while busy.peek().is_some_and(|std::cmp::Reverse((end, _))| *end <= SortKey::Number(run.start)) {
+        while busy.peek().is_some_and(|std::cmp::Reverse((end, _))| *end <= TotalF64(run.start)) {
             if let Some(std::cmp::Reverse((_, lane))) = busy.pop() {
                 free.push(std::cmp::Reverse(lane));
             }
@@ -551,16 +520,16 @@ pub(crate) fn gantt_view(live: &Live, r: &ExperimentResults, max: usize) -> Valu
             |std::cmp::Reverse(lane)| lane,
         );
         let end = run.end.map_or(now, |(t, _)| t);
-        busy.push(std::cmp::Reverse((SortKey::Number(end), lane)));
+        busy.push(std::cmp::Reverse((TotalF64(end), lane)));
         let status = run.end.map_or("InProgress", |(_, s)| s.as_str());
         bars.push(json!([run.trial, lane, run.start, run.end.map(|(t, _)| t), status]));
     }
     json!({ "lanes": lanes, "now": now, "runs": live.runs.len(), "bars": bars, "workers": r.spec["workers"] })
 }
 
+/// `?max=N`: how much a chart draws at most (each view has its default).
 #[derive(Deserialize)]
-pub(crate) struct SlicesQuery {
-    /// Trials drawn at most (default [`SLICE_POINTS`]).
+pub(crate) struct AtMost {
     max: Option<usize>,
 }
 
@@ -573,7 +542,7 @@ pub(crate) const SLICE_POINTS: usize = 2_000;
 pub(crate) async fn slices(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Query(query): Query<SlicesQuery>,
+    Query(query): Query<AtMost>,
 ) -> Response {
     with_experiment(&state, &key, |_, r| slices_view(r, query.max.unwrap_or(SLICE_POINTS)))
 }
@@ -618,12 +587,7 @@ pub(crate) async fn importance(State(state): State<AppState>, Path(key): Path<St
 }
 
 pub(crate) fn importance_view(r: &ExperimentResults) -> Value {
-    let space = match hpo_core::Space::from_json(&r.spec["space"]) {
-        Ok(space) => space,
-        Err(e) => return json!({ "error": format!("the search space in the journal's header: {e}") }),
-    };
-    let trials = r.trials.iter().filter_map(|t| Some((t.config_of_best(), t.best_objective?)));
-    match hpo_core::importance::ped_anova(&space, trials, hpo_core::importance::DEFAULT_QUANTILE) {
+    match hpo_core::importance::of_results(r, hpo_core::importance::DEFAULT_QUANTILE) {
         Ok(found) => json!({
             "method": "ped-anova",
             "quantile": hpo_core::importance::DEFAULT_QUANTILE,

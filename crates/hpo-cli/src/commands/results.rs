@@ -121,10 +121,7 @@ pub fn best(args: BestArgs) -> anyhow::Result<ExitCode> {
 pub fn importance(args: ImportanceArgs) -> anyhow::Result<ExitCode> {
     let path = journal_of(&args.dir)?;
     let results = ExperimentResults::from_entries(&read_journal(&path)?).with_context(|| path.display().to_string())?;
-    let space = hpo_core::Space::from_json(&results.spec["space"])
-        .with_context(|| format!("{}: the search space in its header", path.display()))?;
-    let trials = results.trials.iter().filter_map(|t| Some((t.config_of_best(), t.best_objective?)));
-    let found = hpo_core::importance::ped_anova(&space, trials, args.quantile)
+    let found = hpo_core::importance::of_results(&results, args.quantile)
         .with_context(|| format!("parameter importance of {}", args.dir.display()))?;
     if args.json {
         let params: Vec<serde_json::Value> =
