@@ -10,6 +10,22 @@ let refreshTimer = null;
 const TABLE_ROWS = 500;
 // The best trials drawn in parallel coordinates.
 const PARALLEL_TRIALS = 500;
+// A trial's statuses, as the server names them.
+const STATUSES = ["InProgress", "Paused", "Completed", "Stopped", "Failed"];
+// How many of the best trials' learning curves may be drawn (the server sends at most 2,000).
+const CURVE_CHOICES = [50, 500, 2000];
+
+// What the user chose on an experiment's page (the table's order and filters, the curves
+// drawn), kept across the redraws a live run causes.
+const choices = new Map();
+// The experiments ticked on the list for a comparison, kept across redraws too.
+const picked = new Set();
+function choicesOf(key) {
+  if (!choices.has(key)) {
+    choices.set(key, { sort: "best", order: "asc", shown: new Set(STATUSES), filter: "", curves: CURVE_CHOICES[0] });
+  }
+  return choices.get(key);
+}
 
 // A report (`hpo report`) carries its answers in the page: no server, no live updates.
 const REPORT = window.HPO_REPORT || null;
@@ -32,7 +48,8 @@ function fromReport(path) {
   if (route.endsWith("/trials") && route in REPORT) {
     const statuses = params.has("status") ? params.get("status").split(",") : null;
     const sort = params.get("sort") || "id";
-    const value = (t) => (sort === "id" ? t.id : ["status", "best", "reports"].includes(sort) ? t[sort] : (t.config || {})[sort]);
+    const value = (t) => (sort === "id" ? t.id : ["status", "best", "reports"].includes(sort) ? t[sort]
+      : sort.startsWith("last:") ? (t.last_metrics || {})[sort.slice(5)] : (t.config || {})[sort]);
     const missing = (v) => v === null || v === undefined;
     const clauses = (params.get("filter") || "").split(",").map((c) => c.trim()).filter((c) => c).map((c) => {
       const op = ["<=", ">=", "<", ">", "="].find((o) => c.includes(o));
@@ -128,8 +145,10 @@ function chart(title, xLabel, series, data, opts) {
   return holder;
 }
 
-// On learning curves: the rung levels as dashed lines, a cross where a trial was stopped and
-// a ring where it was paused.
+const DECISION_COLORS = { stop: "#b3261e", pause: "#c77700", promote: "#2aa05a" };
+
+// On learning curves: the rung levels as dashed lines, a cross where a trial was stopped, a
+// ring where it was paused, and a triangle where it was paused and later promoted (resumed).
 function markDecisions(u, curves) {
   const ctx = u.ctx, scale = devicePixelRatio, [top, height] = [u.bbox.top, u.bbox.height];
   ctx.save();
@@ -144,12 +163,13 @@ function markDecisions(u, curves) {
   const r = 3.5 * scale;
   for (const c of curves.curves) {
     for (const [px, py, decision] of c.points) {
-      if (decision !== "stop" && decision !== "pause") continue;
+      if (!(decision in DECISION_COLORS)) continue;
       const [x, y] = [u.valToPos(px, "x", true), u.valToPos(py, "y", true)];
-      ctx.strokeStyle = decision === "stop" ? "#b3261e" : "#c77700";
+      ctx.strokeStyle = DECISION_COLORS[decision];
       ctx.beginPath();
       if (decision === "stop") { ctx.moveTo(x - r, y - r); ctx.lineTo(x + r, y + r); ctx.moveTo(x + r, y - r); ctx.lineTo(x - r, y + r); }
-      else ctx.arc(x, y, r, 0, 2 * Math.PI);
+      else if (decision === "pause") ctx.arc(x, y, r, 0, 2 * Math.PI);
+      else { ctx.moveTo(x, y - r); ctx.lineTo(x + r, y + r); ctx.lineTo(x - r, y + r); ctx.closePath(); }
       ctx.stroke();
     }
   }
@@ -256,6 +276,7 @@ async function showCompare(keys) {
     el("p", {}, el("a", { href: "#/" }, "← experiments")),
     el("h1", {}, "Comparison"),
     el("p", { class: "muted" }, "Best " + (c.metric || "value") + " so far: the median over each method's experiments, and its quartiles as a band."),
+    c.metrics.length > 1 ? el("p", { class: "error" }, "These experiments measure different metrics (" + c.metrics.join(", ") + "): their values may not compare.") : "",
     el("div", { class: "cards" }, bandChart("Best so far against time", "time (s)", c.time, groups)),
     el("ul", {}, c.groups.map((g) => el("li", {}, g.method + ": ", g.experiments.join(", ")))),
   );
@@ -282,9 +303,8 @@ async function showBenchmark(key) {
 async function showList() {
   const [list, benches] = await Promise.all([api("experiments"), api("benchmarks")]);
   const rows = list.map((e) => ({ ...e, t: e.trials || {} }));
-  const picked = new Set();
   const boxes = rows.map((e) => {
-    const box = el("input", { type: "checkbox" });
+    const box = el("input", { type: "checkbox", checked: picked.has(e.key) ? "" : null });
     box.onchange = () => { box.checked ? picked.add(e.key) : picked.delete(e.key); };
     return el("label", {}, box, " " + e.key);
   });
@@ -308,7 +328,7 @@ async function showList() {
 async function showExperiment(key) {
   const [e, curves, slices, gantt, importance, bestTrials] = await Promise.all([
     api("experiments/" + encodeURIComponent(key)),
-    api("experiments/" + encodeURIComponent(key) + "/curves?top=50"),
+    api("experiments/" + encodeURIComponent(key) + "/curves?top=" + choicesOf(key).curves),
     api("experiments/" + encodeURIComponent(key) + "/slices"),
     api("experiments/" + encodeURIComponent(key) + "/gantt"),
     api("experiments/" + encodeURIComponent(key) + "/importance"),
@@ -351,7 +371,11 @@ async function showExperiment(key) {
       points: { show: false },
     }));
     const marks = { hooks: { draw: [(u) => markDecisions(u, curves)] } };
-    cards.append(chart("Learning curves of the best " + curves.curves.length + " trials", curves.resource_attr || "report", series, data, marks));
+    const card = chart("Learning curves of the best " + curves.curves.length + " trials", curves.resource_attr || "report", series, data, marks);
+    card.id = "curves";
+    card.append(el("p", { class: "muted" }, "Dashed: rung levels. ✕ stopped, ○ paused, △ paused and promoted. ",
+      REPORT ? "" : curveChoice(key)));
+    cards.append(card);
   }
   const importanceCard = el("div", { class: "card", id: "importance" }, el("h2", {}, "Parameter importance (PED-ANOVA)"));
   if (importance.params) {
@@ -371,13 +395,12 @@ async function showExperiment(key) {
   // The trials table is sorted and filtered by the server, a page at a time: an experiment
   // may hold 100,000 trials.
   const params = Object.keys((e.spec && e.spec.space) || {}).sort();
-  const table = { sort: "best", order: "asc", shown: new Set(["InProgress", "Paused", "Completed", "Stopped", "Failed"]) };
+  const table = choicesOf(key);
   const tableHolder = el("div", { class: "scroll" });
   const note = el("p", { class: "muted", id: "trials-note" });
-  const columns = [["trial", "id", (t) => t.id], ["status", "status", (t) => t.status],
-    [e.metric + " (best)", "best", (t) => t.best], ["reports", "reports", (t) => t.reports],
-    ...params.map((p) => [p, p, (t) => (t.config || {})[p]])];
   const filterBox = el("input", { type: "text", size: 48, id: "trials-filter", placeholder: "filter: learning_rate <= 0.01, batch_size >= 64" });
+  filterBox.value = table.filter;
+  filterBox.oninput = () => { table.filter = filterBox.value; };
   filterBox.onchange = () => loadTable();
   const loadTable = async () => {
     let page;
@@ -389,6 +412,12 @@ async function showExperiment(key) {
       note.textContent = String(err.message || err);
       return;
     }
+    // Every config value, then the last value of every metric the page's trials reported.
+    const metrics = [...new Set(page.rows.flatMap((t) => Object.keys(t.last_metrics || {})))].sort();
+    const columns = [["trial", "id", (t) => t.id], ["status", "status", (t) => t.status],
+      [e.metric + " (best)", "best", (t) => t.best], ["reports", "reports", (t) => t.reports],
+      ...params.map((p) => [p, p, (t) => (t.config || {})[p]]),
+      ...metrics.map((m) => ["last " + m, "last:" + m, (t) => (t.last_metrics || {})[m]])];
     note.textContent = page.total > page.rows.length
       ? `The first ${page.rows.length} of ${page.total} trials by ${table.sort} (${table.order === "asc" ? "ascending" : "descending"}); click a column to sort by it.`
       : `${page.total} trials.`;
@@ -405,8 +434,8 @@ async function showExperiment(key) {
     }, columns.map(([, , f], i) => el("td", i === 1 ? {} : { class: "num" }, fmt(f(t)))))));
     tableHolder.replaceChildren(el("table", {}, el("thead", {}, head), body));
   };
-  const filters = el("div", { class: "filters" }, [...table.shown].map((s) => {
-    const box = el("input", { type: "checkbox", checked: "" });
+  const filters = el("div", { class: "filters" }, STATUSES.map((s) => {
+    const box = el("input", { type: "checkbox", checked: table.shown.has(s) ? "" : null });
     box.onchange = () => { box.checked ? table.shown.add(s) : table.shown.delete(s); loadTable(); };
     return el("label", {}, box, " " + s);
   }), filterBox);
@@ -453,9 +482,20 @@ function route() {
   return { view: "list" };
 }
 
+// How many learning curves to draw: the page is drawn again with the choice.
+function curveChoice(key) {
+  const chosen = choicesOf(key);
+  const select = el("select", { id: "curves-shown" }, CURVE_CHOICES.map((n) =>
+    el("option", { value: n, selected: n === chosen.curves ? "" : null }, "best " + n)));
+  select.onchange = () => { chosen.curves = Number(select.value); render(); };
+  return el("label", {}, "Draw the ", select);
+}
+
 async function render() {
   const r = route();
   current.route = r;
+  // A redraw keeps the keyboard where it was (say, in the trials filter while a run goes on).
+  const focused = document.activeElement && document.activeElement.id;
   try {
     if (r.view === "compare") await showCompare(r.keys);
     else if (r.view === "bench") await showBenchmark(r.key);
@@ -464,6 +504,11 @@ async function render() {
     else await showList();
   } catch (err) {
     show(el("p", { class: "error" }, String(err.message || err)));
+  }
+  const again = focused && document.getElementById(focused);
+  if (again && again !== document.activeElement) {
+    again.focus();
+    if (again.type === "text") again.setSelectionRange(again.value.length, again.value.length);
   }
 }
 
@@ -482,7 +527,8 @@ function listen() {
   });
 }
 
-window.addEventListener("hashchange", render);
+// A redraw the previous view had pending is not this view's.
+window.addEventListener("hashchange", () => { clearTimeout(refreshTimer); refreshTimer = null; render(); });
 render();
 if (REPORT) {
   document.getElementById("home").textContent = "hpo report";

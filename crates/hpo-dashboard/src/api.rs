@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::Stream;
-use hpo_core::{ExperimentResults, Status, TotalF64, TrialSummary};
+use hpo_core::{Decision, ExperimentResults, Status, TotalF64, TrialSummary};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -18,8 +18,11 @@ use crate::live::Live;
 
 /// Bytes of a trial's log shown, from its end.
 const LOG_TAIL: u64 = 8 * 1024;
-/// Learning curves drawn: the best trials'.
+/// Learning curves drawn by default: the best trials'.
 pub(crate) const CURVES: usize = 50;
+/// Learning curves sent at most, however many are asked for (a chart of more is unreadable
+/// and slow to draw).
+const MAX_CURVES: usize = 2_000;
 /// Points of the best-so-far curve sent at most (the improvements are few; this bounds them).
 const MAX_CURVE_POINTS: usize = 2_000;
 
@@ -157,7 +160,8 @@ fn trial_row(t: &TrialSummary) -> Value {
 
 #[derive(Default, Deserialize)]
 pub(crate) struct TrialsQuery {
-    /// `id` (the default), `status`, `best`, `reports`, or a parameter's name.
+    /// `id` (the default), `status`, `best`, `reports`, a parameter's name, or `last:` and a
+    /// metric's name (its last reported value).
     pub sort: Option<String>,
     /// `asc` (the default) or `desc`.
     pub order: Option<String>,
@@ -244,6 +248,7 @@ pub(crate) fn trials_view(r: &ExperimentResults, query: &TrialsQuery, clauses: &
             "status" => Some(SortKey::Text(t.status.as_str().to_owned())),
             "best" => t.best.map(|b| SortKey::Number(TotalF64(b))),
             "reports" => Some(SortKey::Number(TotalF64(t.reports as f64))),
+            last if last.starts_with("last:") => t.last_metrics.get(&last[5..]).map(|&x| SortKey::Number(TotalF64(x))),
             param => t.config_of_best().get(param).map(|v| match v.as_f64() {
                 Some(x) => SortKey::Number(TotalF64(x)),
                 None => SortKey::Text(v.to_string()),
@@ -312,7 +317,7 @@ fn log_tail(path: &std::path::Path) -> Value {
 
 #[derive(Deserialize)]
 pub(crate) struct CurvesQuery {
-    /// The best N trials' curves (default [`CURVES`]).
+    /// The best N trials' curves (default [`CURVES`], at most [`MAX_CURVES`]).
     top: Option<usize>,
 }
 
@@ -326,17 +331,45 @@ pub(crate) async fn curves(
     with_experiment(&state, &key, |_, r| curves_view(r, query.top.unwrap_or(CURVES)))
 }
 
+/// The decision of a report, with `promote` for a pause the trial was later resumed from.
 pub(crate) fn curves_view(r: &ExperimentResults, top: usize) -> Value {
     let resource_attr = r.spec["resource_attr"].as_str();
-    let chosen: Vec<u64> = r.ranked().iter().take(top).map(|t| t.trial_id).collect();
-    let mut curves: Vec<(u64, Vec<Value>)> = chosen.iter().map(|&id| (id, Vec::new())).collect();
-    for row in &r.rows {
-        let Some((_, points)) = curves.iter_mut().find(|(id, _)| *id == row.trial_id) else { continue };
-        let Ok(value) = r.objective.of(&row.metrics) else { continue };
-        let x = resource_attr.and_then(|a| row.metrics.get(a).copied()).unwrap_or((points.len() + 1) as f64);
-        points.push(json!([x, r.objective.to_metric(value), row.decision]));
+    let chosen: Vec<&TrialSummary> = r.ranked().into_iter().take(top.min(MAX_CURVES)).collect();
+    // Trial ids are 0, 1, 2, ... in start order: the curve of trial i is at slot[i].
+    let mut slot = vec![None; r.trials.len()];
+    for (i, t) in chosen.iter().enumerate() {
+        slot[t.trial_id as usize] = Some(i);
     }
-    let curves: Vec<Value> = curves.into_iter().map(|(id, points)| json!({ "trial": id, "points": points })).collect();
+    let mut curves: Vec<Vec<(f64, f64, Decision)>> = vec![Vec::new(); chosen.len()];
+    for row in &r.rows {
+        let Some(Some(i)) = slot.get(row.trial_id as usize) else { continue };
+        let Ok(value) = r.objective.of(&row.metrics) else { continue };
+        let points = &mut curves[*i];
+        let x = resource_attr.and_then(|a| row.metrics.get(a).copied()).unwrap_or((points.len() + 1) as f64);
+        points.push((x, r.objective.to_metric(value), row.decision));
+    }
+    let curves: Vec<Value> = chosen
+        .iter()
+        .zip(curves)
+        .map(|(t, points)| {
+            // A pause with reports after it, or the last report of a trial running again.
+            let resumed = |i: usize| i + 1 < points.len() || t.status == Status::InProgress;
+            let points: Vec<Value> = points
+                .iter()
+                .enumerate()
+                .map(|(i, &(x, y, decision))| {
+                    let decision = match decision {
+                        Decision::Continue => "continue",
+                        Decision::Pause if resumed(i) => "promote",
+                        Decision::Pause => "pause",
+                        Decision::Stop => "stop",
+                    };
+                    json!([x, y, decision])
+                })
+                .collect();
+            json!({ "trial": t.trial_id, "points": points })
+        })
+        .collect();
     json!({ "resource_attr": resource_attr, "metric": r.objective.metric, "curves": curves, "rungs": rungs(&r.spec) })
 }
 
@@ -448,8 +481,14 @@ pub(crate) fn compare_view(chosen: &[(&str, &ExperimentResults)]) -> Value {
             json!({ "method": method, "experiments": keys, "q25": column(0), "median": column(1), "q75": column(2) })
         })
         .collect();
-    let metric = chosen.first().map(|(_, r)| r.objective.metric.clone());
-    json!({ "metric": metric, "time": grid, "groups": groups })
+    // Experiments of different metrics can be drawn together, but the page says so.
+    let mut metrics: Vec<&str> = Vec::new();
+    for (_, r) in chosen {
+        if !metrics.contains(&r.objective.metric.as_str()) {
+            metrics.push(&r.objective.metric);
+        }
+    }
+    json!({ "metric": metrics.first(), "metrics": metrics, "time": grid, "groups": groups })
 }
 
 /// The best value so far (in the metric's units) at each time of `grid`; NaN before any.
@@ -636,6 +675,60 @@ mod tests {
         assert_eq!(quartiles(vec![5.0, 1.0, 3.0, 2.0, 4.0]), Some([2.0, 3.0, 4.0]));
         assert_eq!(quartiles(vec![4.0, 1.0, 3.0, 2.0]), Some([1.75, 2.5, 3.25]));
         assert_eq!(quartiles(vec![]), None);
+    }
+
+    /// Trial 0 paused at epoch 1 and resumed (promoted), reporting again; trial 1 paused for
+    /// good at epoch 1; trial 2 stopped at epoch 1; trial 3 paused, then resumed, not yet
+    /// reporting again.
+    #[test]
+    fn a_pause_the_trial_was_resumed_from_is_a_promotion() {
+        use std::borrow::Cow;
+
+        use hpo_core::{Config, Entry, Metrics};
+
+        let spec = json!({ "metric": "loss", "mode": "min", "resource_attr": "epoch" });
+        let header = Entry::Experiment { v: 1, name: "x".into(), spec };
+        let mut r = ExperimentResults::from_header(&header).unwrap();
+        let config: Config = serde_json::from_value(json!({ "x": 1.0 })).unwrap();
+        let start = |trial| Entry::Start { t: 0.0, trial, config: Cow::Owned(config.clone()), checkpoint_from: None };
+        let report = |trial, epoch: f64, loss: f64, decision| {
+            let metrics: Metrics = [("epoch".to_owned(), epoch), ("loss".to_owned(), loss)].into_iter().collect();
+            Entry::Report { t: epoch, trial, metrics: Cow::Owned(metrics), decision }
+        };
+        let resume = |trial| Entry::Resume { t: 2.0, trial, config: Cow::Owned(config.clone()) };
+        let entries = [
+            start(0),
+            start(1),
+            start(2),
+            start(3),
+            report(0, 1.0, 0.5, Decision::Pause),
+            report(1, 1.0, 0.6, Decision::Pause),
+            report(2, 1.0, 0.9, Decision::Stop),
+            report(3, 1.0, 0.7, Decision::Pause),
+            Entry::Paused { t: 1.0, trial: 0 },
+            Entry::Paused { t: 1.0, trial: 1 },
+            Entry::Stopped { t: 1.0, trial: 2 },
+            Entry::Paused { t: 1.0, trial: 3 },
+            resume(0),
+            report(0, 2.0, 0.4, Decision::Continue),
+            resume(3),
+        ];
+        for entry in &entries {
+            r.apply(entry).unwrap();
+        }
+        let view = curves_view(&r, 10);
+        let decisions = |trial: usize| -> Vec<&str> {
+            let curve = view["curves"].as_array().unwrap().iter().find(|c| c["trial"] == trial).unwrap();
+            curve["points"].as_array().unwrap().iter().map(|p| p[2].as_str().unwrap()).collect()
+        };
+        assert_eq!(decisions(0), ["promote", "continue"]);
+        assert_eq!(decisions(1), ["pause"]);
+        assert_eq!(decisions(2), ["stop"]);
+        assert_eq!(decisions(3), ["promote"]);
+        // Best first (0.4, 0.6, 0.7, 0.9), and only as many as asked for.
+        let trials: Vec<u64> =
+            curves_view(&r, 3)["curves"].as_array().unwrap().iter().map(|c| c["trial"].as_u64().unwrap()).collect();
+        assert_eq!(trials, [0, 1, 3]);
     }
 
     #[test]

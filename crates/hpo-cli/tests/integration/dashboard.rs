@@ -202,9 +202,10 @@ const BRANIN: &str = "name = \"many\"\nmetric = \"objective\"\nresource_attr = \
 
 /// The page in headless Chromium through WebDriver (`tests/browser/dashboard.py`, selenium):
 /// no console error, the trial count rises while a run goes on, a click opens a trial, the
-/// importance view lists x first, an experiment of 100,000 trials shows its best value in
-/// under 2 s (timed with an optimized build); a screenshot per view in
-/// target/dashboard-screenshots/.
+/// importance view lists x first, a range filter keeps only the trials in range, an
+/// experiment of 100,000 trials shows its best value in under 2 s (timed with an optimized
+/// build), two experiments compare on one plot, a benchmark folder is drawn; a screenshot per
+/// view in target/dashboard-screenshots/.
 #[test]
 fn the_page_works_in_a_real_browser() {
     let python = Command::new("python3").args(["-c", "import selenium"]).status().is_ok_and(|s| s.success());
@@ -220,6 +221,9 @@ fn the_page_works_in_a_real_browser() {
     let many = if cfg!(debug_assertions) { 10_000 } else { 100_000 };
     std::fs::write(dir.path().join("exp.toml"), format!("{BRANIN}max_trials = {many}\n")).unwrap();
     assert!(hpo(&["run", "exp.toml", "--quiet"], dir.path()).status.success());
+    let bench = ["bench", "run", "--blackbox", "branin", "--methods", "random,asha", "--seeds", "0..3"];
+    let out = hpo(&[&bench[..], &["--max-time", "60s", "--output", "runs/bench"]].concat(), dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::write(dir.path().join("exp.toml"), SLOW.replace("max_trials = 40", "max_trials = 400")).unwrap();
     let mut run = spawn_run(Path::new(env!("CARGO_BIN_EXE_hpo")), dir.path());
     let dash = dashboard(dir.path(), &[]);
@@ -231,7 +235,7 @@ fn the_page_works_in_a_real_browser() {
     let script = repo().join("crates/hpo-cli/tests/browser/dashboard.py");
     let out = Command::new("python3")
         .arg(&script)
-        .args([&dash.url, "slow", "linear", "many", report.to_str().unwrap(), shots.to_str().unwrap()])
+        .args([&dash.url, "slow", "linear", "many", "bench", report.to_str().unwrap(), shots.to_str().unwrap()])
         .output()
         .unwrap();
     let _ = run.kill();
@@ -246,7 +250,8 @@ fn the_page_works_in_a_real_browser() {
         let shown = measured["big_best_shown_s"].as_f64().unwrap();
         assert!(shown < 2.0, "100,000 trials: the best value took {shown} s to show (goal: under 2 s)");
     }
-    for view in ["list", "running", "experiment", "importance", "trial", "many-trials", "report"] {
+    let views = ["list", "running", "experiment", "importance", "filtered", "trial", "many-trials", "curves"];
+    for view in views.iter().chain(&["compare", "benchmark", "report"]) {
         assert!(shots.join(format!("{view}.png")).exists(), "no screenshot of {view}");
     }
 }
