@@ -307,7 +307,7 @@ impl Domain {
     }
 
     /// The i-th value of a finite, ordered domain (`choice`, `ordinal`, `finrange`, `logfinrange`).
-    fn nth_value(&self, i: usize) -> Value {
+    pub(crate) fn nth_value(&self, i: usize) -> Value {
         match *self {
             Domain::Choice(ref v) | Domain::Ordinal(ref v) => v[i].clone(),
             Domain::FinRange { low, high, size } => {

@@ -17,11 +17,29 @@
 //! ```
 //!
 //! or built in code with [`Space::builder`].
+//!
+//! A parameter may be active only under a condition on others, and combinations may be
+//! forbidden; an inactive parameter is absent from the config:
+//!
+//! ```
+//! let space = hpo_space::Space::from_toml_str(r#"
+//! optimizer = { choice = ["sgd", "adam"] }
+//! momentum = { uniform = [0.0, 0.99], when = "optimizer == 'sgd'" }
+//! batch_size = { ordinal = [32, 256, 1024] }
+//! learning_rate = { loguniform = [1e-4, 1.0] }
+//! forbid = ["batch_size >= 1024 and learning_rate > 0.1"]
+//! "#, "space.toml").unwrap();
+//! use rand::SeedableRng;
+//! let config = space.sample(&mut rand_chacha::ChaCha8Rng::seed_from_u64(7));
+//! assert_eq!(config.get("momentum").is_some(), config.str("optimizer").unwrap() == "sgd");
+//! ```
 
+mod condition;
 mod domain;
 mod space;
 mod value;
 
+pub use condition::Condition;
 pub use domain::{Axis, Domain, DomainError, KEYWORDS};
 pub use space::{Grid, Location, Space, SpaceBuilder, SpaceError, line_of};
 pub use value::{Config, ConfigError, Value};

@@ -1,11 +1,12 @@
 //! A search space: named hyperparameters, each with a domain.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::condition::{Analysis, Condition};
 use crate::domain::{Axis, Domain};
 use crate::value::{Config, Value};
 
@@ -46,10 +47,54 @@ impl SpaceError {
     }
 }
 
-/// Named hyperparameters with their domains, in name order.
+/// Named hyperparameters with their domains, in name order; some active only under a
+/// condition on others (`when`), and combinations that are never suggested (`forbid`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Space {
     params: BTreeMap<String, Domain>,
+    /// When each conditional parameter is active.
+    conditions: BTreeMap<String, Condition>,
+    /// Combinations never suggested.
+    forbid: Vec<Condition>,
+    /// Every parameter after those its condition compares (by name otherwise).
+    order: Vec<String>,
+}
+
+/// A forbid clause must leave at least this many of [`FORBID_DRAWS`] random configs.
+const FORBID_MIN_ALLOWED: usize = 10;
+/// Random configs drawn to check that the forbid clauses leave enough of the space.
+const FORBID_DRAWS: usize = 10_000;
+/// Draws a sample makes at most to avoid the forbidden combinations: with at least 1 in 1,000
+/// allowed (checked when the space is built), all fail with probability below e^-100.
+const MAX_REDRAWS: usize = 100_000;
+/// The most configs a conditional grid lists (it is listed, not indexed as a product).
+const MAX_LISTED_CONFIGS: usize = 1_000_000;
+
+/// A parameter's entry in the search-space syntax: a domain with an optional condition, or
+/// the space's `forbid` list.
+enum Entry {
+    Param(Domain, Option<String>),
+    Forbid(Vec<String>),
+}
+
+impl Entry {
+    fn from_json(name: &str, spec: &serde_json::Value) -> Result<Entry, String> {
+        if name == "forbid"
+            && let Some(list) = spec.as_array()
+        {
+            let clauses: Option<Vec<String>> = list.iter().map(|c| c.as_str().map(str::to_owned)).collect();
+            return clauses.map(Entry::Forbid).ok_or_else(|| {
+                format!("`forbid` is a list of conditions such as [\"batch_size > 256 and lr > 0.1\"], got {spec}")
+            });
+        }
+        let mut spec = spec.clone();
+        let when = match spec.as_object_mut().and_then(|o| o.remove("when")) {
+            None => None,
+            Some(serde_json::Value::String(when)) => Some(when),
+            Some(other) => return Err(format!("`when` is a condition such as \"optimizer == 'sgd'\", got {other}")),
+        };
+        Ok(Entry::Param(Domain::from_json(&spec).map_err(|e| e.0)?, when))
+    }
 }
 
 impl Space {
@@ -64,7 +109,65 @@ impl Space {
         for (name, domain) in &params {
             domain.check().map_err(|m| SpaceError::new(name, m.0))?;
         }
-        Ok(Space { params })
+        Space::assemble(params, BTreeMap::new(), Vec::new())
+    }
+
+    /// A space from checked domains, conditions (`when`, by parameter) and forbid clauses:
+    /// each condition parsed and checked against the domains it compares, no cycle, every
+    /// parameter able to be active, every forbid clause able to hold, and at least 1 in 1,000
+    /// random configs left allowed.
+    fn assemble(
+        params: BTreeMap<String, Domain>,
+        whens: BTreeMap<String, String>,
+        forbids: Vec<String>,
+    ) -> Result<Space, SpaceError> {
+        let mut conditions = BTreeMap::new();
+        for (name, text) in whens {
+            let when = |m: String| SpaceError::new(&name, format!("`when = \"{text}\"`: {m}"));
+            let condition = Condition::parse(&text).map_err(when)?;
+            condition.check(&params).map_err(when)?;
+            if condition.params().contains(&name.as_str()) {
+                return Err(when(format!("`{name}` cannot depend on itself")));
+            }
+            conditions.insert(name, condition);
+        }
+        let mut forbid = Vec::new();
+        for text in forbids {
+            let clause = |m: String| SpaceError::new("forbid", format!("`{text}`: {m}"));
+            let condition = Condition::parse(&text).map_err(clause)?;
+            condition.check(&params).map_err(clause)?;
+            forbid.push(condition);
+        }
+        let order = dependency_order(&params, &conditions)?;
+        let analysis = Analysis::new(&params, &conditions, &order);
+        for (name, condition) in &conditions {
+            if !analysis.can_be_active(name) {
+                return Err(SpaceError::new(
+                    name,
+                    format!(
+                        "`when = \"{condition}\"` can never hold (with the conditions of the parameters it compares): the parameter would never be used"
+                    ),
+                ));
+            }
+        }
+        if let Some(clause) = forbid.iter().find(|c| !analysis.can_hold(c)) {
+            return Err(SpaceError::new("forbid", format!("`{clause}` can never hold: it forbids nothing")));
+        }
+        let space = Space { params, conditions, forbid, order };
+        if !space.forbid.is_empty() {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+            let allowed = (0..FORBID_DRAWS).filter(|_| !space.is_forbidden(&space.draw(&mut rng))).count();
+            if allowed < FORBID_MIN_ALLOWED {
+                return Err(SpaceError::new(
+                    "forbid",
+                    format!(
+                        "the clauses forbid {} of {FORBID_DRAWS} random configs: too little of the space is left to search (write the rule as a `when` on the parameters instead)",
+                        FORBID_DRAWS - allowed
+                    ),
+                ));
+            }
+        }
+        Ok(space)
     }
 
     /// Parses the search-space syntax from a JSON object (`{"lr": {"loguniform": [1e-4, 1e-1]}}`).
@@ -72,11 +175,19 @@ impl Space {
         let map = spec
             .as_object()
             .ok_or_else(|| SpaceError::new("", format!("expected a table of parameters, got {spec}")))?;
-        let params = map
-            .iter()
-            .map(|(name, v)| Domain::from_json(v).map(|d| (name.clone(), d)).map_err(|m| SpaceError::new(name, m.0)))
-            .collect::<Result<_, _>>()?;
-        Ok(Space { params })
+        let (mut params, mut whens, mut forbids) = (BTreeMap::new(), BTreeMap::new(), Vec::new());
+        for (name, v) in map {
+            match Entry::from_json(name, v).map_err(|m| SpaceError::new(name, m))? {
+                Entry::Param(domain, when) => {
+                    if let Some(when) = when {
+                        whens.insert(name.clone(), when);
+                    }
+                    params.insert(name.clone(), domain);
+                }
+                Entry::Forbid(clauses) => forbids = clauses,
+            }
+        }
+        Space::assemble(params, whens, forbids)
     }
 
     /// Parses a TOML table of parameters as it appears under `[space]` in an experiment file,
@@ -86,21 +197,30 @@ impl Space {
         file: &str,
         source: &str,
     ) -> Result<Space, SpaceError> {
-        let mut params = BTreeMap::new();
+        let location = |name: &str| {
+            let line = table.get(name).map(|spanned| line_of(source, spanned.span().start));
+            Some(Location { file: file.to_owned(), line })
+        };
+        let (mut params, mut whens, mut forbids) = (BTreeMap::new(), BTreeMap::new(), Vec::new());
         for (name, spanned) in table {
-            let located = |message: String| SpaceError {
-                param: name.clone(),
-                location: Some(Location { file: file.to_owned(), line: Some(line_of(source, spanned.span().start)) }),
-                message,
-            };
+            let located = |message: String| SpaceError { param: name.clone(), location: location(name), message };
             // JSON has no NaN or infinity (they would turn into null): say so with TOML's text.
             if let Some(message) = non_finite(spanned.get_ref()) {
                 return Err(located(message));
             }
             let json = serde_json::to_value(spanned.get_ref()).map_err(|e| located(e.to_string()))?;
-            params.insert(name.clone(), Domain::from_json(&json).map_err(|e| located(e.0))?);
+            match Entry::from_json(name, &json).map_err(located)? {
+                Entry::Param(domain, when) => {
+                    if let Some(when) = when {
+                        whens.insert(name.clone(), when);
+                    }
+                    params.insert(name.clone(), domain);
+                }
+                Entry::Forbid(clauses) => forbids = clauses,
+            }
         }
-        Ok(Space { params })
+        // Errors about conditions name the parameter (or `forbid`): point at its line.
+        Space::assemble(params, whens, forbids).map_err(|e| SpaceError { location: location(&e.param), ..e })
     }
 
     /// Parses a standalone TOML document whose top-level keys are the parameters.
@@ -113,9 +233,54 @@ impl Space {
         Space::from_toml_spanned(&table, file, source)
     }
 
-    /// The space in the search-space syntax, as JSON.
+    /// The space in the search-space syntax, as JSON (conditions as `when`, and `forbid`).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Object(self.params.iter().map(|(k, d)| (k.clone(), d.to_json())).collect())
+        let mut map: serde_json::Map<String, serde_json::Value> = self
+            .params
+            .iter()
+            .map(|(k, d)| {
+                let mut json = d.to_json();
+                if let (Some(c), Some(o)) = (self.conditions.get(k), json.as_object_mut()) {
+                    o.insert("when".into(), c.text().into());
+                }
+                (k.clone(), json)
+            })
+            .collect();
+        if !self.forbid.is_empty() {
+            map.insert("forbid".into(), self.forbid.iter().map(|c| c.text()).collect());
+        }
+        serde_json::Value::Object(map)
+    }
+
+    /// Whether some parameter has a condition or some combination is forbidden.
+    pub fn is_conditional(&self) -> bool {
+        !self.conditions.is_empty() || !self.forbid.is_empty()
+    }
+
+    /// The condition under which `name` is active (`None`: always).
+    pub fn condition(&self, name: &str) -> Option<&Condition> {
+        self.conditions.get(name)
+    }
+
+    /// The forbid clauses.
+    pub fn forbidden(&self) -> &[Condition] {
+        &self.forbid
+    }
+
+    /// Whether `name` is active given the config's other values (its condition holds).
+    pub fn is_active(&self, name: &str, config: &Config) -> bool {
+        self.conditions.get(name).is_none_or(|c| c.holds(config))
+    }
+
+    /// Whether a forbid clause holds for the config.
+    pub fn is_forbidden(&self, config: &Config) -> bool {
+        self.forbid.iter().any(|c| c.holds(config))
+    }
+
+    /// Every (name, domain), each after the parameters its condition compares (by name
+    /// otherwise): the order in which a config is drawn.
+    pub fn params_in_order(&self) -> impl Iterator<Item = (&str, &Domain)> {
+        self.order.iter().filter_map(|name| self.params.get_key_value(name)).map(|(k, d)| (k.as_str(), d))
     }
 
     /// Every (name, domain), in name order.
@@ -138,9 +303,29 @@ impl Space {
         self.params.is_empty()
     }
 
-    /// Draws one config: every parameter independently from its domain.
+    /// Draws one config: every active parameter independently from its domain, in
+    /// [`Space::params_in_order`] (so a condition sees the values it compares), drawn again
+    /// while a forbid clause holds.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Config {
-        self.params.iter().map(|(k, d)| (k.clone(), d.sample(rng))).collect()
+        let mut config = self.draw(rng);
+        for _ in 1..MAX_REDRAWS {
+            if !self.is_forbidden(&config) {
+                break;
+            }
+            config = self.draw(rng);
+        }
+        config
+    }
+
+    /// One draw, forbidden or not.
+    fn draw<R: Rng + ?Sized>(&self, rng: &mut R) -> Config {
+        let mut config = Config::new();
+        for (name, domain) in self.params_in_order() {
+            if self.is_active(name, &config) {
+                config.insert(name, domain.sample(rng));
+            }
+        }
+        config
     }
 
     /// Checks that `config` has exactly the space's parameters, each within its domain.
@@ -152,7 +337,19 @@ impl Space {
     /// `max_resource_attr`, which it sets to each rung level) need only be a number.
     pub fn validate_except(&self, config: &Config, resource_key: Option<&str>) -> Result<(), SpaceError> {
         for (name, domain) in &self.params {
-            let value = config.get(name).ok_or_else(|| SpaceError::new(name, "missing from the config"))?;
+            let active = self.is_active(name, config);
+            let value = match (config.get(name), active) {
+                (Some(value), true) => value,
+                (None, false) => continue,
+                (None, true) => return Err(SpaceError::new(name, "missing from the config")),
+                (Some(_), false) => {
+                    let condition = self.conditions.get(name).map(Condition::text).unwrap_or_default();
+                    return Err(SpaceError::new(
+                        name,
+                        format!("is in the config, but inactive: its condition `{condition}` does not hold"),
+                    ));
+                }
+            };
             if Some(name.as_str()) == resource_key {
                 if value.as_f64().is_none() {
                     return Err(SpaceError::new(name, format!("the resource limit must be a number, got {value:?}")));
@@ -164,6 +361,9 @@ impl Space {
         if let Some((extra, _)) = config.iter().find(|(k, _)| !self.params.contains_key(*k)) {
             return Err(SpaceError::new(extra, "is in the config but not in the search space"));
         }
+        if let Some(clause) = self.forbid.iter().find(|c| c.holds(config)) {
+            return Err(SpaceError::new("forbid", format!("the config is forbidden by `{clause}`")));
+        }
         Ok(())
     }
 
@@ -172,19 +372,29 @@ impl Space {
         self.params.values().map(Domain::encoded_dim).sum()
     }
 
-    /// Encodes a valid config into \[0,1\]^d, parameters in name order.
+    /// Encodes a valid config into \[0,1\]^d, parameters in name order; every coordinate
+    /// of a parameter the config leaves out (an inactive one) is [`Space::INACTIVE`].
     pub fn encode(&self, config: &Config) -> Vec<f64> {
         let mut out = Vec::with_capacity(self.encoded_dim());
         for (name, domain) in &self.params {
-            let fallback = Value::Bool(false);
-            domain.encode(config.get(name).unwrap_or(&fallback), &mut out);
+            match config.get(name) {
+                Some(value) => domain.encode(value, &mut out),
+                None => out.extend(std::iter::repeat_n(Space::INACTIVE, domain.encoded_dim())),
+            }
         }
         out
     }
 
+    /// The coordinates of an inactive parameter: half a domain below every value's, so that
+    /// configs where it is inactive are alike in it and unlike those where it is active.
+    pub const INACTIVE: f64 = -0.5;
+
     /// The encoding of a random config: `encode(&sample(rng))`, the same draws and the same
     /// numbers, without building the config (model-based searchers score thousands).
     pub fn sample_encoded<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64> {
+        if self.is_conditional() {
+            return self.encode(&self.sample(rng));
+        }
         let mut out = Vec::with_capacity(self.encoded_dim());
         for domain in self.params.values() {
             domain.sample_encoded(rng, &mut out);
@@ -195,6 +405,9 @@ impl Space {
     /// The encoding of the config nearest to `coords`: `encode(&decode(coords))` without
     /// building the config.
     pub fn snap(&self, coords: &[f64]) -> Vec<f64> {
+        if self.is_conditional() {
+            return self.encode(&self.decode(coords));
+        }
         let mut out = Vec::with_capacity(self.encoded_dim());
         for (domain, coords) in self.domain_coords(coords) {
             domain.snap(coords, &mut out);
@@ -213,26 +426,44 @@ impl Space {
         })
     }
 
-    /// Decodes a point of \[0,1\]^d (length `encoded_dim()`) into the nearest config.
+    /// Decodes a point of \[0,1\]^d (length `encoded_dim()`) into the nearest config: in a
+    /// conditional space, only the parameters active given the others' decoded values (it
+    /// may be a forbidden one: see [`Space::is_forbidden`]).
     pub fn decode(&self, coords: &[f64]) -> Config {
-        self.params
-            .keys()
-            .zip(self.domain_coords(coords))
-            .map(|(name, (domain, c))| (name.clone(), domain.decode(c)))
-            .collect()
+        let decoded = self.params.keys().zip(self.domain_coords(coords)).map(|(name, (domain, c))| (name, domain, c));
+        if !self.is_conditional() {
+            return decoded.map(|(name, domain, c)| (name.clone(), domain.decode(c))).collect();
+        }
+        let slices: BTreeMap<&str, (&Domain, &[f64])> = decoded.map(|(name, domain, c)| (name.as_str(), (domain, c))).collect();
+        let mut config = Config::new();
+        for name in &self.order {
+            if self.is_active(name, &config)
+                && let Some((domain, c)) = slices.get(name.as_str())
+            {
+                config.insert(name, domain.decode(c));
+            }
+        }
+        config
     }
 
     /// How many configs the space holds, if every domain is finite and the count fits a
     /// `usize`.
     pub fn size(&self) -> Option<usize> {
-        self.params.values().try_fold(1usize, |acc, d| d.cardinality().and_then(|n| acc.checked_mul(n)))
+        let product = self.params.values().try_fold(1usize, |acc, d| d.cardinality().and_then(|n| acc.checked_mul(n)));
+        if self.is_conditional() { product.and_then(|_| self.grid(usize::MAX).ok()).map(|g| g.len()) } else { product }
     }
 
     /// Every combination of the parameters' grid values (see [`Domain::grid_axis`]), in a
     /// fixed order: the last parameter by name varies fastest. Nothing is materialized, so
     /// any grid whose size fits a `usize` can be walked; a larger one is an error naming the
     /// parameter at which the count overflows.
+    ///
+    /// A conditional space's grid lists the valid combinations only (each once: an inactive
+    /// parameter takes no value, a forbidden combination is left out), at most 1,000,000.
     pub fn grid(&self, points_per_numeric: usize) -> Result<Grid, SpaceError> {
+        if self.is_conditional() {
+            return self.listed_grid(points_per_numeric);
+        }
         let mut axes = Vec::with_capacity(self.params.len());
         let mut len = 1usize;
         for (name, domain) in &self.params {
@@ -249,7 +480,46 @@ impl Space {
             })?;
             axes.push((name.clone(), axis));
         }
-        Ok(Grid { axes, len })
+        Ok(Grid { points: Points::Product(axes), len })
+    }
+
+    fn listed_grid(&self, points_per_numeric: usize) -> Result<Grid, SpaceError> {
+        let axes: Vec<(&str, Axis)> = self
+            .params_in_order()
+            .map(|(name, domain)| {
+                domain.grid_axis(points_per_numeric).map(|a| (name, a)).map_err(|m| SpaceError::new(name, m.0))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut listed = Vec::new();
+        self.list(&axes, &mut Config::new(), &mut listed)?;
+        Ok(Grid { len: listed.len(), points: Points::Listed(listed) })
+    }
+
+    /// Adds every valid completion of `config` by the parameters of `axes` to `out`.
+    fn list(&self, axes: &[(&str, Axis)], config: &mut Config, out: &mut Vec<Config>) -> Result<(), SpaceError> {
+        let Some(((name, axis), rest)) = axes.split_first() else {
+            if !self.is_forbidden(config) {
+                if out.len() == MAX_LISTED_CONFIGS {
+                    return Err(SpaceError::new(
+                        "",
+                        format!(
+                            "the grid of this conditional space has more than {MAX_LISTED_CONFIGS} configs to list"
+                        ),
+                    ));
+                }
+                out.push(config.clone());
+            }
+            return Ok(());
+        };
+        if !self.is_active(name, config) {
+            return self.list(rest, config, out);
+        }
+        for value in axis.values() {
+            config.insert(*name, value);
+            self.list(rest, config, out)?;
+        }
+        config.remove(name);
+        Ok(())
     }
 
     /// The grid of every value of a finite space ([`Space::size`] is `Some`).
@@ -259,11 +529,20 @@ impl Space {
     }
 }
 
-/// The grid of a space: indexable without materializing any config but the one asked for.
+/// The grid of a space: indexable without materializing any config but the one asked for
+/// (a conditional space's grid is listed).
 #[derive(Clone, Debug)]
 pub struct Grid {
-    axes: Vec<(String, Axis)>,
+    points: Points,
     len: usize,
+}
+
+#[derive(Clone, Debug)]
+enum Points {
+    /// Every combination of the axes' values.
+    Product(Vec<(String, Axis)>),
+    /// The valid combinations of a conditional space.
+    Listed(Vec<Config>),
 }
 
 impl Grid {
@@ -282,8 +561,12 @@ impl Grid {
         if index >= self.len {
             return None;
         }
+        let axes = match &self.points {
+            Points::Product(axes) => axes,
+            Points::Listed(configs) => return configs.get(index).cloned(),
+        };
         let mut config = Config::new();
-        for (name, axis) in self.axes.iter().rev() {
+        for (name, axis) in axes.iter().rev() {
             config.insert(name.clone(), axis.get(index % axis.len()));
             index /= axis.len();
         }
@@ -328,6 +611,39 @@ fn non_finite(value: &toml::Value) -> Option<String> {
     })
 }
 
+/// The parameters, each after those its condition compares (by name otherwise); a cycle of
+/// conditions is an error naming it.
+fn dependency_order(
+    params: &BTreeMap<String, Domain>,
+    conditions: &BTreeMap<String, Condition>,
+) -> Result<Vec<String>, SpaceError> {
+    let depends = |name: &str| conditions.get(name).map(Condition::params).unwrap_or_default();
+    let mut order: Vec<String> = Vec::with_capacity(params.len());
+    let mut placed: BTreeSet<&str> = BTreeSet::new();
+    while order.len() < params.len() {
+        // The first parameter by name whose dependencies are all placed.
+        let Some(next) =
+            params.keys().find(|n| !placed.contains(n.as_str()) && depends(n).iter().all(|d| placed.contains(d)))
+        else {
+            // Every one left waits on another one left: follow the waits to a cycle.
+            let mut path: Vec<&str> = vec![params.keys().find(|n| !placed.contains(n.as_str())).map_or("", |n| n)];
+            loop {
+                let last = path[path.len() - 1];
+                let Some(&next) = depends(last).iter().find(|d| !placed.contains(*d)) else { break };
+                if let Some(start) = path.iter().position(|p| *p == next) {
+                    let cycle = [&path[start..], &[next]].concat().join(" → ");
+                    return Err(SpaceError::new(next, format!("the `when` conditions form a cycle: {cycle}")));
+                }
+                path.push(next);
+            }
+            return Err(SpaceError::new(path[0], "the `when` conditions form a cycle"));
+        };
+        placed.insert(next);
+        order.push(next.clone());
+    }
+    Ok(order)
+}
+
 /// 1-based line number of a byte offset.
 pub fn line_of(source: &str, offset: usize) -> usize {
     source.as_bytes()[..offset.min(source.len())].iter().filter(|&&b| b == b'\n').count() + 1
@@ -337,6 +653,8 @@ pub fn line_of(source: &str, offset: usize) -> usize {
 #[derive(Clone, Debug, Default)]
 pub struct SpaceBuilder {
     params: Vec<(String, Domain)>,
+    whens: Vec<(String, String)>,
+    forbids: Vec<String>,
 }
 
 impl SpaceBuilder {
@@ -391,14 +709,36 @@ impl SpaceBuilder {
         self.param(name, Domain::Constant(value.into()))
     }
 
-    /// The space, once every domain is checked and no name is given twice.
+    /// Makes `name` active only when `condition` holds (`"optimizer == 'sgd'"`).
+    pub fn when(mut self, name: impl Into<String>, condition: impl Into<String>) -> Self {
+        self.whens.push((name.into(), condition.into()));
+        self
+    }
+
+    /// Never suggests a config for which `clause` holds (`"batch_size > 256 and lr > 0.1"`).
+    pub fn forbid(mut self, clause: impl Into<String>) -> Self {
+        self.forbids.push(clause.into());
+        self
+    }
+
+    /// The space, once every domain and condition is checked and no name is given twice.
     pub fn build(self) -> Result<Space, SpaceError> {
-        let mut seen = std::collections::BTreeSet::new();
-        for (name, _) in &self.params {
+        let mut seen = BTreeSet::new();
+        for (name, domain) in &self.params {
             if !seen.insert(name.as_str()) {
                 return Err(SpaceError::new(name, "is defined twice"));
             }
+            domain.check().map_err(|m| SpaceError::new(name, m.0))?;
         }
-        Space::from_domains(self.params)
+        let mut whens = BTreeMap::new();
+        for (name, condition) in self.whens {
+            if !seen.contains(name.as_str()) {
+                return Err(SpaceError::new(&name, "has a condition but is not a parameter of the space"));
+            }
+            if whens.insert(name.clone(), condition).is_some() {
+                return Err(SpaceError::new(&name, "has two conditions: join them with `and`"));
+            }
+        }
+        Space::assemble(self.params.into_iter().collect(), whens, self.forbids)
     }
 }

@@ -129,6 +129,11 @@ impl Config {
         self.0.insert(name.into(), value.into())
     }
 
+    /// Removes `name`, returning its value if it had one.
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        self.0.remove(name)
+    }
+
     /// Every (name, value), in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v))
