@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use hpo_backends::SimulatorBackend;
 use hpo_backends::blackbox::{Blackbox, blackbox};
-use hpo_core::{Context, Domain, Mode, Objective, Scheduler, Space, StopCriteria, Tuner};
+use hpo_core::{Context, Mode, Objective, Scheduler, Space, StopCriteria, Tuner};
 use hpo_schedulers::Method;
 use serde::{Deserialize, Serialize};
 
@@ -137,10 +137,11 @@ impl Setup {
     /// The blackbox's space plus the constant `epochs` schedulers set per trial.
     pub fn context(&self, seed: u64) -> Result<Context, BenchError> {
         let info = self.blackbox.info();
-        let mut params: Vec<(String, Domain)> = info.space.params().map(|(n, d)| (n.to_owned(), d.clone())).collect();
-        params.push(("epochs".into(), Domain::Constant(i64::from(info.max_resource).into())));
+        // Through the space's syntax, which keeps its conditions.
+        let mut space = info.space.to_json();
+        space["epochs"] = info.max_resource.into();
         Ok(Context {
-            space: Space::from_domains(params)?,
+            space: Space::from_json(&space)?,
             objective: Objective::new(&self.metric, self.mode()),
             resource_attr: Some(info.resource_attr.clone()),
             max_resource_attr: Some("epochs".into()),

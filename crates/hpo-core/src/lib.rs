@@ -20,7 +20,7 @@ mod types;
 
 pub use duration::{DurationError, MAX_DURATION, duration_text, optional_duration_text, parse_duration};
 pub use experiment::{ExperimentError, ExperimentSpec, Origin, PLUGIN_SEARCHER};
-pub use hpo_space::{Config, Domain, Grid, Space, SpaceError, Value};
+pub use hpo_space::{Condition, Config, ConfigError, Domain, Grid, Space, SpaceError, Value};
 pub use journal::{
     ABORT_AFTER_ENTRIES, Entry, JOURNAL_VERSION, Journal, JournalError, JournalSync, Recorded, read_journal,
 };

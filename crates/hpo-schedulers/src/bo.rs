@@ -21,6 +21,13 @@ use crate::random::{RandomSearcher, normals};
 /// on the highest level with at least `dims + 2` results (or the fullest level): inside
 /// `asha` or `hyperband` this is MOBSTER-style multi-fidelity BO. Fitting uses at most
 /// `max_fit_points` results (the best quarter and a random rest); prediction uses all.
+///
+/// In a conditional space every coordinate of an inactive parameter is -0.5
+/// ([`hpo_core::Space::INACTIVE`]), half a domain below its values: two configs where it is
+/// inactive are alike in it and unlike every config where it is active, and each lengthscale
+/// still measures one parameter. The local search moves every coordinate and snaps the point
+/// to the config it decodes to (inactive ones back to -0.5); a step into a forbidden
+/// combination is not taken.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BayesOpt {
@@ -164,7 +171,7 @@ impl State {
             let scores = score(&neighbours);
             for (k, (s, n)) in scores.into_iter().zip(neighbours).enumerate() {
                 let slot = &mut ranked[k / NEIGHBOURS];
-                if s > slot.0 && !self.history.was_suggested(&n) {
+                if s > slot.0 && !self.history.was_suggested(&n) && !self.forbidden(&n) {
                     *slot = (s, n);
                 }
             }
@@ -172,6 +179,12 @@ impl State {
         }
         let (_, winner) = ranked.into_iter().max_by(|a, b| a.0.total_cmp(&b.0))?;
         Some(self.space.decode(&winner))
+    }
+
+    /// Whether the config an encoding decodes to is forbidden (random candidates never are;
+    /// a step from one may be).
+    fn forbidden(&self, encoded: &[f64]) -> bool {
+        !self.space.forbidden().is_empty() && self.space.is_forbidden(&self.space.decode(encoded))
     }
 }
 

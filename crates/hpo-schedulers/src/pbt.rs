@@ -207,16 +207,34 @@ impl Pbt {
 
 impl State {
     /// Perturbs the chosen hyperparameters of `config` (never constants or the resource key).
+    /// In a conditional space a parameter the new values make inactive is dropped, one they
+    /// make active is drawn afresh, and a forbidden result is explored again (at most 100
+    /// times, else `config` is kept).
     fn explore(&mut self, config: &Config, resample_probability: f64) -> Config {
+        for _ in 0..100 {
+            let explored = self.explore_once(config, resample_probability);
+            if !self.space.is_forbidden(&explored) {
+                return explored;
+            }
+        }
+        config.clone()
+    }
+
+    fn explore_once(&mut self, config: &Config, resample_probability: f64) -> Config {
         let mut out = config.clone();
-        for (name, domain) in self.space.params() {
+        for (name, domain) in self.space.params_in_order() {
+            if !self.space.is_active(name, &out) {
+                out.remove(name);
+                continue;
+            }
+            let Some(current) = config.get(name) else {
+                out.insert(name, domain.sample(&mut self.rng));
+                continue;
+            };
             let chosen = self.mutate.as_ref().is_none_or(|m| m.iter().any(|n| n == name));
             if !chosen || matches!(domain, Domain::Constant(_)) || self.max_resource_attr.as_deref() == Some(name) {
                 continue;
             }
-            let Some(current) = config.get(name) else {
-                continue;
-            };
             let value = if self.rng.random::<f64>() < resample_probability || matches!(domain, Domain::Choice(_)) {
                 domain.sample(&mut self.rng)
             } else {

@@ -111,11 +111,12 @@ pub(crate) fn normals(rng: &mut HpoRng, n: usize) -> Vec<f64> {
     out
 }
 
-/// Fills the parameters a point leaves out with the middle of their domain, then checks it.
+/// Fills the active parameters a point leaves out with the middle of their domain, then
+/// checks it.
 pub(crate) fn complete_point(space: &Space, point: &Config, index: usize) -> Result<Config, SetupError> {
     let mut config = point.clone();
-    for (name, domain) in space.params() {
-        if config.get(name).is_none() {
+    for (name, domain) in space.params_in_order() {
+        if config.get(name).is_none() && space.is_active(name, &config) {
             config.insert(name, domain.decode(&vec![0.5; domain.encoded_dim()]));
         }
     }

@@ -26,6 +26,12 @@ use crate::random::normal;
 /// Results are kept per resource level; the model is fitted on the highest level with at
 /// least `dims + 2` results, as BOHB does: inside Hyperband or ASHA it learns from the
 /// highest rung with enough data, with `fifo` from the longest curves available.
+///
+/// In a conditional space the multivariate estimators cover the parameters that are always
+/// active; each conditional parameter, once the values it depends on are chosen and make it
+/// active, gets a univariate pair of estimators over the trials where it was active (split
+/// by the same ranking), and the best of `n_candidates` draws by their ratio. A proposal
+/// that a `forbid` clause rules out is replaced by a random config.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tpe {
@@ -59,8 +65,10 @@ struct State {
     space: Space,
     rng: HpoRng,
     history: History,
-    /// Where each parameter sits in the encoding.
+    /// Where each always-active parameter sits in the encoding.
     blocks: Vec<Block>,
+    /// Each conditional parameter with its place, in dependency order.
+    conditional: Vec<(String, Block)>,
 }
 
 /// A parameter's place in the \[0,1\] encoding.
@@ -72,19 +80,46 @@ enum Block {
     Choice(usize, usize),
 }
 
-fn blocks(space: &Space) -> Vec<Block> {
+/// The always-active parameters' blocks, and the conditional ones' by name in dependency
+/// order.
+fn blocks(space: &Space) -> (Vec<Block>, Vec<(String, Block)>) {
     let mut offset = 0;
-    let mut blocks = Vec::new();
-    for (_, domain) in space.params() {
+    let mut always = Vec::new();
+    let mut conditional = Vec::new();
+    for (name, domain) in space.params() {
         let dim = domain.encoded_dim();
-        match domain {
-            Domain::Constant(_) => {}
-            Domain::Choice(values) => blocks.push(Block::Choice(offset, values.len())),
-            _ => blocks.push(Block::Numeric(offset)),
+        let block = match domain {
+            Domain::Constant(_) => None,
+            Domain::Choice(values) => Some(Block::Choice(offset, values.len())),
+            _ => Some(Block::Numeric(offset)),
+        };
+        match (block, space.condition(name)) {
+            (Some(block), None) => always.push(block),
+            (Some(block), Some(_)) => conditional.push((name.to_owned(), block)),
+            (None, _) => {}
         }
         offset += dim;
     }
-    blocks
+    let order: Vec<&str> = space.params_in_order().map(|(name, _)| name).collect();
+    conditional.sort_by_key(|(name, _)| order.iter().position(|n| n == name));
+    (always, conditional)
+}
+
+impl Block {
+    /// Its first coordinate.
+    fn at(self) -> usize {
+        match self {
+            Block::Numeric(at) | Block::Choice(at, _) => at,
+        }
+    }
+
+    /// Its coordinates.
+    fn range(self) -> std::ops::Range<usize> {
+        match self {
+            Block::Numeric(at) => at..at + 1,
+            Block::Choice(at, k) => at..at + k,
+        }
+    }
 }
 
 /// One side's density: a mixture of product kernels, one per point and the prior (last).
@@ -301,19 +336,43 @@ impl State {
             if is_good { good.push(*trial) } else { bad.push(*trial) }
         }
         bad.extend(pending);
-        let l = Parzen::new(&encoded(&good), &weights(good.len()), &self.blocks);
-        let g = Parzen::new(&encoded(&bad), &weights(bad.len()), &self.blocks);
-        let dim = self.space.encoded_dim();
-        let mut terms = Vec::new();
-        let best = (0..n_candidates)
-            .map(|_| {
-                let x = l.sample(&mut self.rng, dim);
-                let score = l.log_density(&x, &mut terms) - g.log_density(&x, &mut terms);
-                (score, x)
-            })
-            .max_by(|a, b| a.0.total_cmp(&b.0))?;
-        Some(self.space.decode(&best.1))
+        let mut x = best_candidate(&good, &bad, &self.blocks, self.space.encoded_dim(), n_candidates, &mut self.rng)?;
+        for (name, block) in &self.conditional {
+            if !self.space.is_active(name, &self.space.decode(&x)) {
+                continue;
+            }
+            let active = |t: &&Trial| t.encoded[block.at()] != Space::INACTIVE;
+            let good: Vec<&Trial> = good.iter().copied().filter(active).collect();
+            let bad: Vec<&Trial> = bad.iter().copied().filter(active).collect();
+            let chosen = best_candidate(&good, &bad, &[*block], x.len(), n_candidates, &mut self.rng)?;
+            x[block.range()].copy_from_slice(&chosen[block.range()]);
+        }
+        let config = self.space.decode(&x);
+        (!self.space.is_forbidden(&config)).then_some(config)
     }
+}
+
+/// The best of `n_candidates` draws from the good side's density over `blocks` by the ratio
+/// of the good side's density to the bad side's (each side may be empty: its prior remains).
+fn best_candidate(
+    good: &[&Trial],
+    bad: &[&Trial],
+    blocks: &[Block],
+    dim: usize,
+    n_candidates: usize,
+    rng: &mut HpoRng,
+) -> Option<Vec<f64>> {
+    let l = Parzen::new(&encoded(good), &weights(good.len()), blocks);
+    let g = Parzen::new(&encoded(bad), &weights(bad.len()), blocks);
+    let mut terms = Vec::new();
+    let best = (0..n_candidates)
+        .map(|_| {
+            let x = l.sample(rng, dim);
+            let score = l.log_density(&x, &mut terms) - g.log_density(&x, &mut terms);
+            (score, x)
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))?;
+    Some(best.1)
 }
 
 #[typetag::serde(name = "tpe")]
@@ -325,11 +384,13 @@ impl Searcher for Tpe {
                 self.gamma, self.n_candidates
             )));
         }
+        let (blocks, conditional) = blocks(&ctx.space);
         self.state = Some(State {
             space: ctx.space.clone(),
             rng: derive_rng(ctx.seed, "searcher"),
             history: History::new(&ctx.space, "tpe"),
-            blocks: blocks(&ctx.space),
+            blocks,
+            conditional,
         });
         Ok(())
     }

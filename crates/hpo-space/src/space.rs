@@ -434,7 +434,8 @@ impl Space {
         if !self.is_conditional() {
             return decoded.map(|(name, domain, c)| (name.clone(), domain.decode(c))).collect();
         }
-        let slices: BTreeMap<&str, (&Domain, &[f64])> = decoded.map(|(name, domain, c)| (name.as_str(), (domain, c))).collect();
+        let slices: BTreeMap<&str, (&Domain, &[f64])> =
+            decoded.map(|(name, domain, c)| (name.as_str(), (domain, c))).collect();
         let mut config = Config::new();
         for name in &self.order {
             if self.is_active(name, &config)

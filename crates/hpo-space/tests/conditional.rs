@@ -41,7 +41,11 @@ fn ten_thousand_random_configs_are_all_valid_and_reach_every_branch() {
         assert_eq!(config.get("width_3").is_some(), config.i64("layers").unwrap() == 3);
         assert!(!(sgd && config.f64("learning_rate").unwrap() > 0.5), "forbidden: {config}");
         for (name, _) in space.params() {
-            if config.get(name).is_some() { present.insert(name.to_owned()) } else { absent.insert(name.to_owned()) };
+            if config.get(name).is_some() {
+                present.insert(name.to_owned())
+            } else {
+                absent.insert(name.to_owned())
+            };
         }
     }
     let all: BTreeSet<String> = space.params().map(|(n, _)| n.to_owned()).collect();
@@ -132,7 +136,10 @@ fn a_config_must_hold_exactly_the_active_parameters_and_no_forbidden_combination
     let mut with_momentum = config.clone();
     with_momentum.insert("momentum", 0.9);
     let e = space.validate(&with_momentum).unwrap_err().to_string();
-    assert!(e.contains("`momentum`: is in the config, but inactive: its condition `optimizer == 'sgd'` does not hold"), "{e}");
+    assert!(
+        e.contains("`momentum`: is in the config, but inactive: its condition `optimizer == 'sgd'` does not hold"),
+        "{e}"
+    );
     let mut sgd = config.clone();
     sgd.remove("beta2");
     sgd.insert("optimizer", "sgd");

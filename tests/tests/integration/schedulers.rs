@@ -287,3 +287,31 @@ fn pbt_replaces_the_bottom_with_explored_copies_of_the_top() {
         other => panic!("expected a replacement, got {other:?}"),
     }
 }
+
+/// PBT's explore step on a conditional space with a forbidden combination: across many
+/// exploits, every replacement holds exactly its active parameters and none is forbidden.
+#[test]
+fn pbt_explores_within_a_conditional_space() {
+    let space = crate::searchers::conditional_space();
+    let mut s = Pbt::new(4, 1.0);
+    let ctx = Context { space: space.clone(), ..ctx(100, 3) };
+    s.init(&ctx).unwrap();
+    let mut members: Vec<(TrialId, Config)> = (0..4).map(|i| (i, start(&mut s, i))).collect();
+    let mut next: TrialId = 4;
+    let mut replaced = 0;
+    for resource in 1..=40 {
+        for k in 0..members.len() {
+            let (id, config) = members[k].clone();
+            // The last member is always the worst: it is replaced by an explored copy.
+            let value = if k == members.len() - 1 { 10.0 } else { k as f64 };
+            if report(&mut s, id, &config, f64::from(resource), value) == Decision::Stop {
+                let config = start(&mut s, next);
+                space.validate_except(&config, Some("epochs")).unwrap_or_else(|e| panic!("{config}: {e}"));
+                members[k] = (next, config);
+                next += 1;
+                replaced += 1;
+            }
+        }
+    }
+    assert!(replaced >= 20, "{replaced} replacements");
+}

@@ -173,3 +173,66 @@ fn bo_tries_points_to_evaluate_first_and_rejects_bad_ones() {
     let err = bad.init(&context(space.clone(), "loss", Mode::Min, 0)).unwrap_err();
     assert!(err.to_string().contains("points_to_evaluate[0]"), "{err}");
 }
+
+/// A conditional space with a forbidden combination, finite: 8 valid configs.
+pub fn conditional_space() -> Space {
+    // sgd: 3 momenta x (1 layer + 2 layers x 2 widths) = 9, less the forbidden momentum 0.9
+    // with 2 layers (2 configs) = 7; adam: 1 (no momentum, no layers, no width).
+    Space::from_toml_str(
+        r#"
+epochs = 100
+optimizer = { choice = ["sgd", "adam"] }
+momentum = { finrange = [0.0, 0.9, 3], when = "optimizer == 'sgd'" }
+layers = { randint = [1, 2], when = "optimizer == 'sgd'" }
+width_2 = { ordinal = [32, 64], when = "layers == 2" }
+forbid = ["momentum > 0.5 and layers == 2"]
+"#,
+        "space.toml",
+    )
+    .unwrap()
+}
+
+/// Every searcher through the tuner on [`conditional_space`]: each config holds exactly its
+/// active parameters and none is forbidden; grid search tries each of the 8 once.
+#[test]
+fn every_searcher_keeps_to_a_conditional_space() {
+    use hpo_schedulers::{GridSearcher, RandomSearcher};
+    let space = conditional_space();
+    assert_eq!(space.size(), Some(8));
+    let schedulers: Vec<(&str, Box<dyn hpo_core::Scheduler>)> = vec![
+        ("random", Box::new(Fifo::new(Box::new(RandomSearcher::new(Vec::new()))))),
+        ("grid", Box::new(Fifo::new(Box::new(GridSearcher::new(3, true))))),
+        (
+            "tpe",
+            Box::new(Fifo::new(serde_json::from_value(serde_json::json!({ "type": "tpe", "n_startup": 4 })).unwrap())),
+        ),
+        ("bo", Box::new(Fifo::new(Box::new(BayesOpt::default())))),
+    ];
+    for (name, scheduler) in schedulers {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        let mut ctx = context(space.clone(), "loss", Mode::Min, 7);
+        ctx.max_resource_attr = Some("epochs".into());
+        let summary = tune(ctx, scheduler, 2, max_trials(30), move |t, r| {
+            record.lock().unwrap().push(t.config.to_string());
+            let base = if t.config.str("optimizer")? == "sgd" { 0.5 } else { 1.0 };
+            let momentum = t.config.get("momentum").and_then(|m| m.as_f64()).unwrap_or(0.0);
+            for epoch in 1..=4 {
+                r.report([("epoch", f64::from(epoch)), ("loss", base - momentum / 2.0 + 1.0 / f64::from(epoch))])?;
+            }
+            Ok(())
+        });
+        let seen = seen.lock().unwrap().clone();
+        assert!(seen.len() >= 8, "{name}: {} trials ({:?})", seen.len(), summary.reason);
+        for text in &seen {
+            let config: Config = serde_json::from_str(text).unwrap();
+            space.validate_except(&config, Some("epochs")).unwrap_or_else(|e| panic!("{name}: {config}: {e}"));
+        }
+        if name == "grid" {
+            let mut distinct = seen.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!((seen.len(), distinct.len()), (8, 8), "grid: each valid config once");
+        }
+    }
+}

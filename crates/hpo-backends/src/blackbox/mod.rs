@@ -61,13 +61,19 @@ pub trait Blackbox: Send + Sync {
 }
 
 /// The built-in blackboxes: name and description.
-pub const BUILTIN_BLACKBOXES: [(&str, &str); 3] = [
+pub const BUILTIN_BLACKBOXES: [(&str, &str); 5] = [
     ("digits-mlp", "real learning curves of 1,575 MLP configurations on the digits data, 50 epochs"),
     ("branin", "Branin-Hoo with a fidelity term (Kandasamy et al. 2017), 27 epochs of 1 s"),
+    ("hartmann3", "Hartmann-3 with a fidelity term (Kandasamy et al. 2017), 27 epochs of 1 s"),
     ("hartmann6", "Hartmann-6 with a fidelity term (Kandasamy et al. 2017), 27 epochs of 1 s"),
+    (
+        "branin-or-hartmann3",
+        "a conditional space: `function` picks Branin or Hartmann-3, each with its own parameters; the optimum is Hartmann-3's",
+    ),
 ];
 
-/// A blackbox by name (`digits-mlp`, `branin`, `hartmann6`) or the path of a tabular spec
+/// A blackbox by name (`digits-mlp`, `branin`, `hartmann3`, `hartmann6`,
+/// `branin-or-hartmann3`) or the path of a tabular spec
 /// file (`.toml`). Built-in tables are loaded once per process.
 pub fn blackbox(name: &str) -> Result<Arc<dyn Blackbox>, crate::Error> {
     static DIGITS: OnceLock<Result<Arc<Tabular>, crate::Error>> = OnceLock::new();
@@ -77,7 +83,9 @@ pub fn blackbox(name: &str) -> Result<Arc<dyn Blackbox>, crate::Error> {
             Ok(table)
         }
         "branin" => Ok(Arc::new(Synthetic::new(SyntheticFn::Branin))),
+        "hartmann3" => Ok(Arc::new(Synthetic::new(SyntheticFn::Hartmann3))),
         "hartmann6" => Ok(Arc::new(Synthetic::new(SyntheticFn::Hartmann6))),
+        "branin-or-hartmann3" => Ok(Arc::new(Synthetic::branin_or_hartmann3())),
         path if path.ends_with(".toml") => Ok(Arc::new(Tabular::from_spec_file(Path::new(path))?)),
         other => {
             let names: Vec<&str> = BUILTIN_BLACKBOXES.iter().map(|(n, _)| *n).collect();

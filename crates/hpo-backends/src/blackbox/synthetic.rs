@@ -1,7 +1,12 @@
-//! Synthetic multi-fidelity functions with published formulas: Branin and Hartmann-6 with
-//! the fidelity terms of Kandasamy et al., "Multi-fidelity Bayesian optimisation with
-//! continuous approximations" (ICML 2017). Fidelity z = epoch / max_epochs; at z = 1 they are
-//! the classic functions (minima 0.397887 and -3.32237). Each epoch costs 1 s.
+//! Synthetic multi-fidelity functions with published formulas: Branin, Hartmann-3 and
+//! Hartmann-6 with the fidelity terms of Kandasamy et al., "Multi-fidelity Bayesian
+//! optimisation with continuous approximations" (ICML 2017). Fidelity z = epoch / max_epochs;
+//! at z = 1 they are the classic functions (minima 0.397887, -3.86278 and -3.32237). Each
+//! epoch costs 1 s.
+//!
+//! `branin-or-hartmann3` is a conditional space over two of them: a `function` choice, and
+//! each function's own parameters active only when it is chosen. Only the Hartmann-3 branch
+//! holds the optimum.
 
 use hpo_core::{Config, Mode, Space};
 
@@ -14,8 +19,23 @@ const EPOCHS: u32 = 27;
 pub enum SyntheticFn {
     /// Branin-Hoo, 2 dimensions.
     Branin,
+    /// Hartmann-3, 3 dimensions.
+    Hartmann3,
     /// Hartmann-6, 6 dimensions.
     Hartmann6,
+}
+
+/// The Hartmann family: -sum_i alpha_i exp(-sum_j A_ij (x_j - P_ij)^2), with alpha_i lowered
+/// by 0.1 (1 - z) at fidelity z.
+fn hartmann<const D: usize>(a: &[[f64; D]; 4], p: &[[f64; D]; 4], x: &[f64], z: f64) -> f64 {
+    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
+    -(0..4)
+        .map(|i| {
+            let alpha = ALPHA[i] - 0.1 * (1.0 - z);
+            let inner: f64 = (0..D).map(|j| a[i][j] * (x[j] - p[i][j]).powi(2)).sum();
+            alpha * (-inner).exp()
+        })
+        .sum::<f64>()
 }
 
 impl SyntheticFn {
@@ -30,6 +50,16 @@ impl SyntheticFn {
                 let t = 1.0 / (8.0 * PI) + 0.05 * (1.0 - z);
                 (x2 - b * x1 * x1 + c * x1 - 6.0).powi(2) + 10.0 * (1.0 - t) * x1.cos() + 10.0
             }
+            SyntheticFn::Hartmann3 => {
+                const A: [[f64; 3]; 4] = [[3.0, 10.0, 30.0], [0.1, 10.0, 35.0], [3.0, 10.0, 30.0], [0.1, 10.0, 35.0]];
+                const P: [[f64; 3]; 4] = [
+                    [0.3689, 0.1170, 0.2673],
+                    [0.4699, 0.4387, 0.7470],
+                    [0.1091, 0.8732, 0.5547],
+                    [0.0381, 0.5743, 0.8828],
+                ];
+                hartmann(&A, &P, x, z)
+            }
             SyntheticFn::Hartmann6 => {
                 const A: [[f64; 6]; 4] = [
                     [10.0, 3.0, 17.0, 3.5, 1.7, 8.0],
@@ -43,14 +73,7 @@ impl SyntheticFn {
                     [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
                     [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
                 ];
-                const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
-                -(0..4)
-                    .map(|i| {
-                        let alpha = ALPHA[i] - 0.1 * (1.0 - z);
-                        let inner: f64 = (0..6).map(|j| A[i][j] * (x[j] - P[i][j]).powi(2)).sum();
-                        alpha * (-inner).exp()
-                    })
-                    .sum::<f64>()
+                hartmann(&A, &P, x, z)
             }
         }
     }
@@ -58,33 +81,81 @@ impl SyntheticFn {
     fn names(self) -> Vec<String> {
         match self {
             SyntheticFn::Branin => vec!["x1".into(), "x2".into()],
+            SyntheticFn::Hartmann3 => (1..=3).map(|i| format!("x{i}")).collect(),
             SyntheticFn::Hartmann6 => (1..=6).map(|i| format!("x{i}")).collect(),
         }
     }
+
+    fn optimum(self) -> f64 {
+        match self {
+            SyntheticFn::Branin => 0.397887,
+            SyntheticFn::Hartmann3 => -3.86278,
+            SyntheticFn::Hartmann6 => -3.32237,
+        }
+    }
+
+    /// Its space: Branin's published box, the unit cube for Hartmann.
+    fn space(self) -> Space {
+        match self {
+            SyntheticFn::Branin => Space::builder().uniform("x1", -5.0, 10.0).uniform("x2", 0.0, 15.0).build(),
+            f => f.names().into_iter().fold(Space::builder(), |b, name| b.uniform(name, 0.0, 1.0)).build(),
+        }
+        .unwrap_or_default()
+    }
 }
+
+/// What a synthetic blackbox evaluates.
+enum Shape {
+    /// One function over its own parameters.
+    One(SyntheticFn),
+    /// `function` picks Branin (its parameters `branin_x1`, `branin_x2`) or Hartmann-3
+    /// (`hartmann3_x1`, ...): a conditional space.
+    BraninOrHartmann3,
+}
+
+/// The two functions of `branin-or-hartmann3`, as the `function` parameter names them.
+const BRANCHES: [(&str, SyntheticFn); 2] = [("branin", SyntheticFn::Branin), ("hartmann3", SyntheticFn::Hartmann3)];
 
 /// A synthetic function as a blackbox reporting `objective` after each epoch.
 pub struct Synthetic {
-    f: SyntheticFn,
+    shape: Shape,
     info: BlackboxInfo,
 }
 
 impl Synthetic {
     /// The blackbox of `f`.
     pub fn new(f: SyntheticFn) -> Self {
-        let space = match f {
-            SyntheticFn::Branin => Space::builder().uniform("x1", -5.0, 10.0).uniform("x2", 0.0, 15.0).build(),
-            SyntheticFn::Hartmann6 => {
-                (1..=6).fold(Space::builder(), |b, i| b.uniform(format!("x{i}"), 0.0, 1.0)).build()
-            }
-        }
-        .unwrap_or_default();
         let name = match f {
             SyntheticFn::Branin => "branin",
+            SyntheticFn::Hartmann3 => "hartmann3",
             SyntheticFn::Hartmann6 => "hartmann6",
         };
+        Synthetic::with(Shape::One(f), name, f.space())
+    }
+
+    /// `branin-or-hartmann3`: a `function` choice between Branin and Hartmann-3, each with its
+    /// own parameters (`branin_x1`, ..., `hartmann3_x1`, ...), active only when chosen.
+    pub fn branin_or_hartmann3() -> Self {
+        let mut params = vec![(
+            "function".to_owned(),
+            hpo_core::Domain::Choice(BRANCHES.iter().map(|(n, _)| (*n).into()).collect()),
+        )];
+        let mut builder = Space::builder();
+        for (branch, f) in BRANCHES {
+            for (name, domain) in f.space().params() {
+                let name = format!("{branch}_{name}");
+                builder = builder.when(&name, format!("function == '{branch}'"));
+                params.push((name, domain.clone()));
+            }
+        }
+        let space =
+            params.into_iter().fold(builder, |b, (name, domain)| b.param(name, domain)).build().unwrap_or_default();
+        Synthetic::with(Shape::BraninOrHartmann3, "branin-or-hartmann3", space)
+    }
+
+    fn with(shape: Shape, name: &str, space: Space) -> Self {
         Synthetic {
-            f,
+            shape,
             info: BlackboxInfo {
                 name: name.into(),
                 space,
@@ -118,15 +189,25 @@ impl Blackbox for Synthetic {
     }
 
     fn curve(&self, config: &Config, _seed: u64) -> Result<Box<dyn Curve>, crate::Error> {
-        let value = |n: &String| config.f64(n).map_err(|e| crate::Error::Config(e.to_string()));
-        let x = self.f.names().iter().map(value).collect::<Result<_, _>>()?;
-        Ok(Box::new(SyntheticCurve { f: self.f, x }))
+        let bad = |e: hpo_core::ConfigError| crate::Error::Config(e.to_string());
+        let (f, prefix) = match self.shape {
+            Shape::One(f) => (f, String::new()),
+            Shape::BraninOrHartmann3 => {
+                let chosen = config.str("function").map_err(bad)?;
+                let (branch, f) = BRANCHES.iter().find(|(n, _)| *n == chosen).ok_or_else(|| {
+                    crate::Error::Config(format!("`function` must be \"branin\" or \"hartmann3\", got {chosen:?}"))
+                })?;
+                (*f, format!("{branch}_"))
+            }
+        };
+        let x = f.names().iter().map(|n| config.f64(&format!("{prefix}{n}")).map_err(bad)).collect::<Result<_, _>>()?;
+        Ok(Box::new(SyntheticCurve { f, x }))
     }
 
     fn optimum(&self, _metric: &str) -> Option<f64> {
-        Some(match self.f {
-            SyntheticFn::Branin => 0.397887,
-            SyntheticFn::Hartmann6 => -3.32237,
+        Some(match self.shape {
+            Shape::One(f) => f.optimum(),
+            Shape::BraninOrHartmann3 => SyntheticFn::Hartmann3.optimum(),
         })
     }
 }
@@ -143,6 +224,8 @@ mod tests {
         }
         let h = SyntheticFn::Hartmann6.eval(&[0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573], 1.0);
         assert!((h - -3.32237).abs() < 1e-4, "{h}");
+        let h3 = SyntheticFn::Hartmann3.eval(&[0.114614, 0.555649, 0.852547], 1.0);
+        assert!((h3 - -3.86278).abs() < 1e-4, "{h3}");
         // lower fidelity is a different (biased) function
         assert!((b.eval(&[std::f64::consts::PI, 2.275], 0.0) - 0.397887).abs() > 0.01);
     }

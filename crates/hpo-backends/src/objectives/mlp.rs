@@ -1,5 +1,5 @@
-//! A small multi-layer perceptron trained with Adam, epoch by epoch, like scikit-learn's
-//! `MLPClassifier(solver="adam")` that made the digits-mlp benchmark.
+//! A small multi-layer perceptron trained with Adam (or SGD with momentum), epoch by epoch,
+//! like scikit-learn's `MLPClassifier(solver="adam")` that made the digits-mlp benchmark.
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 use rand::{RngExt, SeedableRng};
@@ -18,14 +18,29 @@ pub enum Activation {
     Tanh,
 }
 
+/// How the weights are updated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    /// Adam with this first-moment decay (beta1; beta2 is 0.999).
+    Adam {
+        /// The first moment's decay.
+        beta1: f32,
+    },
+    /// Stochastic gradient descent with (heavy-ball) momentum.
+    Sgd {
+        /// The velocity's decay.
+        momentum: f32,
+    },
+}
+
 /// The hyperparameters the MLP reads from a config (missing ones take the defaults).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MlpSettings {
-    /// Units per hidden layer.
-    pub hidden_width: usize,
-    /// Hidden layers.
-    pub num_layers: usize,
-    /// Adam's step size.
+    /// Units of each hidden layer, input side first.
+    pub widths: Vec<usize>,
+    /// The optimizer.
+    pub optimizer: Optimizer,
+    /// The step size.
     pub learning_rate: f32,
     /// Examples per step.
     pub batch_size: usize,
@@ -38,9 +53,11 @@ pub struct MlpSettings {
 }
 
 impl MlpSettings {
-    /// Reads `hidden_width` (64), `num_layers` (1), `learning_rate` (1e-3), `batch_size` (64),
-    /// `weight_decay` (1e-4), `activation` ("relu" or "tanh") and the number of epochs from
-    /// `epochs_key` (else `epochs`, default 10).
+    /// Reads `num_layers` (1) hidden layers of `width_1`, `width_2`, ... units each (any
+    /// missing: `hidden_width`, 64), `optimizer` ("adam", the default, with `beta1` 0.9, or
+    /// "sgd" with `momentum` 0), `learning_rate` (1e-3), `batch_size` (64), `weight_decay`
+    /// (1e-4), `activation` ("relu" or "tanh") and the number of epochs from `epochs_key`
+    /// (else `epochs`, default 10).
     pub fn from_config(config: &hpo_core::Config, epochs_key: Option<&str>) -> Result<Self, TrialError> {
         let positive = |key: &str, v: i64| -> Result<usize, TrialError> {
             usize::try_from(v)
@@ -58,10 +75,34 @@ impl MlpSettings {
                 }
             },
         };
+        let unit = |key: &str, default: f64| -> Result<f32, TrialError> {
+            let x = float_or(config, key, default)?;
+            if (0.0..1.0).contains(&x) {
+                Ok(x as f32)
+            } else {
+                Err(format!("`{key}` must be in [0, 1), got {x}").into())
+            }
+        };
+        let optimizer = match config.get("optimizer") {
+            None => Optimizer::Adam { beta1: unit("beta1", 0.9)? },
+            Some(_) => match config.str("optimizer")? {
+                "adam" => Optimizer::Adam { beta1: unit("beta1", 0.9)? },
+                "sgd" => Optimizer::Sgd { momentum: unit("momentum", 0.0)? },
+                other => return Err(format!("`optimizer` must be \"adam\" or \"sgd\", got {other:?}").into()),
+            },
+        };
         let epochs_key = epochs_key.unwrap_or("epochs");
+        let hidden_width = positive("hidden_width", int_or(config, "hidden_width", 64)?)?;
+        let num_layers = positive("num_layers", int_or(config, "num_layers", 1)?)?;
+        let widths = (1..=num_layers)
+            .map(|k| {
+                let key = format!("width_{k}");
+                positive(&key, int_or(config, &key, hidden_width as i64)?)
+            })
+            .collect::<Result<Vec<usize>, TrialError>>()?;
         let settings = MlpSettings {
-            hidden_width: positive("hidden_width", int_or(config, "hidden_width", 64)?)?,
-            num_layers: positive("num_layers", int_or(config, "num_layers", 1)?)?,
+            widths,
+            optimizer,
             learning_rate: float_or(config, "learning_rate", 1e-3)? as f32,
             batch_size: positive("batch_size", int_or(config, "batch_size", 64)?)?,
             weight_decay: float_or(config, "weight_decay", 1e-4)? as f32,
@@ -70,12 +111,12 @@ impl MlpSettings {
         };
         // Checked before anything is allocated: a trial too large for memory fails alone
         // instead of aborting the process with all the other trials in it.
-        let (width, layers) = (settings.hidden_width as f64, settings.num_layers as f64);
-        let parameters = (INPUTS + 1.0) * width + (layers - 1.0) * (width + 1.0) * width + (width + 1.0) * OUTPUTS;
+        let sizes = settings.layer_sizes();
+        let parameters: f64 = sizes.windows(2).map(|pair| (pair[0] as f64 + 1.0) * pair[1] as f64).sum();
         if parameters > MAX_PARAMETERS {
             return Err(format!(
-                "`hidden_width` = {} with `num_layers` = {} makes {parameters:.3e} weights; the built-in MLP takes at most {MAX_PARAMETERS:.0e}",
-                settings.hidden_width, settings.num_layers
+                "hidden layers of {:?} units (`hidden_width`, or `width_1`, `width_2`, ...) make {parameters:.3e} weights; the built-in MLP takes at most {MAX_PARAMETERS:.0e}",
+                settings.widths
             )
             .into());
         }
@@ -83,11 +124,17 @@ impl MlpSettings {
     }
 }
 
+impl MlpSettings {
+    /// Units per layer, the digits' pixels first and their classes last.
+    fn layer_sizes(&self) -> Vec<usize> {
+        [&[INPUTS][..], &self.widths, &[CLASSES]].concat()
+    }
+}
+
 /// The most weights the built-in MLP trains (with Adam's moments, 160 MB).
 const MAX_PARAMETERS: f64 = 1e7;
-/// The digits' pixels and classes.
-const INPUTS: f64 = 64.0;
-const OUTPUTS: f64 = 10.0;
+/// The digits' pixels.
+const INPUTS: usize = 64;
 
 /// Adam's moment estimates for one parameter array.
 struct Moments<D: ndarray::Dimension> {
@@ -100,15 +147,30 @@ impl<D: ndarray::Dimension> Moments<D> {
         Moments { m: ndarray::Array::zeros(shape.clone()), v: ndarray::Array::zeros(shape) }
     }
 
-    fn step(&mut self, param: &mut ndarray::Array<f32, D>, grad: &ndarray::Array<f32, D>, lr_t: f32) {
-        const B1: f32 = 0.9;
+    /// One update with step size `lr_t` (Adam's, bias-corrected).
+    fn step(
+        &mut self,
+        param: &mut ndarray::Array<f32, D>,
+        grad: &ndarray::Array<f32, D>,
+        lr_t: f32,
+        optimizer: Optimizer,
+    ) {
         const B2: f32 = 0.999;
         const EPS: f32 = 1e-8;
-        Zip::from(param).and(&mut self.m).and(&mut self.v).and(grad).for_each(|p, m, v, &g| {
-            *m = B1 * *m + (1.0 - B1) * g;
-            *v = B2 * *v + (1.0 - B2) * g * g;
-            *p -= lr_t * *m / (v.sqrt() + EPS);
-        });
+        match optimizer {
+            Optimizer::Adam { beta1 } => {
+                Zip::from(param).and(&mut self.m).and(&mut self.v).and(grad).for_each(|p, m, v, &g| {
+                    *m = beta1 * *m + (1.0 - beta1) * g;
+                    *v = B2 * *v + (1.0 - B2) * g * g;
+                    *p -= lr_t * *m / (v.sqrt() + EPS);
+                })
+            }
+            // The velocity lives in the first moment's array (saved in checkpoints alike).
+            Optimizer::Sgd { momentum } => Zip::from(param).and(&mut self.m).and(grad).for_each(|p, m, &g| {
+                *m = momentum * *m + g;
+                *p -= lr_t * *m;
+            }),
+        }
     }
 }
 
@@ -176,7 +238,7 @@ impl Mlp {
         total_loss / n as f32
     }
 
-    /// One Adam step on a mini-batch; returns its mean cross-entropy.
+    /// One optimizer step on a mini-batch; returns its mean cross-entropy.
     fn step(&mut self, x: &Array2<f32>, labels: &[usize], s: &MlpSettings) -> f32 {
         let outputs = self.forward(x.view());
         let Some(logits) = outputs.last() else {
@@ -186,7 +248,12 @@ impl Mlp {
         let (mut delta, loss) = softmax_cross_entropy(logits, labels);
         delta /= batch;
         self.steps += 1;
-        let lr_t = s.learning_rate * (1.0 - 0.999f32.powi(self.steps)).sqrt() / (1.0 - 0.9f32.powi(self.steps));
+        let lr_t = match s.optimizer {
+            Optimizer::Adam { beta1 } => {
+                s.learning_rate * (1.0 - 0.999f32.powi(self.steps)).sqrt() / (1.0 - beta1.powi(self.steps))
+            }
+            Optimizer::Sgd { .. } => s.learning_rate,
+        };
         for layer in (0..self.weights.len()).rev() {
             let input = if layer == 0 { x.view() } else { outputs[layer - 1].view() };
             let mut grad_w = input.t().dot(&delta);
@@ -205,8 +272,8 @@ impl Mlp {
                 }
                 delta = next;
             }
-            self.w_moments[layer].step(&mut self.weights[layer], &grad_w, lr_t);
-            self.b_moments[layer].step(&mut self.biases[layer], &grad_b, lr_t);
+            self.w_moments[layer].step(&mut self.weights[layer], &grad_w, lr_t, s.optimizer);
+            self.b_moments[layer].step(&mut self.biases[layer], &grad_b, lr_t, s.optimizer);
         }
         loss / batch
     }
@@ -313,10 +380,7 @@ pub fn digits_mlp(ctx: &TrialContext, reporter: &mut Reporter, epochs_key: Optio
     let settings = MlpSettings::from_config(&ctx.config, epochs_key)?;
     let data = digits()?;
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed);
-    let mut sizes = vec![data.x_train.ncols()];
-    sizes.extend(std::iter::repeat_n(settings.hidden_width, settings.num_layers));
-    sizes.push(CLASSES);
-    let mut mlp = Mlp::new(&sizes, settings.activation, &mut rng);
+    let mut mlp = Mlp::new(&settings.layer_sizes(), settings.activation, &mut rng);
     let done = ctx.checkpoint_dir.as_deref().and_then(|dir| mlp.load(dir)).unwrap_or(0);
     if done > 0 {
         rng = ChaCha8Rng::seed_from_u64(ctx.seed ^ done as u64);
@@ -335,4 +399,56 @@ pub fn digits_mlp(ctx: &TrialContext, reporter: &mut Reporter, epochs_key: Optio
         ])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn config(json: serde_json::Value) -> hpo_core::Config {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn layer_widths_and_the_optimizer_come_from_the_config() {
+        let s = MlpSettings::from_config(
+            &config(serde_json::json!({ "num_layers": 3, "width_2": 16, "hidden_width": 32 })),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.widths, [32, 16, 32]);
+        assert_eq!(s.optimizer, Optimizer::Adam { beta1: 0.9 });
+        assert_eq!(s.layer_sizes(), [64, 32, 16, 32, 10]);
+        let sgd = config(serde_json::json!({ "optimizer": "sgd", "momentum": 0.5 }));
+        assert_eq!(MlpSettings::from_config(&sgd, None).unwrap().optimizer, Optimizer::Sgd { momentum: 0.5 });
+        let bad = |json| MlpSettings::from_config(&config(json), None).unwrap_err().to_string();
+        assert!(bad(serde_json::json!({ "optimizer": "rmsprop" })).contains("`optimizer` must be \"adam\" or \"sgd\""));
+        assert!(
+            bad(serde_json::json!({ "optimizer": "sgd", "momentum": 1.0 })).contains("`momentum` must be in [0, 1)")
+        );
+        assert!(
+            bad(serde_json::json!({ "num_layers": 2, "width_2": 0 })).contains("`width_2` must be a positive integer")
+        );
+    }
+
+    #[test]
+    fn sgd_with_momentum_learns_the_digits() {
+        let data = digits().unwrap();
+        let s = MlpSettings::from_config(
+            &config(
+                serde_json::json!({ "optimizer": "sgd", "momentum": 0.9, "learning_rate": 0.05, "batch_size": 32 }),
+            ),
+            None,
+        )
+        .unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut mlp = Mlp::new(&s.layer_sizes(), s.activation, &mut rng);
+        let before = mlp.evaluate(&data.x_val, &data.y_val).0;
+        for _ in 0..3 {
+            mlp.train_epoch(data, &s, &mut rng);
+        }
+        let after = mlp.evaluate(&data.x_val, &data.y_val).0;
+        assert!(before > 0.5 && after < 0.15, "validation error {before} -> {after}");
+    }
 }

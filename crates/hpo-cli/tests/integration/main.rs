@@ -4,6 +4,7 @@
 mod common;
 
 mod cli;
+mod conditional;
 mod dashboard;
 mod faults;
 mod plugins;
