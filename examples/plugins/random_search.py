@@ -1,5 +1,7 @@
 """A scheduler plugin in Python: random search with a median stopping rule, speaking hpo's
-scheduler protocol (docs/protocol.md) on stdin/stdout. Standard library only.
+scheduler protocol (docs/protocol.md) on stdin/stdout. Standard library only. It keeps to
+conditional spaces: a parameter with `when` only when its condition holds, and no config a
+`forbid` clause rules out.
 
     [scheduler]
     type = "process"
@@ -9,8 +11,10 @@ scheduler protocol (docs/protocol.md) on stdin/stdout. Standard library only.
 Check it with:  hpo plugin check -- python3 examples/plugins/random_search.py
 """
 
+import ast
 import json
 import math
+import operator
 import random
 import sys
 
@@ -19,7 +23,7 @@ def sample(domain, rng):
     """One value from a domain in the search-space syntax."""
     if not isinstance(domain, dict):
         return domain  # a constant
-    (kind, args), = domain.items()
+    (kind, args), = ((k, v) for k, v in domain.items() if k != "when")
     if kind == "uniform":
         return rng.uniform(args[0], args[1])
     if kind == "loguniform":
@@ -37,6 +41,64 @@ def sample(domain, rng):
     raise ValueError(f"unknown domain {kind}")
 
 
+OPERATORS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+             ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
+             ast.NotIn: lambda a, b: a not in b}
+
+
+def literal(node):
+    """A value of a condition: a number, 'text', true, false, or a list of them."""
+    if isinstance(node, ast.List):
+        return [literal(item) for item in node.elts]
+    if isinstance(node, ast.Name):
+        return {"true": True, "false": False}[node.id]
+    return ast.literal_eval(node)
+
+
+def holds(node, config):
+    """Whether a condition (`when`, `forbid`; parsed by `ast`, since its syntax is Python's)
+    holds for a config; a comparison on a parameter the config lacks does not."""
+    if isinstance(node, ast.Expression):
+        return holds(node.body, config)
+    if isinstance(node, ast.BoolOp):
+        parts = (holds(value, config) for value in node.values)
+        return all(parts) if isinstance(node.op, ast.And) else any(parts)
+    (op,), (right,) = node.ops, node.comparators
+    name = node.left.id
+    return name in config and OPERATORS[type(op)](config[name], literal(right))
+
+
+def names(node):
+    """The parameters a condition compares."""
+    return {n.left.id for n in ast.walk(node) if isinstance(n, ast.Compare)}
+
+
+def sample_config(space, rng):
+    """A config: each parameter whose `when` holds, drawn after those it depends on; drawn
+    again while a `forbid` clause holds."""
+    params = {k: d for k, d in space.items() if k != "forbid"}
+    when = {k: ast.parse(d["when"], mode="eval") for k, d in params.items() if isinstance(d, dict) and "when" in d}
+    forbid = [ast.parse(c, mode="eval") for c in space.get("forbid", [])]
+    while True:
+        config, decided = {}, set()
+
+        def decide(name):
+            if name in decided:
+                return
+            decided.add(name)
+            if name in when:
+                for parent in sorted(names(when[name])):
+                    decide(parent)
+                if not holds(when[name], config):
+                    return
+            config[name] = sample(params[name], rng)
+
+        for name in sorted(params):
+            decide(name)
+        if not any(holds(clause, config) for clause in forbid):
+            return config
+
+
 class Scheduler:
     def __init__(self, init):
         self.space = init["space"]
@@ -48,7 +110,7 @@ class Scheduler:
         self.values = {}  # epoch -> values reported at that epoch
 
     def suggest(self, trial_id):
-        return {"op": "start", "config": {k: sample(d, self.rng) for k, d in sorted(self.space.items())}}
+        return {"op": "start", "config": sample_config(self.space, self.rng)}
 
     def report(self, trial_id, metrics):
         value = metrics.get(self.metric)

@@ -110,11 +110,15 @@ fn a_bad_condition_names_the_file_line_and_key_before_anything_runs() {
     );
 }
 
-/// `examples/conditional.toml` as the README shows it, cut to a few trials.
+/// `examples/conditional.toml`, whose space the README shows as it is, cut to a few trials.
 #[test]
 fn the_conditional_example_runs() {
     let dir = tempfile::tempdir().unwrap();
     let example = repo().join("examples/conditional.toml");
+    let file = std::fs::read_to_string(&example).unwrap();
+    let space = &file[file.find("[space]").unwrap()..file.find("\n\n[searcher]").unwrap()];
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(readme.contains(&format!("```toml\n{space}\n```")), "the README shows the example's space as it is");
     let out = hpo(&["run", example.to_str().unwrap(), "--quiet", "--max-trials", "8"], dir.path());
     assert!(out.status.success(), "{}", text(&out));
     let best = hpo(&["best", "runs/conditional"], dir.path());

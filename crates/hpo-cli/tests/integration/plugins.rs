@@ -126,6 +126,24 @@ fn a_python_plugin_schedules_and_conforms() {
     let check = hpo(&["plugin", "check", "--", "python3", &script], dir.path());
     assert!(check.status.success(), "{}", text(&check));
     assert!(text(&check).contains("the plugin conforms"));
+
+    // A conditional space reaches the plugin with its conditions, and it keeps to them.
+    let conditional = experiment(&scheduler).replace(
+        "height = { randint = [-100, 100] }\n",
+        "height = { randint = [-100, 100] }\ndepth = { randint = [1, 5], when = \"width > 10 and height >= 0\" }\nforbid = [\"width < 5 and height > 50\"]\n",
+    );
+    std::fs::write(dir.path().join("c.toml"), conditional).unwrap();
+    let out = hpo(&["run", "c.toml", "-q", "--name", "c"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let entries = journal(&dir.path().join("runs/c"));
+    let starts: Vec<&Value> = entries.iter().filter(|e| e["event"] == "start").collect();
+    assert_eq!(starts.len(), 30);
+    for config in starts.iter().map(|e| &e["config"]) {
+        let (width, height) = (config["width"].as_i64().unwrap(), config["height"].as_i64().unwrap());
+        assert_eq!(config.get("depth").is_some(), width > 10 && height >= 0, "{config}");
+        assert!(!(width < 5 && height > 50), "forbidden: {config}");
+    }
+    assert!(starts.iter().any(|e| e["config"].get("depth").is_some()), "the branch was reached");
     let check = hpo(&["plugin", "check", plugin().to_str().unwrap()], dir.path());
     assert!(check.status.success(), "{}", text(&check));
 }
