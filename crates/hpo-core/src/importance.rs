@@ -17,6 +17,11 @@
 //! Scott's rule for the width (in cells, at least 0.3), and a wide prior (centered, as wide as
 //! the domain, weight 1). A `choice` has one cell per value: counts plus a uniform prior of
 //! weight 1. Constants are left out.
+//!
+//! A conditional parameter (`when`) is measured over the trials where it was active, and its
+//! divergence is weighted by the fraction of the top trials in which it was: a parameter the
+//! best trials rarely use does not rank high on the few of them that did (one active in
+//! fewer than two of them scores 0, as the top needs two trials at least).
 
 use hpo_space::{Config, Domain, Space};
 
@@ -97,7 +102,18 @@ pub fn ped_anova<'a>(
             };
             let all = count(&mut trials.iter().map(|(c, _)| *c));
             let best = count(&mut top.iter().map(|&i| trials[i].0));
-            Some((name.to_owned(), pearson_divergence(&cells.density(&best), &cells.density(&all))))
+            // A conditional parameter counts by the share of the top trials it was active in,
+            // and not at all in fewer than two (as the top itself needs two).
+            let active_in_top = best.iter().sum::<f64>();
+            let in_play = match space.condition(name) {
+                None => 1.0,
+                Some(_) if active_in_top < 2.0 => 0.0,
+                Some(_) => active_in_top / top.len() as f64,
+            };
+            if in_play == 0.0 {
+                return Some((name.to_owned(), 0.0));
+            }
+            Some((name.to_owned(), in_play * pearson_divergence(&cells.density(&best), &cells.density(&all))))
         })
         .collect();
     if divergences.is_empty() {
@@ -236,6 +252,49 @@ mod tests {
         let (all, top) = (cells.density(&[5.0, 5.0]), cells.density(&[2.0, 0.0]));
         assert!((all[0] - 0.5).abs() < 1e-15 && (top[0] - 5.0 / 6.0).abs() < 1e-15);
         assert!((pearson_divergence(&top, &all) - 4.0 / 9.0).abs() < 1e-9);
+    }
+
+    /// `opt` is "x" or "y", `m` (two values) exists only with "y". Twenty trials: "y" with
+    /// m = 0 scores 0, 1, "y" with m = 1 scores 2, 3, "x" the rest (4 to 19). The top tenth
+    /// (two trials) both have m = 0: m's divergence, over the four trials where it is active,
+    /// as the choice above: all (2, 2) -> (1/2, 1/2), top (2, 0) -> (5/6, 1/6), 4/9; it is in
+    /// play in all of the top, weight 1. opt: all (16 "x", 4 "y") -> (16.5/21, 4.5/21), top
+    /// (0, 2) -> (1/6, 5/6). With the "x" trials best instead, m is in play in none of the
+    /// top, and scores 0.
+    #[test]
+    fn a_conditional_parameter_counts_where_it_was_active_by_hand() {
+        let space =
+            Space::builder().choice("opt", ["x", "y"]).choice("m", [0, 1]).when("m", "opt == 'y'").build().unwrap();
+        let config = |opt: &str, m: Option<i64>| {
+            let mut c = Config::new();
+            c.insert("opt", opt);
+            if let Some(m) = m {
+                c.insert("m", m);
+            }
+            c
+        };
+        let mut trials: Vec<(Config, f64)> = vec![
+            (config("y", Some(0)), 0.0),
+            (config("y", Some(0)), 1.0),
+            (config("y", Some(1)), 2.0),
+            (config("y", Some(1)), 3.0),
+        ];
+        trials.extend((4..20).map(|v| (config("x", None), f64::from(v))));
+        let importances = ped_anova(&space, trials.iter().map(|(c, v)| (c, *v)), 0.1).unwrap();
+        let d_m = 4.0 / 9.0;
+        let (all, top) = ([16.5 / 21.0, 4.5 / 21.0], [1.0 / 6.0, 5.0 / 6.0]);
+        let d_opt = pearson_divergence(&top, &all);
+        let share = |name: &str| importances.params.iter().find(|(n, _)| n == name).unwrap().1;
+        assert!((share("m") - d_m / (d_m + d_opt)).abs() < 1e-9, "{importances:?}");
+
+        // The "x" trials best: m is active in none of the top two.
+        for (c, v) in &mut trials {
+            if c.get("m").is_some() {
+                *v += 100.0;
+            }
+        }
+        let importances = ped_anova(&space, trials.iter().map(|(c, v)| (c, *v)), 0.1).unwrap();
+        assert_eq!(importances.params[1], ("m".to_owned(), 0.0));
     }
 
     #[test]
