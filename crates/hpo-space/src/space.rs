@@ -451,7 +451,18 @@ impl Space {
     /// `usize`.
     pub fn size(&self) -> Option<usize> {
         let product = self.params.values().try_fold(1usize, |acc, d| d.cardinality().and_then(|n| acc.checked_mul(n)));
-        if self.is_conditional() { product.and_then(|_| self.grid(usize::MAX).ok()).map(|g| g.len()) } else { product }
+        if !self.is_conditional() {
+            return product;
+        }
+        // The valid configs of a conditional space, counted (up to the most a grid lists).
+        product?;
+        let axes = self.axes(usize::MAX).ok()?;
+        let mut count = 0;
+        self.walk(&axes, &mut Config::new(), &mut |_| {
+            count += 1;
+            count <= MAX_LISTED_CONFIGS
+        });
+        (count <= MAX_LISTED_CONFIGS).then_some(count)
     }
 
     /// Every combination of the parameters' grid values (see [`Domain::grid_axis`]), in a
@@ -485,46 +496,57 @@ impl Space {
     }
 
     fn listed_grid(&self, points_per_numeric: usize) -> Result<Grid, SpaceError> {
-        let axes: Vec<(&str, Axis)> = self
-            .params_in_order()
-            .map(|(name, domain)| {
-                domain.grid_axis(points_per_numeric).map(|a| (name, a)).map_err(|m| SpaceError::new(name, m.0))
-            })
-            .collect::<Result<_, _>>()?;
+        let axes = self.axes(points_per_numeric)?;
         let mut listed = Vec::new();
-        self.list(&axes, &mut Config::new(), &mut listed)?;
+        self.walk(&axes, &mut Config::new(), &mut |config| {
+            listed.push(config.clone());
+            listed.len() <= MAX_LISTED_CONFIGS
+        });
+        if listed.len() > MAX_LISTED_CONFIGS {
+            return Err(SpaceError::new(
+                "",
+                format!("the grid of this conditional space has more than {MAX_LISTED_CONFIGS} configs to list"),
+            ));
+        }
         Ok(Grid { len: listed.len(), points: Points::Listed(listed) })
     }
 
-    /// Adds every valid completion of `config` by the parameters of `axes` to `out`.
-    fn list(&self, axes: &[(&str, Axis)], config: &mut Config, out: &mut Vec<Config>) -> Result<(), SpaceError> {
+    /// Each parameter's grid values, in [`Space::params_in_order`].
+    fn axes(&self, points_per_numeric: usize) -> Result<Vec<(&str, Axis)>, SpaceError> {
+        self.params_in_order()
+            .map(|(name, domain)| {
+                domain.grid_axis(points_per_numeric).map(|a| (name, a)).map_err(|m| SpaceError::new(name, m.0))
+            })
+            .collect()
+    }
+
+    /// Visits every valid completion of `config` by the parameters of `axes` (an inactive one
+    /// takes no value, a forbidden completion is skipped) until `visit` says stop; whether it
+    /// did not.
+    fn walk(&self, axes: &[(&str, Axis)], config: &mut Config, visit: &mut dyn FnMut(&Config) -> bool) -> bool {
         let Some(((name, axis), rest)) = axes.split_first() else {
-            if !self.is_forbidden(config) {
-                if out.len() == MAX_LISTED_CONFIGS {
-                    return Err(SpaceError::new(
-                        "",
-                        format!(
-                            "the grid of this conditional space has more than {MAX_LISTED_CONFIGS} configs to list"
-                        ),
-                    ));
-                }
-                out.push(config.clone());
-            }
-            return Ok(());
+            return self.is_forbidden(config) || visit(config);
         };
         if !self.is_active(name, config) {
-            return self.list(rest, config, out);
+            return self.walk(rest, config, visit);
         }
         for value in axis.values() {
             config.insert(*name, value);
-            self.list(rest, config, out)?;
+            if !self.walk(rest, config, visit) {
+                return false;
+            }
         }
         config.remove(name);
-        Ok(())
+        true
     }
 
     /// The grid of every value of a finite space ([`Space::size`] is `Some`).
     pub fn every_config(&self) -> Option<Grid> {
+        if self.is_conditional() {
+            // Listed once, not counted first.
+            self.params.values().try_for_each(|d| d.cardinality().map(drop))?;
+            return self.grid(usize::MAX).ok();
+        }
         self.size()?;
         self.grid(usize::MAX).ok()
     }

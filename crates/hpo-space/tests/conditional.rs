@@ -210,3 +210,14 @@ fn an_inactive_parameter_encodes_apart_and_decodes_to_nothing() {
         space.validate(&space.decode(&drawn)).unwrap();
     }
 }
+
+#[test]
+fn a_conditional_grid_too_large_to_list_says_so() {
+    let space = parse("a = { randint = [0, 2000] }\nb = { randint = [0, 2000], when = \"a > 0\" }\n").unwrap();
+    assert_eq!(space.size(), None, "2,000 x 2,001 + 1 valid configs: more than a grid lists");
+    let e = space.grid(10).map(|g| g.len());
+    assert_eq!(e.unwrap(), 10 * 10 - 9, "a = 0 leaves b out: 9 of the 10 x 10 combinations are one");
+    let e = space.grid(usize::MAX).unwrap_err().to_string();
+    assert!(e.contains("more than 1000000 configs to list"), "{e}");
+    assert!(space.every_config().is_none());
+}
