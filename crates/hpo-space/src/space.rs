@@ -70,30 +70,41 @@ const MAX_REDRAWS: usize = 100_000;
 /// The most configs a conditional grid lists (it is listed, not indexed as a product).
 const MAX_LISTED_CONFIGS: usize = 1_000_000;
 
-/// A parameter's entry in the search-space syntax: a domain with an optional condition, or
-/// the space's `forbid` list.
-enum Entry {
-    Param(Domain, Option<String>),
-    Forbid(Vec<String>),
+/// A space's entries as parsed, before they are checked together.
+#[derive(Default)]
+struct Parts {
+    params: BTreeMap<String, Domain>,
+    whens: BTreeMap<String, String>,
+    forbids: Vec<String>,
 }
 
-impl Entry {
-    fn from_json(name: &str, spec: &serde_json::Value) -> Result<Entry, String> {
+impl Parts {
+    /// Adds one entry of the search-space syntax: a domain with an optional `when`, or the
+    /// space's `forbid` list (a parameter may still be named `forbid`: only a list is one).
+    fn add(&mut self, name: &str, spec: &serde_json::Value) -> Result<(), String> {
         if name == "forbid"
             && let Some(list) = spec.as_array()
         {
             let clauses: Option<Vec<String>> = list.iter().map(|c| c.as_str().map(str::to_owned)).collect();
-            return clauses.map(Entry::Forbid).ok_or_else(|| {
+            self.forbids = clauses.ok_or_else(|| {
                 format!("`forbid` is a list of conditions such as [\"batch_size > 256 and lr > 0.1\"], got {spec}")
-            });
+            })?;
+            return Ok(());
         }
         let mut spec = spec.clone();
-        let when = match spec.as_object_mut().and_then(|o| o.remove("when")) {
-            None => None,
-            Some(serde_json::Value::String(when)) => Some(when),
+        match spec.as_object_mut().and_then(|o| o.remove("when")) {
+            None => {}
+            Some(serde_json::Value::String(when)) => {
+                self.whens.insert(name.to_owned(), when);
+            }
             Some(other) => return Err(format!("`when` is a condition such as \"optimizer == 'sgd'\", got {other}")),
-        };
-        Ok(Entry::Param(Domain::from_json(&spec).map_err(|e| e.0)?, when))
+        }
+        self.params.insert(name.to_owned(), Domain::from_json(&spec).map_err(|e| e.0)?);
+        Ok(())
+    }
+
+    fn assemble(self) -> Result<Space, SpaceError> {
+        Space::assemble(self.params, self.whens, self.forbids)
     }
 }
 
@@ -175,19 +186,11 @@ impl Space {
         let map = spec
             .as_object()
             .ok_or_else(|| SpaceError::new("", format!("expected a table of parameters, got {spec}")))?;
-        let (mut params, mut whens, mut forbids) = (BTreeMap::new(), BTreeMap::new(), Vec::new());
+        let mut parts = Parts::default();
         for (name, v) in map {
-            match Entry::from_json(name, v).map_err(|m| SpaceError::new(name, m))? {
-                Entry::Param(domain, when) => {
-                    if let Some(when) = when {
-                        whens.insert(name.clone(), when);
-                    }
-                    params.insert(name.clone(), domain);
-                }
-                Entry::Forbid(clauses) => forbids = clauses,
-            }
+            parts.add(name, v).map_err(|m| SpaceError::new(name, m))?;
         }
-        Space::assemble(params, whens, forbids)
+        parts.assemble()
     }
 
     /// Parses a TOML table of parameters as it appears under `[space]` in an experiment file,
@@ -201,7 +204,7 @@ impl Space {
             let line = table.get(name).map(|spanned| line_of(source, spanned.span().start));
             Some(Location { file: file.to_owned(), line })
         };
-        let (mut params, mut whens, mut forbids) = (BTreeMap::new(), BTreeMap::new(), Vec::new());
+        let mut parts = Parts::default();
         for (name, spanned) in table {
             let located = |message: String| SpaceError { param: name.clone(), location: location(name), message };
             // JSON has no NaN or infinity (they would turn into null): say so with TOML's text.
@@ -209,18 +212,10 @@ impl Space {
                 return Err(located(message));
             }
             let json = serde_json::to_value(spanned.get_ref()).map_err(|e| located(e.to_string()))?;
-            match Entry::from_json(name, &json).map_err(located)? {
-                Entry::Param(domain, when) => {
-                    if let Some(when) = when {
-                        whens.insert(name.clone(), when);
-                    }
-                    params.insert(name.clone(), domain);
-                }
-                Entry::Forbid(clauses) => forbids = clauses,
-            }
+            parts.add(name, &json).map_err(located)?;
         }
         // Errors about conditions name the parameter (or `forbid`): point at its line.
-        Space::assemble(params, whens, forbids).map_err(|e| SpaceError { location: location(&e.param), ..e })
+        parts.assemble().map_err(|e| SpaceError { location: location(&e.param), ..e })
     }
 
     /// Parses a standalone TOML document whose top-level keys are the parameters.
