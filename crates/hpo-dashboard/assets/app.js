@@ -204,12 +204,18 @@ function ganttChart(g) {
   return chart("Trials on workers" + shown, "time (s)", [hidden], [[start, g.now], [null, null]], opts);
 }
 
+// The parameters of a space in the search-space syntax, by name: every key but the list of
+// forbidden combinations.
+function parameters(space) {
+  return Object.keys(space).filter((n) => !(n === "forbid" && Array.isArray(space[n]))).sort();
+}
+
 // Parallel coordinates: one axis per parameter (its range as observed, log domains in log;
 // listed values at their positions), one line per trial, the best darkest and on top.
 function parallelChart(rows, space, metric) {
-  const names = Object.keys(space).filter((n) => space[n] !== null && typeof space[n] === "object").sort();
+  const names = parameters(space).filter((n) => space[n] !== null && typeof space[n] === "object");
   const axis = names.map((name) => {
-    const kind = Object.keys(space[name])[0];
+    const kind = Object.keys(space[name]).find((k) => k !== "when");
     const listed = kind === "choice" || kind === "ordinal" ? space[name][kind].map((v) => JSON.stringify(v)) : null;
     const raw = (t) => (t.config || {})[name];
     const value = listed ? (t) => listed.indexOf(JSON.stringify(raw(t))) : kind.startsWith("log") ? (t) => Math.log(raw(t)) : raw;
@@ -224,10 +230,14 @@ function parallelChart(rows, space, metric) {
   }));
   const xs = names.map((_, i) => i);
   const data = [xs, ...worstFirst.map((t) => axis.map((f) => f(t)))];
+  const slanted = names.length > 5;
   const opts = {
     legend: { show: false },
+    padding: slanted ? [null, null, null, 70] : undefined,
     scales: { x: { time: false, range: [-0.2, names.length - 0.8] }, y: { range: [-0.05, 1.05] } },
-    axes: [{ splits: () => xs, values: () => names, grid: { stroke: "#8a8f99", width: 1 } }, { show: false }],
+    // Names slanted when many would overlap; an inactive parameter leaves a gap in its line.
+    axes: [{ splits: () => xs, values: () => names, grid: { stroke: "#8a8f99", width: 1 },
+      ...(slanted ? { rotate: 35, size: 80 } : {}) }, { show: false }],
   };
   return chart(`Parallel coordinates of the best ${rows.length} trials (darker: better ${metric})`, "parameter", series, data, opts);
 }
@@ -394,7 +404,7 @@ async function showExperiment(key) {
 
   // The trials table is sorted and filtered by the server, a page at a time: an experiment
   // may hold 100,000 trials.
-  const params = Object.keys((e.spec && e.spec.space) || {}).sort();
+  const params = parameters((e.spec && e.spec.space) || {});
   const table = choicesOf(key);
   const tableHolder = el("div", { class: "scroll" });
   const note = el("p", { class: "muted", id: "trials-note" });

@@ -595,7 +595,7 @@ pub(crate) fn slices_view(r: &ExperimentResults, max: usize) -> Value {
         .into_iter()
         .flatten()
         .filter_map(|(name, domain)| {
-            let kind = domain.as_object()?.keys().next()?.as_str();
+            let kind = domain.as_object()?.keys().find(|k| *k != "when")?.as_str();
             // Values listed in the space are drawn at their positions, named by `labels`.
             let listed = kind == "choice" || kind == "ordinal";
             let labels: Option<Vec<Value>> = listed.then(|| domain[kind].as_array().cloned()).flatten();
