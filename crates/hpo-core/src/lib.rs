@@ -11,6 +11,7 @@ mod experiment;
 pub mod importance;
 pub mod interrupt;
 mod journal;
+pub mod pareto;
 mod protocol;
 mod results;
 mod rng;
