@@ -70,19 +70,19 @@ pub fn non_dominated_fronts(points: &[Vec<f64>]) -> Vec<Vec<usize>> {
 pub fn crowding_distances(points: &[Vec<f64>], front: &[usize]) -> Vec<f64> {
     let mut distance = vec![0.0; front.len()];
     let objectives = front.first().map_or(0, |&i| points[i].len());
-    for m in 0..objectives {
+    // One objective at a time: its values over the front.
+    for column in (0..objectives).map(|m| front.iter().map(|&i| points[i][m]).collect::<Vec<f64>>()) {
         let mut order: Vec<usize> = (0..front.len()).collect();
-        order.sort_by(|&a, &b| points[front[a]][m].total_cmp(&points[front[b]][m]).then(a.cmp(&b)));
+        order.sort_by(|&a, &b| column[a].total_cmp(&column[b]).then(a.cmp(&b)));
         let (first, last) = (order[0], order[order.len() - 1]);
         distance[first] = f64::INFINITY;
         distance[last] = f64::INFINITY;
-        let range = points[front[last]][m] - points[front[first]][m];
+        let range = column[last] - column[first];
         if range <= 0.0 {
             continue;
         }
         for k in 1..order.len().saturating_sub(1) {
-            let gap = points[front[order[k + 1]]][m] - points[front[order[k - 1]]][m];
-            distance[order[k]] += gap / range;
+            distance[order[k]] += (column[order[k + 1]] - column[order[k - 1]]) / range;
         }
     }
     distance
