@@ -42,6 +42,60 @@ impl fmt::Display for ExperimentError {
     }
 }
 
+fn is_single(objectives: &[Objective]) -> bool {
+    objectives.len() <= 1
+}
+
+/// The objectives of `metric = "loss"` or `metric = ["val_error", "latency_ms"]` with `mode`
+/// one direction for all or one per metric (`mode = ["min", "min"]`); the message says what
+/// was expected, and of which key.
+fn objectives(metric: &toml::Value, mode: Option<&toml::Value>) -> Result<Vec<Objective>, (&'static str, String)> {
+    let names: Vec<String> = match metric {
+        toml::Value::String(name) => vec![name.clone()],
+        toml::Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(|m| m.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or(("metric", format!("expected metric names, got {metric}")))?,
+        other => return Err(("metric", format!("expected a metric name or a list of them, got {other}"))),
+    };
+    if let Some(twice) = names.iter().enumerate().find_map(|(i, n)| names[..i].contains(n).then_some(n)) {
+        return Err(("metric", format!("`{twice}` is listed twice")));
+    }
+    let parse_mode = |m: &toml::Value| match m.as_str() {
+        Some("min") => Ok(Mode::Min),
+        Some("max") => Ok(Mode::Max),
+        _ => Err(("mode", format!("expected \"min\" or \"max\", got {m}"))),
+    };
+    let modes: Vec<Mode> = match mode {
+        None => vec![Mode::Min; names.len()],
+        Some(toml::Value::Array(items)) if items.len() == names.len() => {
+            items.iter().map(parse_mode).collect::<Result<_, _>>()?
+        }
+        Some(toml::Value::Array(items)) => {
+            return Err((
+                "mode",
+                format!("{} modes for {} metrics: give one per metric, or one for all", items.len(), names.len()),
+            ));
+        }
+        Some(one) => vec![parse_mode(one)?; names.len()],
+    };
+    Ok(names.into_iter().zip(modes).map(|(metric, mode)| Objective::new(metric, mode)).collect())
+}
+
+/// The constraints of `constraints = ["latency_ms <= 20"]`, checked.
+fn constraints(value: &toml::Value) -> Result<Vec<String>, String> {
+    let list =
+        value.as_array().ok_or_else(|| format!("expected a list such as [\"latency_ms <= 20\"], got {value}"))?;
+    list.iter()
+        .map(|c| {
+            let text =
+                c.as_str().ok_or_else(|| format!("expected a constraint such as \"latency_ms <= 20\", got {c}"))?;
+            crate::pareto::Constraint::parse(text).map(|_| text.trim().to_owned())
+        })
+        .collect()
+}
+
 fn default_name() -> String {
     "experiment".into()
 }
@@ -58,9 +112,9 @@ fn default_output() -> PathBuf {
 struct RawExperiment {
     #[serde(default = "default_name")]
     name: String,
-    metric: String,
-    #[serde(default)]
-    mode: Mode,
+    metric: Spanned<toml::Value>,
+    mode: Option<Spanned<toml::Value>>,
+    constraints: Option<Spanned<toml::Value>>,
     resource_attr: Option<String>,
     max_resource_attr: Option<String>,
     #[serde(default = "default_workers")]
@@ -86,10 +140,17 @@ struct RawExperiment {
 pub struct ExperimentSpec {
     /// The experiment's name (its folder's).
     pub name: String,
-    /// The reported key optimized.
+    /// The reported key optimized (the first objective, when there are several).
     pub metric: String,
     /// Minimize or maximize it.
     pub mode: Mode,
+    /// Every objective, `metric` and `mode` first (written to the journal only when there
+    /// are several).
+    #[serde(skip_serializing_if = "is_single")]
+    pub objectives: Vec<Objective>,
+    /// Outcome constraints (`latency_ms <= 20`): a trial breaking one is infeasible.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
     /// The reported key that counts training progress.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_attr: Option<String>,
@@ -195,6 +256,12 @@ impl ExperimentSpec {
             origin.lines.insert(key.to_owned(), line_of(text, start));
         };
         note_line("space", raw.space.span().start);
+        note_line("metric", raw.metric.span().start);
+        for (key, value) in [("mode", &raw.mode), ("constraints", &raw.constraints)] {
+            if let Some(v) = value {
+                note_line(key, v.span().start);
+            }
+        }
         for (key, table) in
             [("searcher", &raw.searcher), ("scheduler", &raw.scheduler), ("backend", &raw.backend), ("stop", &raw.stop)]
         {
@@ -202,6 +269,12 @@ impl ExperimentSpec {
                 note_line(key, t.span().start);
             }
         }
+        let objectives = objectives(raw.metric.get_ref(), raw.mode.as_ref().map(Spanned::get_ref))
+            .map_err(|(key, m)| origin.error(key, m))?;
+        let constraints = match &raw.constraints {
+            Some(list) => constraints(list.get_ref()).map_err(|m| origin.error("constraints", m))?,
+            None => Vec::new(),
+        };
 
         let space = Space::from_toml_spanned(raw.space.get_ref(), file, text).map_err(|e| ExperimentError {
             file: file.to_owned(),
@@ -252,8 +325,10 @@ impl ExperimentSpec {
         };
         let spec = ExperimentSpec {
             name: raw.name,
-            metric: raw.metric,
-            mode: raw.mode,
+            metric: objectives[0].metric.clone(),
+            mode: objectives[0].mode,
+            objectives,
+            constraints,
             resource_attr: raw.resource_attr,
             max_resource_attr: raw.max_resource_attr,
             workers: raw.workers,
@@ -303,6 +378,12 @@ impl ExperimentSpec {
     /// (`lr = { loguniform = [0.0001, 0.1] }`).
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         let mut json = self.to_json();
+        // Several objectives are written as the file spells them: lists of metrics and modes.
+        if let Some(objectives) = json.as_object_mut().and_then(|o| o.remove("objectives")) {
+            let list = |key: &str| objectives.as_array().into_iter().flatten().map(|o| o[key].clone()).collect();
+            json["metric"] = serde_json::Value::Array(list("metric"));
+            json["mode"] = serde_json::Value::Array(list("mode"));
+        }
         let space = json.as_object_mut().and_then(|o| o.remove("space")).unwrap_or_default();
         let mut text = toml::to_string_pretty(&json)?;
         text.push_str("\n[space]\n");

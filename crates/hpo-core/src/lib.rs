@@ -26,7 +26,7 @@ pub use journal::{
     ABORT_AFTER_ENTRIES, Entry, JOURNAL_VERSION, Journal, JournalError, JournalSync, Recorded, read_journal,
 };
 pub use protocol::{Answer, PROTOCOL_VERSION, Request, SchedulerFactory, SchedulerServer};
-pub use results::{ExperimentResults, Leaderboard, ResultsError, Row, TrialSummary};
+pub use results::{ExperimentResults, Leaderboard, Pareto, ParetoPoint, ResultsError, Row, TrialSummary};
 pub use rng::{HpoRng, derive_rng, derive_seed};
 pub use traits::{Backend, BackendError, Context, Event, EventKind, Scheduler, Searcher, SetupError, TrialStart};
 pub use tuner::{EndReason, Incumbent, Observer, Progress, StopCriteria, Summary, Tuner, TunerError};

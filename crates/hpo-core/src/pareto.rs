@@ -1,6 +1,62 @@
 //! Several objectives at once: Pareto dominance (with Deb's constrained dominance),
-//! non-dominated sorting, crowding distance and hypervolume. Every objective is to be
-//! minimized here (a maximized metric enters negated, as [`crate::Objective`] does).
+//! non-dominated sorting, crowding distance, hypervolume, and outcome constraints. Every
+//! objective is to be minimized here (a maximized metric enters negated, as
+//! [`crate::Objective`] does).
+
+use std::fmt;
+
+use crate::types::Metrics;
+
+/// An outcome constraint on a reported metric, `latency_ms <= 20`: a trial whose report
+/// breaks it is infeasible (recorded, never on the front).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Constraint {
+    /// The metric constrained.
+    pub metric: String,
+    /// Whether the metric must stay at most (`<=`) or at least (`>=`) the bound.
+    pub at_most: bool,
+    /// The bound.
+    pub bound: f64,
+}
+
+impl fmt::Display for Constraint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.metric, if self.at_most { "<=" } else { ">=" }, self.bound)
+    }
+}
+
+impl Constraint {
+    /// Parses `metric <= bound` or `metric >= bound`.
+    pub fn parse(text: &str) -> Result<Constraint, String> {
+        let expected = || format!("`{text}`: expected a metric, <= or >=, and a number, as `latency_ms <= 20`");
+        let (at, at_most) = match (text.find("<="), text.find(">=")) {
+            (Some(at), None) => (at, true),
+            (None, Some(at)) => (at, false),
+            _ => return Err(expected()),
+        };
+        let metric = text[..at].trim();
+        let bound: f64 = text[at + 2..].trim().parse().map_err(|_| expected())?;
+        if metric.is_empty() || metric.contains(char::is_whitespace) || !bound.is_finite() {
+            return Err(expected());
+        }
+        Ok(Constraint { metric: metric.to_owned(), at_most, bound })
+    }
+
+    /// By how much a report breaks the constraint (0 if it holds; infinite if the metric is
+    /// missing or not finite).
+    pub fn violation(&self, metrics: &Metrics) -> f64 {
+        match metrics.get(&self.metric) {
+            Some(&v) if v.is_finite() => {
+                if self.at_most {
+                    (v - self.bound).max(0.0)
+                } else {
+                    (self.bound - v).max(0.0)
+                }
+            }
+            _ => f64::INFINITY,
+        }
+    }
+}
 
 /// Whether `a` dominates `b`: no worse in every objective and better in one.
 pub fn dominates(a: &[f64], b: &[f64]) -> bool {
@@ -168,6 +224,22 @@ mod tests {
 
     fn pts(list: &[&[f64]]) -> Vec<Vec<f64>> {
         list.iter().map(|p| p.to_vec()).collect()
+    }
+
+    #[test]
+    fn constraints_parse_and_measure_their_violation() {
+        let c = Constraint::parse(" latency_ms <= 20 ").unwrap();
+        assert_eq!(c, Constraint { metric: "latency_ms".into(), at_most: true, bound: 20.0 });
+        assert_eq!(c.to_string(), "latency_ms <= 20");
+        let metrics = |v: f64| [("latency_ms".to_owned(), v)].into_iter().collect::<Metrics>();
+        assert_eq!(c.violation(&metrics(12.0)), 0.0);
+        assert_eq!(c.violation(&metrics(25.5)), 5.5);
+        assert_eq!(c.violation(&Metrics::new()), f64::INFINITY);
+        let at_least = Constraint::parse("accuracy>=0.9").unwrap();
+        assert!((at_least.violation(&[("accuracy".to_owned(), 0.85)].into_iter().collect()) - 0.05).abs() < 1e-12);
+        for bad in ["latency_ms < 20", "latency_ms <= fast", "<= 3", "a b <= 3", "x <= inf"] {
+            assert!(Constraint::parse(bad).unwrap_err().contains("expected a metric, <= or >=, and a number"), "{bad}");
+        }
     }
 
     #[test]

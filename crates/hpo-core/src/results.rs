@@ -11,6 +11,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::journal::{Entry, JournalError, LineError, stream_journal};
+use crate::pareto::Constraint;
 use crate::types::{Decision, Metrics, Mode, Objective, Status, TrialId};
 
 /// One trial as the journal tells it.
@@ -68,6 +69,32 @@ pub struct Row {
     pub decision: Decision,
     /// What was reported.
     pub metrics: Metrics,
+}
+
+/// One trial's outcome over several objectives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParetoPoint {
+    /// The trial.
+    pub trial_id: TrialId,
+    /// The report (index in [`ExperimentResults::rows`]) it is judged by.
+    pub row: usize,
+    /// Each objective's value, in the user's units.
+    pub values: Vec<f64>,
+    /// The same as values to minimize.
+    pub minimized: Vec<f64>,
+    /// By how much the report breaks the constraints (0: feasible).
+    pub violation: f64,
+}
+
+/// The trials ranked over several objectives: see [`ExperimentResults::pareto`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pareto {
+    /// The objectives, in order.
+    pub objectives: Vec<Objective>,
+    /// The feasible trials' non-dominated fronts, the Pareto front first.
+    pub fronts: Vec<Vec<ParetoPoint>>,
+    /// The trials that break a constraint, the least violation first.
+    pub infeasible: Vec<ParetoPoint>,
 }
 
 /// The columns every `results.csv` starts with (Syne Tune's names).
@@ -206,6 +233,55 @@ impl ExperimentResults {
         }
         summary.ended = Some(t);
         Ok(())
+    }
+
+    /// The experiment's objectives: `objectives` in the spec when there are several, else
+    /// the one [`ExperimentResults::objective`].
+    pub fn objectives(&self) -> Vec<Objective> {
+        serde_json::from_value(self.spec["objectives"].clone()).unwrap_or_else(|_| vec![self.objective.clone()])
+    }
+
+    /// The Pareto ranking of the trials over every objective: each trial by its latest report
+    /// that has every objective (its final state: for a multi-fidelity scheduler, the highest
+    /// resource it reached), the feasible ones (breaking no constraint of the spec) sorted
+    /// into non-dominated fronts, each front by its first objective.
+    pub fn pareto(&self) -> Pareto {
+        let objectives = self.objectives();
+        let constraints: Vec<Constraint> = self.spec["constraints"]
+            .as_array()
+            .map(|list| list.iter().filter_map(|c| Constraint::parse(c.as_str()?).ok()).collect())
+            .unwrap_or_default();
+        let mut latest: Vec<Option<usize>> = vec![None; self.trials.len()];
+        for (i, row) in self.rows.iter().enumerate() {
+            if objectives.iter().all(|o| o.of(&row.metrics).is_ok()) {
+                latest[row.trial_id as usize] = Some(i);
+            }
+        }
+        let (mut feasible, mut infeasible) = (Vec::new(), Vec::new());
+        for (trial_id, row) in latest.into_iter().enumerate().filter_map(|(t, r)| Some((t as TrialId, r?))) {
+            let metrics = &self.rows[row].metrics;
+            let point = ParetoPoint {
+                trial_id,
+                row,
+                values: objectives.iter().map(|o| metrics.get(&o.metric).copied().unwrap_or(f64::NAN)).collect(),
+                minimized: objectives.iter().map(|o| o.of(metrics).unwrap_or(f64::INFINITY)).collect(),
+                violation: constraints.iter().map(|c| c.violation(metrics)).sum(),
+            };
+            if point.violation > 0.0 { infeasible.push(point) } else { feasible.push(point) }
+        }
+        let minimized: Vec<Vec<f64>> = feasible.iter().map(|p| p.minimized.clone()).collect();
+        let fronts = crate::pareto::non_dominated_fronts(&minimized)
+            .into_iter()
+            .map(|front| {
+                let mut members: Vec<ParetoPoint> = front.into_iter().map(|i| feasible[i].clone()).collect();
+                members.sort_by(|a, b| {
+                    a.minimized.iter().zip(&b.minimized).fold(Ordering::Equal, |o, (x, y)| o.then(x.total_cmp(y)))
+                });
+                members
+            })
+            .collect();
+        infeasible.sort_by(|a, b| a.violation.total_cmp(&b.violation).then(a.trial_id.cmp(&b.trial_id)));
+        Pareto { objectives, fronts, infeasible }
     }
 
     /// Trials with at least one valid result, best first (ties: the one that reported its
@@ -723,6 +799,48 @@ mod tests {
         j.flush().unwrap();
         std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(br#"{"event":"rep"#).unwrap();
         path
+    }
+
+    /// Two objectives (error min, speed max) and `cost <= 1`: trial 0 (0.1, 5) and trial 1
+    /// (0.3, 9) trade off; trial 2 (0.2, 4) is dominated by trial 0; trial 3 (0.05, 9) would
+    /// dominate all but costs 2; trial 4 reported no speed. Trial 1's first report (0.5, 1)
+    /// is replaced by its latest.
+    #[test]
+    fn the_pareto_ranking_by_hand() {
+        let spec = serde_json::json!({
+            "metric": "error", "mode": "min",
+            "objectives": [{ "metric": "error", "mode": "min" }, { "metric": "speed", "mode": "max" }],
+            "constraints": ["cost <= 1"],
+        });
+        let header = Entry::Experiment { v: 1, name: "x".into(), spec };
+        let mut r = ExperimentResults::from_header(&header).unwrap();
+        let report = |trial, error: f64, speed: Option<f64>, cost: f64| {
+            let mut metrics: Metrics = [("error".to_owned(), error), ("cost".to_owned(), cost)].into_iter().collect();
+            if let Some(speed) = speed {
+                metrics.insert("speed".into(), speed);
+            }
+            Entry::Report { t: 1.0, trial, metrics: Cow::Owned(metrics), decision: Decision::Continue }
+        };
+        for trial in 0..5 {
+            r.apply(&Entry::Start { t: 0.0, trial, config: Cow::Owned(config(0.1)), checkpoint_from: None }).unwrap();
+        }
+        for entry in [
+            report(1, 0.5, Some(1.0), 0.0),
+            report(0, 0.1, Some(5.0), 0.5),
+            report(1, 0.3, Some(9.0), 1.0),
+            report(2, 0.2, Some(4.0), 0.0),
+            report(3, 0.05, Some(9.0), 2.0),
+            report(4, 0.01, None, 0.0),
+        ] {
+            r.apply(&entry).unwrap();
+        }
+        let pareto = r.pareto();
+        let ids = |points: &[ParetoPoint]| points.iter().map(|p| p.trial_id).collect::<Vec<_>>();
+        assert_eq!(pareto.fronts.iter().map(|f| ids(f)).collect::<Vec<_>>(), [vec![0, 1], vec![2]]);
+        assert_eq!(pareto.fronts[0][1].values, [0.3, 9.0]);
+        assert_eq!(pareto.fronts[0][1].minimized, [0.3, -9.0]);
+        assert_eq!(ids(&pareto.infeasible), [3]);
+        assert_eq!(pareto.infeasible[0].violation, 1.0);
     }
 
     #[test]

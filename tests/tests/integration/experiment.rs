@@ -14,6 +14,27 @@ metric = "loss"
 x = { uniform = [0, 1] }
 "#;
 
+/// Several objectives and constraints: the spec lists them, the journal's header carries
+/// them, and the resolved file (as `hpo resume` reads it back) says the same.
+#[test]
+fn several_objectives_and_constraints_are_read_and_written_back() {
+    let spec = parse(&MINIMAL.replace(
+        "metric = \"loss\"",
+        "metric = [\"loss\", \"latency_ms\"]\nmode = [\"min\", \"max\"]\nconstraints = [\"latency_ms <= 20\"]",
+    ))
+    .unwrap();
+    assert_eq!((spec.metric.as_str(), spec.mode), ("loss", Mode::Min));
+    let objectives: Vec<(&str, Mode)> = spec.objectives.iter().map(|o| (o.metric.as_str(), o.mode)).collect();
+    assert_eq!(objectives, [("loss", Mode::Min), ("latency_ms", Mode::Max)]);
+    assert_eq!(spec.constraints, ["latency_ms <= 20"]);
+    let json = spec.to_json();
+    assert_eq!(json["objectives"][1], serde_json::json!({ "metric": "latency_ms", "mode": "max" }));
+    let again = parse(&spec.to_toml().unwrap()).unwrap();
+    assert_eq!(again.to_json(), json);
+    // One objective: the header is as it always was.
+    assert!(parse(MINIMAL).unwrap().to_json().get("objectives").is_none());
+}
+
 #[test]
 fn defaults_are_filled_in() {
     let spec = parse(MINIMAL).unwrap();
@@ -100,9 +121,19 @@ fn errors_name_file_line_and_key() {
         ),
         ("metric = \"loss\"\n[space]\nx = 1\n[stop]\nmax_trialz = 3", "`stop.max_trialz`: unknown field `max_trialz`"),
         ("metric = \"loss\"\nworkers = 0\n[space]\nx = 1", "`workers`: must be at least 1"),
+        ("metric = 3\n[space]\nx = 1", "exp.toml:1: `metric`: expected a metric name or a list of them, got 3"),
+        ("metric = [\"a\", \"a\"]\n[space]\nx = 1", "exp.toml:1: `metric`: `a` is listed twice"),
+        (
+            "metric = [\"a\", \"b\"]\nmode = [\"min\"]\n[space]\nx = 1",
+            "exp.toml:2: `mode`: 1 modes for 2 metrics: give one per metric, or one for all",
+        ),
+        (
+            "metric = [\"a\", \"b\"]\nconstraints = [\"c < 3\"]\n[space]\nx = 1",
+            "exp.toml:2: `constraints`: `c < 3`: expected a metric, <= or >=, and a number, as `latency_ms <= 20`",
+        ),
         (
             "metric = \"loss\"\nmode = \"maximize\"\n[space]\nx = 1",
-            "exp.toml:2: `mode`: unknown variant `maximize`, expected `min` or `max`",
+            "exp.toml:2: `mode`: expected \"min\" or \"max\", got \"maximize\"",
         ),
         (
             "metric = \"loss\"\nmax_resource_attr = \"epochs\"\n[space]\nx = 1",

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use hpo_core::{ExperimentResults, Leaderboard, read_journal};
+use hpo_core::{ExperimentResults, Leaderboard, Pareto, ParetoPoint, read_journal};
 
 use crate::{BestArgs, ImportanceArgs, ResultsArgs};
 
@@ -18,8 +18,7 @@ fn journal_of(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
 
 /// Every report, as CSV: this needs the whole journal.
 fn csv(dir: &Path, top: Option<usize>) -> anyhow::Result<ExitCode> {
-    let path = journal_of(dir)?;
-    let results = ExperimentResults::from_entries(&read_journal(&path)?).with_context(|| path.display().to_string())?;
+    let results = whole(dir)?;
     match top {
         Some(top) => {
             let best: std::collections::HashSet<u64> = results.ranked().iter().take(top).map(|t| t.trial_id).collect();
@@ -30,9 +29,97 @@ fn csv(dir: &Path, top: Option<usize>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The whole results of an experiment folder's journal.
+fn whole(dir: &Path) -> anyhow::Result<ExperimentResults> {
+    let path = journal_of(dir)?;
+    ExperimentResults::from_entries(&read_journal(&path)?).with_context(|| path.display().to_string())
+}
+
+/// Whether the experiment has several objectives (its header lists them).
+fn several_objectives(dir: &Path) -> anyhow::Result<bool> {
+    let path = journal_of(dir)?;
+    let mut header = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(std::fs::File::open(&path)?), &mut header)?;
+    let header: serde_json::Value = serde_json::from_str(&header).unwrap_or_default();
+    Ok(header["spec"]["objectives"].as_array().is_some_and(|o| o.len() > 1))
+}
+
+/// A front member (or infeasible trial) as JSON: its trial, each objective, the config.
+fn point_json(results: &ExperimentResults, pareto: &Pareto, p: &ParetoPoint) -> serde_json::Value {
+    let mut line = serde_json::Map::new();
+    line.insert("trial".into(), p.trial_id.into());
+    for (o, v) in pareto.objectives.iter().zip(&p.values) {
+        line.insert(o.metric.clone(), (*v).into());
+    }
+    line.insert("config".into(), serde_json::to_value(&results.trials[p.trial_id as usize].config).unwrap_or_default());
+    serde_json::Value::Object(line)
+}
+
+/// `hpo results` of an experiment with several objectives: the trials by non-dominated
+/// front, then the infeasible ones.
+fn pareto_results(args: &ResultsArgs) -> anyhow::Result<ExitCode> {
+    let results = whole(&args.dir)?;
+    let pareto = results.pareto();
+    let ranked = pareto.fronts.iter().enumerate().flat_map(|(f, front)| front.iter().map(move |p| (Some(f + 1), p)));
+    let rows: Vec<(Option<usize>, &ParetoPoint)> = ranked
+        .chain(pareto.infeasible.iter().map(|p| (None, p)))
+        .take(args.top.unwrap_or(if args.json { usize::MAX } else { 20 }))
+        .collect();
+    if args.json {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(front, p)| {
+                let mut row = point_json(&results, &pareto, p);
+                row["front"] = (*front).into();
+                row["violation"] = p.violation.into();
+                row
+            })
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let names: Vec<String> = pareto
+        .objectives
+        .iter()
+        .map(|o| format!("{} ({})", o.metric, if o.mode == hpo_core::Mode::Max { "max" } else { "min" }))
+        .collect();
+    let front_size = pareto.fronts.first().map_or(0, Vec::len);
+    outln!(
+        "Experiment `{}`: {}; Pareto front of {} over {}; {} infeasible.",
+        results.name,
+        super::count(results.trials.len(), "trial"),
+        super::count(front_size, "trial"),
+        names.join(", "),
+        pareto.infeasible.len()
+    );
+    let widths: Vec<usize> = pareto.objectives.iter().map(|o| o.metric.len().max(10)).collect();
+    let mut header = format!("{:>5}  {:>6}  {:<10}", "front", "trial", "status");
+    for (o, w) in pareto.objectives.iter().zip(&widths) {
+        header += &format!("  {:>w$}", o.metric);
+    }
+    outln!("{header}  config");
+    for (front, p) in rows {
+        let trial = &results.trials[p.trial_id as usize];
+        let mut line = format!(
+            "{:>5}  {:>6}  {:<10}",
+            front.map_or_else(|| "-".into(), |f| f.to_string()),
+            p.trial_id,
+            trial.status.as_str()
+        );
+        for (v, w) in p.values.iter().zip(&widths) {
+            line += &format!("  {v:>w$.6}");
+        }
+        outln!("{line}  {}", trial.config);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
     if args.csv {
         return csv(&args.dir, args.top);
+    }
+    if several_objectives(&args.dir)? {
+        return pareto_results(&args);
     }
     let default_top = if args.json { usize::MAX } else { 10 };
     let results = Leaderboard::read(&journal_of(&args.dir)?, args.top.unwrap_or(default_top))?;
@@ -109,6 +196,24 @@ pub fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn best(args: BestArgs) -> anyhow::Result<ExitCode> {
+    if several_objectives(&args.dir)? {
+        // The Pareto front of the feasible trials, a JSON line each.
+        let results = whole(&args.dir)?;
+        let pareto = results.pareto();
+        let front = pareto
+            .fronts
+            .first()
+            .with_context(|| format!("no feasible trial in {} reported every objective", args.dir.display()))?;
+        for p in front {
+            // Written by hand to keep the order: trial, each objective, config.
+            let mut line = format!("{{\"trial\":{}", p.trial_id);
+            for (o, v) in pareto.objectives.iter().zip(&p.values) {
+                line += &format!(",{}:{}", serde_json::to_string(&o.metric)?, serde_json::to_string(v)?);
+            }
+            outln!("{line},\"config\":{}}}", serde_json::to_string(&results.trials[p.trial_id as usize].config)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let results = Leaderboard::read(&journal_of(&args.dir)?, 1)?;
     let best = results.best().with_context(|| {
         format!("no trial in {} reported a valid `{}`", args.dir.display(), results.objective.metric)
@@ -119,8 +224,7 @@ pub fn best(args: BestArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn importance(args: ImportanceArgs) -> anyhow::Result<ExitCode> {
-    let path = journal_of(&args.dir)?;
-    let results = ExperimentResults::from_entries(&read_journal(&path)?).with_context(|| path.display().to_string())?;
+    let results = whole(&args.dir)?;
     let found = hpo_core::importance::of_results(&results, args.quantile)
         .with_context(|| format!("parameter importance of {}", args.dir.display()))?;
     if args.json {

@@ -281,6 +281,8 @@ fn print_summary(
         s.failed
     );
     match &s.best {
+        // Several objectives: the front is what was found (below), not one best value.
+        Some(_) if spec.objectives.len() > 1 => {}
         Some(best) => {
             let at = spec.resource_attr.as_deref().and_then(|a| Some((a, best.metrics.get(a)?)));
             let at = at.map_or_else(String::new, |(a, r)| format!(", at {a} {r}"));
@@ -301,6 +303,16 @@ fn print_summary(
     }
     outln!("Results: {}", dir.display());
     if spec.journal {
+        if spec.objectives.len() > 1 {
+            let names: Vec<&str> = spec.objectives.iter().map(|o| o.metric.as_str()).collect();
+            outln!(
+                "  {} objectives ({}): the Pareto front with `hpo best {}`, every trial by front with `hpo results {}`",
+                names.len(),
+                names.join(", "),
+                dir.display(),
+                dir.display()
+            );
+        }
         outln!("  see them with `hpo results {}`; every report is in results.csv", dir.display());
     }
 }

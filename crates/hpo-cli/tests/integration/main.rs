@@ -7,6 +7,7 @@ mod cli;
 mod conditional;
 mod dashboard;
 mod faults;
+mod objectives;
 mod plugins;
 mod process;
 mod resume;
