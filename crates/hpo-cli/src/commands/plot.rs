@@ -1,5 +1,6 @@
 //! SVG figures: `hpo plot DIR` for an experiment (the d2l any-time plot, learning curves, a
-//! Gantt chart of trials per worker) and `hpo bench plot DIR` for a method comparison.
+//! Gantt chart of trials per worker; with several objectives, the Pareto front and the
+//! hypervolume against time) and `hpo bench plot DIR` for a method comparison.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -137,11 +138,15 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
     let results = ExperimentResults::from_entries(&entries).with_context(|| path.display().to_string())?;
     let out = args.dir.join("plots");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let files = [
+    let mut files = vec![
         anytime(&results, &out.join("anytime.svg"))?,
         learning_curves(&results, &out.join("learning_curves.svg"))?,
         gantt(&entries, &results, &out.join("gantt.svg"))?,
     ];
+    if results.objectives().len() > 1 {
+        files.push(front(&results, &out.join("front.svg"))?);
+        files.push(hypervolume(&results, &out.join("hypervolume.svg"))?);
+    }
     for f in files {
         outln!("{}", f.display());
     }
@@ -423,6 +428,109 @@ fn gantt(entries: &[Entry<'_>], results: &ExperimentResults, path: &Path) -> any
         key.push(((*kind).to_owned(), color.mix(0.8), true));
     }
     key_strip(&strip, &key)?;
+    root.present().map_err(plot_error)?;
+    Ok(path.to_owned())
+}
+
+/// The trials over several objectives, one panel per pair of objectives: the feasible ones
+/// as dots, the Pareto front larger (with two objectives, joined by the step line of the
+/// region it dominates), the infeasible ones as crosses.
+fn front(results: &ExperimentResults, path: &Path) -> anyhow::Result<PathBuf> {
+    let pareto = results.pareto();
+    let objectives = &pareto.objectives;
+    let on_front: Vec<&hpo_core::ParetoPoint> = pareto.fronts.first().map(|f| f.iter().collect()).unwrap_or_default();
+    let feasible: Vec<&hpo_core::ParetoPoint> = pareto.fronts.iter().skip(1).flatten().collect();
+    let everyone: Vec<&hpo_core::ParetoPoint> =
+        on_front.iter().chain(&feasible).copied().chain(&pareto.infeasible).collect();
+    let pairs: Vec<(usize, usize)> =
+        (0..objectives.len()).flat_map(|a| (a + 1..objectives.len()).map(move |b| (a, b))).collect();
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let (top, strip) = with_key_strip(&root);
+    let columns = pairs.len().min(3);
+    let panels = top.split_evenly((pairs.len().div_ceil(columns), columns));
+    for (panel, &(a, b)) in panels.iter().zip(&pairs) {
+        let (x0, x1) = range(everyone.iter().map(|p| p.values[a]));
+        let (y0, y1) = range(everyone.iter().map(|p| p.values[b]));
+        let caption = if pairs.len() == 1 { format!("{}: Pareto front", results.name) } else { String::new() };
+        let mut chart = chart(panel, caption, x0..x1, y0..y1)?;
+        axes(&mut chart, &objectives[a].metric, &objectives[b].metric).draw().map_err(plot_error)?;
+        let dot = |p: &&hpo_core::ParetoPoint, size: i32, color: RGBAColor| {
+            Circle::new((p.values[a], p.values[b]), size, color.filled())
+        };
+        chart.draw_series(feasible.iter().map(|p| dot(p, 3, palette(7).mix(0.5)))).map_err(plot_error)?;
+        chart
+            .draw_series(
+                pareto
+                    .infeasible
+                    .iter()
+                    .map(|p| Cross::new((p.values[a], p.values[b]), 4, palette(3).mix(0.6).stroke_width(1))),
+            )
+            .map_err(plot_error)?;
+        if pairs.len() == 1 {
+            // The staircase the front dominates, in the user's units: sorted by the first
+            // objective, each member holds the second until the next member improves it.
+            let mut steps: Vec<(f64, f64)> = Vec::new();
+            for p in &on_front {
+                if let Some(&(_, y)) = steps.last() {
+                    steps.push((p.values[a], y));
+                }
+                steps.push((p.values[a], p.values[b]));
+            }
+            chart.draw_series(LineSeries::new(steps, palette(0).stroke_width(2))).map_err(plot_error)?;
+        }
+        chart.draw_series(on_front.iter().map(|p| dot(p, 5, palette(0).mix(1.0)))).map_err(plot_error)?;
+    }
+    let key = [
+        (format!("Pareto front ({})", on_front.len()), palette(0).mix(1.0), true),
+        (format!("other feasible trials ({})", feasible.len()), palette(7).mix(0.5), true),
+        (format!("infeasible ({})", pareto.infeasible.len()), palette(3).mix(0.6), true),
+    ];
+    key_strip(&strip, &key)?;
+    root.present().map_err(plot_error)?;
+    Ok(path.to_owned())
+}
+
+/// Times at which the hypervolume is computed at most.
+const HYPERVOLUME_TIMES: usize = 200;
+
+/// The hypervolume of the feasible trials so far against time, each trial by its latest
+/// report with every objective, up to the reference point inferred from all of them at the
+/// end (per objective, the worst value plus a tenth of the range).
+fn hypervolume(results: &ExperimentResults, path: &Path) -> anyhow::Result<PathBuf> {
+    let pareto = results.pareto();
+    let feasible: Vec<Vec<f64>> = pareto.fronts.iter().flatten().map(|p| p.minimized.clone()).collect();
+    let reference = hpo_core::pareto::reference_point(&feasible);
+    let constraints: Vec<hpo_core::pareto::Constraint> = results.spec["constraints"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|c| hpo_core::pareto::Constraint::parse(c.as_str()?).ok()).collect())
+        .unwrap_or_default();
+    let end = results.end.as_ref().map_or_else(|| results.rows.last().map_or(1.0, |r| r.time), |e| e.0).max(1e-9);
+    let mut latest: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    let mut rows = results.rows.iter().peekable();
+    for k in 0..=HYPERVOLUME_TIMES {
+        let t = end * k as f64 / HYPERVOLUME_TIMES as f64;
+        while let Some(row) = rows.next_if(|r| r.time <= t) {
+            let minimized: Option<Vec<f64>> = pareto.objectives.iter().map(|o| o.of(&row.metrics).ok()).collect();
+            let feasible = constraints.iter().all(|c| c.violation(&row.metrics) == 0.0);
+            match minimized {
+                Some(m) if feasible => latest.insert(row.trial_id, m),
+                Some(_) => latest.remove(&row.trial_id),
+                None => None,
+            };
+        }
+        let so_far: Vec<Vec<f64>> = latest.values().cloned().collect();
+        points.push((t, hpo_core::pareto::hypervolume(&so_far, &reference)));
+    }
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let (lo, hi) = range(points.iter().map(|p| p.1));
+    let names: Vec<&str> = pareto.objectives.iter().map(|o| o.metric.as_str()).collect();
+    let caption = format!("{}: hypervolume of {}", results.name, names.join(", "));
+    let mut chart = chart(&root, caption, 0.0..end, lo.min(0.0)..hi)?;
+    axes(&mut chart, time_label(results), "hypervolume").draw().map_err(plot_error)?;
+    chart.draw_series(LineSeries::new(points, palette(0).stroke_width(2))).map_err(plot_error)?;
     root.present().map_err(plot_error)?;
     Ok(path.to_owned())
 }

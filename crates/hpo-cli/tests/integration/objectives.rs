@@ -68,6 +68,13 @@ fn hpo_best_prints_the_pareto_front_of_the_feasible_trials() {
     // The table: the front first.
     let table = text(&hpo(&["results", "runs/two"], dir.path()));
     assert!(table.contains(&format!("Pareto front of {} trials over error (min), cost (min)", front.len())), "{table}");
+    // `hpo plot`: the front and the hypervolume against time, besides the usual figures.
+    let plots = text(&hpo(&["plot", "runs/two"], dir.path()));
+    for figure in ["front.svg", "hypervolume.svg"] {
+        assert!(plots.contains(figure), "{plots}");
+        let svg = std::fs::read_to_string(dir.path().join("runs/two/plots").join(figure)).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("</svg>"), "{figure}");
+    }
     let csv = std::fs::read_to_string(dir.path().join("runs/two/results.csv")).unwrap();
     assert!(csv.lines().next().unwrap().contains("cost") && csv.lines().next().unwrap().contains("error"));
 }
