@@ -241,16 +241,21 @@ impl ExperimentResults {
         serde_json::from_value(self.spec["objectives"].clone()).unwrap_or_else(|_| vec![self.objective.clone()])
     }
 
+    /// The experiment's outcome constraints (`constraints` in the spec).
+    pub fn constraints(&self) -> Vec<Constraint> {
+        self.spec["constraints"]
+            .as_array()
+            .map(|list| list.iter().filter_map(|c| Constraint::parse(c.as_str()?).ok()).collect())
+            .unwrap_or_default()
+    }
+
     /// The Pareto ranking of the trials over every objective: each trial by its latest report
     /// that has every objective (its final state: for a multi-fidelity scheduler, the highest
     /// resource it reached), the feasible ones (breaking no constraint of the spec) sorted
     /// into non-dominated fronts, each front by its first objective.
     pub fn pareto(&self) -> Pareto {
         let objectives = self.objectives();
-        let constraints: Vec<Constraint> = self.spec["constraints"]
-            .as_array()
-            .map(|list| list.iter().filter_map(|c| Constraint::parse(c.as_str()?).ok()).collect())
-            .unwrap_or_default();
+        let constraints = self.constraints();
         let mut latest: Vec<Option<usize>> = vec![None; self.trials.len()];
         for (i, row) in self.rows.iter().enumerate() {
             if objectives.iter().all(|o| o.of(&row.metrics).is_ok()) {

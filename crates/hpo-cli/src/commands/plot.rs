@@ -501,10 +501,7 @@ fn hypervolume(results: &ExperimentResults, path: &Path) -> anyhow::Result<PathB
     let pareto = results.pareto();
     let feasible: Vec<Vec<f64>> = pareto.fronts.iter().flatten().map(|p| p.minimized.clone()).collect();
     let reference = hpo_core::pareto::reference_point(&feasible);
-    let constraints: Vec<hpo_core::pareto::Constraint> = results.spec["constraints"]
-        .as_array()
-        .map(|l| l.iter().filter_map(|c| hpo_core::pareto::Constraint::parse(c.as_str()?).ok()).collect())
-        .unwrap_or_default();
+    let constraints = results.constraints();
     let end = results.end.as_ref().map_or_else(|| results.rows.last().map_or(1.0, |r| r.time), |e| e.0).max(1e-9);
     let mut latest: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
     let mut points: Vec<(f64, f64)> = Vec::new();
