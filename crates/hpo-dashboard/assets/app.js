@@ -204,6 +204,23 @@ function ganttChart(g) {
   return chart("Trials on workers" + shown, "time (s)", [hidden], [[start, g.now], [null, null]], opts);
 }
 
+// Several objectives: the first two against each other, the Pareto front as a staircase,
+// the other feasible trials grey, the infeasible red.
+function frontChart(f) {
+  const [a, b] = f.objectives;
+  const groups = [["Pareto front", f.front, "#2f6fde"], ["other feasible", f.others, "#8a8f99aa"], ["infeasible", f.infeasible, "#b3261eaa"]];
+  const all = groups.flatMap(([, points], g) => points.map(([, v]) => [v[0], v[1], g])).sort((p, q) => p[0] - q[0]);
+  const data = [all.map((p) => p[0]), ...groups.map((_, g) => all.map((p) => (p[2] === g ? p[1] : null)))];
+  const series = groups.map(([label, points, color], g) => ({
+    label: `${label} (${points.length})`, stroke: color, spanGaps: g === 0,
+    paths: g === 0 ? uPlot.paths.stepped({ align: 1 }) : () => null,
+    points: { show: true, size: g === 0 ? 7 : 4, fill: color },
+  }));
+  const card = chart(`Pareto front: ${b.metric} (${b.mode}) against ${a.metric} (${a.mode})`, a.metric, series, data, { legend: { show: true } });
+  card.id = "front";
+  return card;
+}
+
 // The parameters of a space in the search-space syntax, by name: every key but the list of
 // forbidden combinations.
 function parameters(space) {
@@ -336,13 +353,14 @@ async function showList() {
 }
 
 async function showExperiment(key) {
-  const [e, curves, slices, gantt, importance, bestTrials] = await Promise.all([
+  const [e, curves, slices, gantt, importance, bestTrials, front] = await Promise.all([
     api("experiments/" + encodeURIComponent(key)),
     api("experiments/" + encodeURIComponent(key) + "/curves?top=" + choicesOf(key).curves),
     api("experiments/" + encodeURIComponent(key) + "/slices"),
     api("experiments/" + encodeURIComponent(key) + "/gantt"),
     api("experiments/" + encodeURIComponent(key) + "/importance"),
     api("experiments/" + encodeURIComponent(key) + "/trials?sort=best&status=InProgress,Paused,Completed,Stopped&limit=" + PARALLEL_TRIALS),
+    api("experiments/" + encodeURIComponent(key) + "/front"),
   ]);
   const best = e.best_trial;
   const bestBox = el("div", { class: "best", id: "best" },
@@ -357,6 +375,7 @@ async function showExperiment(key) {
   current.charts.forEach((c) => c.destroy());
   current.charts = [];
   const cards = el("div", { class: "cards" });
+  if (front.objectives.length > 1 && front.front.length > 0) cards.append(frontChart(front));
   const points = e.best_so_far || [];
   if (points.length > 0) {
     // A step curve: the best holds until the next improvement, and to the latest time.

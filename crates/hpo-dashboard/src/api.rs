@@ -620,6 +620,36 @@ pub(crate) fn slices_view(r: &ExperimentResults, max: usize) -> Value {
     json!({ "metric": r.objective.metric, "trials": shown.len(), "slices": slices })
 }
 
+/// Points of a front view sent at most: the front whole, the other trials evenly spread.
+const FRONT_OTHERS: usize = 2_000;
+
+/// The trials over several objectives ([`ExperimentResults::pareto`]): `objectives`
+/// (`metric`, `mode`), the Pareto front of the feasible trials by the first objective, and
+/// the other feasible and the infeasible trials, each as `[trial, value per objective]`.
+pub(crate) async fn front(State(state): State<AppState>, Path(key): Path<String>) -> Response {
+    with_experiment(&state, &key, |_, r| front_view(r))
+}
+
+pub(crate) fn front_view(r: &ExperimentResults) -> Value {
+    // One objective: nothing to rank (and sorting into fronts costs n² comparisons).
+    if r.objectives().len() < 2 {
+        return json!({ "objectives": r.objectives(), "front": [], "others": [], "infeasible": [] });
+    }
+    let pareto = r.pareto();
+    let point = |p: &hpo_core::ParetoPoint| json!([p.trial_id, p.values]);
+    let spread = |points: Vec<&hpo_core::ParetoPoint>| -> Vec<Value> {
+        let step = points.len().div_ceil(FRONT_OTHERS).max(1);
+        points.into_iter().step_by(step).map(point).collect()
+    };
+    json!({
+        "objectives": pareto.objectives,
+        "front": pareto.fronts.first().map(|f| f.iter().map(point).collect::<Vec<_>>()).unwrap_or_default(),
+        "others": spread(pareto.fronts.iter().skip(1).flatten().collect()),
+        "infeasible": spread(pareto.infeasible.iter().collect()),
+        "constraints": r.spec["constraints"],
+    })
+}
+
 /// PED-ANOVA importances ([`hpo_core::importance`]).
 pub(crate) async fn importance(State(state): State<AppState>, Path(key): Path<String>) -> Response {
     with_experiment(&state, &key, |_, r| importance_view(r))

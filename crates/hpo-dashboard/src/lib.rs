@@ -118,6 +118,7 @@ pub fn report(dirs: &[PathBuf]) -> Result<String, DashboardError> {
         answers.insert(at("/curves"), api::curves_view(r, api::CURVES));
         answers.insert(at("/importance"), api::importance_view(r));
         answers.insert(at("/slices"), api::slices_view(r, api::SLICE_POINTS));
+        answers.insert(at("/front"), api::front_view(r));
         answers.insert(at("/gantt"), api::gantt_view(live, r, api::GANTT_RUNS));
         let best_first =
             api::TrialsQuery { sort: Some("best".into()), limit: Some(REPORT_TRIAL_ROWS), ..Default::default() };
@@ -166,6 +167,7 @@ fn router(state: AppState) -> Router {
         .route("/api/experiments/{key}/importance", get(api::importance))
         .route("/api/experiments/{key}/slices", get(api::slices))
         .route("/api/experiments/{key}/gantt", get(api::gantt))
+        .route("/api/experiments/{key}/front", get(api::front))
         .route("/api/compare", get(api::compare))
         .route("/api/benchmarks", get(api::benchmarks))
         .route("/api/benchmarks/{key}", get(api::benchmark))

@@ -305,3 +305,26 @@ fn experiments_and_a_benchmark_folder_compare_on_one_plot() {
     assert_eq!(methods, ["random", "asha"]);
     assert_eq!(get(&dash.addr, "/api/benchmarks/..%2Fmany", "").0, 404);
 }
+
+/// An experiment of two objectives: `/api/experiments/KEY/front` holds its Pareto front (no
+/// member dominated by a feasible trial), the other feasible trials and the infeasible ones.
+#[test]
+fn several_objectives_show_their_pareto_front() {
+    use crate::objectives::{EXPERIMENT, TRADE_OFF};
+    let dir = setup(EXPERIMENT, &[("f.sh", TRADE_OFF)]);
+    assert!(hpo(&["run", "exp.toml", "--quiet"], dir.path()).status.success());
+    let dash = dashboard(dir.path(), &[]);
+    let front = json(&dash.addr, "/api/experiments/two/front");
+    assert_eq!(front["objectives"][1], serde_json::json!({ "metric": "cost", "mode": "min" }));
+    let values = |list: &Value| -> Vec<(f64, f64)> {
+        list.as_array().unwrap().iter().map(|p| (p[1][0].as_f64().unwrap(), p[1][1].as_f64().unwrap())).collect()
+    };
+    let (members, others, infeasible) =
+        (values(&front["front"]), values(&front["others"]), values(&front["infeasible"]));
+    assert_eq!(members.len() + others.len() + infeasible.len(), 40);
+    for &(e, c) in &members {
+        assert!(c <= 0.8);
+        assert!(!members.iter().chain(&others).any(|&(e2, c2)| e2 <= e && c2 <= c && (e2 < e || c2 < c)));
+    }
+    assert!(infeasible.iter().all(|&(_, c)| c > 0.8));
+}

@@ -8,9 +8,9 @@ use serde_json::Value;
 use crate::common::{hpo, setup, text};
 
 /// error = x, cost = (1 - x)^2 + y: a trade-off along x, and y only adds cost.
-const TRADE_OFF: &str = r#"awk -v x="$2" -v y="$4" 'BEGIN { printf "[tune-metric]: {\"error\": %.17g, \"cost\": %.17g}\n", x, (1 - x) * (1 - x) + y }'"#;
+pub(crate) const TRADE_OFF: &str = r#"awk -v x="$2" -v y="$4" 'BEGIN { printf "[tune-metric]: {\"error\": %.17g, \"cost\": %.17g}\n", x, (1 - x) * (1 - x) + y }'"#;
 
-const EXPERIMENT: &str = r#"name = "two"
+pub(crate) const EXPERIMENT: &str = r#"name = "two"
 metric = ["error", "cost"]
 mode = "min"
 constraints = ["cost <= 0.8"]
