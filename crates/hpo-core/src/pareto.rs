@@ -247,6 +247,9 @@ pub fn reference_point(points: &[Vec<f64>]) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
     use super::*;
 
     fn pts(list: &[&[f64]]) -> Vec<Vec<f64>> {
@@ -294,11 +297,8 @@ mod tests {
     /// third, constant objective), on many ties and duplicates.
     #[test]
     fn the_two_objective_sweep_agrees_with_the_general_sort() {
-        let mut state = 11u64;
-        let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 33) % 12) as f64
-        };
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut next = || f64::from(rng.random_range(0..12u32));
         for n in [0, 1, 2, 5, 50, 300] {
             let points: Vec<Vec<f64>> = (0..n).map(|_| vec![next(), next()]).collect();
             let padded: Vec<Vec<f64>> = points.iter().map(|p| vec![p[0], p[1], 0.0]).collect();
@@ -340,11 +340,8 @@ mod tests {
     /// their intersections (the box of the componentwise largest corner).
     #[test]
     fn hypervolume_agrees_with_inclusion_exclusion() {
-        let mut state = 7u64;
-        let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut next = || rng.random::<f64>();
         for d in 2..=5 {
             let points: Vec<Vec<f64>> = (0..7).map(|_| (0..d).map(|_| next()).collect()).collect();
             let reference = vec![1.0; d];

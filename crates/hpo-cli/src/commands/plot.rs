@@ -144,8 +144,9 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
         gantt(&entries, &results, &out.join("gantt.svg"))?,
     ];
     if results.objectives().len() > 1 {
-        files.push(front(&results, &out.join("front.svg"))?);
-        files.push(hypervolume(&results, &out.join("hypervolume.svg"))?);
+        let pareto = results.pareto();
+        files.push(front(&results, &pareto, &out.join("front.svg"))?);
+        files.push(hypervolume(&results, &pareto, &out.join("hypervolume.svg"))?);
     }
     for f in files {
         outln!("{}", f.display());
@@ -435,8 +436,7 @@ fn gantt(entries: &[Entry<'_>], results: &ExperimentResults, path: &Path) -> any
 /// The trials over several objectives, one panel per pair of objectives: the feasible ones
 /// as dots, the Pareto front larger (with two objectives, joined by the step line of the
 /// region it dominates), the infeasible ones as crosses.
-fn front(results: &ExperimentResults, path: &Path) -> anyhow::Result<PathBuf> {
-    let pareto = results.pareto();
+fn front(results: &ExperimentResults, pareto: &hpo_core::Pareto, path: &Path) -> anyhow::Result<PathBuf> {
     let objectives = &pareto.objectives;
     let on_front: Vec<&hpo_core::ParetoPoint> = pareto.fronts.first().map(|f| f.iter().collect()).unwrap_or_default();
     let feasible: Vec<&hpo_core::ParetoPoint> = pareto.fronts.iter().skip(1).flatten().collect();
@@ -497,8 +497,7 @@ const HYPERVOLUME_TIMES: usize = 200;
 /// The hypervolume of the feasible trials so far against time, each trial by its latest
 /// report with every objective, up to the reference point inferred from all of them at the
 /// end (per objective, the worst value plus a tenth of the range).
-fn hypervolume(results: &ExperimentResults, path: &Path) -> anyhow::Result<PathBuf> {
-    let pareto = results.pareto();
+fn hypervolume(results: &ExperimentResults, pareto: &hpo_core::Pareto, path: &Path) -> anyhow::Result<PathBuf> {
     let feasible: Vec<Vec<f64>> = pareto.fronts.iter().flatten().map(|p| p.minimized.clone()).collect();
     let reference = hpo_core::pareto::reference_point(&feasible);
     let constraints = results.constraints();
