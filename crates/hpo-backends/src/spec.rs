@@ -60,8 +60,9 @@ pub struct BackendContext<'a> {
     pub workers: usize,
     /// The master seed.
     pub seed: u64,
-    /// The metric optimized (the simulator reports it).
-    pub metric: &'a str,
+    /// The metrics the experiment reads: its objectives, then those its constraints bound
+    /// (the simulator reports these).
+    pub metrics: &'a [&'a str],
     /// The config key that tells a trial how far to train.
     pub max_resource_attr: Option<&'a str>,
     /// Relative paths in the table are relative to this folder (the experiment file's).
@@ -108,7 +109,7 @@ impl BackendSpec {
             BackendSpec::Simulator(SimulatorSpec { blackbox: name, charge_decision_time }) => {
                 // A table's spec file is found relative to the experiment file.
                 let name = if name.ends_with(".toml") { ctx.base_dir.join(&name).display().to_string() } else { name };
-                let backend = SimulatorBackend::new(blackbox(&name)?, &[ctx.metric], ctx.max_resource_attr, ctx.seed)?
+                let backend = SimulatorBackend::new(blackbox(&name)?, ctx.metrics, ctx.max_resource_attr, ctx.seed)?
                     .charge_decision_time(charge_decision_time);
                 Ok(Box::new(backend))
             }

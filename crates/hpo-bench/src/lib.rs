@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use hpo_backends::SimulatorBackend;
 use hpo_backends::blackbox::{Blackbox, blackbox};
+use hpo_core::pareto::{hypervolume, reference_point};
 use hpo_core::{Context, Mode, Objective, Scheduler, Space, StopCriteria, Tuner};
 use hpo_schedulers::Method;
 use serde::{Deserialize, Serialize};
@@ -88,10 +89,15 @@ pub struct RunResult {
     /// Trials the scheduler stopped early.
     #[serde(default)]
     pub stopped: usize,
-    /// The best value at the end (in the metric's units), if any trial reported.
+    /// The best value at the end (in the metric's units), if any trial reported; with
+    /// several objectives, of the first.
     pub final_best: Option<f64>,
     /// (simulated time, best so far) at every improvement.
     pub trajectory: Vec<(f64, f64)>,
+    /// With several objectives: each report that joined the Pareto front, when
+    /// ([`hpo_core::Summary::front_trajectory`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub front_trajectory: Vec<(f64, Vec<f64>)>,
     /// Simulated worker-seconds with no trial running, up to the run's end.
     pub idle_time: f64,
     /// Simulated seconds when the run ended.
@@ -105,8 +111,8 @@ pub struct RunResult {
 pub struct Setup {
     /// The benchmark replayed.
     pub blackbox: Arc<dyn Blackbox>,
-    /// The metric optimized.
-    pub metric: String,
+    /// The metrics optimized: one, or several objectives at once.
+    pub metrics: Vec<String>,
     /// Trials at once.
     pub workers: usize,
     /// Simulated time per run.
@@ -118,20 +124,33 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Runs on the blackbox `name` (`digits-mlp`, `branin`, `hartmann6` or a tabular spec
-    /// file), optimizing `metric` (default: the blackbox's) with `workers` trials at once.
+    /// Runs on the blackbox `name` (`digits-mlp`, `branin`, `zdt1`, ... or a tabular spec
+    /// file), optimizing `metric` (default: the blackbox's; several objectives separated by
+    /// commas, `val_error,train_time`) with `workers` trials at once.
     pub fn new(name: &str, metric: Option<&str>, workers: usize) -> Result<Setup, BenchError> {
         let blackbox = blackbox(name)?;
-        let metric = metric.unwrap_or(&blackbox.info().default_metric).to_owned();
-        if blackbox.info().mode(&metric).is_none() {
-            return Err(BenchError::UnknownMetric { blackbox: name.to_owned(), metric });
+        let metrics: Vec<String> =
+            metric.unwrap_or(&blackbox.info().default_metric).split(',').map(|m| m.trim().to_owned()).collect();
+        if let Some(metric) = metrics.iter().find(|m| blackbox.info().mode(m).is_none()) {
+            return Err(BenchError::UnknownMetric { blackbox: name.to_owned(), metric: metric.clone() });
         }
-        Ok(Setup { blackbox, metric, workers, max_time: None, max_trials: None, charge_decision_time: false })
+        Ok(Setup { blackbox, metrics, workers, max_time: None, max_trials: None, charge_decision_time: false })
     }
 
-    /// Whether the metric is minimized or maximized.
+    /// The (first) metric optimized.
+    pub fn metric(&self) -> &str {
+        &self.metrics[0]
+    }
+
+    /// Whether the (first) metric is minimized or maximized.
     pub fn mode(&self) -> Mode {
-        self.blackbox.info().mode(&self.metric).unwrap_or_default()
+        self.blackbox.info().mode(self.metric()).unwrap_or_default()
+    }
+
+    /// Every objective, with its direction.
+    pub fn objectives(&self) -> Vec<Objective> {
+        let info = self.blackbox.info();
+        self.metrics.iter().map(|m| Objective::new(m.as_str(), info.mode(m).unwrap_or_default())).collect()
     }
 
     /// The blackbox's space plus the constant `epochs` schedulers set per trial.
@@ -142,7 +161,9 @@ impl Setup {
         space["epochs"] = info.max_resource.into();
         Ok(Context {
             space: Space::from_json(&space)?,
-            objective: Objective::new(&self.metric, self.mode()),
+            objective: Objective::new(self.metric(), self.mode()),
+            objectives: if self.metrics.len() > 1 { self.objectives() } else { Vec::new() },
+            constraints: Vec::new(),
             resource_attr: Some(info.resource_attr.clone()),
             max_resource_attr: Some("epochs".into()),
             seed,
@@ -163,7 +184,8 @@ impl Setup {
         scheduler: Box<dyn Scheduler>,
         seed: u64,
     ) -> Result<RunResult, BenchError> {
-        let backend = SimulatorBackend::new(Arc::clone(&self.blackbox), &[&self.metric], Some("epochs"), seed)?
+        let metrics: Vec<&str> = self.metrics.iter().map(String::as_str).collect();
+        let backend = SimulatorBackend::new(Arc::clone(&self.blackbox), &metrics, Some("epochs"), seed)?
             .charge_decision_time(self.charge_decision_time);
         let stats = backend.stats();
         let tuner = Tuner::new(self.context(seed)?, scheduler, Box::new(backend)).workers(self.workers).stop_when(
@@ -181,6 +203,7 @@ impl Setup {
             stopped: summary.stopped,
             final_best: summary.best.map(|b| b.value),
             trajectory: summary.trajectory,
+            front_trajectory: summary.front_trajectory,
             idle_time: (self.workers as f64 * summary.elapsed - busy).max(0.0),
             end_time: summary.elapsed,
             wall_ms,
@@ -200,9 +223,30 @@ impl Setup {
 
     /// Per method: quartiles of best and regret at ten evenly spaced times up to `max_time`,
     /// and the median time to reach `target` (default: the median final best over all runs).
+    /// With several objectives, quartiles of the hypervolume too, against one reference
+    /// point for every run: the worst value of each objective on any run's front plus a
+    /// tenth of its range ([`hpo_core::pareto::reference_point`]). It is quoted as a share of
+    /// the box between the ideal point (each objective's best on any run) and the reference
+    /// point, so 1 would be a single config best at everything.
     pub fn summarize(&self, runs: &[RunResult], max_time: f64, target: Option<f64>) -> Summary {
-        let optimum = self.blackbox.optimum(&self.metric);
-        let objective = Objective::new(self.metric.as_str(), self.mode());
+        let optimum = self.blackbox.optimum(self.metric());
+        let objective = Objective::new(self.metric(), self.mode());
+        let objectives = self.objectives();
+        let to_minimize =
+            |point: &[f64]| -> Vec<f64> { objectives.iter().zip(point).map(|(o, v)| o.to_minimize(*v)).collect() };
+        let all: Vec<Vec<f64>> =
+            runs.iter().flat_map(|r| r.front_trajectory.iter().map(|(_, p)| to_minimize(p))).collect();
+        let reference = (self.metrics.len() > 1 && !all.is_empty()).then(|| reference_point(&all));
+        // The box from the ideal point (the best of each objective on any run) to the
+        // reference point: hypervolumes are quoted as a share of it, from 0 to 1.
+        let ideal: Vec<f64> =
+            (0..self.metrics.len()).map(|i| all.iter().map(|p| p[i]).fold(f64::INFINITY, f64::min)).collect();
+        let hypervolume_at = |run: &RunResult, time: f64, reference: &[f64]| {
+            let points: Vec<Vec<f64>> =
+                run.front_trajectory.iter().take_while(|(t, _)| *t <= time).map(|(_, p)| to_minimize(p)).collect();
+            let room: f64 = reference.iter().zip(&ideal).map(|(r, i)| r - i).product();
+            hypervolume(&points, reference) / room
+        };
         let mut finals: Vec<f64> = runs.iter().filter_map(|r| r.final_best).collect();
         let target = target.unwrap_or_else(|| quartiles(&mut finals).map_or(f64::NAN, |q| q.1));
         let mut by_method: BTreeMap<&str, Vec<&RunResult>> = BTreeMap::new();
@@ -224,7 +268,15 @@ impl Setup {
                         let mut regret: Vec<f64> = optimum.map_or_else(Vec::new, |o| {
                             best.iter().map(|b| objective.to_minimize(*b) - objective.to_minimize(o)).collect()
                         });
-                        TimePoint { time, best: quartiles(&mut best), regret: quartiles(&mut regret) }
+                        let mut volumes: Vec<f64> = reference.as_ref().map_or_else(Vec::new, |reference| {
+                            group.iter().map(|r| hypervolume_at(r, time, reference)).collect()
+                        });
+                        TimePoint {
+                            time,
+                            best: quartiles(&mut best),
+                            regret: quartiles(&mut regret),
+                            hypervolume: quartiles(&mut volumes),
+                        }
                     })
                     .collect();
                 let mut reach: Vec<f64> = group
@@ -252,7 +304,9 @@ impl Setup {
             .collect();
         Summary {
             blackbox: self.blackbox.info().name.clone(),
-            metric: self.metric.clone(),
+            metric: self.metric().to_owned(),
+            objectives: if self.metrics.len() > 1 { self.metrics.clone() } else { Vec::new() },
+            reference_point: reference.map(|r| objectives.iter().zip(r).map(|(o, v)| o.to_metric(v)).collect()),
             workers: self.workers,
             optimum,
             target,
@@ -266,8 +320,15 @@ impl Setup {
 pub struct Summary {
     /// The blackbox's name.
     pub blackbox: String,
-    /// The metric optimized.
+    /// The metric optimized (the first objective, when there are several).
     pub metric: String,
+    /// Every objective, when there are several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<String>,
+    /// With several objectives: the reference point of the hypervolumes, in the metrics'
+    /// units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_point: Option<Vec<f64>>,
     /// Trials at once.
     pub workers: usize,
     /// The best value the blackbox holds, if known (regrets are measured against it).
@@ -302,6 +363,10 @@ pub struct TimePoint {
     pub best: Option<(f64, f64, f64)>,
     /// Quartiles of the regret (distance to the optimum), when the optimum is known.
     pub regret: Option<(f64, f64, f64)>,
+    /// With several objectives: quartiles of the hypervolume of the front so far, as a share
+    /// of the box between the ideal and the reference point ([`Setup::summarize`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hypervolume: Option<(f64, f64, f64)>,
 }
 
 /// The best value a run had reached by time `t` (`None` before its first result).

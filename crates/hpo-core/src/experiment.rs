@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::journal::JournalSync;
+use crate::pareto::Constraint;
 use crate::traits::{Context, Scheduler};
 use crate::tuner::StopCriteria;
 use crate::types::{Mode, Objective};
@@ -84,14 +85,14 @@ fn objectives(metric: &toml::Value, mode: Option<&toml::Value>) -> Result<Vec<Ob
 }
 
 /// The constraints of `constraints = ["latency_ms <= 20"]`, checked.
-fn constraints(value: &toml::Value) -> Result<Vec<String>, String> {
+fn constraints(value: &toml::Value) -> Result<Vec<Constraint>, String> {
     let list =
         value.as_array().ok_or_else(|| format!("expected a list such as [\"latency_ms <= 20\"], got {value}"))?;
     list.iter()
         .map(|c| {
             let text =
                 c.as_str().ok_or_else(|| format!("expected a constraint such as \"latency_ms <= 20\", got {c}"))?;
-            crate::pareto::Constraint::parse(text).map(|_| text.trim().to_owned())
+            Constraint::parse(text)
         })
         .collect()
 }
@@ -150,7 +151,7 @@ pub struct ExperimentSpec {
     pub objectives: Vec<Objective>,
     /// Outcome constraints (`latency_ms <= 20`): a trial breaking one is infeasible.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub constraints: Vec<String>,
+    pub constraints: Vec<Constraint>,
     /// The reported key that counts training progress.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_attr: Option<String>,
@@ -362,6 +363,8 @@ impl ExperimentSpec {
         Context {
             space: self.space.clone(),
             objective: Objective::new(&self.metric, self.mode),
+            objectives: if is_single(&self.objectives) { Vec::new() } else { self.objectives.clone() },
+            constraints: self.constraints.clone(),
             resource_attr: self.resource_attr.clone(),
             max_resource_attr: self.max_resource_attr.clone(),
             seed: self.seed,

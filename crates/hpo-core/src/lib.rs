@@ -28,7 +28,9 @@ pub use journal::{
 pub use protocol::{Answer, PROTOCOL_VERSION, Request, SchedulerFactory, SchedulerServer};
 pub use results::{ExperimentResults, Leaderboard, Pareto, ParetoPoint, ResultsError, Row, TrialSummary};
 pub use rng::{HpoRng, derive_rng, derive_seed};
-pub use traits::{Backend, BackendError, Context, Event, EventKind, Scheduler, Searcher, SetupError, TrialStart};
+pub use traits::{
+    Backend, BackendError, Context, Event, EventKind, Scheduler, Score, Searcher, SetupError, TrialStart,
+};
 pub use tuner::{EndReason, Incumbent, Observer, Progress, StopCriteria, Summary, Tuner, TunerError};
 pub use types::{
     Decision, MetricError, Metrics, Mode, Objective, Report, Status, Suggestion, TotalF64, TrialId, panic_message,

@@ -8,8 +8,9 @@ use std::fmt;
 use crate::types::Metrics;
 
 /// An outcome constraint on a reported metric, `latency_ms <= 20`: a trial whose report
-/// breaks it is infeasible (recorded, never on the front).
-#[derive(Clone, Debug, PartialEq)]
+/// breaks it is infeasible (recorded, never on the front). Serialized as its text.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Constraint {
     /// The metric constrained.
     pub metric: String,
@@ -22,6 +23,19 @@ pub struct Constraint {
 impl fmt::Display for Constraint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} {}", self.metric, if self.at_most { "<=" } else { ">=" }, self.bound)
+    }
+}
+
+impl TryFrom<String> for Constraint {
+    type Error = String;
+    fn try_from(text: String) -> Result<Constraint, String> {
+        Constraint::parse(&text)
+    }
+}
+
+impl From<Constraint> for String {
+    fn from(constraint: Constraint) -> String {
+        constraint.to_string()
     }
 }
 
@@ -171,6 +185,28 @@ pub fn crowding_distances(points: &[Vec<f64>], front: &[usize]) -> Vec<f64> {
     distance
 }
 
+/// The points ranked best first, as the schedulers rank a rung: by Deb's constrained
+/// non-dominated sorting (the feasible points' fronts first, then the infeasible points by
+/// violation), within a front by crowding distance, largest first (a front's extremes lead,
+/// then its least crowded points), and then by index. With one objective and no violations
+/// this is the order of the values.
+pub fn rank_order(points: &[Vec<f64>], violations: &[f64]) -> Vec<usize> {
+    let feasible: Vec<usize> = (0..points.len()).filter(|&i| violations[i] <= 0.0).collect();
+    let feasible_points: Vec<Vec<f64>> = feasible.iter().map(|&i| points[i].clone()).collect();
+    let mut order = Vec::with_capacity(points.len());
+    for front in non_dominated_fronts(&feasible_points) {
+        let distances = crowding_distances(&feasible_points, &front);
+        let mut ranked: Vec<(f64, usize)> = distances.into_iter().zip(front.iter().map(|&k| feasible[k])).collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        order.extend(ranked.into_iter().map(|(_, i)| i));
+    }
+    let mut infeasible: Vec<usize> =
+        (0..points.len()).filter(|&i| violations[i] > 0.0 || violations[i].is_nan()).collect();
+    infeasible.sort_by(|&a, &b| violations[a].total_cmp(&violations[b]).then(a.cmp(&b)));
+    order.extend(infeasible);
+    order
+}
+
 /// The hypervolume `points` dominate up to `reference` (points not below the reference in
 /// every objective add nothing): exact in any number of objectives by slicing along the last
 /// one (Hypervolume by Slicing Objectives), down to an exact sweep in two.
@@ -315,6 +351,20 @@ mod tests {
         assert_eq!(d[0], f64::INFINITY);
         assert_eq!(d[3], f64::INFINITY);
         assert!((d[1] - 1.25).abs() < 1e-12 && (d[2] - 1.25).abs() < 1e-12, "{d:?}");
+    }
+
+    #[test]
+    fn rank_order_by_hand() {
+        // Front 1: (1, 4), (2, 2), (4, 1); front 2: (2.5, 2.5); front 3: (3, 3); infeasible:
+        // 6 (violation 0.1) before 5 (violation 0.5), though 5 would dominate everything.
+        let points = pts(&[&[2.0, 2.0], &[3.0, 3.0], &[1.0, 4.0], &[4.0, 1.0], &[2.5, 2.5], &[0.0, 0.0], &[9.0, 9.0]]);
+        let violations = [0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.1];
+        // In front 1, (2, 2) has crowding distance (4 - 1) / 3 + (4 - 1) / 3 = 2; the ends
+        // are infinitely far, lead, and tie, which the index breaks.
+        assert_eq!(rank_order(&points, &violations), [2, 3, 0, 4, 1, 6, 5]);
+        // One objective, feasible: the order of the values, ties by index.
+        let single = pts(&[&[0.3], &[0.1], &[0.2], &[0.1]]);
+        assert_eq!(rank_order(&single, &[0.0; 4]), [1, 3, 2, 0]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use hpo_space::{Config, Space};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::pareto::Constraint;
 use crate::traits::{Context, Scheduler, SetupError};
 use crate::types::{Decision, Metrics, Mode, Objective, Report, Suggestion, TrialId};
 
@@ -33,6 +34,12 @@ pub enum Request {
         max_resource_attr: Option<String>,
         #[serde(default)]
         seed: u64,
+        /// Every objective when there are several (absent for one: protocol v1 unchanged).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        objectives: Vec<Objective>,
+        /// Outcome constraints, as `"latency_ms <= 20"` (absent when there are none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        constraints: Vec<Constraint>,
         scheduler: Json,
     },
     /// What a free worker should do; `trial_id` is the id a new trial would get.
@@ -58,6 +65,8 @@ impl Request {
             resource_attr: ctx.resource_attr.clone(),
             max_resource_attr: ctx.max_resource_attr.clone(),
             seed: ctx.seed,
+            objectives: ctx.objectives.clone(),
+            constraints: ctx.constraints.clone(),
             scheduler,
         }
     }
@@ -122,6 +131,8 @@ struct Session {
     ctx: Context,
     /// Each known trial's current config and number of reports.
     trials: HashMap<TrialId, (Config, u32)>,
+    /// The objectives of the report being handled.
+    objectives: Vec<f64>,
 }
 
 /// Builds the scheduler named by `init`'s `scheduler` table.
@@ -164,22 +175,36 @@ impl SchedulerServer {
 
     fn try_handle(&mut self, request: Request) -> Result<Answer, String> {
         match request {
-            Request::Init { protocol, space, metric, mode, resource_attr, max_resource_attr, seed, scheduler } => {
+            Request::Init {
+                protocol,
+                space,
+                metric,
+                mode,
+                resource_attr,
+                max_resource_attr,
+                seed,
+                objectives,
+                constraints,
+                scheduler,
+            } => {
                 if protocol != PROTOCOL_VERSION {
                     return Err(format!(
                         "protocol version {protocol} is not supported; this scheduler speaks {PROTOCOL_VERSION}"
                     ));
+                }
+                let objective = Objective::new(metric, mode);
+                if objectives.first().is_some_and(|first| *first != objective) {
+                    return Err("`objectives` must begin with `metric` and `mode`".into());
                 }
                 let space = Space::from_json(&space).map_err(|e| e.to_string())?;
                 let mut scheduler: Box<dyn Scheduler> = match &self.factory {
                     Some(factory) => factory(scheduler).map_err(|e| format!("scheduler: {e}"))?,
                     None => serde_json::from_value(scheduler).map_err(|e| format!("scheduler: {e}"))?,
                 };
-                let ctx =
-                    Context { space, objective: Objective::new(metric, mode), resource_attr, max_resource_attr, seed };
+                let ctx = Context { space, objective, objectives, constraints, resource_attr, max_resource_attr, seed };
                 scheduler.init(&ctx).map_err(|e| e.to_string())?;
                 let name = scheduler.typetag_name().to_owned();
-                self.session = Some(Session { scheduler, ctx, trials: HashMap::new() });
+                self.session = Some(Session { scheduler, ctx, trials: HashMap::new(), objectives: Vec::new() });
                 Ok(Answer::Ok { name: Some(name), ok: true })
             }
             Request::Close => {
@@ -214,13 +239,20 @@ impl Session {
                 let (config, reports) = self.trials.get_mut(&trial_id).ok_or_else(|| unknown(trial_id))?;
                 *reports += 1;
                 let metrics: Metrics = metrics.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::NAN))).collect();
-                let Ok((objective, resource)) = self.ctx.score(&metrics, *reports) else {
+                let Ok(score) = self.ctx.score(&metrics, *reports, &mut self.objectives) else {
                     // A missing or non-finite metric fails the trial, as in the tuner.
                     self.scheduler.on_fail(trial_id);
                     return Ok(Answer::Decision { decision: Decision::Stop });
                 };
-                let decision =
-                    self.scheduler.on_report(&Report { trial_id, config, metrics: &metrics, resource, objective });
+                let decision = self.scheduler.on_report(&Report {
+                    trial_id,
+                    config,
+                    metrics: &metrics,
+                    resource: score.resource,
+                    objective: score.objective,
+                    objectives: &self.objectives,
+                    violation: score.violation,
+                });
                 Ok(Answer::Decision { decision })
             }
             Request::Complete { trial_id } => {
@@ -281,5 +313,34 @@ mod tests {
             Request::report(4, &metrics).to_line(),
             r#"{"op":"report","trial_id":4,"metrics":{"epoch":1.0,"loss":null}}"#
         );
+    }
+
+    #[test]
+    fn init_may_carry_several_objectives_and_constraints() {
+        let ctx = Context {
+            objectives: vec![Objective::new("error", Mode::Min), Objective::new("size", Mode::Max)],
+            constraints: vec![Constraint::parse("latency <= 20").unwrap()],
+            ..Context::new(
+                Space::builder().uniform("x", 0.0, 1.0).build().unwrap(),
+                Objective::new("error", Mode::Min),
+                0,
+            )
+        };
+        let line = Request::init(&ctx, serde_json::json!({"type": "fifo"})).to_line();
+        assert!(
+            line.contains(r#""objectives":[{"metric":"error","mode":"min"},{"metric":"size","mode":"max"}],"constraints":["latency <= 20"]"#),
+            "{line}"
+        );
+        let Request::Init { objectives, constraints, .. } = serde_json::from_str(&line).unwrap() else { panic!() };
+        assert_eq!((objectives, constraints), (ctx.objectives.clone(), ctx.constraints.clone()));
+        // One objective: protocol v1's line, unchanged.
+        let single = Context::new(ctx.space.clone(), Objective::new("error", Mode::Min), 0);
+        let line = Request::init(&single, serde_json::json!({"type": "fifo"})).to_line();
+        assert!(!line.contains("objectives") && !line.contains("constraints"), "{line}");
+        // The list must begin with `metric`.
+        let mut server = SchedulerServer::new();
+        let bad = r#"{"op":"init","protocol":1,"space":{"x":{"uniform":[0,1]}},"metric":"a","objectives":[{"metric":"b","mode":"min"},{"metric":"a","mode":"min"}],"scheduler":{"type":"fifo"}}"#;
+        let (answer, _) = server.handle_line(bad);
+        assert!(answer.contains("`objectives` must begin with `metric` and `mode`"), "{answer}");
     }
 }

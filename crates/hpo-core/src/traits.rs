@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use hpo_space::{Config, Space};
 use serde::{Deserialize, Serialize};
 
+use crate::pareto::Constraint;
 use crate::types::{Decision, MetricError, Metrics, Objective, Report, Suggestion, TrialId};
 
 /// What a searcher or scheduler learns about the experiment before the first suggestion.
@@ -15,9 +16,15 @@ use crate::types::{Decision, MetricError, Metrics, Objective, Report, Suggestion
 pub struct Context {
     /// The search space.
     pub space: Space,
-    /// The metric and its direction.
+    /// The metric and its direction (with several objectives, the first).
     #[serde(flatten)]
     pub objective: Objective,
+    /// Every objective when there are several (the first is `objective`); empty for one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<Objective>,
+    /// Outcome constraints: a report breaking one is infeasible ([`Report::violation`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<Constraint>,
     /// The reported key that counts training progress (e.g. `epoch`).
     pub resource_attr: Option<String>,
     /// The config key that tells a trial how far to train (e.g. `max_epochs`).
@@ -26,15 +33,55 @@ pub struct Context {
     pub seed: u64,
 }
 
+/// What a report says to a scheduler, from [`Context::score`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Score {
+    /// The first objective, to minimize.
+    pub objective: f64,
+    /// How far training has gone.
+    pub resource: f64,
+    /// By how much the report breaks the constraints (0 when all hold).
+    pub violation: f64,
+}
+
 impl Context {
-    /// The objective (to minimize) and the resource of a trial's report, `reports` being the
-    /// number of reports the trial has made, this one included (the resource when the
-    /// `resource_attr` metric is absent). `Err` when the report has no usable objective.
-    pub fn score(&self, metrics: &Metrics, reports: u32) -> Result<(f64, f64), MetricError> {
-        let objective = self.objective.of(metrics)?;
+    /// The context of one objective, without constraints.
+    pub fn new(space: Space, objective: Objective, seed: u64) -> Context {
+        Context {
+            space,
+            objective,
+            objectives: Vec::new(),
+            constraints: Vec::new(),
+            resource_attr: None,
+            max_resource_attr: None,
+            seed,
+        }
+    }
+
+    /// Every objective, the first being `objective`.
+    pub fn objectives(&self) -> &[Objective] {
+        if self.objectives.is_empty() { std::slice::from_ref(&self.objective) } else { &self.objectives }
+    }
+
+    /// Whether trials are ranked by more than one number: several objectives, or
+    /// constraints (then a feasible trial ranks above every infeasible one).
+    pub fn ranks_by_pareto(&self) -> bool {
+        self.objectives.len() > 1 || !self.constraints.is_empty()
+    }
+
+    /// A trial's report scored: every objective (to minimize) into `objectives`, the
+    /// resource (`reports` being the number of reports the trial has made, this one
+    /// included, stands in when the `resource_attr` metric is absent) and the violation.
+    /// `Err` when the report lacks a usable objective.
+    pub fn score(&self, metrics: &Metrics, reports: u32, objectives: &mut Vec<f64>) -> Result<Score, MetricError> {
+        objectives.clear();
+        for objective in self.objectives() {
+            objectives.push(objective.of(metrics)?);
+        }
         let resource =
             self.resource_attr.as_deref().and_then(|attr| metrics.get(attr).copied()).unwrap_or(f64::from(reports));
-        Ok((objective, resource))
+        let violation = self.constraints.iter().map(|c| c.violation(metrics)).sum();
+        Ok(Score { objective: objectives[0], resource, violation })
     }
 }
 

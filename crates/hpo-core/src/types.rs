@@ -126,8 +126,15 @@ pub struct Report<'a> {
     /// How far training has gone: the `resource_attr` metric, or else the number of
     /// reports the trial has made so far (1 for the first).
     pub resource: f64,
-    /// The optimized metric as a value to minimize (see [`Objective`]).
+    /// The optimized metric as a value to minimize (see [`Objective`]); with several
+    /// objectives, the first.
     pub objective: f64,
+    /// Every objective as a value to minimize, in the experiment's order (just `objective`
+    /// when there is one).
+    pub objectives: &'a [f64],
+    /// By how much the report breaks the outcome constraints (0 when all hold, infinite when
+    /// a constrained metric is missing): infeasible reports rank below feasible ones.
+    pub violation: f64,
 }
 
 /// What the scheduler wants done with a trial after a report.

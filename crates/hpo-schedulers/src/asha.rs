@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::fifo::default_searcher;
 use crate::forward::{WithSearcher, searcher_events, with_defaults};
 use crate::quantile::RunningQuantile;
-use crate::rungs::{at_max_resource, check_eta, geometric_levels, max_resource, with_level};
+use crate::rungs::{ParetoRung, at_max_resource, check_eta, geometric_levels, max_resource, with_level};
 
 /// What ASHA does with a trial at a rung level.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +30,13 @@ pub enum Variant {
 /// of rung j is the q-quantile of every value recorded there, q = r_j / r_(j+1) (the level
 /// after the last is `max_t`); a rung with fewer than 2 values never cuts. All values are
 /// to-minimize (the tuner flips them for `mode = "max"`, which makes this the 1-q quantile).
+///
+/// With several objectives or outcome constraints (multi-objective ASHA), a rung ranks its
+/// trials by constrained non-dominated sorting with crowding distance breaking ties within a
+/// front ([`hpo_core::pareto::rank_order`]); a trial is in the top q when its position
+/// (0 for the best) is at most q (n - 1). Both variants work so: `stopping` is Syne Tune's
+/// MOASHA; `promotion` pauses every trial at a rung and resumes the best-ranked waiting one
+/// that is in the top q.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Asha {
@@ -60,9 +67,15 @@ pub struct Asha {
 
 struct Rung {
     level: f64,
+    /// The share of the rung that goes on: level / next level.
+    q: f64,
     cutoff: RunningQuantile,
     /// Promotion variant: trials recorded here and not yet promoted, best on top.
     waiting: BinaryHeap<Reverse<(TotalF64, TrialId)>>,
+    /// With several objectives or constraints: the rung's ranking, and (promotion variant)
+    /// the entries not yet promoted.
+    pareto: ParetoRung,
+    pareto_waiting: Vec<usize>,
 }
 
 struct TrialInfo {
@@ -86,6 +99,8 @@ struct State {
     /// Cumulative bracket weights (synchronous Hyperband's trial counts).
     weights: Vec<f64>,
     trials: HashMap<TrialId, TrialInfo>,
+    /// Rungs rank by several objectives or constraints ([`ParetoRung`]).
+    pareto: bool,
     /// Trials started or resumed and not yet paused, stopped or ended: while any runs, an
     /// exhausted searcher means "wait for promotions", not "done".
     active: usize,
@@ -148,8 +163,11 @@ impl Scheduler for Asha {
                     let next = levels.get(j + 1).copied().unwrap_or(max_t);
                     Rung {
                         level: levels[j],
+                        q: levels[j] / next,
                         cutoff: RunningQuantile::new(levels[j] / next),
                         waiting: BinaryHeap::new(),
+                        pareto: ParetoRung::default(),
+                        pareto_waiting: Vec::new(),
                     }
                 })
                 .collect()
@@ -168,6 +186,7 @@ impl Scheduler for Asha {
             brackets: (0..self.brackets).map(bracket_rungs).collect(),
             weights,
             trials: HashMap::new(),
+            pareto: ctx.ranks_by_pareto(),
             active: 0,
             rng: derive_rng(ctx.seed, "scheduler"),
         });
@@ -244,6 +263,18 @@ impl WithSearcher for Asha {
             }
             info.next_rung += 1;
             info.recorded_up_to = report.resource;
+            if state.pareto {
+                let entry = rung.pareto.insert(report.trial_id, report.objectives, report.violation);
+                match variant {
+                    Variant::Stopping if !rung.pareto.in_top(entry, rung.q) => decision = Decision::Stop,
+                    Variant::Stopping => continue,
+                    Variant::Promotion => {
+                        rung.pareto_waiting.push(entry);
+                        decision = Decision::Pause;
+                    }
+                }
+                break;
+            }
             rung.cutoff.insert(report.objective);
             match variant {
                 Variant::Stopping => {
@@ -312,6 +343,21 @@ impl State {
         for (_, b, j) in candidates {
             let next_level = self.brackets[b].get(j + 1).map_or(max_t, |r| r.level);
             let rung = &mut self.brackets[b][j];
+            if self.pareto {
+                let trials = &self.trials;
+                let Rung { pareto, pareto_waiting: waiting, q, .. } = rung;
+                waiting.retain(|&e| trials.get(&pareto.id(e)).is_some_and(|t| !t.failed));
+                let best = waiting.iter().enumerate().min_by_key(|&(_, &e)| pareto.position(e)).map(|(k, &e)| (k, e));
+                // As with one objective, a rung needs two results before it promotes.
+                if let Some((k, entry)) = best
+                    && pareto.len() >= 2
+                    && pareto.in_top(entry, *q)
+                {
+                    waiting.swap_remove(k);
+                    return Some((pareto.id(entry), next_level));
+                }
+                continue;
+            }
             while let Some(Reverse((_, id))) = rung.waiting.peek() {
                 if self.trials.get(id).is_none_or(|t| t.failed) {
                     rung.waiting.pop(); // failed since: never promote it
@@ -330,5 +376,91 @@ impl State {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hpo_core::pareto::Constraint;
+    use hpo_core::{Metrics, Mode, Objective, Space};
+
+    /// Two objectives (or one with a constraint), rungs at 1 and 3 below max_t = 9.
+    fn asha(variant: Variant, objectives: usize) -> Asha {
+        let space = Space::builder().uniform("x", 0.0, 1.0).build().expect("space");
+        let first = Objective::new("a", Mode::Min);
+        let mut ctx = Context::new(space, first.clone(), 0);
+        if objectives == 2 {
+            ctx.objectives = vec![first, Objective::new("b", Mode::Min)];
+        } else {
+            ctx.constraints = vec![Constraint::parse("latency <= 1").expect("constraint")];
+        }
+        let mut asha = Asha::new(variant, 1.0, 3.0, Some(9.0));
+        asha.init(&ctx).expect("init");
+        assert_eq!(asha.levels(), [1.0, 3.0]);
+        asha
+    }
+
+    fn report(asha: &mut Asha, trial_id: TrialId, objectives: &[f64], violation: f64) -> Decision {
+        let config = Config::from_iter([("x", 0.5)]);
+        let metrics = Metrics::new();
+        let objective = objectives[0];
+        let report =
+            Report { trial_id, config: &config, metrics: &metrics, resource: 1.0, objective, objectives, violation };
+        asha.on_report(&report)
+    }
+
+    fn start(asha: &mut Asha, trial_id: TrialId) {
+        let suggestion = asha.suggest(trial_id);
+        assert!(matches!(suggestion, Suggestion::Start { .. }), "{suggestion:?}");
+    }
+
+    #[test]
+    fn stopping_ranks_a_rung_by_non_dominated_sorting_and_crowding() {
+        let mut asha = asha(Variant::Stopping, 2);
+        for id in 0..4 {
+            start(&mut asha, id);
+        }
+        // Rung 1 keeps positions <= (n - 1) / 3.
+        assert_eq!(report(&mut asha, 0, &[0.5, 0.5], 0.0), Decision::Continue, "alone");
+        assert_eq!(report(&mut asha, 1, &[0.6, 0.6], 0.0), Decision::Stop, "dominated: position 1 of 2");
+        // (0.1, 0.9) joins the front with (0.5, 0.5); both are ends, infinitely apart, and
+        // the older leads: position 1 of 3 > 2/3.
+        assert_eq!(report(&mut asha, 2, &[0.1, 0.9], 0.0), Decision::Stop);
+        // (0.9, 0.1) makes (0.5, 0.5) the middle of the front: ends 2 and 3 lead, position 1
+        // of 4 <= 1.
+        assert_eq!(report(&mut asha, 3, &[0.9, 0.1], 0.0), Decision::Continue);
+    }
+
+    #[test]
+    fn promotion_resumes_the_best_ranked_waiting_trial_in_the_top_third() {
+        let mut asha = asha(Variant::Promotion, 2);
+        let scores = [[0.5, 0.5], [0.6, 0.6], [0.1, 0.9], [0.9, 0.1]];
+        for (id, objectives) in scores.iter().enumerate() {
+            let id = id as TrialId;
+            start(&mut asha, id);
+            assert_eq!(report(&mut asha, id, objectives, 0.0), Decision::Pause, "every trial waits at a rung");
+            if id == 1 {
+                // Of (0.5, 0.5) and (0.6, 0.6), the first is in the top third: promoted.
+                assert!(matches!(asha.suggest(9), Suggestion::Resume { trial_id: 0, .. }));
+            }
+        }
+        // Ranking now (0.1, 0.9), (0.9, 0.1), (0.5, 0.5), (0.6, 0.6): positions 0 and 1 are
+        // in the top (n - 1) / 3 = 1; trial 2 first.
+        assert!(matches!(asha.suggest(10), Suggestion::Resume { trial_id: 2, .. }));
+        assert!(matches!(asha.suggest(10), Suggestion::Resume { trial_id: 3, .. }));
+        assert!(matches!(asha.suggest(10), Suggestion::Start { .. }), "trial 1 is not in the top");
+    }
+
+    #[test]
+    fn an_infeasible_trial_ranks_below_every_feasible_one() {
+        let mut asha = asha(Variant::Stopping, 1);
+        for id in 0..3 {
+            start(&mut asha, id);
+        }
+        assert_eq!(report(&mut asha, 0, &[0.5], 0.0), Decision::Continue);
+        // Better by its objective, but it breaks `latency <= 1`.
+        assert_eq!(report(&mut asha, 1, &[0.1], 2.0), Decision::Stop);
+        assert_eq!(report(&mut asha, 2, &[0.9], 0.0), Decision::Stop, "position 1 of 3 > 2/3");
     }
 }

@@ -103,6 +103,7 @@ struct State {
 impl State {
     /// The config of highest expected improvement, or `None` without data to model.
     fn propose(&mut self, n_candidates: usize, restarts: usize, max_fit_points: usize) -> Option<Config> {
+        self.history.scalarize(&mut self.rng);
         let level = self.history.training_level().or_else(|| self.history.fullest_level())?;
         let Level { resource, results } = level;
         let values: Vec<f64> = results.iter().map(|(v, _)| *v).collect();
@@ -223,7 +224,7 @@ impl Searcher for BayesOpt {
         self.state = Some(State {
             space: ctx.space.clone(),
             rng: derive_rng(ctx.seed, "searcher"),
-            history: History::new(&ctx.space, "bo"),
+            history: History::new(ctx, "bo"),
             initial,
             suggested: 0,
             theta: None,

@@ -3,10 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use hpo_core::{Config, Grid, HpoRng, Report, Space, TrialId};
+use hpo_core::{Config, Context, Grid, HpoRng, Report, Space, TrialId};
 use rand::RngExt;
 
 use crate::random::{first_unseen, key};
+
+/// A level's results with several objectives or constraints: by trial, its objectives and
+/// violation.
+type Scored = BTreeMap<TrialId, (Vec<f64>, f64)>;
 
 pub(crate) struct History {
     space: Space,
@@ -20,6 +24,9 @@ pub(crate) struct History {
     /// On a finite space: its grid of every config, and every config suggested so far, so
     /// none repeats.
     seen: Option<(Grid, HashSet<Vec<u64>>)>,
+    /// With several objectives or constraints: per level, each trial's objectives and
+    /// violation, from which [`History::scalarize`] rewrites `levels`.
+    scored: Option<BTreeMap<u64, Scored>>,
     /// Results a level needs before a model uses it: dims + 2 (as BOHB).
     min_points: usize,
     /// Who is warned: non-finite values are ignored, with one warning per searcher.
@@ -43,7 +50,8 @@ pub(crate) struct Level<'a> {
 }
 
 impl History {
-    pub fn new(space: &Space, name: &'static str) -> Self {
+    pub fn new(ctx: &Context, name: &'static str) -> Self {
+        let space = &ctx.space;
         let dims = space.params().filter(|(_, d)| d.encoded_dim() > 0).count();
         History {
             space: space.clone(),
@@ -51,6 +59,7 @@ impl History {
             running: BTreeSet::new(),
             levels: BTreeMap::new(),
             seen: space.every_config().map(|grid| (grid, HashSet::new())),
+            scored: ctx.ranks_by_pareto().then(BTreeMap::new),
             min_points: dims + 2,
             name,
             warned: false,
@@ -123,8 +132,48 @@ impl History {
         }
         let level = report.resource.max(0.0).to_bits();
         self.levels.entry(level).or_default().insert(report.trial_id, report.objective);
+        if let Some(scored) = &mut self.scored {
+            let score = (report.objectives.to_vec(), report.violation);
+            scored.entry(level).or_default().insert(report.trial_id, score);
+        }
         if let Some(trial) = self.trial_mut(report.trial_id) {
             trial.highest = trial.highest.max(Some(level));
+        }
+    }
+
+    /// With several objectives or constraints, turns every result into one value to minimize
+    /// by a fresh random augmented Chebyshev scalarization (ParEGO, Knowles 2006): weights
+    /// drawn uniformly from the simplex, each objective scaled to [0, 1] over the level's
+    /// feasible results, value max_i w_i f_i + 0.05 sum_i w_i f_i. An infeasible result gets
+    /// 1.05 + v / (1 + v) for violation v: worse than any feasible one, better the less it
+    /// violates. TPE and GP-BO call this before each proposal, so that successive
+    /// suggestions aim at different parts of the Pareto front. Nothing happens (and no random
+    /// number is drawn) with one objective and no constraints.
+    pub fn scalarize(&mut self, rng: &mut HpoRng) {
+        const RHO: f64 = 0.05;
+        let Some(scored) = &self.scored else { return };
+        let m = scored.values().flat_map(BTreeMap::values).map(|(o, _)| o.len()).max().unwrap_or(0);
+        let mut weights: Vec<f64> = (0..m).map(|_| -(1.0 - rng.random::<f64>()).ln()).collect();
+        let total: f64 = weights.iter().sum();
+        weights.iter_mut().for_each(|w| *w /= total);
+        for (level, results) in scored {
+            let feasible = || results.values().filter(|(_, v)| *v <= 0.0).map(|(o, _)| o);
+            let lows: Vec<f64> = (0..m).map(|i| feasible().map(|o| o[i]).fold(f64::INFINITY, f64::min)).collect();
+            let highs: Vec<f64> = (0..m).map(|i| feasible().map(|o| o[i]).fold(f64::NEG_INFINITY, f64::max)).collect();
+            let Some(values) = self.levels.get_mut(level) else { continue };
+            for (id, (objectives, violation)) in results {
+                let value = if *violation > 0.0 {
+                    1.0 + RHO + violation / (1.0 + violation)
+                } else {
+                    let scaled = objectives.iter().enumerate().map(|(i, &f)| {
+                        let range = highs[i] - lows[i];
+                        weights[i] * if range > 0.0 { (f - lows[i]) / range } else { 0.0 }
+                    });
+                    let (max, sum) = scaled.fold((0.0f64, 0.0), |(max, sum), x| (max.max(x), sum + x));
+                    max + RHO * sum
+                };
+                values.insert(*id, value);
+            }
         }
     }
 
@@ -189,27 +238,33 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hpo_core::Metrics;
+    use hpo_core::{Metrics, Mode, Objective, derive_rng};
 
     #[test]
     fn pending_means_running_without_a_result_at_the_level() {
         let space = Space::builder().uniform("x", 0.0, 1.0).build().expect("space");
-        let mut history = History::new(&space, "test");
+        let mut history = History::new(&Context::new(space, Objective::new("loss", Mode::Min), 0), "test");
         let metrics = Metrics::new();
         let config = Config::from_iter([("x", 0.5)]);
         for id in 0..4 {
             history.started(id, &config);
         }
-        let report = |trial_id, resource, objective| Report {
-            trial_id,
-            config: &config,
-            metrics: &metrics,
-            resource,
-            objective,
+        let report = |history: &mut History, trial_id, resource, objective: f64| {
+            let objectives = std::slice::from_ref(&objective);
+            let metrics = &metrics;
+            history.record(&Report {
+                trial_id,
+                config: &config,
+                metrics,
+                resource,
+                objective,
+                objectives,
+                violation: 0.0,
+            });
         };
-        history.record(&report(0, 1.0, 0.3));
-        history.record(&report(1, 3.0, 0.2));
-        history.record(&report(2, 1.0, f64::NAN)); // ignored
+        report(&mut history, 0, 1.0, 0.3);
+        report(&mut history, 1, 3.0, 0.2);
+        report(&mut history, 2, 1.0, f64::NAN); // ignored
         history.ended(3);
         let level = history.highest_level_with(1).expect("a level");
         assert_eq!(f64::from_bits(level), 3.0);
@@ -218,7 +273,53 @@ mod tests {
         assert_eq!(pending_at(1.0), vec![2], "trial 0 reported at 1, trial 1 above it, trial 3 ended");
         assert_eq!(pending_at(3.0), vec![0, 2]);
         assert_eq!(history.most_results(), 1);
-        history.record(&report(3, 1.0, 0.4)); // paused, then resumed
+        report(&mut history, 3, 1.0, 0.4); // paused, then resumed
         assert!(history.pending(3f64.to_bits()).any(|t| t.id == 3));
+    }
+
+    #[test]
+    fn several_objectives_become_one_by_a_random_chebyshev_scalarization() {
+        let space = Space::builder().uniform("x", 0.0, 1.0).build().expect("space");
+        let objectives = vec![Objective::new("a", Mode::Min), Objective::new("b", Mode::Min)];
+        let ctx = Context { objectives, ..Context::new(space, Objective::new("a", Mode::Min), 0) };
+        let mut history = History::new(&ctx, "test");
+        let (config, metrics) = (Config::from_iter([("x", 0.5)]), Metrics::new());
+        // a in [0, 2], b in [10, 20]; trial 3 violates a constraint by 1.
+        let results: [(TrialId, [f64; 2], f64); 4] =
+            [(0, [0.0, 20.0], 0.0), (1, [2.0, 10.0], 0.0), (2, [1.0, 15.0], 0.0), (3, [0.0, 0.0], 1.0)];
+        for (id, objectives, violation) in results {
+            let objective = objectives[0];
+            let objectives = objectives.as_slice();
+            let metrics = &metrics;
+            history.record(&Report {
+                trial_id: id,
+                config: &config,
+                metrics,
+                resource: 1.0,
+                objective,
+                objectives,
+                violation,
+            });
+        }
+        let mut rng = derive_rng(7, "test");
+        history.scalarize(&mut rng);
+        let values: Vec<f64> = history
+            .level(1f64.to_bits())
+            .results
+            .iter()
+            .map(|(v, t)| (t.id, *v))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_values()
+            .collect();
+        // Scaled: trial 0 = (0, 1), 1 = (1, 0), 2 = (0.5, 0.5). With weights (w, 1 - w):
+        // 0 -> (1 - w) * 1.05, 1 -> w * 1.05, 2 -> 0.5 max(w, 1 - w) + 0.025.
+        let w = (values[1] / 1.05).clamp(0.0, 1.0);
+        assert!((values[0] - (1.0 - w) * 1.05).abs() < 1e-12, "{values:?}");
+        assert!((values[2] - (0.5 * w.max(1.0 - w) + 0.025)).abs() < 1e-12, "{values:?}");
+        assert!((values[3] - (1.05 + 0.5)).abs() < 1e-12, "infeasible: 1.05 + 1 / 2, {values:?}");
+        // Fresh weights each time.
+        history.scalarize(&mut rng);
+        let again = history.level(1f64.to_bits()).results.iter().find(|(_, t)| t.id == 1).map(|(v, _)| *v);
+        assert_ne!(again, Some(values[1]));
     }
 }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use hpo_core::pareto::rank_order;
 use hpo_core::{Config, Context, Decision, Report, Scheduler, Searcher, SetupError, Suggestion, TrialId};
 use serde::{Deserialize, Serialize};
 
@@ -79,11 +80,19 @@ struct Brackets {
     /// Open another bracket when every open one waits on running trials (Hyperband), or
     /// leave workers idle at the barrier (successive halving, as in d2l).
     open_when_waiting: bool,
+    /// Rank by several objectives or constraints: each trial's latest rung result.
+    pareto: Option<HashMap<TrialId, (Vec<f64>, f64)>>,
 }
 
 impl Brackets {
     fn new(shapes: Vec<BracketShape>, ctx: &Context, open_when_waiting: bool) -> Self {
-        Brackets { shapes, max_resource_attr: ctx.max_resource_attr.clone(), open_when_waiting, ..Brackets::default() }
+        Brackets {
+            shapes,
+            max_resource_attr: ctx.max_resource_attr.clone(),
+            open_when_waiting,
+            pareto: ctx.ranks_by_pareto().then(HashMap::new),
+            ..Brackets::default()
+        }
     }
 
     fn open(&mut self) -> usize {
@@ -148,12 +157,18 @@ impl Brackets {
         }
         let level = shape[run.rung].1;
         let last = run.rung + 1 == shape.len();
+        if let Some(scores) = &mut self.pareto {
+            scores.insert(report.trial_id, (report.objectives.to_vec(), report.violation));
+        }
         self.record(report.trial_id, r, s, report.objective);
         if last { at_max_resource(report.resource, level, self.max_resource_attr.is_some()) } else { Decision::Pause }
     }
 
     fn on_fail(&mut self, trial_id: TrialId) {
         if let Some(&(r, s)) = self.position.get(&trial_id) {
+            if let Some(scores) = &mut self.pareto {
+                scores.insert(trial_id, (Vec::new(), f64::INFINITY)); // infeasible, ranked last
+            }
             self.record(trial_id, r, s, f64::INFINITY);
         }
     }
@@ -175,6 +190,12 @@ impl Brackets {
         let mut done: Vec<(f64, TrialId)> =
             run.slots.iter().filter_map(|s| if let Slot::Done(id, v) = *s { Some((v, id)) } else { None }).collect();
         done.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        if let Some(scores) = &self.pareto {
+            done.sort_by_key(|d| d.1);
+            let score = |id: &TrialId| scores.get(id).cloned().unwrap_or((Vec::new(), f64::INFINITY));
+            let (points, violations): (Vec<Vec<f64>>, Vec<f64>) = done.iter().map(|(_, id)| score(id)).unzip();
+            done = rank_order(&points, &violations).into_iter().map(|i| done[i]).collect();
+        }
         run.rung += 1;
         let keep = shape[run.rung].0;
         run.slots = done.iter().take(keep).map(|&(_, id)| Slot::ToResume(id)).collect();

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::fifo::{default_searcher, start_or_done};
 use crate::forward::{WithSearcher, searcher_events, with_defaults};
 use crate::quantile::RunningQuantile;
+use crate::rungs::one_objective;
 
 /// The median stopping rule (Golovin et al., 2017): at each time step, stop a trial whose
 /// best value so far is worse than the median (`rank_cutoff` quantile) of the best values
@@ -72,6 +73,7 @@ impl MedianStopping {
 #[typetag::serde(name = "median_stopping")]
 impl Scheduler for MedianStopping {
     fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
+        one_objective("median_stopping", ctx)?;
         if self.time_step.is_nan() || self.time_step <= 0.0 || !(0.0..=1.0).contains(&self.rank_cutoff) {
             return Err(SetupError(format!(
                 "median_stopping: need time_step > 0 and 0 <= rank_cutoff <= 1, got {} and {}",

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fifo::default_searcher;
 use crate::forward::{WithSearcher, searcher_events, with_defaults};
-use crate::rungs::{at_max_resource, max_resource};
+use crate::rungs::{at_max_resource, max_resource, one_objective};
 
 /// Population based training (Jaderberg et al., 2017).
 ///
@@ -83,6 +83,7 @@ impl Pbt {
 #[typetag::serde(name = "pbt")]
 impl Scheduler for Pbt {
     fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
+        one_objective("pbt", ctx)?;
         if self.population_size < 2
             || self.perturbation_interval.is_nan()
             || self.perturbation_interval <= 0.0

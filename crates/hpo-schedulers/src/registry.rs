@@ -35,6 +35,11 @@ pub const TYPES: &[BuiltinType] = &[
         summary: "Gaussian-process Bayesian optimization with expected improvement",
     },
     BuiltinType {
+        name: "nsga2",
+        kind: Kind::Searcher,
+        summary: "NSGA-II: a genetic algorithm ranking by non-dominated sorting (several objectives)",
+    },
+    BuiltinType {
         name: "fifo",
         kind: Kind::Scheduler,
         summary: "runs every trial to its end; configs from its searcher",
@@ -106,6 +111,16 @@ pub const METHODS: &[Method] = &[
         name: "mobster",
         summary: "ASHA with GP Bayesian optimization (MOBSTER-style)",
         table: r#"{"type": "asha", "variant": "stopping", "grace_period": 1, "reduction_factor": 3, "searcher": {"type": "bo"}}"#,
+    },
+    Method {
+        name: "nsga2",
+        summary: "NSGA-II, every trial to its end",
+        table: r#"{"type": "fifo", "searcher": {"type": "nsga2"}}"#,
+    },
+    Method {
+        name: "asha-nsga2",
+        summary: "ASHA with NSGA-II",
+        table: r#"{"type": "asha", "variant": "stopping", "grace_period": 1, "reduction_factor": 3, "searcher": {"type": "nsga2"}}"#,
     },
 ];
 

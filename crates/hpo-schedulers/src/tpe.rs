@@ -311,6 +311,7 @@ fn phi(z: f64) -> f64 {
 
 impl State {
     fn propose(&mut self, gamma: Option<f64>, n_candidates: usize) -> Option<Config> {
+        self.history.scalarize(&mut self.rng);
         let level = self.history.training_level_in_trial_order()?;
         let results = &level.results;
         let n = results.len();
@@ -388,7 +389,7 @@ impl Searcher for Tpe {
         self.state = Some(State {
             space: ctx.space.clone(),
             rng: derive_rng(ctx.seed, "searcher"),
-            history: History::new(&ctx.space, "tpe"),
+            history: History::new(ctx, "tpe"),
             blocks,
             conditional,
         });

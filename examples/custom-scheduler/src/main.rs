@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let methods =
         vec![("mine".to_owned(), mine), ("asha".to_owned(), method("asha")?), ("random".to_owned(), method("random")?)];
     let runs = setup.compare(&methods, &[0, 1, 2, 3, 4])?;
-    println!("method  trials  stopped early  best {} (median over seeds)", setup.metric);
+    println!("method  trials  stopped early  best {} (median over seeds)", setup.metric());
     for (name, _) in &methods {
         let of_method = || runs.iter().filter(|r| &r.method == name);
         let median = |mut values: Vec<f64>| quartiles(&mut values).map_or(f64::NAN, |q| q.1);

@@ -4,13 +4,8 @@ use hpo_schedulers::Fifo;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let space = Space::builder().uniform("x", -2.0, 2.0).constant("epochs", 10).build()?;
-    let ctx = Context {
-        space,
-        objective: Objective::new("loss", Mode::Min),
-        resource_attr: Some("epoch".into()),
-        max_resource_attr: None,
-        seed: 0,
-    };
+    let ctx =
+        Context { resource_attr: Some("epoch".into()), ..Context::new(space, Objective::new("loss", Mode::Min), 0) };
     // The function to tune: its trial's config in, reports out, on 2 threads.
     let backend = ThreadBackend::new(2, |trial, reporter| {
         let x = trial.config.f64("x")?;

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 //! Experiment files: defaults, resolution, and errors that say where and what.
 
+use hpo_core::pareto::Constraint;
 use hpo_core::{ExperimentSpec, Mode};
 
 fn parse(text: &str) -> Result<ExperimentSpec, String> {
@@ -26,7 +27,7 @@ fn several_objectives_and_constraints_are_read_and_written_back() {
     assert_eq!((spec.metric.as_str(), spec.mode), ("loss", Mode::Min));
     let objectives: Vec<(&str, Mode)> = spec.objectives.iter().map(|o| (o.metric.as_str(), o.mode)).collect();
     assert_eq!(objectives, [("loss", Mode::Min), ("latency_ms", Mode::Max)]);
-    assert_eq!(spec.constraints, ["latency_ms <= 20"]);
+    assert_eq!(spec.constraints, [Constraint::parse("latency_ms <= 20").unwrap()]);
     let json = spec.to_json();
     assert_eq!(json["objectives"][1], serde_json::json!({ "metric": "latency_ms", "mode": "max" }));
     let again = parse(&spec.to_toml().unwrap()).unwrap();

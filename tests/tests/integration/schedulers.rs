@@ -11,6 +11,8 @@ fn ctx(max_epochs: i64, seed: u64) -> Context {
     Context {
         space: Space::builder().uniform("x", 0.0, 1.0).constant("epochs", max_epochs).build().unwrap(),
         objective: Objective::new("loss", Mode::Min),
+        objectives: Vec::new(),
+        constraints: Vec::new(),
         resource_attr: Some("epoch".into()),
         max_resource_attr: Some("epochs".into()),
         seed,
@@ -18,7 +20,8 @@ fn ctx(max_epochs: i64, seed: u64) -> Context {
 }
 
 fn report(s: &mut dyn Scheduler, trial_id: TrialId, config: &Config, resource: f64, objective: f64) -> Decision {
-    s.on_report(&Report { trial_id, config, metrics: &Metrics::new(), resource, objective })
+    let objectives = std::slice::from_ref(&objective);
+    s.on_report(&Report { trial_id, config, metrics: &Metrics::new(), resource, objective, objectives, violation: 0.0 })
 }
 
 fn start(s: &mut dyn Scheduler, trial_id: TrialId) -> Config {

@@ -27,7 +27,16 @@ fn loss(config: &Config) -> f64 {
 
 fn tell(searcher: &mut dyn Searcher, trial_id: TrialId, config: &Config, objective: f64) {
     let metrics = Metrics::new();
-    searcher.on_report(&Report { trial_id, config, metrics: &metrics, resource: 1.0, objective });
+    let objectives = std::slice::from_ref(&objective);
+    searcher.on_report(&Report {
+        trial_id,
+        config,
+        metrics: &metrics,
+        resource: 1.0,
+        objective,
+        objectives,
+        violation: 0.0,
+    });
     searcher.on_complete(trial_id);
 }
 

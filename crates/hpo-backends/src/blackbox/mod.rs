@@ -61,8 +61,11 @@ pub trait Blackbox: Send + Sync {
 }
 
 /// The built-in blackboxes: name and description.
-pub const BUILTIN_BLACKBOXES: [(&str, &str); 5] = [
-    ("digits-mlp", "real learning curves of 1,575 MLP configurations on the digits data, 50 epochs"),
+pub const BUILTIN_BLACKBOXES: [(&str, &str); 6] = [
+    (
+        "digits-mlp",
+        "real learning curves of 1,575 MLP configurations on the digits data, 50 epochs; also `train_time`, each config's full training time",
+    ),
     ("branin", "Branin-Hoo with a fidelity term (Kandasamy et al. 2017), 27 epochs of 1 s"),
     ("hartmann3", "Hartmann-3 with a fidelity term (Kandasamy et al. 2017), 27 epochs of 1 s"),
     ("hartmann6", "Hartmann-6 with a fidelity term (Kandasamy et al. 2017), 27 epochs of 1 s"),
@@ -70,10 +73,11 @@ pub const BUILTIN_BLACKBOXES: [(&str, &str); 5] = [
         "branin-or-hartmann3",
         "a conditional space: `function` picks Branin or Hartmann-3, each with its own parameters; the optimum is Hartmann-3's",
     ),
+    ("zdt1", "two objectives, `f1` and `f2`: ZDT1 in 6 dimensions with a fidelity term, 27 epochs of 1 s"),
 ];
 
 /// A blackbox by name (`digits-mlp`, `branin`, `hartmann3`, `hartmann6`,
-/// `branin-or-hartmann3`) or the path of a tabular spec
+/// `branin-or-hartmann3`, `zdt1`) or the path of a tabular spec
 /// file (`.toml`). Built-in tables are loaded once per process.
 pub fn blackbox(name: &str) -> Result<Arc<dyn Blackbox>, crate::Error> {
     static DIGITS: OnceLock<Result<Arc<Tabular>, crate::Error>> = OnceLock::new();
@@ -86,6 +90,7 @@ pub fn blackbox(name: &str) -> Result<Arc<dyn Blackbox>, crate::Error> {
         "hartmann3" => Ok(Arc::new(Synthetic::new(SyntheticFn::Hartmann3))),
         "hartmann6" => Ok(Arc::new(Synthetic::new(SyntheticFn::Hartmann6))),
         "branin-or-hartmann3" => Ok(Arc::new(Synthetic::branin_or_hartmann3())),
+        "zdt1" => Ok(Arc::new(Synthetic::zdt1())),
         path if path.ends_with(".toml") => Ok(Arc::new(Tabular::from_spec_file(Path::new(path))?)),
         other => {
             let names: Vec<&str> = BUILTIN_BLACKBOXES.iter().map(|(n, _)| *n).collect();

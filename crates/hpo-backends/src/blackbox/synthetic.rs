@@ -7,6 +7,12 @@
 //! `branin-or-hartmann3` is a conditional space over two of them: a `function` choice, and
 //! each function's own parameters active only when it is chosen. Only the Hartmann-3 branch
 //! holds the optimum.
+//!
+//! `zdt1` has two objectives: ZDT1 (Zitzler, Deb and Thiele, 2000) in 6 dimensions,
+//! f1 = x1 and f2 = g (1 - sqrt(f1 / g)) with g = 1 + 9 mean(x2..x6), its Pareto front
+//! f2 = 1 - sqrt(f1) where x2..x6 = 0. At fidelity z, g gains (1 - z)(1 + 4 (x2 - 0.3)^2):
+//! early epochs overstate f2, and most for configs far from x2 = 0.3, so that a low
+//! fidelity ranks configs roughly but not exactly as the full one.
 
 use hpo_core::{Config, Mode, Space};
 
@@ -111,6 +117,8 @@ enum Shape {
     /// `function` picks Branin (its parameters `branin_x1`, `branin_x2`) or Hartmann-3
     /// (`hartmann3_x1`, ...): a conditional space.
     BraninOrHartmann3,
+    /// ZDT1 with a fidelity term: two objectives, `f1` and `f2`.
+    Zdt1,
 }
 
 /// The two functions of `branin-or-hartmann3`, as the `function` parameter names them.
@@ -153,7 +161,18 @@ impl Synthetic {
         Synthetic::with(Shape::BraninOrHartmann3, "branin-or-hartmann3", space)
     }
 
+    /// `zdt1`: ZDT1 in 6 dimensions with a fidelity term, reporting `f1` and `f2`.
+    pub fn zdt1() -> Self {
+        let space = (1..=6).fold(Space::builder(), |b, i| b.uniform(format!("x{i}"), 0.0, 1.0)).build();
+        Synthetic::with(Shape::Zdt1, "zdt1", space.unwrap_or_default())
+    }
+
     fn with(shape: Shape, name: &str, space: Space) -> Self {
+        let metrics: Vec<(String, Mode)> = match shape {
+            Shape::Zdt1 => vec![("f1".into(), Mode::Min), ("f2".into(), Mode::Min)],
+            _ => vec![("objective".into(), Mode::Min)],
+        };
+        let default_metric = metrics[0].0.clone();
         Synthetic {
             shape,
             info: BlackboxInfo {
@@ -161,8 +180,8 @@ impl Synthetic {
                 space,
                 resource_attr: "epoch".into(),
                 max_resource: EPOCHS,
-                metrics: vec![("objective".into(), Mode::Min)],
-                default_metric: "objective".into(),
+                metrics,
+                default_metric,
             },
         }
     }
@@ -183,6 +202,28 @@ impl Curve for SyntheticCurve {
     }
 }
 
+/// ZDT1 at fidelity z: (f1, f2).
+pub fn zdt1(x: &[f64], z: f64) -> (f64, f64) {
+    let f1 = x[0];
+    let g =
+        1.0 + 9.0 * x[1..].iter().sum::<f64>() / (x.len() - 1) as f64 + (1.0 - z) * (1.0 + 4.0 * (x[1] - 0.3).powi(2));
+    (f1, g * (1.0 - (f1 / g).sqrt()))
+}
+
+struct Zdt1Curve {
+    x: Vec<f64>,
+}
+
+impl Curve for Zdt1Curve {
+    fn at(&self, epoch: u32, out: &mut [f64]) -> Option<f64> {
+        if epoch == 0 || epoch > EPOCHS {
+            return None;
+        }
+        (out[0], out[1]) = zdt1(&self.x, f64::from(epoch) / f64::from(EPOCHS));
+        Some(f64::from(epoch))
+    }
+}
+
 impl Blackbox for Synthetic {
     fn info(&self) -> &BlackboxInfo {
         &self.info
@@ -191,6 +232,10 @@ impl Blackbox for Synthetic {
     fn curve(&self, config: &Config, _seed: u64) -> Result<Box<dyn Curve>, crate::Error> {
         let bad = |e: hpo_core::ConfigError| crate::Error::Config(e.to_string());
         let (f, prefix) = match self.shape {
+            Shape::Zdt1 => {
+                let x = (1..=6).map(|i| config.f64(&format!("x{i}")).map_err(bad)).collect::<Result<_, _>>()?;
+                return Ok(Box::new(Zdt1Curve { x }));
+            }
             Shape::One(f) => (f, String::new()),
             Shape::BraninOrHartmann3 => {
                 let chosen = config.str("function").map_err(bad)?;
@@ -208,6 +253,7 @@ impl Blackbox for Synthetic {
         Some(match self.shape {
             Shape::One(f) => f.optimum(),
             Shape::BraninOrHartmann3 => SyntheticFn::Hartmann3.optimum(),
+            Shape::Zdt1 => 0.0, // f1 and f2 each reach 0 at an end of the front
         })
     }
 }
@@ -228,5 +274,16 @@ mod tests {
         assert!((h3 - -3.86278).abs() < 1e-4, "{h3}");
         // lower fidelity is a different (biased) function
         assert!((b.eval(&[std::f64::consts::PI, 2.275], 0.0) - 0.397887).abs() > 0.01);
+    }
+
+    #[test]
+    fn zdt1_by_hand() {
+        // On the front (x2..x6 = 0): f2 = 1 - sqrt(f1).
+        assert_eq!(zdt1(&[0.25, 0.0, 0.0, 0.0, 0.0, 0.0], 1.0), (0.25, 0.5));
+        // g = 1 + 9 * 0.5 = 5.5 at full fidelity; at z = 0, 5.5 + 1 + 4 * 0.04 = 6.66.
+        let (_, f2) = zdt1(&[0.0, 0.5, 0.5, 0.5, 0.5, 0.5], 1.0);
+        assert!((f2 - 5.5).abs() < 1e-12);
+        let (_, f2) = zdt1(&[0.0, 0.5, 0.5, 0.5, 0.5, 0.5], 0.0);
+        assert!((f2 - 6.66).abs() < 1e-12);
     }
 }

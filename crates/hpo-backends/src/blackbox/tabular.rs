@@ -41,6 +41,11 @@ pub struct TabularSpec {
     pub metrics: BTreeMap<String, Mode>,
     /// The metric optimized unless another is asked for.
     pub default_metric: String,
+    /// A metric to add (minimized) reporting the seconds a config takes to train fully, the
+    /// elapsed time of its last epoch: a cost to trade accuracy against, reported from the
+    /// first epoch on (`train_time` on digits-mlp).
+    #[serde(default)]
+    pub full_time_metric: Option<String>,
     /// The hyperparameter columns and their values (finite domains).
     pub space: serde_json::Value,
 }
@@ -108,7 +113,7 @@ impl Tabular {
                 _ => Err(format!("`{name}`: a table's space must list its values (ordinal or choice)")),
             })
             .collect::<Result<_, _>>()?;
-        let metrics: Vec<(String, Mode)> = spec.metrics.iter().map(|(k, m)| (k.clone(), *m)).collect();
+        let mut metrics: Vec<(String, Mode)> = spec.metrics.iter().map(|(k, m)| (k.clone(), *m)).collect();
         if !spec.metrics.contains_key(&spec.default_metric) {
             return Err(format!("default_metric `{}` is not among the metrics", spec.default_metric));
         }
@@ -121,6 +126,13 @@ impl Tabular {
         let elapsed_col = column(&spec.elapsed_time_column)?;
         let seed_col = spec.seed_column.as_deref().map(column).transpose()?;
 
+        let table_metrics = metrics.len();
+        if let Some(name) = &spec.full_time_metric {
+            if spec.metrics.contains_key(name) {
+                return Err(format!("full_time_metric `{name}` is already a metric column"));
+            }
+            metrics.push((name.clone(), Mode::Min));
+        }
         let n_configs: usize = axes.iter().map(|(_, v)| v.len()).product();
         let (seeds, max_resource) = (spec.seeds.len(), spec.max_resource as usize);
         let stride = 1 + metrics.len();
@@ -165,6 +177,15 @@ impl Tabular {
             data[at] = number(elapsed_col)?;
             for (j, &c) in metric_cols.iter().enumerate() {
                 data[at + 1 + j] = number(c)?;
+            }
+        }
+        if metrics.len() > table_metrics {
+            // Every epoch of a curve reports the elapsed time of the curve's last epoch.
+            for curve in data.chunks_mut(max_resource * stride) {
+                let total = curve.chunks(stride).map(|e| e[0]).rfind(|t| t.is_finite()).unwrap_or(f64::NAN);
+                for epoch in curve.chunks_mut(stride).filter(|e| e[0].is_finite()) {
+                    epoch[stride - 1] = total;
+                }
             }
         }
         let optimum = (0..metrics.len())

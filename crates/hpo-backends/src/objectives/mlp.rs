@@ -111,8 +111,7 @@ impl MlpSettings {
         };
         // Checked before anything is allocated: a trial too large for memory fails alone
         // instead of aborting the process with all the other trials in it.
-        let sizes = settings.layer_sizes();
-        let parameters: f64 = sizes.windows(2).map(|pair| (pair[0] as f64 + 1.0) * pair[1] as f64).sum();
+        let parameters = settings.parameters();
         if parameters > MAX_PARAMETERS {
             return Err(format!(
                 "hidden layers of {:?} units (`hidden_width`, or `width_1`, `width_2`, ...) make {parameters:.3e} weights; the built-in MLP takes at most {MAX_PARAMETERS:.0e}",
@@ -128,6 +127,11 @@ impl MlpSettings {
     /// Units per layer, the digits' pixels first and their classes last.
     fn layer_sizes(&self) -> Vec<usize> {
         [&[INPUTS][..], &self.widths, &[CLASSES]].concat()
+    }
+
+    /// The network's weights and biases.
+    fn parameters(&self) -> f64 {
+        self.layer_sizes().windows(2).map(|pair| (pair[0] as f64 + 1.0) * pair[1] as f64).sum()
     }
 }
 
@@ -373,7 +377,8 @@ impl Mlp {
 }
 
 /// The `digits-mlp` objective: trains an MLP on the digits data, reporting `epoch`,
-/// `val_error`, `val_loss` and `train_loss` after every epoch. With a checkpoint folder it
+/// `val_error`, `val_loss`, `train_loss` and `parameters` (the network's weights and biases:
+/// its size, an objective to trade accuracy against) after every epoch. With a checkpoint folder it
 /// saves after every epoch and, when the folder holds a checkpoint (a resumed trial, or one
 /// copied from another trial by PBT), continues from it.
 pub fn digits_mlp(ctx: &TrialContext, reporter: &mut Reporter, epochs_key: Option<&str>) -> Result<(), TrialError> {
@@ -396,6 +401,7 @@ pub fn digits_mlp(ctx: &TrialContext, reporter: &mut Reporter, epochs_key: Optio
             ("val_error", val_error),
             ("val_loss", val_loss),
             ("train_loss", f64::from(train_loss)),
+            ("parameters", settings.parameters()),
         ])?;
     }
     Ok(())
@@ -405,6 +411,15 @@ pub fn digits_mlp(ctx: &TrialContext, reporter: &mut Reporter, epochs_key: Optio
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn parameters_count_weights_and_biases() {
+        let settings =
+            MlpSettings::from_config(&config(serde_json::json!({"width_1": 32, "width_2": 16, "num_layers": 2})), None)
+                .unwrap();
+        // (64 + 1) * 32 + (32 + 1) * 16 + (16 + 1) * 10
+        assert_eq!(settings.parameters(), 2080.0 + 528.0 + 170.0);
+    }
 
     fn config(json: serde_json::Value) -> hpo_core::Config {
         serde_json::from_value(json).unwrap()

@@ -71,6 +71,8 @@ fn loss_context(space: Space) -> Context {
     Context {
         space,
         objective: Objective::new("loss", Mode::Min),
+        objectives: Vec::new(),
+        constraints: Vec::new(),
         resource_attr: None,
         max_resource_attr: None,
         seed: 0,
@@ -241,6 +243,8 @@ pub fn scheduler(args: SchedulerBenchArgs) -> anyhow::Result<ExitCode> {
     let ctx = Context {
         space,
         objective: Objective::new("loss", Mode::Min),
+        objectives: Vec::new(),
+        constraints: Vec::new(),
         resource_attr: Some("epoch".into()),
         max_resource_attr: Some("epochs".into()),
         seed: args.seed,
@@ -270,12 +274,15 @@ pub fn scheduler(args: SchedulerBenchArgs) -> anyhow::Result<ExitCode> {
         while decision == Decision::Continue && *epoch < limit {
             *epoch += 1;
             let noise: f64 = rng.random::<f64>() * 0.05;
+            let objective = quality + 1.0 / f64::from(*epoch) + noise;
             decision = scheduler.on_report(&Report {
                 trial_id,
                 config: &config,
                 metrics: &metrics,
                 resource: f64::from(*epoch),
-                objective: quality + 1.0 / f64::from(*epoch) + noise,
+                objective,
+                objectives: std::slice::from_ref(&objective),
+                violation: 0.0,
             });
             decisions += 1;
         }
@@ -328,6 +335,8 @@ pub fn searcher(args: SearcherBenchArgs) -> anyhow::Result<ExitCode> {
     let ctx = Context {
         space: space.clone(),
         objective: Objective::new("loss", Mode::Min),
+        objectives: Vec::new(),
+        constraints: Vec::new(),
         resource_attr: None,
         max_resource_attr: None,
         seed: args.seed,
@@ -343,7 +352,9 @@ pub fn searcher(args: SearcherBenchArgs) -> anyhow::Result<ExitCode> {
     let metrics = hpo_core::Metrics::new();
     let mut tell = |searcher: &mut dyn hpo_core::Searcher, trial_id: TrialId, config: &Config| {
         let objective = loss(&space.encode(config));
-        let report = Report { trial_id, config, metrics: &metrics, resource: 0.0, objective };
+        let objectives = std::slice::from_ref(&objective);
+        let report =
+            Report { trial_id, config, metrics: &metrics, resource: 0.0, objective, objectives, violation: 0.0 };
         searcher.on_report(&report);
         searcher.on_complete(trial_id);
     };

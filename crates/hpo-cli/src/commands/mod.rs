@@ -91,10 +91,19 @@ pub fn build_backend(spec: &ExperimentSpec, trials_dir: Option<&Path>) -> Result
             return Err(origin.error("backend.type", message));
         }
     };
+    let mut metrics: Vec<&str> = spec.objectives.iter().map(|o| o.metric.as_str()).collect();
+    if metrics.is_empty() {
+        metrics.push(&spec.metric);
+    }
+    for constraint in &spec.constraints {
+        if !metrics.contains(&constraint.metric.as_str()) {
+            metrics.push(&constraint.metric);
+        }
+    }
     let ctx = BackendContext {
         workers: spec.workers,
         seed: spec.seed,
-        metric: &spec.metric,
+        metrics: &metrics,
         max_resource_attr: spec.max_resource_attr.as_deref(),
         base_dir: Path::new(&spec.origin.file).parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")),
         trials_dir,

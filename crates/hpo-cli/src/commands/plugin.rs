@@ -64,6 +64,8 @@ pub fn check(args: PluginCheckArgs) -> anyhow::Result<ExitCode> {
     let ctx = Context {
         space: space.clone(),
         objective: Objective::new("loss", Mode::Min),
+        objectives: Vec::new(),
+        constraints: Vec::new(),
         resource_attr: Some("epoch".into()),
         max_resource_attr: Some("epochs".into()),
         seed: 0,

@@ -76,6 +76,9 @@ pub fn bench_run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
         for method in &summary.methods {
             outln!("{}", serde_json::to_string(method)?);
         }
+    } else if let Some(reference) = &summary.reference_point {
+        print_hypervolumes(&setup, &summary, reference, &args, seeds.len());
+        outln!("Per-run results: {}", output.join("runs.jsonl").display());
     } else {
         outln!(
             "{} on {}: {}, {}, {} of simulated time; {} is {}; target {}",
@@ -84,7 +87,7 @@ pub fn bench_run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
             super::count(seeds.len(), "seed"),
             super::count(args.workers, "worker"),
             super::human_duration(args.max_time),
-            setup.metric,
+            setup.metric(),
             if setup.mode() == Mode::Max { "maximized" } else { "minimized" },
             summary.target
         );
@@ -133,6 +136,57 @@ pub fn bench_run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
         outln!("Per-run results: {}", output.join("runs.jsonl").display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// With several objectives: quartiles of the hypervolume at the end, and its median at each
+/// tenth of the simulated time.
+fn print_hypervolumes(
+    setup: &Setup,
+    summary: &hpo_bench::Summary,
+    reference: &[f64],
+    args: &BenchRunArgs,
+    seeds: usize,
+) {
+    let objectives: Vec<String> = setup
+        .objectives()
+        .iter()
+        .map(|o| format!("{} ({})", o.metric, if o.mode == Mode::Max { "max" } else { "min" }))
+        .collect();
+    outln!(
+        "{} on {}: {}, {}, {} of simulated time; objectives {}; hypervolume as a share of the box from the \
+         ideal point to the reference point ({})",
+        args.methods,
+        setup.blackbox.info().name,
+        super::count(seeds, "seed"),
+        super::count(args.workers, "worker"),
+        super::human_duration(args.max_time),
+        objectives.join(", "),
+        reference.iter().map(|v| format!("{v:.4}")).collect::<Vec<_>>().join(", ")
+    );
+    outln!("{:<16} {:>12} {:>12} {:>12} {:>6}", "method", "volume q25", "median", "q75", "idle");
+    let fmt = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.5}"));
+    for m in &summary.methods {
+        let last = m.at.last().and_then(|p| p.hypervolume);
+        outln!(
+            "{:<16} {:>12} {:>12} {:>12} {:>5.1}%",
+            m.method,
+            fmt(last.map(|q| q.0)),
+            fmt(last.map(|q| q.1)),
+            fmt(last.map(|q| q.2)),
+            100.0 * m.median_idle_fraction
+        );
+    }
+    outln!("\nmedian hypervolume at each tenth of the simulated time (s):");
+    let times: Vec<String> =
+        summary.methods.first().map_or_else(Vec::new, |m| m.at.iter().map(|p| format!("{:>9.0}", p.time)).collect());
+    outln!("{:<16} {}", "method", times.join(" "));
+    for m in &summary.methods {
+        let cells: Vec<String> =
+            m.at.iter()
+                .map(|p| p.hypervolume.map_or_else(|| format!("{:>9}", "-"), |q| format!("{:>9.4}", q.1)))
+                .collect();
+        outln!("{:<16} {}", m.method, cells.join(" "));
+    }
 }
 
 /// Simulator throughput: reports per second over whole random-search runs on digits-mlp

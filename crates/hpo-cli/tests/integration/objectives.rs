@@ -78,3 +78,78 @@ fn hpo_best_prints_the_pareto_front_of_the_feasible_trials() {
     let csv = std::fs::read_to_string(dir.path().join("runs/two/results.csv")).unwrap();
     assert!(csv.lines().next().unwrap().contains("cost") && csv.lines().next().unwrap().contains("error"));
 }
+
+/// ZDT1 in the simulator with a constraint; `SCHEDULER` and `SEARCHER` are filled in.
+const SIMULATED: &str = r#"name = "zdt1"
+metric = ["f1", "f2"]
+constraints = ["f1 >= 0.2"]
+resource_attr = "epoch"
+max_resource_attr = "epochs"
+workers = 4
+seed = 3
+
+[space]
+epochs = 27
+x1 = { uniform = [0.0, 1.0] }
+x2 = { uniform = [0.0, 1.0] }
+x3 = { uniform = [0.0, 1.0] }
+x4 = { uniform = [0.0, 1.0] }
+x5 = { uniform = [0.0, 1.0] }
+x6 = { uniform = [0.0, 1.0] }
+
+[searcher]
+SEARCHER
+
+[scheduler]
+SCHEDULER
+
+[backend]
+type = "simulator"
+blackbox = "zdt1"
+
+[stop]
+max_trials = 150
+"#;
+
+fn simulated(scheduler: &str, searcher: &str) -> String {
+    SIMULATED.replace("SCHEDULER", scheduler).replace("SEARCHER", searcher)
+}
+
+#[test]
+fn multi_objective_asha_and_nsga2_run_from_an_experiment_file() {
+    for (scheduler, searcher) in [
+        ("type = \"asha\"\nvariant = \"promotion\"", "type = \"nsga2\""),
+        ("type = \"hyperband\"", "type = \"bo\"\nn_candidates = 50"),
+        ("type = \"asha\"", "type = \"tpe\""),
+    ] {
+        let dir = setup(&simulated(scheduler, searcher), &[]);
+        let out = hpo(&["run", "exp.toml", "--quiet"], dir.path());
+        assert!(out.status.success(), "{scheduler}: {}", text(&out));
+        let all: Vec<Value> =
+            serde_json::from_slice(&hpo(&["results", "runs/zdt1", "--json"], dir.path()).stdout).unwrap();
+        assert_eq!(all.len(), 150, "{scheduler}");
+        let stopped_or_paused = all.iter().filter(|r| r["status"] != "Completed").count();
+        assert!(stopped_or_paused > 50, "{scheduler}: the rungs cut trials short ({stopped_or_paused})");
+        let best = hpo(&["best", "runs/zdt1"], dir.path());
+        let front: Vec<Value> =
+            String::from_utf8(best.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(front.len() >= 3, "{scheduler}: {front:?}");
+        for member in &front {
+            assert!(member["f1"].as_f64().unwrap() >= 0.2, "{scheduler}: infeasible on the front: {member}");
+        }
+    }
+}
+
+#[test]
+fn schedulers_that_compare_one_number_refuse_several_objectives() {
+    for scheduler in ["median_stopping", "pbt"] {
+        let dir = setup(&simulated(&format!("type = \"{scheduler}\""), "type = \"random\""), &[]);
+        let out = hpo(&["run", "exp.toml", "--quiet"], dir.path());
+        assert!(!out.status.success());
+        let message = text(&out);
+        assert!(
+            message.contains(&format!("{scheduler} compares trials by one objective")) && message.contains("asha"),
+            "{message}"
+        );
+    }
+}

@@ -363,3 +363,52 @@ fn simulated_time_says_so_and_the_examples_do_what_they_say() {
         assert!(svg.contains("simulated time (s)"), "{plot}");
     }
 }
+
+/// Runs `hpo bench run --json` with several objectives and returns one summary per method.
+fn bench_objectives(dir: &Path, blackbox: &str, metrics: &str, methods: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["bench", "run", "--blackbox", blackbox, "--metric", metrics, "--methods", methods];
+    args.extend_from_slice(&["--seeds", "0..30", "--json", "--output", "out"]);
+    args.extend_from_slice(extra);
+    let out = hpo(&args, dir);
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The final hypervolume's quartile `q` (0, 1 or 2).
+fn final_hypervolume(summary: &Value, q: usize) -> f64 {
+    summary["at"].as_array().unwrap().last().unwrap()["hypervolume"][q].as_f64().unwrap()
+}
+
+#[test]
+fn multi_objective_asha_beats_random_search_and_promotion_keeps_up_on_digits_mlp() {
+    // Accuracy against cost: val_error and each config's full training time, 4 workers.
+    let dir = tempfile::tempdir().unwrap();
+    let methods = "random,asha,asha-promotion";
+    let s = bench_objectives(
+        dir.path(),
+        "digits-mlp",
+        "val_error,train_time",
+        methods,
+        &["--workers", "4", "--max-time", "40s"],
+    );
+    let [random, stopping, promotion] = [&s[0], &s[1], &s[2]].map(|m| final_hypervolume(m, 1));
+    assert!(stopping > random, "median hypervolume: asha {stopping}, random {random}");
+    assert!(promotion >= stopping, "median hypervolume: asha-promotion {promotion}, asha {stopping}");
+    // The ten points of simulated time, each with quartiles.
+    let at = s[0]["at"].as_array().unwrap();
+    assert_eq!(at.len(), 10);
+    assert!(at.iter().all(|p| p["hypervolume"].as_array().is_some_and(|q| q.len() == 3)));
+}
+
+#[test]
+fn nsga2_beats_random_search_on_zdt1() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = bench_objectives(
+        dir.path(),
+        "zdt1",
+        "f1,f2",
+        "random,nsga2",
+        &["--workers", "1", "--max-trials", "200", "--max-time", "100h"],
+    );
+    let (random, nsga2) = (final_hypervolume(&s[0], 2), final_hypervolume(&s[1], 0));
+    assert!(nsga2 > random, "after 200 evaluations nsga2's q25 {nsga2}, random's q75 {random}");
+}

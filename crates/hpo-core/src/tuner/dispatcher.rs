@@ -13,6 +13,7 @@ use super::table::{Phase, Trial, TrialTable};
 use super::{EndReason, Incumbent, Progress, StopCriteria, Summary, TunerError};
 use crate::interrupt;
 use crate::journal::{Entry, Journal};
+use crate::pareto::dominates;
 use crate::traits::{Context, Event, EventKind, Scheduler, TrialStart};
 use crate::types::{Decision, Metrics, Report, Status, Suggestion, TrialId};
 
@@ -54,6 +55,12 @@ pub(crate) struct Dispatcher {
     /// The incumbent's objective (to minimize); infinite before the first report.
     best_objective: f64,
     trajectory: Vec<(f64, f64)>,
+    /// With several objectives or constraints: the feasible reports' Pareto front so far
+    /// (to minimize), and each report that joined it, when (see [`Summary::front_trajectory`]).
+    front: Vec<Vec<f64>>,
+    front_trajectory: Vec<(f64, Vec<f64>)>,
+    /// The objectives of the report being handled (kept to spare an allocation per report).
+    objectives: Vec<f64>,
     actions: Actions,
     /// A resumed run's budgets from where the record ends ([`Dispatcher::go_on_if_due`]).
     pub(crate) go_on: Option<(usize, StopCriteria)>,
@@ -77,6 +84,9 @@ impl Dispatcher {
             incumbent: None,
             best_objective: f64::INFINITY,
             trajectory: Vec::new(),
+            front: Vec::new(),
+            front_trajectory: Vec::new(),
+            objectives: Vec::new(),
             actions: Actions::default(),
             go_on: None,
             relaunch_on_resume: false,
@@ -237,7 +247,7 @@ impl Dispatcher {
             trial.counted_up_to = None;
         }
         trial.reports += 1;
-        let (objective, resource) = match self.ctx.score(&metrics, trial.reports) {
+        let score = match self.ctx.score(&metrics, trial.reports, &mut self.objectives) {
             Ok(score) => score,
             Err(error) => {
                 let (t, metrics, decision) = (time, Cow::Borrowed(&metrics), Decision::Stop);
@@ -247,13 +257,20 @@ impl Dispatcher {
                 return Ok(());
             }
         };
+        let (objective, resource, violation) = (score.objective, score.resource, score.violation);
         trial.resource = Some(resource);
-        let decision =
-            self.scheduler.on_report(&Report { trial_id, config: &config, metrics: &metrics, resource, objective });
+        let objectives = &self.objectives;
+        let report =
+            Report { trial_id, config: &config, metrics: &metrics, resource, objective, objectives, violation };
+        let decision = self.scheduler.on_report(&report);
         if decision != Decision::Continue {
             self.trials.set(trial_id, Phase::Ending(decision));
         }
-        if objective < self.best_objective {
+        if self.ctx.ranks_by_pareto() && violation == 0.0 {
+            self.join_front(time);
+        }
+        // The incumbent is the best feasible report by the first objective.
+        if objective < self.best_objective && violation == 0.0 {
             self.best_objective = objective;
             let value = self.ctx.objective.to_metric(objective);
             self.trajectory.push((time, value));
@@ -263,6 +280,19 @@ impl Dispatcher {
         self.log(&Entry::Report { t: time, trial: trial_id, metrics: Cow::Owned(metrics), decision })?;
         self.actions.decisions.push((trial_id, decision));
         Ok(())
+    }
+
+    /// Adds the objectives of the report being handled to the front unless a member
+    /// dominates (or equals) them, dropping the members they dominate.
+    fn join_front(&mut self, time: f64) {
+        let point = &self.objectives;
+        if self.front.iter().any(|member| member == point || dominates(member, point)) {
+            return;
+        }
+        self.front.retain(|member| !dominates(point, member));
+        self.front.push(point.clone());
+        let in_units = self.ctx.objectives().iter().zip(point).map(|(o, v)| o.to_metric(*v)).collect();
+        self.front_trajectory.push((time, in_units));
     }
 
     fn on_failed(&mut self, time: f64, trial_id: TrialId, error: String) -> Result<(), TunerError> {
@@ -565,6 +595,7 @@ impl Dispatcher {
             paused: progress.paused,
             best: self.incumbent,
             trajectory: self.trajectory,
+            front_trajectory: self.front_trajectory,
             elapsed: time,
             error: self.scheduler.failure(),
             no_report,

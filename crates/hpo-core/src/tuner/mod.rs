@@ -150,8 +150,15 @@ pub struct Summary {
     pub paused: usize,
     /// The best trial, if any reported.
     pub best: Option<Incumbent>,
-    /// (time, best value so far) at every improvement: the any-time curve.
+    /// (time, best value so far) at every improvement: the any-time curve. With several
+    /// objectives or constraints, of the first objective over the feasible reports.
     pub trajectory: Vec<(f64, f64)>,
+    /// With several objectives or constraints: (time, every objective in its metric's units)
+    /// of each feasible report that no earlier one dominated or equalled. The Pareto front of
+    /// the reports up to any time is the front of these up to that time, so the hypervolume
+    /// against time follows from them exactly.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub front_trajectory: Vec<(f64, Vec<f64>)>,
     /// Backend seconds from start to end.
     pub elapsed: f64,
     /// What went wrong, when the experiment ended because of an error.

@@ -8,6 +8,8 @@ pub fn context(space: Space, metric: &str, mode: Mode, seed: u64) -> Context {
     Context {
         space,
         objective: Objective::new(metric, mode),
+        objectives: Vec::new(),
+        constraints: Vec::new(),
         resource_attr: Some("epoch".into()),
         max_resource_attr: None,
         seed,

@@ -1,0 +1,295 @@
+//! NSGA-II (Deb et al., 2002) as a searcher: a genetic algorithm over the search space that
+//! keeps the best trials by constrained non-dominated sorting and crowding distance.
+
+use std::collections::BTreeMap;
+
+use hpo_core::pareto::rank_order;
+use hpo_core::{Config, Context, Domain, HpoRng, Report, Searcher, SetupError, Space, TrialId, Value, derive_rng};
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+
+/// NSGA-II, asynchronous (steady state): each suggestion is one child, bred from the current
+/// population, so that it keeps any number of workers busy.
+///
+/// - The first `population_size` suggestions are random.
+/// - The population is the `population_size` best of every trial with a result, each by its
+///   latest report, ranked by [`hpo_core::pareto::rank_order`]: Deb's constrained
+///   non-dominated sorting (feasible fronts first, then the infeasible by violation), ties
+///   in a front broken by crowding distance. Keeping the best of parents and children alike
+///   is NSGA-II's elitism.
+/// - Each parent is the better-ranked of two members drawn at random (binary tournament).
+/// - With probability `crossover_prob` the child mixes its parents: simulated binary
+///   crossover (SBX, `crossover_eta`) of each numeric parameter in its [0, 1] encoding,
+///   the parameter taken whole from either parent for a choice; else it copies one parent.
+/// - Mutation: each parameter with probability `mutation_prob` (default 1 / the number of
+///   parameters) moves by polynomial mutation (`mutation_eta`) or, for a choice, is drawn
+///   anew.
+///
+/// Conditional parameters are bred in dependency order: crossed when active in both
+/// parents, taken from the one parent where only it has them, drawn when neither has. A
+/// child that a `forbid` clause rules out is bred again (a random config after 20 tries).
+/// Inside a multi-fidelity scheduler a trial counts by its latest report. With one
+/// objective it is a plain genetic algorithm.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nsga2 {
+    /// Members of the population; the first this many suggestions are random.
+    #[serde(default = "default_population")]
+    pub population_size: usize,
+    /// The chance that a child mixes its parents rather than copying one.
+    #[serde(default = "default_crossover_prob")]
+    pub crossover_prob: f64,
+    /// SBX's distribution index: larger keeps children nearer their parents.
+    #[serde(default = "default_crossover_eta")]
+    pub crossover_eta: f64,
+    /// Each parameter's chance to mutate; by default 1 / the number of parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mutation_prob: Option<f64>,
+    /// Polynomial mutation's distribution index.
+    #[serde(default = "default_mutation_eta")]
+    pub mutation_eta: f64,
+    #[serde(skip)]
+    state: Option<State>,
+}
+
+fn default_population() -> usize {
+    20
+}
+fn default_crossover_prob() -> f64 {
+    0.9
+}
+fn default_crossover_eta() -> f64 {
+    15.0
+}
+fn default_mutation_eta() -> f64 {
+    20.0
+}
+
+impl Default for Nsga2 {
+    fn default() -> Self {
+        Nsga2 {
+            population_size: default_population(),
+            crossover_prob: default_crossover_prob(),
+            crossover_eta: default_crossover_eta(),
+            mutation_prob: None,
+            mutation_eta: default_mutation_eta(),
+            state: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct State {
+    space: Space,
+    rng: HpoRng,
+    mutation_prob: f64,
+    configs: BTreeMap<TrialId, Config>,
+    /// Each trial's latest objectives and violation.
+    results: BTreeMap<TrialId, (Vec<f64>, f64)>,
+    suggested: usize,
+}
+
+#[typetag::serde(name = "nsga2")]
+impl Searcher for Nsga2 {
+    fn init(&mut self, ctx: &Context) -> Result<(), SetupError> {
+        let probability = |p: f64| (0.0..=1.0).contains(&p);
+        let valid = self.population_size >= 2
+            && probability(self.crossover_prob)
+            && self.mutation_prob.is_none_or(probability)
+            && self.crossover_eta >= 0.0
+            && self.mutation_eta >= 0.0;
+        if !valid {
+            return Err(SetupError(format!(
+                "nsga2: need population_size >= 2, crossover_prob and mutation_prob in [0, 1] and \
+                 non-negative etas, got {}, {}, {:?}, {} and {}",
+                self.population_size, self.crossover_prob, self.mutation_prob, self.crossover_eta, self.mutation_eta
+            )));
+        }
+        let searched = ctx.space.params().filter(|(_, d)| !matches!(d, Domain::Constant(_))).count();
+        self.state = Some(State {
+            space: ctx.space.clone(),
+            rng: derive_rng(ctx.seed, "searcher"),
+            mutation_prob: self.mutation_prob.unwrap_or(1.0 / searched.max(1) as f64),
+            configs: BTreeMap::new(),
+            results: BTreeMap::new(),
+            suggested: 0,
+        });
+        Ok(())
+    }
+
+    fn suggest(&mut self, trial_id: TrialId) -> Option<Config> {
+        let settings = self.settings();
+        let state = self.state.as_mut()?;
+        state.suggested += 1;
+        let population = state.population(self.population_size);
+        let config = if state.suggested <= self.population_size || population.len() < 2 {
+            state.space.sample(&mut state.rng)
+        } else {
+            let mut child = None;
+            for _ in 0..20 {
+                let bred = state.child(&population, &settings);
+                if !state.space.is_forbidden(&bred) {
+                    child = Some(bred);
+                    break;
+                }
+            }
+            child.unwrap_or_else(|| state.space.sample(&mut state.rng))
+        };
+        state.configs.insert(trial_id, config.clone());
+        Some(config)
+    }
+
+    fn on_report(&mut self, report: &Report<'_>) {
+        if let Some(state) = self.state.as_mut() {
+            state.configs.entry(report.trial_id).or_insert_with(|| report.config.clone());
+            state.results.insert(report.trial_id, (report.objectives.to_vec(), report.violation));
+        }
+    }
+}
+
+/// The breeding settings, apart from the state they act on.
+struct Settings {
+    crossover_prob: f64,
+    crossover_eta: f64,
+    mutation_eta: f64,
+}
+
+impl Nsga2 {
+    fn settings(&self) -> Settings {
+        Settings {
+            crossover_prob: self.crossover_prob,
+            crossover_eta: self.crossover_eta,
+            mutation_eta: self.mutation_eta,
+        }
+    }
+}
+
+impl State {
+    /// The `size` best trials with results, best first.
+    fn population(&self, size: usize) -> Vec<TrialId> {
+        let (ids, scores): (Vec<TrialId>, Vec<&(Vec<f64>, f64)>) = self.results.iter().map(|(id, s)| (*id, s)).unzip();
+        let points: Vec<Vec<f64>> = scores.iter().map(|(o, _)| o.clone()).collect();
+        let violations: Vec<f64> = scores.iter().map(|(_, v)| *v).collect();
+        rank_order(&points, &violations).into_iter().take(size).map(|i| ids[i]).collect()
+    }
+
+    /// The better-ranked of two members drawn at random (`population` is best first).
+    fn tournament(&mut self, population: &[TrialId]) -> TrialId {
+        let a = self.rng.random_range(0..population.len());
+        let b = self.rng.random_range(0..population.len());
+        population[a.min(b)]
+    }
+
+    fn child(&mut self, population: &[TrialId], settings: &Settings) -> Config {
+        let (a, b) = (self.tournament(population), self.tournament(population));
+        let (a, b) = (self.configs[&a].clone(), self.configs[&b].clone());
+        let cross = self.rng.random::<f64>() < settings.crossover_prob;
+        let mut child = Config::new();
+        let space = self.space.clone();
+        for (name, domain) in space.params_in_order() {
+            if !space.is_active(name, &child) {
+                continue;
+            }
+            let value = match (a.get(name), b.get(name)) {
+                (Some(x), Some(y)) if cross => self.cross(domain, x, y, settings.crossover_eta),
+                (Some(x), Some(_)) => x.clone(),
+                (Some(x), None) | (None, Some(x)) => x.clone(),
+                (None, None) => domain.sample(&mut self.rng),
+            };
+            let value = if self.rng.random::<f64>() < self.mutation_prob {
+                self.mutate(domain, &value, settings.mutation_eta)
+            } else {
+                value
+            };
+            child.insert(name, value);
+        }
+        child
+    }
+
+    /// SBX on a numeric parameter's [0, 1] encoding (each parameter crossed with probability
+    /// 1/2, as usual); a choice is taken whole from either parent.
+    fn cross(&mut self, domain: &Domain, x: &Value, y: &Value, eta: f64) -> Value {
+        let pick = if self.rng.random::<bool>() { x } else { y };
+        if !is_numeric(domain) || self.rng.random::<bool>() {
+            return pick.clone();
+        }
+        let (p, q) = (encode(domain, x), encode(domain, y));
+        let u: f64 = self.rng.random();
+        let beta = if u <= 0.5 { (2.0 * u).powf(1.0 / (eta + 1.0)) } else { (0.5 / (1.0 - u)).powf(1.0 / (eta + 1.0)) };
+        let sign = if self.rng.random::<bool>() { 1.0 } else { -1.0 };
+        let c = 0.5 * ((p + q) + sign * beta * (q - p));
+        domain.decode(&[c.clamp(0.0, 1.0)])
+    }
+
+    /// Polynomial mutation of a numeric parameter's [0, 1] encoding; a choice drawn anew.
+    fn mutate(&mut self, domain: &Domain, value: &Value, eta: f64) -> Value {
+        if !is_numeric(domain) {
+            return domain.sample(&mut self.rng);
+        }
+        let u: f64 = self.rng.random();
+        let delta = if u < 0.5 {
+            (2.0 * u).powf(1.0 / (eta + 1.0)) - 1.0
+        } else {
+            1.0 - (2.0 * (1.0 - u)).powf(1.0 / (eta + 1.0))
+        };
+        domain.decode(&[(encode(domain, value) + delta).clamp(0.0, 1.0)])
+    }
+}
+
+/// Whether the domain encodes as one coordinate in [0, 1] (not a choice's one-hot block, nor
+/// a constant's nothing).
+fn is_numeric(domain: &Domain) -> bool {
+    domain.encoded_dim() == 1 && !matches!(domain, Domain::Choice(_))
+}
+
+fn encode(domain: &Domain, value: &Value) -> f64 {
+    let mut out = Vec::with_capacity(1);
+    domain.encode(value, &mut out);
+    out.first().copied().unwrap_or(0.5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hpo_core::{Metrics, Mode, Objective};
+
+    #[test]
+    fn the_population_is_the_best_ranked_and_children_stay_in_the_space() {
+        let space = Space::builder()
+            .uniform("x", 0.0, 1.0)
+            .randint("n", 1, 4)
+            .choice("kind", ["a", "b"])
+            .uniform("extra", 0.0, 1.0)
+            .when("extra", "kind == 'b'")
+            .build()
+            .expect("space");
+        let objectives = vec![Objective::new("f1", Mode::Min), Objective::new("f2", Mode::Min)];
+        let ctx = Context { objectives, ..Context::new(space.clone(), Objective::new("f1", Mode::Min), 3) };
+        let mut nsga = Nsga2 { population_size: 4, ..Nsga2::default() };
+        nsga.init(&ctx).expect("init");
+        let metrics = Metrics::new();
+        // Trials 0-5: two on the front, (0, 1) and (1, 0); one infeasible that would
+        // dominate all; the rest dominated.
+        let scores = [([0.0, 1.0], 0.0), ([1.0, 0.0], 0.0), ([0.0, 0.0], 2.0), ([0.5, 0.6], 0.0), ([0.9, 0.9], 0.0)];
+        for (id, (objectives, violation)) in scores.iter().enumerate() {
+            let config = nsga.suggest(id as TrialId).expect("a config");
+            let objective = objectives[0];
+            let report = Report {
+                trial_id: id as TrialId,
+                config: &config,
+                metrics: &metrics,
+                resource: 1.0,
+                objective,
+                objectives,
+                violation: *violation,
+            };
+            nsga.on_report(&report);
+        }
+        let state = nsga.state.as_ref().expect("state");
+        assert_eq!(state.population(4), [0, 1, 3, 4], "the front (ends first), then the dominated, not the infeasible");
+        for id in 5..500 {
+            let config = nsga.suggest(id).expect("a child");
+            space.validate(&config).expect("a valid config");
+        }
+    }
+}
