@@ -185,6 +185,30 @@ pub fn crowding_distances(points: &[Vec<f64>], front: &[usize]) -> Vec<f64> {
     distance
 }
 
+/// The Pareto front of points arriving one at a time (all to minimize).
+#[derive(Clone, Debug, Default)]
+pub struct Front {
+    members: Vec<Vec<f64>>,
+}
+
+impl Front {
+    /// Takes `point` in unless a member dominates or equals it, dropping the members it
+    /// dominates; whether it joined.
+    pub fn offer(&mut self, point: &[f64]) -> bool {
+        if self.members.iter().any(|m| m == point || dominates(m, point)) {
+            return false;
+        }
+        self.members.retain(|m| !dominates(point, m));
+        self.members.push(point.to_vec());
+        true
+    }
+
+    /// The members, in the order they joined.
+    pub fn members(&self) -> &[Vec<f64>] {
+        &self.members
+    }
+}
+
 /// The points ranked best first, as the schedulers rank a rung: by Deb's constrained
 /// non-dominated sorting (the feasible points' fronts first, then the infeasible points by
 /// violation), within a front by crowding distance, largest first (a front's extremes lead,
@@ -351,6 +375,17 @@ mod tests {
         assert_eq!(d[0], f64::INFINITY);
         assert_eq!(d[3], f64::INFINITY);
         assert!((d[1] - 1.25).abs() < 1e-12 && (d[2] - 1.25).abs() < 1e-12, "{d:?}");
+    }
+
+    #[test]
+    fn a_front_keeps_what_nothing_dominates() {
+        let mut front = Front::default();
+        assert!(front.offer(&[2.0, 2.0]));
+        assert!(!front.offer(&[2.0, 2.0]), "an equal point adds nothing");
+        assert!(!front.offer(&[3.0, 2.0]), "dominated");
+        assert!(front.offer(&[1.0, 3.0]));
+        assert!(front.offer(&[1.0, 1.0]), "dominates both");
+        assert_eq!(front.members(), [vec![1.0, 1.0]]);
     }
 
     #[test]

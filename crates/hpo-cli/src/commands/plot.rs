@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use hpo_core::pareto::{Front, reference_point};
 use hpo_core::{Decision, Entry, ExperimentResults, Mode, read_journal};
 use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
@@ -82,8 +83,12 @@ impl YScale {
         if self.log { v.log10() } else { v }
     }
 
+    /// A tick label: whole numbers from 100 on, else three decimals without trailing zeros.
     fn label(self, y: f64) -> String {
         let v = if self.log { 10f64.powf(y) } else { y };
+        if v.abs() >= 100.0 {
+            return format!("{v:.0}");
+        }
         format!("{:.3}", v).trim_end_matches('0').trim_end_matches('.').to_owned()
     }
 
@@ -450,32 +455,35 @@ fn front(results: &ExperimentResults, pareto: &hpo_core::Pareto, path: &Path) ->
     let columns = pairs.len().min(3);
     let panels = top.split_evenly((pairs.len().div_ceil(columns), columns));
     for (panel, &(a, b)) in panels.iter().zip(&pairs) {
-        let (x0, x1) = range(everyone.iter().map(|p| p.values[a]));
-        let (y0, y1) = range(everyone.iter().map(|p| p.values[b]));
+        // Objectives often span decades (a model's size): log axes then, as for values.
+        let xs = YScale::of(everyone.iter().map(|p| p.values[a]));
+        let ys = YScale::of(everyone.iter().map(|p| p.values[b]));
+        let at = |p: &hpo_core::ParetoPoint| (xs.map(p.values[a]), ys.map(p.values[b]));
+        let (x0, x1) = range(everyone.iter().map(|p| at(p).0));
+        let (y0, y1) = range(everyone.iter().map(|p| at(p).1));
         let caption = if pairs.len() == 1 { format!("{}: Pareto front", results.name) } else { String::new() };
         let mut chart = chart(panel, caption, x0..x1, y0..y1)?;
-        axes(&mut chart, &objectives[a].metric, &objectives[b].metric).draw().map_err(plot_error)?;
-        let dot = |p: &&hpo_core::ParetoPoint, size: i32, color: RGBAColor| {
-            Circle::new((p.values[a], p.values[b]), size, color.filled())
-        };
+        let (x_label, y_label) = (|x: &f64| xs.label(*x), |y: &f64| ys.label(*y));
+        axes(&mut chart, &xs.describe(&objectives[a].metric), &ys.describe(&objectives[b].metric))
+            .x_label_formatter(&x_label)
+            .y_label_formatter(&y_label)
+            .draw()
+            .map_err(plot_error)?;
+        let dot = |p: &&hpo_core::ParetoPoint, size: i32, color: RGBAColor| Circle::new(at(p), size, color.filled());
         chart.draw_series(feasible.iter().map(|p| dot(p, 3, palette(7).mix(0.5)))).map_err(plot_error)?;
         chart
-            .draw_series(
-                pareto
-                    .infeasible
-                    .iter()
-                    .map(|p| Cross::new((p.values[a], p.values[b]), 4, palette(3).mix(0.6).stroke_width(1))),
-            )
+            .draw_series(pareto.infeasible.iter().map(|p| Cross::new(at(p), 4, palette(3).mix(0.6).stroke_width(1))))
             .map_err(plot_error)?;
         if pairs.len() == 1 {
-            // The staircase the front dominates, in the user's units: sorted by the first
-            // objective, each member holds the second until the next member improves it.
+            // The staircase the front dominates: sorted by the first objective, each member
+            // holds the second until the next member improves it.
             let mut steps: Vec<(f64, f64)> = Vec::new();
             for p in &on_front {
-                if let Some(&(_, y)) = steps.last() {
-                    steps.push((p.values[a], y));
+                let (x, y) = at(p);
+                if let Some(&(_, previous)) = steps.last() {
+                    steps.push((x, previous));
                 }
-                steps.push((p.values[a], p.values[b]));
+                steps.push((x, y));
             }
             chart.draw_series(LineSeries::new(steps, palette(0).stroke_width(2))).map_err(plot_error)?;
         }
@@ -494,31 +502,34 @@ fn front(results: &ExperimentResults, pareto: &hpo_core::Pareto, path: &Path) ->
 /// Times at which the hypervolume is computed at most.
 const HYPERVOLUME_TIMES: usize = 200;
 
-/// The hypervolume of the feasible trials so far against time, each trial by its latest
-/// report with every objective, up to the reference point inferred from all of them at the
-/// end (per objective, the worst value plus a tenth of the range).
+/// The hypervolume of every feasible report so far against time (a trial stopped early
+/// counts by what it reached, so the curve never falls; `hpo bench run` measures the same),
+/// up to the reference point inferred from the reports that were on the front when made
+/// (per objective, the worst value plus a tenth of the range).
 fn hypervolume(results: &ExperimentResults, pareto: &hpo_core::Pareto, path: &Path) -> anyhow::Result<PathBuf> {
-    let feasible: Vec<Vec<f64>> = pareto.fronts.iter().flatten().map(|p| p.minimized.clone()).collect();
-    let reference = hpo_core::pareto::reference_point(&feasible);
     let constraints = results.constraints();
-    let end = results.end.as_ref().map_or_else(|| results.rows.last().map_or(1.0, |r| r.time), |e| e.0).max(1e-9);
-    let mut latest: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-    let mut points: Vec<(f64, f64)> = Vec::new();
-    let mut rows = results.rows.iter().peekable();
-    for k in 0..=HYPERVOLUME_TIMES {
-        let t = end * k as f64 / HYPERVOLUME_TIMES as f64;
-        while let Some(row) = rows.next_if(|r| r.time <= t) {
-            let minimized: Option<Vec<f64>> = pareto.objectives.iter().map(|o| o.of(&row.metrics).ok()).collect();
-            let feasible = constraints.iter().all(|c| c.violation(&row.metrics) == 0.0);
-            match minimized {
-                Some(m) if feasible => latest.insert(row.trial_id, m),
-                Some(_) => latest.remove(&row.trial_id),
-                None => None,
-            };
+    // The feasible reports no earlier one dominated, with their times.
+    let mut front = Front::default();
+    let mut joined: Vec<(f64, Vec<f64>)> = Vec::new();
+    for row in &results.rows {
+        let minimized: Option<Vec<f64>> = pareto.objectives.iter().map(|o| o.of(&row.metrics).ok()).collect();
+        let feasible = constraints.iter().all(|c| c.violation(&row.metrics) == 0.0);
+        if let Some(point) = minimized.filter(|_| feasible)
+            && front.offer(&point)
+        {
+            joined.push((row.time, point));
         }
-        let so_far: Vec<Vec<f64>> = latest.values().cloned().collect();
-        points.push((t, hpo_core::pareto::hypervolume(&so_far, &reference)));
     }
+    let all: Vec<Vec<f64>> = joined.iter().map(|(_, p)| p.clone()).collect();
+    let reference = reference_point(&all);
+    let end = results.end.as_ref().map_or_else(|| results.rows.last().map_or(1.0, |r| r.time), |e| e.0).max(1e-9);
+    let points: Vec<(f64, f64)> = (0..=HYPERVOLUME_TIMES)
+        .map(|k| {
+            let t = end * k as f64 / HYPERVOLUME_TIMES as f64;
+            let so_far = joined.partition_point(|(time, _)| *time <= t);
+            (t, hpo_core::pareto::hypervolume(&all[..so_far], &reference))
+        })
+        .collect();
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let (lo, hi) = range(points.iter().map(|p| p.1));

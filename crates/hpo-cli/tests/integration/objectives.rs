@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::common::{hpo, setup, text};
+use crate::common::{hpo, repo, setup, text};
 
 /// error = x, cost = (1 - x)^2 + y: a trade-off along x, and y only adds cost.
 pub(crate) const TRADE_OFF: &str = r#"awk -v x="$2" -v y="$4" 'BEGIN { printf "[tune-metric]: {\"error\": %.17g, \"cost\": %.17g}\n", x, (1 - x) * (1 - x) + y }'"#;
@@ -151,5 +151,27 @@ fn schedulers_that_compare_one_number_refuse_several_objectives() {
             message.contains(&format!("{scheduler} compares trials by one objective")) && message.contains("asha"),
             "{message}"
         );
+    }
+}
+
+/// `examples/several-objectives.toml`, cut to 30 trials: the built-in MLP's error against its
+/// size, under its constraint.
+#[test]
+fn the_several_objectives_example_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = repo().join("examples/several-objectives.toml");
+    let out = hpo(&["run", example.to_str().unwrap(), "--quiet", "--max-trials", "30"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let best = hpo(&["best", "runs/several-objectives"], dir.path());
+    let front: Vec<Value> =
+        String::from_utf8(best.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!front.is_empty());
+    for member in &front {
+        let parameters = member["parameters"].as_f64().unwrap();
+        assert!(parameters <= 10_000.0 && member["val_error"].as_f64().unwrap() < 1.0, "{member}");
+        // (64 + 1) w + (w + 1) 10 for one hidden layer of w units, and so on.
+        let (w, layers) =
+            (member["config"]["hidden_width"].as_f64().unwrap(), member["config"]["num_layers"].as_f64().unwrap());
+        assert_eq!(parameters, 65.0 * w + (layers - 1.0) * (w + 1.0) * w + (w + 1.0) * 10.0, "{member}");
     }
 }

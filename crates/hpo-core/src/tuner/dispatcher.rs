@@ -13,7 +13,7 @@ use super::table::{Phase, Trial, TrialTable};
 use super::{EndReason, Incumbent, Progress, StopCriteria, Summary, TunerError};
 use crate::interrupt;
 use crate::journal::{Entry, Journal};
-use crate::pareto::dominates;
+use crate::pareto::Front;
 use crate::traits::{Context, Event, EventKind, Scheduler, TrialStart};
 use crate::types::{Decision, Metrics, Report, Status, Suggestion, TrialId};
 
@@ -57,7 +57,7 @@ pub(crate) struct Dispatcher {
     trajectory: Vec<(f64, f64)>,
     /// With several objectives or constraints: the feasible reports' Pareto front so far
     /// (to minimize), and each report that joined it, when (see [`Summary::front_trajectory`]).
-    front: Vec<Vec<f64>>,
+    front: Front,
     front_trajectory: Vec<(f64, Vec<f64>)>,
     /// The objectives of the report being handled (kept to spare an allocation per report).
     objectives: Vec<f64>,
@@ -84,7 +84,7 @@ impl Dispatcher {
             incumbent: None,
             best_objective: f64::INFINITY,
             trajectory: Vec::new(),
-            front: Vec::new(),
+            front: Front::default(),
             front_trajectory: Vec::new(),
             objectives: Vec::new(),
             actions: Actions::default(),
@@ -282,17 +282,13 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Adds the objectives of the report being handled to the front unless a member
-    /// dominates (or equals) them, dropping the members they dominate.
+    /// Offers the objectives of the report being handled to the front; notes them if they
+    /// joined it.
     fn join_front(&mut self, time: f64) {
-        let point = &self.objectives;
-        if self.front.iter().any(|member| member == point || dominates(member, point)) {
-            return;
+        if self.front.offer(&self.objectives) {
+            let objectives = self.ctx.objectives().iter().zip(&self.objectives);
+            self.front_trajectory.push((time, objectives.map(|(o, v)| o.to_metric(*v)).collect()));
         }
-        self.front.retain(|member| !dominates(point, member));
-        self.front.push(point.clone());
-        let in_units = self.ctx.objectives().iter().zip(point).map(|(o, v)| o.to_metric(*v)).collect();
-        self.front_trajectory.push((time, in_units));
     }
 
     fn on_failed(&mut self, time: f64, trial_id: TrialId, error: String) -> Result<(), TunerError> {
