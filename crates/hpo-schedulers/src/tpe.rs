@@ -69,6 +69,7 @@ struct State {
     blocks: Vec<Block>,
     /// Each conditional parameter with its place, in dependency order.
     conditional: Vec<(String, Block)>,
+    scratch: Scratch,
 }
 
 /// A parameter's place in the \[0,1\] encoding.
@@ -123,7 +124,10 @@ impl Block {
 }
 
 /// One side's density: a mixture of product kernels, one per point and the prior (last).
-/// Kept as arrays over the kernels, so that a density is a few tight loops.
+/// Kept as arrays over the kernels, so that a density is a few tight loops, and refitted in
+/// place for each suggestion: fresh arrays every time made the heap grow and shrink, and
+/// the page faults cost a quarter of a suggestion at 1,000 results.
+#[derive(Default)]
 struct Parzen {
     /// Per kernel: its mixture weight.
     weights: Vec<f64>,
@@ -133,9 +137,12 @@ struct Parzen {
     /// Per `choice`: where it sits, its categories, and per kernel the log probability of
     /// each category.
     choice: Vec<(usize, usize, Vec<f64>)>,
+    /// Scratch: per kernel, a running product of normalizers.
+    product: Vec<f64>,
 }
 
 /// A numeric parameter's kernels: Gaussians truncated to \[0,1\].
+#[derive(Default)]
 struct Numeric {
     at: usize,
     mu: Vec<f64>,
@@ -156,13 +163,12 @@ fn norm(mu: f64, sigma: f64, inv_sigma: f64) -> f64 {
 /// Kernel widths for points in \[0,1\] as Optuna's: the larger gap to a neighbour (the
 /// domain's ends count as neighbours), but the inner gap at either end, clipped to
 /// \[1/min(100, n + 2), 1\].
-fn widths(points: &[f64]) -> Vec<f64> {
+fn widths(points: &[f64], widths: &mut Vec<f64>, sort: &mut SortScratch) {
     let n = points.len();
-    let mut sorted: Vec<(f64, usize)> = points.iter().copied().zip(0..).collect();
-    // Points in [0,1]: their bits sort as the numbers do, and faster.
-    sorted.sort_unstable_by_key(|p| p.0.to_bits());
+    let sorted = sort.sorted_in_unit_interval(points);
     let min = 1.0 / (n as f64 + 2.0).min(100.0);
-    let mut widths = vec![0.0; n];
+    widths.clear();
+    widths.resize(n, 0.0);
     for rank in 0..n {
         let x = sorted[rank].0;
         let left = if rank == 0 { x } else { x - sorted[rank - 1].0 };
@@ -174,7 +180,60 @@ fn widths(points: &[f64]) -> Vec<f64> {
         };
         widths[sorted[rank].1] = width.clamp(min, 1.0);
     }
-    widths
+}
+
+/// The buffers of a bucket sort, kept from one suggestion to the next.
+#[derive(Default)]
+struct SortScratch {
+    starts: Vec<usize>,
+    next: Vec<usize>,
+    sorted: Vec<(f64, usize)>,
+}
+
+impl SortScratch {
+    /// `(value, index)` of points in \[0,1\] in ascending order, ties by index: a bucket
+    /// sort (n buckets, each sorted by insertion, or by a comparison sort when crowded), as
+    /// every suggestion sorts each parameter's points of both sides and a comparison sort
+    /// took a good part of it.
+    fn sorted_in_unit_interval(&mut self, points: &[f64]) -> &[(f64, usize)] {
+        let n = points.len();
+        let bucket = |x: f64| ((x.clamp(0.0, 1.0) * n as f64) as usize).min(n.saturating_sub(1));
+        // Where each bucket starts, by counting.
+        let starts = &mut self.starts;
+        starts.clear();
+        starts.resize(n + 1, 0);
+        for &x in points {
+            starts[bucket(x) + 1] += 1;
+        }
+        for b in 0..n {
+            starts[b + 1] += starts[b];
+        }
+        self.next.clone_from(starts);
+        self.sorted.clear();
+        self.sorted.resize(n, (0.0, 0));
+        for (i, &x) in points.iter().enumerate() {
+            let b = bucket(x);
+            self.sorted[self.next[b]] = (x, i);
+            self.next[b] += 1;
+        }
+        // Points in [0,1]: their bits order as the numbers do; indices come in ascending order.
+        let key = |p: &(f64, usize)| (p.0.to_bits(), p.1);
+        for b in 0..n {
+            let group = &mut self.sorted[self.starts[b]..self.starts[b + 1]];
+            if group.len() > 16 {
+                group.sort_unstable_by_key(key);
+                continue;
+            }
+            for k in 1..group.len() {
+                let mut j = k;
+                while j > 0 && key(&group[j - 1]) > key(&group[j]) {
+                    group.swap(j - 1, j);
+                    j -= 1;
+                }
+            }
+        }
+        &self.sorted
+    }
 }
 
 /// Optuna's default weights of n points, oldest first: ones for up to 25, then a linear
@@ -190,15 +249,20 @@ fn weights(n: usize) -> Vec<f64> {
 }
 
 impl Parzen {
-    /// The density of `points` (encoded, oldest first) with these weights.
-    fn new(points: &[&[f64]], point_weights: &[f64], blocks: &[Block]) -> Parzen {
+    /// Fits the density of `points` (encoded, oldest first) with these weights, reusing the
+    /// arrays of the last fit.
+    fn fit(&mut self, points: &[&[f64]], point_weights: &[f64], blocks: &[Block], sort: &mut SortScratch) {
         let kernels = points.len() + 1;
         let total: f64 = point_weights.iter().sum::<f64>() + 1.0; // the prior weighs 1
-        let weights: Vec<f64> = point_weights.iter().chain(std::iter::once(&1.0)).map(|w| w / total).collect();
+        self.weights.clear();
+        self.weights.extend(point_weights.iter().chain(std::iter::once(&1.0)).map(|w| w / total));
         // Per kernel, its weight times its normalizers, as a product (one logarithm per
         // kernel rather than one per parameter), taken into the log before it can underflow.
-        let mut log_constant = vec![0.0; kernels];
-        let mut product = weights.clone();
+        let log_constant = &mut self.constant;
+        log_constant.clear();
+        log_constant.resize(kernels, 0.0);
+        let product = &mut self.product;
+        product.clone_from(&self.weights);
         let fold = |product: &mut [f64], log_constant: &mut [f64], all: bool| {
             for (p, c) in product.iter_mut().zip(log_constant.iter_mut()) {
                 if all || *p < 1e-150 || *p > 1e150 {
@@ -207,37 +271,44 @@ impl Parzen {
                 }
             }
         };
-        let mut numeric = Vec::new();
-        let mut choice = Vec::new();
+        let numeric_blocks = blocks.iter().filter(|b| matches!(b, Block::Numeric(_))).count();
+        self.numeric.resize_with(numeric_blocks, Numeric::default);
+        let mut numeric = self.numeric.iter_mut();
+        let choice_blocks = blocks.len() - numeric_blocks;
+        self.choice.resize_with(choice_blocks, || (0, 0, Vec::new()));
+        let mut choice = self.choice.iter_mut();
         for &block in blocks {
             match block {
                 Block::Numeric(at) => {
-                    let mut mu: Vec<f64> = points.iter().map(|p| p[at]).collect();
-                    let mut sigma = widths(&mu);
-                    mu.push(0.5);
-                    sigma.push(1.0);
-                    let inv_sigma: Vec<f64> = sigma.iter().map(|s| 1.0 / s).collect();
-                    for (p, ((&m, &s), &inv)) in product.iter_mut().zip(mu.iter().zip(&sigma).zip(&inv_sigma)) {
+                    let Some(d) = numeric.next() else { break };
+                    d.at = at;
+                    d.mu.clear();
+                    d.mu.extend(points.iter().map(|p| p[at]));
+                    widths(&d.mu, &mut d.sigma, sort);
+                    d.mu.push(0.5);
+                    d.sigma.push(1.0);
+                    d.inv_sigma.clear();
+                    d.inv_sigma.extend(d.sigma.iter().map(|s| 1.0 / s));
+                    for (p, ((&m, &s), &inv)) in product.iter_mut().zip(d.mu.iter().zip(&d.sigma).zip(&d.inv_sigma)) {
                         *p *= norm(m, s, inv);
                     }
-                    fold(&mut product, &mut log_constant, false);
-                    numeric.push(Numeric { at, mu, sigma, inv_sigma });
+                    fold(product, log_constant, false);
                 }
                 Block::Choice(at, k) => {
+                    let Some((c_at, c_k, log_p)) = choice.next() else { break };
+                    (*c_at, *c_k) = (at, k);
                     let prior = 1.0 / kernels as f64;
                     let total = 1.0 + prior * k as f64;
-                    let mut log_p = Vec::with_capacity(kernels * k);
+                    log_p.clear();
                     for p in points {
                         let observed = category(&p[at..at + k]);
                         log_p.extend((0..k).map(|c| ((prior + f64::from(c == observed)) / total).ln()));
                     }
                     log_p.extend(std::iter::repeat_n(-(k as f64).ln(), k));
-                    choice.push((at, k, log_p));
                 }
             }
         }
-        fold(&mut product, &mut log_constant, true);
-        Parzen { weights, constant: log_constant, numeric, choice }
+        fold(product, log_constant, true);
     }
 
     /// A point drawn from the mixture (encoded).
@@ -337,7 +408,8 @@ impl State {
             if is_good { good.push(*trial) } else { bad.push(*trial) }
         }
         bad.extend(pending);
-        let mut x = best_candidate(&good, &bad, &self.blocks, self.space.encoded_dim(), n_candidates, &mut self.rng)?;
+        let dim = self.space.encoded_dim();
+        let mut x = best_candidate(&good, &bad, &self.blocks, dim, n_candidates, &mut self.rng, &mut self.scratch)?;
         for (name, block) in &self.conditional {
             if !self.space.is_active(name, &self.space.decode(&x)) {
                 continue;
@@ -345,7 +417,8 @@ impl State {
             let active = |t: &&Trial| t.encoded[block.at()] != Space::INACTIVE;
             let good: Vec<&Trial> = good.iter().copied().filter(active).collect();
             let bad: Vec<&Trial> = bad.iter().copied().filter(active).collect();
-            let chosen = best_candidate(&good, &bad, &[*block], x.len(), n_candidates, &mut self.rng)?;
+            let chosen =
+                best_candidate(&good, &bad, &[*block], x.len(), n_candidates, &mut self.rng, &mut self.scratch)?;
             x[block.range()].copy_from_slice(&chosen[block.range()]);
         }
         let config = self.space.decode(&x);
@@ -362,18 +435,28 @@ fn best_candidate(
     dim: usize,
     n_candidates: usize,
     rng: &mut HpoRng,
+    scratch: &mut Scratch,
 ) -> Option<Vec<f64>> {
-    let l = Parzen::new(&encoded(good), &weights(good.len()), blocks);
-    let g = Parzen::new(&encoded(bad), &weights(bad.len()), blocks);
-    let mut terms = Vec::new();
+    let Scratch { good: l, bad: g, sort, terms } = scratch;
+    l.fit(&encoded(good), &weights(good.len()), blocks, sort);
+    g.fit(&encoded(bad), &weights(bad.len()), blocks, sort);
     let best = (0..n_candidates)
         .map(|_| {
             let x = l.sample(rng, dim);
-            let score = l.log_density(&x, &mut terms) - g.log_density(&x, &mut terms);
+            let score = l.log_density(&x, terms) - g.log_density(&x, terms);
             (score, x)
         })
         .max_by(|a, b| a.0.total_cmp(&b.0))?;
     Some(best.1)
+}
+
+/// What a proposal works in, kept from one suggestion to the next (see [`Parzen`]).
+#[derive(Default)]
+struct Scratch {
+    good: Parzen,
+    bad: Parzen,
+    sort: SortScratch,
+    terms: Vec<f64>,
 }
 
 #[typetag::serde(name = "tpe")]
@@ -392,6 +475,7 @@ impl Searcher for Tpe {
             history: History::new(ctx, "tpe"),
             blocks,
             conditional,
+            scratch: Scratch::default(),
         });
         Ok(())
     }
@@ -427,6 +511,18 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn widths_of(points: &[f64]) -> Vec<f64> {
+        let mut out = Vec::new();
+        widths(points, &mut out, &mut SortScratch::default());
+        out
+    }
+
+    fn parzen(points: &[&[f64]], point_weights: &[f64], blocks: &[Block]) -> Parzen {
+        let mut parzen = Parzen::default();
+        parzen.fit(points, point_weights, blocks, &mut SortScratch::default());
+        parzen
+    }
+
     fn close(a: &[f64], b: &[f64]) -> bool {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12)
     }
@@ -435,10 +531,23 @@ mod tests {
     fn widths_are_the_larger_gap_but_the_inner_one_at_the_ends_clipped() {
         // Sorted 0.1, 0.4, 0.5; clipped to [1/5, 1]: 0.1 takes its inner gap 0.3 (not the
         // 0.1 to the end), 0.4 the larger of 0.3 and 0.1, 0.5 its inner gap 0.1, clipped.
-        assert!(close(&widths(&[0.4, 0.1, 0.5]), &[0.3, 0.3, 0.2]));
+        assert!(close(&widths_of(&[0.4, 0.1, 0.5]), &[0.3, 0.3, 0.2]));
+        // The bucket sort agrees with a comparison sort, ties by index, on spread, crowded
+        // and tied points.
+        let mut rng = derive_rng(1, "test");
+        for n in [0, 1, 2, 7, 100, 1000] {
+            let spread: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
+            let crowded: Vec<f64> = (0..n).map(|_| 0.5 + 1e-6 * rng.random::<f64>()).collect();
+            let tied: Vec<f64> = (0..n).map(|_| f64::from(rng.random_range(0..4u8)) / 3.0).collect();
+            for points in [spread, crowded, tied] {
+                let mut expected: Vec<(f64, usize)> = points.iter().copied().zip(0..).collect();
+                expected.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                assert_eq!(SortScratch::default().sorted_in_unit_interval(&points), expected);
+            }
+        }
         // One point: the larger gap to the ends, clipped to [1/3, 1].
-        assert!(close(&widths(&[0.3]), &[0.7]));
-        assert!(close(&widths(&[0.99]), &[0.99]));
+        assert!(close(&widths_of(&[0.3]), &[0.7]));
+        assert!(close(&widths_of(&[0.99]), &[0.99]));
     }
 
     #[test]
@@ -461,7 +570,7 @@ mod tests {
         // Points (0.2, 0.7) and (0.6, 0.1) in 2 dims, equal weights, and the prior at the
         // middle, as wide as the domain: three kernels of weight 1/3.
         let blocks = [Block::Numeric(0), Block::Numeric(1)];
-        let p = Parzen::new(&[&[0.2, 0.7], &[0.6, 0.1]], &[1.0, 1.0], &blocks);
+        let p = parzen(&[&[0.2, 0.7], &[0.6, 0.1]], &[1.0, 1.0], &blocks);
         // Widths, clipped to [1/4, 1]: dim 0 sorted 0.2, 0.6: both 0.4; dim 1 sorted 0.1, 0.7: both 0.6.
         let x = [0.3, 0.5];
         let expected = (truncated(0.3, 0.2, 0.4) * truncated(0.5, 0.7, 0.6)
@@ -476,7 +585,7 @@ mod tests {
     fn a_choice_kernel_puts_one_count_on_its_category_over_an_even_prior() {
         // One point with the second of 3 categories: its kernel gives it (1 + 1/2) / (1 +
         // 3/2) and the others (1/2) / (1 + 3/2); the prior kernel 1/3 each; weights 1/2.
-        let p = Parzen::new(&[&[0.0, 1.0, 0.0]], &[1.0], &[Block::Choice(0, 3)]);
+        let p = parzen(&[&[0.0, 1.0, 0.0]], &[1.0], &[Block::Choice(0, 3)]);
         let density = |one_hot: [f64; 3]| p.log_density(&one_hot, &mut Vec::new()).exp();
         assert!((density([0.0, 1.0, 0.0]) - (0.5 * 0.6 + 0.5 / 3.0)).abs() < 1e-12);
         assert!((density([1.0, 0.0, 0.0]) - (0.5 * 0.2 + 0.5 / 3.0)).abs() < 1e-12);
