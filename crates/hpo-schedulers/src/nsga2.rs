@@ -1,22 +1,26 @@
 //! NSGA-II (Deb et al., 2002) as a searcher: a genetic algorithm over the search space that
 //! keeps the best trials by constrained non-dominated sorting and crowding distance.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use hpo_core::pareto::rank_order;
 use hpo_core::{Config, Context, Domain, HpoRng, Report, Searcher, SetupError, Space, TrialId, Value, derive_rng};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use crate::random::key;
+
 /// NSGA-II, asynchronous (steady state): each suggestion is one child, bred from the current
 /// population, so that it keeps any number of workers busy.
 ///
 /// - The first `population_size` suggestions are random.
-/// - The population is the `population_size` best of every trial with a result, each by its
-///   latest report, ranked by [`hpo_core::pareto::rank_order`]: Deb's constrained
-///   non-dominated sorting (feasible fronts first, then the infeasible by violation), ties
-///   in a front broken by crowding distance. Keeping the best of parents and children alike
-///   is NSGA-II's elitism.
+/// - The population is the `population_size` best of itself and the trials with a result
+///   since the last suggestion, each by its latest report, ranked by
+///   [`hpo_core::pareto::rank_order`]: Deb's constrained non-dominated sorting (feasible
+///   fronts first, then the infeasible by violation), ties in a front broken by crowding
+///   distance. Keeping the best of parents and children alike is NSGA-II's elitism; a trial
+///   that drops out is forgotten (until it reports again), so a suggestion costs the same
+///   after a hundred trials or a million.
 /// - Each parent is the better-ranked of two members drawn at random (binary tournament).
 /// - With probability `crossover_prob` the child mixes its parents: simulated binary
 ///   crossover (SBX, `crossover_eta`) of each numeric parameter in its [0, 1] encoding,
@@ -27,7 +31,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// Conditional parameters are bred in dependency order: crossed when active in both
 /// parents, taken from the one parent where only it has them, drawn when neither has. A
-/// child that a `forbid` clause rules out is bred again (a random config after 20 tries).
+/// child that a `forbid` clause rules out, or on a finite space one suggested before, is
+/// bred again (a random config after 20 tries, a new one if it can be found).
 /// Inside a multi-fidelity scheduler a trial counts by its latest report. With one
 /// objective it is a plain genetic algorithm.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -83,9 +88,16 @@ struct State {
     space: Space,
     rng: HpoRng,
     mutation_prob: f64,
+    /// The configs of the population.
     configs: BTreeMap<TrialId, Config>,
-    /// Each trial's latest objectives and violation.
+    /// The latest objectives and violation of the population and of the trials that
+    /// reported since the last selection (`fresh`).
     results: BTreeMap<TrialId, (Vec<f64>, f64)>,
+    fresh: BTreeSet<TrialId>,
+    /// Best first.
+    population: Vec<TrialId>,
+    /// On a finite space, its size and every config suggested (a repeat would be wasted).
+    seen: Option<(usize, HashSet<Vec<u64>>)>,
     suggested: usize,
 }
 
@@ -112,37 +124,53 @@ impl Searcher for Nsga2 {
             mutation_prob: self.mutation_prob.unwrap_or(1.0 / searched.max(1) as f64),
             configs: BTreeMap::new(),
             results: BTreeMap::new(),
+            fresh: BTreeSet::new(),
+            population: Vec::new(),
+            seen: ctx.space.every_config().map(|grid| (grid.len(), HashSet::new())),
             suggested: 0,
         });
         Ok(())
     }
 
-    fn suggest(&mut self, trial_id: TrialId) -> Option<Config> {
+    fn suggest(&mut self, _trial_id: TrialId) -> Option<Config> {
         let settings = self.settings();
         let state = self.state.as_mut()?;
         state.suggested += 1;
-        let population = state.population(self.population_size);
-        let config = if state.suggested <= self.population_size || population.len() < 2 {
-            state.space.sample(&mut state.rng)
-        } else {
-            let mut child = None;
-            for _ in 0..20 {
-                let bred = state.child(&population, &settings);
-                if !state.space.is_forbidden(&bred) {
-                    child = Some(bred);
-                    break;
-                }
+        state.select(self.population_size);
+        let population = state.population.clone();
+        if state.seen.as_ref().is_some_and(|(size, seen)| seen.len() >= *size) {
+            return None; // every config of the finite space was suggested
+        }
+        let breed = state.suggested > self.population_size && population.len() >= 2;
+        // A child a forbid clause rules out, or (on a finite space) one suggested before, is
+        // bred again; after 20 tries a random config takes its place, new if one is found.
+        for attempt in 0..120 {
+            let config = if breed && attempt < 20 {
+                state.child(&population, &settings)
+            } else {
+                state.space.sample(&mut state.rng)
+            };
+            if !state.space.is_forbidden(&config) && state.is_new(&config) {
+                return Some(config);
             }
-            child.unwrap_or_else(|| state.space.sample(&mut state.rng))
-        };
-        state.configs.insert(trial_id, config.clone());
-        Some(config)
+        }
+        // Nearly every config was suggested: the first one left, in grid order.
+        let grid = state.space.every_config();
+        match (&mut state.seen, grid) {
+            (Some((_, seen)), Some(grid)) => {
+                let config = grid.iter().find(|c| !seen.contains(&key(&state.space, c)))?;
+                seen.insert(key(&state.space, &config));
+                Some(config)
+            }
+            _ => Some(state.space.sample(&mut state.rng)),
+        }
     }
 
     fn on_report(&mut self, report: &Report<'_>) {
         if let Some(state) = self.state.as_mut() {
             state.configs.entry(report.trial_id).or_insert_with(|| report.config.clone());
             state.results.insert(report.trial_id, (report.objectives.to_vec(), report.violation));
+            state.fresh.insert(report.trial_id);
         }
     }
 }
@@ -165,12 +193,31 @@ impl Nsga2 {
 }
 
 impl State {
-    /// The `size` best trials with results, best first.
-    fn population(&self, size: usize) -> Vec<TrialId> {
-        let (ids, scores): (Vec<TrialId>, Vec<&(Vec<f64>, f64)>) = self.results.iter().map(|(id, s)| (*id, s)).unzip();
-        let points: Vec<Vec<f64>> = scores.iter().map(|(o, _)| o.clone()).collect();
-        let violations: Vec<f64> = scores.iter().map(|(_, v)| *v).collect();
-        rank_order(&points, &violations).into_iter().take(size).map(|i| ids[i]).collect()
+    /// Whether `config` may be suggested (remembering it): always on a continuous space, the
+    /// first time on a finite one.
+    fn is_new(&mut self, config: &Config) -> bool {
+        match &mut self.seen {
+            Some((_, seen)) => seen.insert(key(&self.space, config)),
+            None => true,
+        }
+    }
+
+    /// Makes the population the `size` best of itself and the fresh results, and forgets
+    /// the rest.
+    fn select(&mut self, size: usize) {
+        if self.fresh.is_empty() {
+            return;
+        }
+        let mut candidates = std::mem::take(&mut self.fresh);
+        candidates.extend(&self.population);
+        let ids: Vec<TrialId> = candidates.into_iter().filter(|id| self.results.contains_key(id)).collect();
+        let points: Vec<Vec<f64>> = ids.iter().map(|id| self.results[id].0.clone()).collect();
+        let violations: Vec<f64> = ids.iter().map(|id| self.results[id].1).collect();
+        self.population = rank_order(&points, &violations).into_iter().take(size).map(|i| ids[i]).collect();
+        let kept: BTreeSet<TrialId> = self.population.iter().copied().collect();
+        self.results.retain(|id, _| kept.contains(id));
+        // A trial still running gets its config back with its first report.
+        self.configs.retain(|id, _| kept.contains(id));
     }
 
     /// The better-ranked of two members drawn at random (`population` is best first).
@@ -182,7 +229,8 @@ impl State {
 
     fn child(&mut self, population: &[TrialId], settings: &Settings) -> Config {
         let (a, b) = (self.tournament(population), self.tournament(population));
-        let (a, b) = (self.configs[&a].clone(), self.configs[&b].clone());
+        let config = |id| self.configs.get(&id).cloned().unwrap_or_default();
+        let (a, b) = (config(a), config(b));
         let cross = self.rng.random::<f64>() < settings.crossover_prob;
         let mut child = Config::new();
         let space = self.space.clone();
@@ -285,11 +333,40 @@ mod tests {
             };
             nsga.on_report(&report);
         }
-        let state = nsga.state.as_ref().expect("state");
-        assert_eq!(state.population(4), [0, 1, 3, 4], "the front (ends first), then the dominated, not the infeasible");
+        let state = nsga.state.as_mut().expect("state");
+        state.select(4);
+        assert_eq!(state.population, [0, 1, 3, 4], "the front (ends first), then the dominated, not the infeasible");
+        assert_eq!(state.results.len(), 4, "the infeasible trial is forgotten");
         for id in 5..500 {
             let config = nsga.suggest(id).expect("a child");
             space.validate(&config).expect("a valid config");
         }
+    }
+
+    #[test]
+    fn on_a_finite_space_no_config_comes_twice() {
+        let space = Space::builder().choice("kind", ["a", "b", "c"]).randint("n", 1, 2).build().expect("space");
+        let mut nsga = Nsga2 { population_size: 2, ..Nsga2::default() };
+        nsga.init(&Context::new(space, Objective::new("f", Mode::Min), 1)).expect("init");
+        let metrics = Metrics::new();
+        let mut seen = Vec::new();
+        for id in 0..6 {
+            let config = nsga.suggest(id).expect("a config");
+            let objective = id as f64;
+            let objectives = std::slice::from_ref(&objective);
+            let (resource, violation) = (1.0, 0.0);
+            nsga.on_report(&Report {
+                trial_id: id,
+                config: &config,
+                metrics: &metrics,
+                resource,
+                objective,
+                objectives,
+                violation,
+            });
+            assert!(!seen.contains(&config), "{config:?} twice");
+            seen.push(config);
+        }
+        assert!(nsga.suggest(6).is_none(), "all 6 configs were suggested");
     }
 }
