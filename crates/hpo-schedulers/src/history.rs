@@ -75,6 +75,14 @@ impl History {
         }
     }
 
+    /// Whether `config` was never suggested (always, on a continuous space).
+    pub fn is_unseen(&self, config: &Config) -> bool {
+        match &self.seen {
+            Some((_, seen)) => !seen.contains(&key(&self.space, config)),
+            None => true,
+        }
+    }
+
     /// On a finite space, a config never suggested (the first at or after a random grid
     /// index), once drawing at random keeps finding repeats; `None` when every config was
     /// suggested or the space is continuous.

@@ -70,6 +70,8 @@ struct State {
     /// Each conditional parameter with its place, in dependency order.
     conditional: Vec<(String, Block)>,
     scratch: Scratch,
+    /// The same for a conditional parameter's own densities.
+    conditional_scratch: Scratch,
 }
 
 /// A parameter's place in the \[0,1\] encoding.
@@ -408,55 +410,68 @@ impl State {
             if is_good { good.push(*trial) } else { bad.push(*trial) }
         }
         bad.extend(pending);
+        // One fit, then up to 20 draws from it until one is allowed and (on a finite space)
+        // new: refitting for each draw made most of a multi-fidelity run's time.
         let dim = self.space.encoded_dim();
-        let mut x = best_candidate(&good, &bad, &self.blocks, dim, n_candidates, &mut self.rng, &mut self.scratch)?;
-        for (name, block) in &self.conditional {
-            if !self.space.is_active(name, &self.space.decode(&x)) {
-                continue;
+        self.scratch.fit(&good, &bad, &self.blocks);
+        let mut chosen = None;
+        for _ in 0..20 {
+            let mut x = self.scratch.best(dim, n_candidates, &mut self.rng)?;
+            for (name, block) in &self.conditional {
+                if !self.space.is_active(name, &self.space.decode(&x)) {
+                    continue;
+                }
+                let active = |t: &&Trial| t.encoded[block.at()] != Space::INACTIVE;
+                let good: Vec<&Trial> = good.iter().copied().filter(active).collect();
+                let bad: Vec<&Trial> = bad.iter().copied().filter(active).collect();
+                let conditional = &mut self.conditional_scratch;
+                conditional.fit(&good, &bad, &[*block]);
+                let chosen = conditional.best(x.len(), n_candidates, &mut self.rng)?;
+                x[block.range()].copy_from_slice(&chosen[block.range()]);
             }
-            let active = |t: &&Trial| t.encoded[block.at()] != Space::INACTIVE;
-            let good: Vec<&Trial> = good.iter().copied().filter(active).collect();
-            let bad: Vec<&Trial> = bad.iter().copied().filter(active).collect();
-            let chosen =
-                best_candidate(&good, &bad, &[*block], x.len(), n_candidates, &mut self.rng, &mut self.scratch)?;
-            x[block.range()].copy_from_slice(&chosen[block.range()]);
+            let config = self.space.decode(&x);
+            if !self.space.is_forbidden(&config) && self.history.is_unseen(&config) {
+                chosen = Some(config);
+                break;
+            }
         }
-        let config = self.space.decode(&x);
-        (!self.space.is_forbidden(&config)).then_some(config)
+        let config = chosen?;
+        self.history.is_new(&config); // remembered as suggested
+        Some(config)
     }
 }
 
 /// The best of `n_candidates` draws from the good side's density over `blocks` by the ratio
 /// of the good side's density to the bad side's (each side may be empty: its prior remains).
-fn best_candidate(
-    good: &[&Trial],
-    bad: &[&Trial],
-    blocks: &[Block],
-    dim: usize,
-    n_candidates: usize,
-    rng: &mut HpoRng,
-    scratch: &mut Scratch,
-) -> Option<Vec<f64>> {
-    let Scratch { good: l, bad: g, sort, terms } = scratch;
-    l.fit(&encoded(good), &weights(good.len()), blocks, sort);
-    g.fit(&encoded(bad), &weights(bad.len()), blocks, sort);
-    let best = (0..n_candidates)
-        .map(|_| {
-            let x = l.sample(rng, dim);
-            let score = l.log_density(&x, terms) - g.log_density(&x, terms);
-            (score, x)
-        })
-        .max_by(|a, b| a.0.total_cmp(&b.0))?;
-    Some(best.1)
-}
-
-/// What a proposal works in, kept from one suggestion to the next (see [`Parzen`]).
+/// The two sides' densities, with the buffers they are fitted and evaluated in, kept from
+/// one suggestion to the next (see [`Parzen`]).
 #[derive(Default)]
 struct Scratch {
     good: Parzen,
     bad: Parzen,
     sort: SortScratch,
     terms: Vec<f64>,
+}
+
+impl Scratch {
+    /// Fits both sides on the parameters of `blocks`.
+    fn fit(&mut self, good: &[&Trial], bad: &[&Trial], blocks: &[Block]) {
+        self.good.fit(&encoded(good), &weights(good.len()), blocks, &mut self.sort);
+        self.bad.fit(&encoded(bad), &weights(bad.len()), blocks, &mut self.sort);
+    }
+
+    /// Of `n_candidates` points drawn from the good side, the one of highest density ratio.
+    fn best(&mut self, dim: usize, n_candidates: usize, rng: &mut HpoRng) -> Option<Vec<f64>> {
+        let Scratch { good, bad, terms, .. } = self;
+        let best = (0..n_candidates)
+            .map(|_| {
+                let x = good.sample(rng, dim);
+                let score = good.log_density(&x, terms) - bad.log_density(&x, terms);
+                (score, x)
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))?;
+        Some(best.1)
+    }
 }
 
 #[typetag::serde(name = "tpe")]
@@ -476,6 +491,7 @@ impl Searcher for Tpe {
             blocks,
             conditional,
             scratch: Scratch::default(),
+            conditional_scratch: Scratch::default(),
         });
         Ok(())
     }
@@ -484,13 +500,13 @@ impl Searcher for Tpe {
         let state = self.state.as_mut()?;
         let model = state.history.most_results() >= self.n_startup;
         // On a finite space a repeat is wasted: draw again (model first, then at random).
-        for attempt in 0..200 {
-            let proposal = if model && attempt < 20 { state.propose(self.gamma, self.n_candidates) } else { None };
-            let config = proposal.unwrap_or_else(|| state.space.sample(&mut state.rng));
-            if state.history.is_new(&config) {
-                state.history.started(trial_id, &config);
-                return Some(config);
-            }
+        let proposal = if model { state.propose(self.gamma, self.n_candidates) } else { None };
+        let config = proposal.or_else(|| {
+            (0..180).map(|_| state.space.sample(&mut state.rng)).find(|config| state.history.is_new(config))
+        });
+        if let Some(config) = config {
+            state.history.started(trial_id, &config);
+            return Some(config);
         }
         // Random draws keep repeating: the finite space is nearly used up.
         let config = state.history.unseen(&mut state.rng)?;
