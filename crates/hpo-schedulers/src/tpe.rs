@@ -410,29 +410,33 @@ impl State {
             if is_good { good.push(*trial) } else { bad.push(*trial) }
         }
         bad.extend(pending);
-        // One fit, then up to 20 draws from it until one is allowed and (on a finite space)
-        // new: refitting for each draw made most of a multi-fidelity run's time.
+        // One fit, then the candidates drawn from it, best first, until one is allowed and
+        // (on a finite space) new; up to 20 rounds of candidates. Refitting for each round,
+        // and a round for each repeat, made most of a multi-fidelity run's time.
         let dim = self.space.encoded_dim();
         self.scratch.fit(&good, &bad, &self.blocks);
         let mut chosen = None;
-        for _ in 0..20 {
-            let mut x = self.scratch.best(dim, n_candidates, &mut self.rng)?;
-            for (name, block) in &self.conditional {
-                if !self.space.is_active(name, &self.space.decode(&x)) {
-                    continue;
+        'rounds: for _ in 0..20 {
+            for mut x in self.scratch.ranked(dim, n_candidates, &mut self.rng) {
+                for (name, block) in &self.conditional {
+                    if !self.space.is_active(name, &self.space.decode(&x)) {
+                        continue;
+                    }
+                    let active = |t: &&Trial| t.encoded[block.at()] != Space::INACTIVE;
+                    let good: Vec<&Trial> = good.iter().copied().filter(active).collect();
+                    let bad: Vec<&Trial> = bad.iter().copied().filter(active).collect();
+                    let conditional = &mut self.conditional_scratch;
+                    conditional.fit(&good, &bad, &[*block]);
+                    let Some(best) = conditional.ranked(x.len(), n_candidates, &mut self.rng).into_iter().next() else {
+                        continue;
+                    };
+                    x[block.range()].copy_from_slice(&best[block.range()]);
                 }
-                let active = |t: &&Trial| t.encoded[block.at()] != Space::INACTIVE;
-                let good: Vec<&Trial> = good.iter().copied().filter(active).collect();
-                let bad: Vec<&Trial> = bad.iter().copied().filter(active).collect();
-                let conditional = &mut self.conditional_scratch;
-                conditional.fit(&good, &bad, &[*block]);
-                let chosen = conditional.best(x.len(), n_candidates, &mut self.rng)?;
-                x[block.range()].copy_from_slice(&chosen[block.range()]);
-            }
-            let config = self.space.decode(&x);
-            if !self.space.is_forbidden(&config) && self.history.is_unseen(&config) {
-                chosen = Some(config);
-                break;
+                let config = self.space.decode(&x);
+                if !self.space.is_forbidden(&config) && self.history.is_unseen(&config) {
+                    chosen = Some(config);
+                    break 'rounds;
+                }
             }
         }
         let config = chosen?;
@@ -460,17 +464,18 @@ impl Scratch {
         self.bad.fit(&encoded(bad), &weights(bad.len()), blocks, &mut self.sort);
     }
 
-    /// Of `n_candidates` points drawn from the good side, the one of highest density ratio.
-    fn best(&mut self, dim: usize, n_candidates: usize, rng: &mut HpoRng) -> Option<Vec<f64>> {
+    /// `n_candidates` points drawn from the good side, by density ratio, highest first (of
+    /// equal ratios the later drawn first).
+    fn ranked(&mut self, dim: usize, n_candidates: usize, rng: &mut HpoRng) -> Vec<Vec<f64>> {
         let Scratch { good, bad, terms, .. } = self;
-        let best = (0..n_candidates)
-            .map(|_| {
+        let mut scored: Vec<(f64, usize, Vec<f64>)> = (0..n_candidates)
+            .map(|i| {
                 let x = good.sample(rng, dim);
-                let score = good.log_density(&x, terms) - bad.log_density(&x, terms);
-                (score, x)
+                (good.log_density(&x, terms) - bad.log_density(&x, terms), i, x)
             })
-            .max_by(|a, b| a.0.total_cmp(&b.0))?;
-        Some(best.1)
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+        scored.into_iter().map(|(_, _, x)| x).collect()
     }
 }
 
