@@ -160,20 +160,30 @@ impl State {
         ranked.truncate(LOCAL_STARTS);
         let mut step = 0.1;
         for _ in 0..LOCAL_ROUNDS {
-            let neighbours: Vec<Vec<f64>> = ranked
+            let neighbours: Vec<(usize, Vec<f64>)> = ranked
                 .iter()
-                .flat_map(|(_, c)| std::iter::repeat_n(c, NEIGHBOURS))
-                .map(|c| {
+                .enumerate()
+                .flat_map(|(slot, (_, c))| std::iter::repeat_n((slot, c), NEIGHBOURS))
+                .map(|(slot, c)| {
                     let noise = normals(&mut self.rng, c.len());
                     let moved: Vec<f64> = c.iter().zip(noise).map(|(&x, z)| (x + step * z).clamp(0.0, 1.0)).collect();
-                    self.space.snap(&moved)
+                    (slot, self.space.snap(&moved))
                 })
                 .collect();
-            let scores = score(&neighbours);
-            for (k, (s, n)) in scores.into_iter().zip(neighbours).enumerate() {
-                let slot = &mut ranked[k / NEIGHBOURS];
-                if s > slot.0 && !self.history.was_suggested(&n) && !self.forbidden(&n) {
-                    *slot = (s, n);
+            // Only a new, allowed config can take a slot, and a repeat of its start or of an
+            // earlier neighbour scores the same and cannot either: on a finite space most
+            // steps snap back to such, and scoring them was most of a run's time.
+            let mut fresh: Vec<(usize, Vec<f64>)> = Vec::with_capacity(neighbours.len());
+            for (slot, n) in neighbours {
+                let repeat = n == ranked[slot].1 || fresh.iter().any(|(s, m)| *s == slot && *m == n);
+                if !repeat && !self.history.was_suggested(&n) && !self.forbidden(&n) {
+                    fresh.push((slot, n));
+                }
+            }
+            let points: Vec<Vec<f64>> = fresh.iter().map(|(_, n)| n.clone()).collect();
+            for (s, (slot, n)) in score(&points).into_iter().zip(fresh) {
+                if s > ranked[slot].0 {
+                    ranked[slot] = (s, n);
                 }
             }
             step /= 2.0;
