@@ -160,13 +160,10 @@ impl Setup {
         let mut space = info.space.to_json();
         space["epochs"] = info.max_resource.into();
         Ok(Context {
-            space: Space::from_json(&space)?,
-            objective: Objective::new(self.metric(), self.mode()),
             objectives: if self.metrics.len() > 1 { self.objectives() } else { Vec::new() },
-            constraints: Vec::new(),
             resource_attr: Some(info.resource_attr.clone()),
             max_resource_attr: Some("epochs".into()),
-            seed,
+            ..Context::new(Space::from_json(&space)?, Objective::new(self.metric(), self.mode()), seed)
         })
     }
 

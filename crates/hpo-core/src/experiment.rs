@@ -358,6 +358,18 @@ impl ExperimentSpec {
         self.origin.parse("scheduler", self.scheduler.clone())
     }
 
+    /// The metrics the experiment reads from reports: its objectives, then the others its
+    /// constraints bound.
+    pub fn metrics_read(&self) -> Vec<&str> {
+        let mut metrics: Vec<&str> = self.objectives.iter().map(|o| o.metric.as_str()).collect();
+        for constraint in &self.constraints {
+            if !metrics.contains(&constraint.metric.as_str()) {
+                metrics.push(&constraint.metric);
+            }
+        }
+        metrics
+    }
+
     /// What the scheduler and searcher learn about the experiment.
     pub fn context(&self) -> Context {
         Context {

@@ -67,8 +67,7 @@ pub struct Asha {
 
 struct Rung {
     level: f64,
-    /// The share of the rung that goes on: level / next level.
-    q: f64,
+    /// The value at the rung's q-quantile, q = level / next level: the share that goes on.
     cutoff: RunningQuantile,
     /// Promotion variant: trials recorded here and not yet promoted, best on top.
     waiting: BinaryHeap<Reverse<(TotalF64, TrialId)>>,
@@ -163,7 +162,6 @@ impl Scheduler for Asha {
                     let next = levels.get(j + 1).copied().unwrap_or(max_t);
                     Rung {
                         level: levels[j],
-                        q: levels[j] / next,
                         cutoff: RunningQuantile::new(levels[j] / next),
                         waiting: BinaryHeap::new(),
                         pareto: ParetoRung::default(),
@@ -266,7 +264,7 @@ impl WithSearcher for Asha {
             if state.pareto {
                 let entry = rung.pareto.insert(report.trial_id, report.objectives, report.violation);
                 match variant {
-                    Variant::Stopping if !rung.pareto.in_top(entry, rung.q) => decision = Decision::Stop,
+                    Variant::Stopping if !rung.pareto.in_top(entry, rung.cutoff.q()) => decision = Decision::Stop,
                     Variant::Stopping => continue,
                     Variant::Promotion => {
                         rung.pareto_waiting.push(entry);
@@ -345,13 +343,13 @@ impl State {
             let rung = &mut self.brackets[b][j];
             if self.pareto {
                 let trials = &self.trials;
-                let Rung { pareto, pareto_waiting: waiting, q, .. } = rung;
+                let Rung { pareto, pareto_waiting: waiting, cutoff, .. } = rung;
                 waiting.retain(|&e| trials.get(&pareto.id(e)).is_some_and(|t| !t.failed));
                 let best = waiting.iter().enumerate().min_by_key(|&(_, &e)| pareto.position(e)).map(|(k, &e)| (k, e));
                 // As with one objective, a rung needs two results before it promotes.
                 if let Some((k, entry)) = best
                     && pareto.len() >= 2
-                    && pareto.in_top(entry, *q)
+                    && pareto.in_top(entry, cutoff.q())
                 {
                     waiting.swap_remove(k);
                     return Some((pareto.id(entry), next_level));

@@ -189,12 +189,14 @@ impl Brackets {
         }
         let mut done: Vec<(f64, TrialId)> =
             run.slots.iter().filter_map(|s| if let Slot::Done(id, v) = *s { Some((v, id)) } else { None }).collect();
-        done.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        if let Some(scores) = &self.pareto {
-            done.sort_by_key(|d| d.1);
-            let score = |id: &TrialId| scores.get(id).cloned().unwrap_or((Vec::new(), f64::INFINITY));
-            let (points, violations): (Vec<Vec<f64>>, Vec<f64>) = done.iter().map(|(_, id)| score(id)).unzip();
-            done = rank_order(&points, &violations).into_iter().map(|i| done[i]).collect();
+        match &self.pareto {
+            Some(scores) => {
+                done.sort_by_key(|d| d.1);
+                let score = |id: &TrialId| scores.get(id).cloned().unwrap_or((Vec::new(), f64::INFINITY));
+                let (points, violations): (Vec<Vec<f64>>, Vec<f64>) = done.iter().map(|(_, id)| score(id)).unzip();
+                done = rank_order(&points, &violations).into_iter().map(|i| done[i]).collect();
+            }
+            None => done.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))),
         }
         run.rung += 1;
         let keep = shape[run.rung].0;

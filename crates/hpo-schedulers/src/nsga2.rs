@@ -300,6 +300,7 @@ fn encode(domain: &Domain, value: &Value) -> f64 {
 mod tests {
     use super::*;
     use hpo_core::{Metrics, Mode, Objective};
+    use rand::RngExt;
 
     #[test]
     fn the_population_is_the_best_ranked_and_children_stay_in_the_space() {
@@ -345,28 +346,54 @@ mod tests {
 
     #[test]
     fn on_a_finite_space_no_config_comes_twice() {
-        let space = Space::builder().choice("kind", ["a", "b", "c"]).randint("n", 1, 2).build().expect("space");
-        let mut nsga = Nsga2 { population_size: 2, ..Nsga2::default() };
-        nsga.init(&Context::new(space, Objective::new("f", Mode::Min), 1)).expect("init");
+        // Finite spaces of every kind of finite domain, sizes drawn at random, and a
+        // conditional one: each config comes once, then the searcher is done.
+        let mut rng = derive_rng(5, "spaces");
+        let mut spaces: Vec<Space> = (0..12)
+            .map(|_| {
+                let k = rng.random_range(2..5usize);
+                Space::builder()
+                    .choice("kind", (0..k).map(|c| format!("k{c}")))
+                    .randint("n", 1, rng.random_range(2..5i64))
+                    .ordinal("width", [16, 32, 64].into_iter().take(rng.random_range(2..4usize)))
+                    .finrange("rate", 0.0, 1.0, rng.random_range(2..4usize))
+                    .build()
+                    .expect("space")
+            })
+            .collect();
+        let conditional = Space::builder()
+            .choice("optimizer", ["adam", "sgd"])
+            .ordinal("momentum", [0.0, 0.9])
+            .when("momentum", "optimizer == 'sgd'")
+            .randint("layers", 1, 3)
+            .build()
+            .expect("space");
+        spaces.push(conditional);
         let metrics = Metrics::new();
-        let mut seen = Vec::new();
-        for id in 0..6 {
-            let config = nsga.suggest(id).expect("a config");
-            let objective = id as f64;
-            let objectives = std::slice::from_ref(&objective);
-            let (resource, violation) = (1.0, 0.0);
-            nsga.on_report(&Report {
-                trial_id: id,
-                config: &config,
-                metrics: &metrics,
-                resource,
-                objective,
-                objectives,
-                violation,
-            });
-            assert!(!seen.contains(&config), "{config:?} twice");
-            seen.push(config);
+        for (seed, space) in spaces.into_iter().enumerate() {
+            let size = space.every_config().expect("finite").len();
+            let mut nsga = Nsga2 { population_size: 2, ..Nsga2::default() };
+            nsga.init(&Context::new(space.clone(), Objective::new("f", Mode::Min), seed as u64)).expect("init");
+            let mut seen = Vec::new();
+            for id in 0..size as TrialId {
+                let config = nsga.suggest(id).expect("a config");
+                space.validate(&config).expect("a valid config");
+                let objective = rng.random::<f64>();
+                let objectives = std::slice::from_ref(&objective);
+                let (resource, violation) = (1.0, 0.0);
+                nsga.on_report(&Report {
+                    trial_id: id,
+                    config: &config,
+                    metrics: &metrics,
+                    resource,
+                    objective,
+                    objectives,
+                    violation,
+                });
+                assert!(!seen.contains(&config), "{config:?} twice in a space of {size}");
+                seen.push(config);
+            }
+            assert!(nsga.suggest(size as TrialId).is_none(), "all {size} configs were suggested");
         }
-        assert!(nsga.suggest(6).is_none(), "all 6 configs were suggested");
     }
 }

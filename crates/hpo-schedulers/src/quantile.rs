@@ -39,6 +39,11 @@ impl RunningQuantile {
         RunningQuantile { q: q.clamp(0.0, 1.0), lower: BinaryHeap::new(), upper: BinaryHeap::new() }
     }
 
+    /// Its q.
+    pub fn q(&self) -> f64 {
+        self.q
+    }
+
     /// Values inserted.
     pub fn len(&self) -> usize {
         self.lower.len() + self.upper.len()

@@ -70,8 +70,8 @@ struct State {
     /// Each conditional parameter with its place, in dependency order.
     conditional: Vec<(String, Block)>,
     scratch: Scratch,
-    /// The same for a conditional parameter's own densities.
-    conditional_scratch: Scratch,
+    /// The same for each conditional parameter's own densities.
+    conditional_scratch: Vec<Scratch>,
 }
 
 /// A parameter's place in the \[0,1\] encoding.
@@ -416,18 +416,22 @@ impl State {
         let dim = self.space.encoded_dim();
         self.scratch.fit(&good, &bad, &self.blocks);
         let mut chosen = None;
+        // A conditional parameter's densities are fitted once, when first needed.
+        let mut fitted = vec![false; self.conditional.len()];
         'rounds: for _ in 0..20 {
             for mut x in self.scratch.ranked(dim, n_candidates, &mut self.rng) {
-                for (name, block) in &self.conditional {
+                for (k, (name, block)) in self.conditional.iter().enumerate() {
                     if !self.space.is_active(name, &self.space.decode(&x)) {
                         continue;
                     }
-                    let active = |t: &&Trial| t.encoded[block.at()] != Space::INACTIVE;
-                    let good: Vec<&Trial> = good.iter().copied().filter(active).collect();
-                    let bad: Vec<&Trial> = bad.iter().copied().filter(active).collect();
-                    let conditional = &mut self.conditional_scratch;
-                    conditional.fit(&good, &bad, &[*block]);
-                    let Some(best) = conditional.ranked(x.len(), n_candidates, &mut self.rng).into_iter().next() else {
+                    let scratch = &mut self.conditional_scratch[k];
+                    if !std::mem::replace(&mut fitted[k], true) {
+                        let active = |t: &&Trial| t.encoded[block.at()] != Space::INACTIVE;
+                        let good: Vec<&Trial> = good.iter().copied().filter(active).collect();
+                        let bad: Vec<&Trial> = bad.iter().copied().filter(active).collect();
+                        scratch.fit(&good, &bad, &[*block]);
+                    }
+                    let Some(best) = scratch.ranked(x.len(), n_candidates, &mut self.rng).into_iter().next() else {
                         continue;
                     };
                     x[block.range()].copy_from_slice(&best[block.range()]);
@@ -489,6 +493,7 @@ impl Searcher for Tpe {
             )));
         }
         let (blocks, conditional) = blocks(&ctx.space);
+        let conditional_scratch = conditional.iter().map(|_| Scratch::default()).collect();
         self.state = Some(State {
             space: ctx.space.clone(),
             rng: derive_rng(ctx.seed, "searcher"),
@@ -496,7 +501,7 @@ impl Searcher for Tpe {
             blocks,
             conditional,
             scratch: Scratch::default(),
-            conditional_scratch: Scratch::default(),
+            conditional_scratch,
         });
         Ok(())
     }

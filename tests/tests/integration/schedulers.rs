@@ -9,13 +9,13 @@ use hpo_schedulers::{Asha, Hyperband, MedianStopping, Pbt, SuccessiveHalving, Va
 
 fn ctx(max_epochs: i64, seed: u64) -> Context {
     Context {
-        space: Space::builder().uniform("x", 0.0, 1.0).constant("epochs", max_epochs).build().unwrap(),
-        objective: Objective::new("loss", Mode::Min),
-        objectives: Vec::new(),
-        constraints: Vec::new(),
         resource_attr: Some("epoch".into()),
         max_resource_attr: Some("epochs".into()),
-        seed,
+        ..Context::new(
+            Space::builder().uniform("x", 0.0, 1.0).constant("epochs", max_epochs).build().unwrap(),
+            Objective::new("loss", Mode::Min),
+            seed,
+        )
     }
 }
 

@@ -68,15 +68,7 @@ pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
 
 /// A single-fidelity experiment minimizing `loss` over `space`, seed 0.
 fn loss_context(space: Space) -> Context {
-    Context {
-        space,
-        objective: Objective::new("loss", Mode::Min),
-        objectives: Vec::new(),
-        constraints: Vec::new(),
-        resource_attr: None,
-        max_resource_attr: None,
-        seed: 0,
-    }
+    Context::new(space, Objective::new("loss", Mode::Min), 0)
 }
 
 /// Trials of the `journal_sync = "disk"` figure, at most.
@@ -241,13 +233,9 @@ pub fn scheduler(args: SchedulerBenchArgs) -> anyhow::Result<ExitCode> {
         serde_json::from_value(settings).with_context(|| format!("scheduler `{}`", args.scheduler))?;
     let space = Space::builder().uniform("x", 0.0, 1.0).constant("epochs", i64::from(args.max_t)).build()?;
     let ctx = Context {
-        space,
-        objective: Objective::new("loss", Mode::Min),
-        objectives: Vec::new(),
-        constraints: Vec::new(),
         resource_attr: Some("epoch".into()),
         max_resource_attr: Some("epochs".into()),
-        seed: args.seed,
+        ..Context::new(space, Objective::new("loss", Mode::Min), args.seed)
     };
     scheduler.init(&ctx)?;
     let mut rng = hpo_core::derive_rng(args.seed, "bench");
@@ -332,15 +320,7 @@ pub fn searcher(args: SearcherBenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.dims >= 1, "--dims must be at least 1");
     let space =
         Space::from_domains((0..args.dims).map(|i| (format!("x{i}"), Domain::Uniform { low: 0.0, high: 1.0 })))?;
-    let ctx = Context {
-        space: space.clone(),
-        objective: Objective::new("loss", Mode::Min),
-        objectives: Vec::new(),
-        constraints: Vec::new(),
-        resource_attr: None,
-        max_resource_attr: None,
-        seed: args.seed,
-    };
+    let ctx = Context::new(space.clone(), Objective::new("loss", Mode::Min), args.seed);
     searcher.init(&ctx)?;
     // A shifted sphere with a little noise: smooth, with its optimum inside the box.
     let mut rng = hpo_core::derive_rng(args.seed, "bench");

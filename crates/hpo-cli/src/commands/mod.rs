@@ -91,15 +91,7 @@ pub fn build_backend(spec: &ExperimentSpec, trials_dir: Option<&Path>) -> Result
             return Err(origin.error("backend.type", message));
         }
     };
-    let mut metrics: Vec<&str> = spec.objectives.iter().map(|o| o.metric.as_str()).collect();
-    if metrics.is_empty() {
-        metrics.push(&spec.metric);
-    }
-    for constraint in &spec.constraints {
-        if !metrics.contains(&constraint.metric.as_str()) {
-            metrics.push(&constraint.metric);
-        }
-    }
+    let metrics = spec.metrics_read();
     let ctx = BackendContext {
         workers: spec.workers,
         seed: spec.seed,

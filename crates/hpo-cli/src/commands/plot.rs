@@ -510,23 +510,23 @@ fn hypervolume(results: &ExperimentResults, pareto: &hpo_core::Pareto, path: &Pa
     let constraints = results.constraints();
     // The feasible reports no earlier one dominated, with their times.
     let mut front = Front::default();
-    let mut joined: Vec<(f64, Vec<f64>)> = Vec::new();
+    let (mut times, mut all): (Vec<f64>, Vec<Vec<f64>>) = (Vec::new(), Vec::new());
     for row in &results.rows {
         let minimized: Option<Vec<f64>> = pareto.objectives.iter().map(|o| o.of(&row.metrics).ok()).collect();
         let feasible = constraints.iter().all(|c| c.violation(&row.metrics) == 0.0);
         if let Some(point) = minimized.filter(|_| feasible)
             && front.offer(&point)
         {
-            joined.push((row.time, point));
+            times.push(row.time);
+            all.push(point);
         }
     }
-    let all: Vec<Vec<f64>> = joined.iter().map(|(_, p)| p.clone()).collect();
     let reference = reference_point(&all);
     let end = results.end.as_ref().map_or_else(|| results.rows.last().map_or(1.0, |r| r.time), |e| e.0).max(1e-9);
     let points: Vec<(f64, f64)> = (0..=HYPERVOLUME_TIMES)
         .map(|k| {
             let t = end * k as f64 / HYPERVOLUME_TIMES as f64;
-            let so_far = joined.partition_point(|(time, _)| *time <= t);
+            let so_far = times.partition_point(|time| *time <= t);
             (t, hpo_core::pareto::hypervolume(&all[..so_far], &reference))
         })
         .collect();

@@ -62,13 +62,9 @@ pub fn check(args: PluginCheckArgs) -> anyhow::Result<ExitCode> {
     let space =
         Space::builder().uniform("x", 0.0, 1.0).choice("act", ["relu", "tanh"]).constant("epochs", 9).build()?;
     let ctx = Context {
-        space: space.clone(),
-        objective: Objective::new("loss", Mode::Min),
-        objectives: Vec::new(),
-        constraints: Vec::new(),
         resource_attr: Some("epoch".into()),
         max_resource_attr: Some("epochs".into()),
-        seed: 0,
+        ..Context::new(space.clone(), Objective::new("loss", Mode::Min), 0)
     };
     let (answer, line) = c.send(&Request::init(&ctx, config))?;
     let ok = matches!(answer, Some(Answer::Ok { ok: true, .. }));

@@ -116,22 +116,10 @@ pub fn bench_run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
             );
         }
         // The any-time view: the median at each tenth of the simulated time.
-        let regret = summary.optimum.is_some();
-        outln!("\nmedian {} at each tenth of the simulated time (s):", if regret { "regret" } else { "best value" });
-        let times: Vec<String> = summary
-            .methods
-            .first()
-            .map_or_else(Vec::new, |m| m.at.iter().map(|p| format!("{:>9.0}", p.time)).collect());
-        outln!("{:<16} {}", "method", times.join(" "));
-        for m in &summary.methods {
-            let cells: Vec<String> =
-                m.at.iter()
-                    .map(|p| {
-                        let q = if regret { p.regret } else { p.best };
-                        q.map_or_else(|| format!("{:>9}", "-"), |q| format!("{:>9.4}", q.1))
-                    })
-                    .collect();
-            outln!("{:<16} {}", m.method, cells.join(" "));
+        if summary.optimum.is_some() {
+            print_tenths(&summary, "regret", |p| p.regret);
+        } else {
+            print_tenths(&summary, "best value", |p| p.best);
         }
         outln!("Per-run results: {}", output.join("runs.jsonl").display());
     }
@@ -176,14 +164,24 @@ fn print_hypervolumes(
             100.0 * m.median_idle_fraction
         );
     }
-    outln!("\nmedian hypervolume at each tenth of the simulated time (s):");
+    print_tenths(summary, "hypervolume", |p| p.hypervolume);
+}
+
+/// The median of a quantity (quartiles from `quartiles`) per method at each tenth of the
+/// simulated time.
+fn print_tenths(
+    summary: &hpo_bench::Summary,
+    quantity: &str,
+    quartiles: impl Fn(&hpo_bench::TimePoint) -> Option<(f64, f64, f64)>,
+) {
+    outln!("\nmedian {quantity} at each tenth of the simulated time (s):");
     let times: Vec<String> =
         summary.methods.first().map_or_else(Vec::new, |m| m.at.iter().map(|p| format!("{:>9.0}", p.time)).collect());
     outln!("{:<16} {}", "method", times.join(" "));
     for m in &summary.methods {
         let cells: Vec<String> =
             m.at.iter()
-                .map(|p| p.hypervolume.map_or_else(|| format!("{:>9}", "-"), |q| format!("{:>9.4}", q.1)))
+                .map(|p| quartiles(p).map_or_else(|| format!("{:>9}", "-"), |q| format!("{:>9.4}", q.1)))
                 .collect();
         outln!("{:<16} {}", m.method, cells.join(" "));
     }

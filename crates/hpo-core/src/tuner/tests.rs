@@ -65,13 +65,8 @@ fn start(x: f64) -> Suggestion {
 
 fn context() -> Context {
     Context {
-        space: Space::builder().uniform("x", 0.0, 1.0).build().unwrap(),
-        objective: Objective::new("loss", Mode::Min),
-        objectives: Vec::new(),
-        constraints: Vec::new(),
         resource_attr: Some("epoch".into()),
-        max_resource_attr: None,
-        seed: 0,
+        ..Context::new(Space::builder().uniform("x", 0.0, 1.0).build().unwrap(), Objective::new("loss", Mode::Min), 0)
     }
 }
 

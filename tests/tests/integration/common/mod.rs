@@ -5,15 +5,7 @@ use hpo_backends::{Reporter, ThreadBackend, TrialContext, TrialError};
 use hpo_core::{Context, Mode, Objective, Scheduler, Space, StopCriteria, Summary, Tuner};
 
 pub fn context(space: Space, metric: &str, mode: Mode, seed: u64) -> Context {
-    Context {
-        space,
-        objective: Objective::new(metric, mode),
-        objectives: Vec::new(),
-        constraints: Vec::new(),
-        resource_attr: Some("epoch".into()),
-        max_resource_attr: None,
-        seed,
-    }
+    Context { resource_attr: Some("epoch".into()), ..Context::new(space, Objective::new(metric, mode), seed) }
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
