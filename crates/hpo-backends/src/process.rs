@@ -264,6 +264,8 @@ pub struct ProcessBackend {
     /// GPU id -> (in use, trials it has served), for least-used assignment.
     gpus: BTreeMap<u32, (bool, u64)>,
     clock: Instant,
+    /// The Slurm job whose steps the trials are (`srun` in the command), if they are.
+    allocation: Option<Arc<str>>,
 }
 
 impl ProcessBackend {
@@ -286,7 +288,15 @@ impl ProcessBackend {
             running: HashMap::new(),
             gpus: gpus.into_iter().map(|id| (id, (false, 0))).collect(),
             clock: Instant::now(),
+            allocation: None,
         })
+    }
+
+    /// Trials are steps of Slurm job `job`: a step that fails while Slurm takes the job back
+    /// was cancelled with it (see [`step_failure`]).
+    pub(crate) fn steps_of(mut self, job: String) -> ProcessBackend {
+        self.allocation = Some(job.into());
+        self
     }
 
     /// The least-used free GPUs, ties to the lowest id.
@@ -393,6 +403,7 @@ impl Backend for ProcessBackend {
             timeout: self.spec.timeout,
             events: self.events_tx.clone(),
             clock: self.clock,
+            allocation: self.allocation.clone(),
         }));
         // Should the supervisor itself fail, the trial still ends (and its group is killed):
         // the tuner never waits on a trial nobody follows.
@@ -475,6 +486,7 @@ struct Supervised {
     timeout: Option<Duration>,
     events: mpsc::UnboundedSender<Event>,
     clock: Instant,
+    allocation: Option<Arc<str>>,
 }
 
 /// Follows one trial: turns its metrics lines into reports, logs everything else, and sends
@@ -536,10 +548,41 @@ async fn supervise(mut s: Supervised) {
         _ => match (out.problem.take(), status) {
             (Some(problem), _) => EventKind::Failed(problem),
             (None, Some(status)) if status.success() => EventKind::Completed,
-            (None, status) => EventKind::Failed(describe_failure(status, &tail)),
+            (None, status) => {
+                let failure = describe_failure(status, &tail);
+                match &s.allocation {
+                    Some(job) => step_failure(job, failure, &s.intent).await,
+                    None => EventKind::Failed(failure),
+                }
+            }
         },
     };
     out.send(kind);
+}
+
+/// How long a step that died with its allocation waits for hpo's own SIGTERM: longer than
+/// Slurm's default KillWait (30 s), the time between SIGTERM and SIGKILL.
+const ALLOCATION_ENDING_WAIT: Duration = Duration::from_secs(60);
+
+/// How a Slurm job step that exited unsuccessfully ends. If Slurm is taking its allocation
+/// back (requeue, preemption, time limit, scancel: the job is no longer RUNNING), the step
+/// was cancelled with it, and hpo is about to get SIGTERM and quit with the experiment open,
+/// for `--resume` to launch the trial again from its checkpoint; which of the two Slurm
+/// signals first is a race. So the trial's end is held back, not recorded as a failure. A
+/// stop or pause asked meanwhile ends it as asked; should hpo live on past the wait, the
+/// trial fails after all, with the job's state.
+async fn step_failure(job: &str, failure: String, intent: &AtomicU8) -> EventKind {
+    let Some(state) = crate::slurm::allocation_ending(job).await else { return EventKind::Failed(failure) };
+    log::warn!("a trial's step ended while Slurm job {job} is {state}: waiting for hpo's own SIGTERM");
+    let until = Instant::now() + ALLOCATION_ENDING_WAIT;
+    while Instant::now() < until {
+        match intent.load(Ordering::Acquire) {
+            STOPPING => return EventKind::Stopped,
+            PAUSING => return EventKind::Paused,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    EventKind::Failed(format!("{failure}; Slurm job {job}, the allocation, is {state}"))
 }
 
 /// The state of one trial's stdout: its log, and the first problem found in it.

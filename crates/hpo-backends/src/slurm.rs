@@ -14,6 +14,10 @@
 //! time limit reached all the same) is a failed trial with Slurm's state and reason. Each launch's job id is kept in
 //! `trials/<id>/job-<launch>.id`, so that `hpo resume` reattaches to the jobs a killed
 //! driver left running instead of submitting them again.
+//!
+//! Steps: the process backend with `srun` before the command. A step that fails while Slurm
+//! takes the allocation back is held back, not recorded as failed (see
+//! `process::step_failure`): hpo's own SIGTERM follows and leaves the trial to `--resume`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Read, Seek, SeekFrom};
@@ -182,7 +186,10 @@ pub fn slurm_backend(spec: SlurmSpec, workers: usize, trials_dir: PathBuf) -> Re
         command.extend(spec.resource_args());
         command.extend(spec.command.iter().cloned());
         let backend = ProcessBackend::new(spec.process_spec(command), workers, trials_dir)?;
-        return Ok(Box::new(backend));
+        return Ok(Box::new(match std::env::var("SLURM_JOB_ID") {
+            Ok(job) => backend.steps_of(job),
+            Err(_) => backend,
+        }));
     }
     let program = spec.command.first().ok_or_else(|| crate::Error::Setting("`command` is empty".into()))?;
     let workdir = spec.workdir.clone().unwrap_or_else(|| PathBuf::from("."));
@@ -628,6 +635,14 @@ async fn job_state(id: &str) -> Option<(String, String)> {
     let text = String::from_utf8_lossy(&out.stdout);
     let (state, reason) = text.lines().next()?.split_once('|')?;
     Some((state.to_owned(), reason_text(reason)))
+}
+
+/// Slurm's state of job `job` if Slurm is taking it back (anything but RUNNING: COMPLETING
+/// after a requeue, CANCELLED, TIMEOUT, PREEMPTED, ...); `None` while it runs, or when
+/// `squeue` cannot say.
+pub(crate) async fn allocation_ending(job: &str) -> Option<String> {
+    let (state, _) = job_state(job).await?;
+    (state != "RUNNING").then_some(state)
 }
 
 /// Whether a Slurm job state means the cluster took the job's resources back.

@@ -347,6 +347,69 @@ fn a_requeued_driver_job_goes_on_reattaching_its_trial_jobs() {
     driver_job_requeued("jobs");
 }
 
+/// Slurm takes back the allocation whose steps the trials are, by each way it can be asked
+/// to: the steps die first, and hpo must not record them as failed trials, whichever of its
+/// trials' deaths and its own SIGTERM comes first. Here the driver runs outside the job (its
+/// `SLURM_JOB_ID` names the job), so its SIGTERM comes only when the test sends it: the steps
+/// are seen dead, held back, and the SIGTERM then leaves the experiment open.
+#[test]
+fn steps_that_die_with_their_allocation_are_not_failed_trials() {
+    let Some(_cluster) = cluster() else { return };
+    for take_back in [&["scontrol", "requeue"][..], &["scancel"], &["scancel", "--signal=KILL"]] {
+        let dir = slow_fifo(4, 2, "mode = \"steps\"\nextra_args = [\"--oversubscribe\"]");
+        let out = Command::new("sbatch")
+            .args(["--parsable", "--requeue", "-n", "2", "--oversubscribe", "-o", "/dev/null", "--wrap", "sleep 300"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let job = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let allocation = Cancel(job.clone());
+        let start = Instant::now();
+        while !squeue().contains(&format!("{job} wrap RUNNING")) {
+            assert!(start.elapsed() < Duration::from_secs(30), "the allocation never ran: {}", squeue());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let stderr = dir.path().join("hpo.err");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hpo"))
+            .args(["run", "e.toml", "-q"])
+            .current_dir(dir.path())
+            .env("SLURM_JOB_ID", &job)
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let folder = dir.path().join("runs/s");
+        common::wait_for_reports(&folder, Some(0), 2);
+        common::wait_for_reports(&folder, Some(1), 2);
+        let mut command = Command::new(take_back[0]);
+        assert!(command.args(&take_back[1..]).arg(&job).status().unwrap().success(), "{take_back:?}");
+        let held = || std::fs::read_to_string(&stderr).unwrap().matches("waiting for hpo's own SIGTERM").count();
+        while held() < 2 {
+            let errors = std::fs::read_to_string(&stderr).unwrap();
+            assert!(start.elapsed() < Duration::from_secs(60), "{take_back:?}: steps not held back: {errors}");
+            assert!(child.try_wait().unwrap().is_none(), "{take_back:?}: hpo quit: {errors}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let entries = journal(&folder);
+        assert_eq!(count(&entries, "fail"), 0, "{take_back:?}: {entries:?}");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(143));
+        let entries = journal(&folder);
+        assert_eq!((count(&entries, "fail"), count(&entries, "end")), (0, 0), "{take_back:?}: {entries:?}");
+        drop(allocation);
+        assert_eq!(queue(), "");
+    }
+}
+
+/// Cancels a Slurm job when dropped, so a failing test leaves none behind.
+struct Cancel(String);
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        let _ = Command::new("scancel").arg(&self.0).status();
+    }
+}
+
 #[test]
 fn bench_slurm_prints_the_overhead_in_both_modes() {
     let Some(_cluster) = cluster() else { return };
