@@ -7,13 +7,15 @@
 //! synchronous, as on the thread backend. Same seed, same run, bit for bit.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hpo_core::{
     Backend, BackendError, Decision, Event, EventKind, Metrics, TotalF64, TrialId, TrialStart, async_trait, derive_seed,
 };
+use rustc_hash::FxHashMap;
 
 use crate::blackbox::{Blackbox, Curve};
 
@@ -64,7 +66,7 @@ pub struct SimulatorBackend {
     time: f64,
     seq: u64,
     queue: BinaryHeap<Reverse<Queued>>,
-    trials: HashMap<TrialId, SimTrial>,
+    trials: FxHashMap<TrialId, SimTrial>,
     scratch: Vec<f64>,
     charge_decision_time: bool,
     returned_at: Option<Instant>,
@@ -99,7 +101,7 @@ impl SimulatorBackend {
             time: 0.0,
             seq: 0,
             queue: BinaryHeap::new(),
-            trials: HashMap::new(),
+            trials: FxHashMap::default(),
             charge_decision_time: false,
             returned_at: None,
             stats: Arc::default(),

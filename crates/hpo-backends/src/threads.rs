@@ -7,7 +7,6 @@
 //! later (the experiment ending) is returned by the next report.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -19,6 +18,7 @@ use std::time::{Duration, Instant};
 use hpo_core::{
     Backend, BackendError, Config, Decision, Event, EventKind, Metrics, TrialId, TrialStart, async_trait, derive_seed,
 };
+use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
 use crate::checkpoint::first_checkpoint_dir;
@@ -215,7 +215,7 @@ fn check_address_space(workers: usize) -> Result<(), BackendError> {
 pub struct ThreadBackend {
     jobs: Option<crossbeam_channel::Sender<Job>>,
     events: mpsc::UnboundedReceiver<Event>,
-    controls: HashMap<TrialId, Arc<Control>>,
+    controls: FxHashMap<TrialId, Arc<Control>>,
     clock: Instant,
     trials_dir: Option<PathBuf>,
     seed: u64,
@@ -245,7 +245,7 @@ impl ThreadBackend {
         Ok(ThreadBackend {
             jobs: Some(job_tx),
             events: event_rx,
-            controls: HashMap::new(),
+            controls: FxHashMap::default(),
             clock,
             trials_dir: None,
             seed: 0,

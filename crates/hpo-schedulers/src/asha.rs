@@ -1,11 +1,12 @@
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 use hpo_core::{
     Config, Context, Decision, HpoRng, Report, Scheduler, Searcher, SetupError, Suggestion, TotalF64, TrialId,
     derive_rng,
 };
 use rand::RngExt;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::fifo::default_searcher;
@@ -97,7 +98,7 @@ struct State {
     brackets: Vec<Vec<Rung>>,
     /// Cumulative bracket weights (synchronous Hyperband's trial counts).
     weights: Vec<f64>,
-    trials: HashMap<TrialId, TrialInfo>,
+    trials: FxHashMap<TrialId, TrialInfo>,
     /// Rungs rank by several objectives or constraints ([`ParetoRung`]).
     pareto: bool,
     /// Trials started or resumed and not yet paused, stopped or ended: while any runs, an
@@ -183,7 +184,7 @@ impl Scheduler for Asha {
             max_resource_attr: ctx.max_resource_attr.clone(),
             brackets: (0..self.brackets).map(bracket_rungs).collect(),
             weights,
-            trials: HashMap::new(),
+            trials: FxHashMap::default(),
             pareto: ctx.ranks_by_pareto(),
             active: 0,
             rng: derive_rng(ctx.seed, "scheduler"),

@@ -12,9 +12,10 @@ use crate::random::{RandomSearcher, normals};
 /// GP-BO: after `points_to_evaluate`, random configs until `n_startup` results are in; then fit a Gaussian process
 /// (Matern-5/2 ARD, constant mean, noise; hyperparameters by marginal likelihood with
 /// L-BFGS from the previous fit, or on every tenth fit from the best of it and `restarts`
-/// random starts, screened by their likelihood) to the standardized results in
-/// the \[0,1\] encoding, and suggest the config of highest expected improvement among
-/// `n_candidates` random configs and a local search around the best of them.
+/// random starts, screened by their likelihood; fitted again only when the data changed) to
+/// the standardized results in the \[0,1\] encoding, and suggest the config of highest expected improvement among
+/// `n_candidates` random configs (each distinct config scored once) and a local search around
+/// the best of them.
 ///
 /// Running trials are fantasized at the model's predicted mean, so asynchronous workers do
 /// not all get the same config. Results are kept per resource level and the model is fitted
@@ -97,6 +98,9 @@ struct State {
     suggested: usize,
     /// The last fitted hyperparameters: the next fit starts from them.
     theta: Option<Theta>,
+    /// The data they were fitted on (level, values, points): a proposal on the same data
+    /// keeps them. Results reach the highest level seldom, so most proposals do.
+    fitted_on: Option<(u64, Vec<f64>, Vec<Vec<f64>>)>,
     fits: usize,
 }
 
@@ -112,25 +116,16 @@ impl State {
         let x: Vec<Vec<f64>> = results.iter().map(|(_, t)| t.encoded.clone()).collect();
         let pending: Vec<Vec<f64>> = self.history.pending(resource).map(|t| t.encoded.clone()).collect();
 
-        // Hyperparameters, on a bounded subset: from the last fit, and on the first fit and
-        // every `RESTART_PERIOD`th from the best of it and a few random starts (the data
-        // change by one result between fits, so the last optimum is nearly always the place
-        // to start).
-        let dims = self.space.encoded_dim();
-        let mut starts = vec![self.theta.clone().unwrap_or_else(|| default_theta(dims))];
-        let restarts = if self.fits.is_multiple_of(RESTART_PERIOD) { restarts } else { 0 };
-        self.fits += 1;
-        for _ in 0..restarts {
-            let mut theta = default_theta(dims);
-            for t in theta.iter_mut().take(dims) {
-                *t = self.rng.random_range(0.05f64.ln()..2f64.ln());
+        // Hyperparameters: fitted again only when the data changed.
+        let unchanged = self.fitted_on.as_ref().is_some_and(|(r, v, p)| *r == resource && *v == values && *p == x);
+        let theta = match &self.theta {
+            Some(theta) if unchanged => theta.clone(),
+            _ => {
+                let theta = self.fit(&x, &y, restarts, max_fit_points);
+                self.fitted_on = Some((resource, values, x.clone()));
+                theta
             }
-            starts.push(theta);
-        }
-        let subset = fit_subset(y.len(), max_fit_points, &mut self.rng);
-        let (fit_x, fit_y): (Vec<Vec<f64>>, Vec<f64>) = subset.iter().map(|&i| (x[i].clone(), y[i])).unzip();
-        let theta = fit(&Data::new(&fit_x, &fit_y), &starts, FIT_ITERS);
-        self.theta = Some(theta.clone());
+        };
 
         let mut best = y.iter().copied().fold(f64::INFINITY, f64::min);
         let mut posterior = Posterior::new(x.clone(), &y, &theta)?;
@@ -150,10 +145,15 @@ impl State {
         };
 
         // Global: random configs. Local: perturb the best ones with shrinking steps.
-        let candidates: Vec<Vec<f64>> = (0..n_candidates)
+        let mut candidates: Vec<Vec<f64>> = (0..n_candidates)
             .map(|_| self.space.sample_encoded(&mut self.rng))
             .filter(|c| !self.history.was_suggested(c))
             .collect();
+        // On a finite space draws repeat (late in a run, most do): score each config once.
+        candidates.sort_unstable_by(|a, b| {
+            a.iter().zip(b).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+        });
+        candidates.dedup();
         let scores = score(&candidates);
         let mut ranked: Vec<(f64, Vec<f64>)> = scores.into_iter().zip(candidates).collect();
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -190,6 +190,29 @@ impl State {
         }
         let (_, winner) = ranked.into_iter().max_by(|a, b| a.0.total_cmp(&b.0))?;
         Some(self.space.decode(&winner))
+    }
+
+    /// Fits the GP's hyperparameters on a bounded subset: from the last fit, and on the first
+    /// fit and every `RESTART_PERIOD`th from the best of it and a few random starts (the data
+    /// change by a result or so between fits, so the last optimum is nearly always the place
+    /// to start).
+    fn fit(&mut self, x: &[Vec<f64>], y: &[f64], restarts: usize, max_fit_points: usize) -> Theta {
+        let dims = self.space.encoded_dim();
+        let mut starts = vec![self.theta.clone().unwrap_or_else(|| default_theta(dims))];
+        let restarts = if self.fits.is_multiple_of(RESTART_PERIOD) { restarts } else { 0 };
+        self.fits += 1;
+        for _ in 0..restarts {
+            let mut theta = default_theta(dims);
+            for t in theta.iter_mut().take(dims) {
+                *t = self.rng.random_range(0.05f64.ln()..2f64.ln());
+            }
+            starts.push(theta);
+        }
+        let subset = fit_subset(y.len(), max_fit_points, &mut self.rng);
+        let (fit_x, fit_y): (Vec<Vec<f64>>, Vec<f64>) = subset.iter().map(|&i| (x[i].clone(), y[i])).unzip();
+        let theta = fit(&Data::new(&fit_x, &fit_y), &starts, FIT_ITERS);
+        self.theta = Some(theta.clone());
+        theta
     }
 
     /// Whether the config an encoding decodes to is forbidden (random candidates never are;
@@ -238,6 +261,7 @@ impl Searcher for BayesOpt {
             initial,
             suggested: 0,
             theta: None,
+            fitted_on: None,
             fits: 0,
         });
         Ok(())
@@ -296,6 +320,41 @@ mod tests {
         assert_eq!(center, 2.0);
         assert!((scale - (2.0f64 / 3.0).sqrt()).abs() < 1e-12);
         assert_eq!(standardization(&[5.0, 5.0]), (5.0, 1.0), "constant results keep scale 1");
+    }
+
+    #[test]
+    fn hyperparameters_are_fitted_again_only_when_the_data_changed() {
+        use hpo_core::{Metrics, Mode, Objective};
+        let space = Space::builder().uniform("x", 0.0, 1.0).build().expect("space");
+        let mut bo = BayesOpt { n_startup: 3, ..BayesOpt::default() };
+        bo.init(&Context::new(space, Objective::new("loss", Mode::Min), 0)).expect("init");
+        let finish = |bo: &mut BayesOpt, trial_id: TrialId, config: &Config| {
+            let objectives = [(config.f64("x").expect("x") - 0.3).powi(2)];
+            let (metrics, objective) = (Metrics::new(), objectives[0]);
+            let report = Report {
+                trial_id,
+                config,
+                metrics: &metrics,
+                resource: 1.0,
+                objective,
+                objectives: &objectives,
+                violation: 0.0,
+            };
+            bo.on_report(&report);
+            bo.on_complete(trial_id);
+        };
+        for trial_id in 0..3 {
+            let config = bo.suggest(trial_id).expect("a random config");
+            finish(&mut bo, trial_id, &config);
+        }
+        let fits = |bo: &BayesOpt| bo.state.as_ref().map(|s| s.fits);
+        let running = bo.suggest(3).expect("a proposal");
+        assert_eq!(fits(&bo), Some(1));
+        bo.suggest(4).expect("a proposal, trial 3 pending");
+        assert_eq!(fits(&bo), Some(1), "the same three results: the same hyperparameters");
+        finish(&mut bo, 3, &running);
+        bo.suggest(5).expect("a proposal");
+        assert_eq!(fits(&bo), Some(2), "a fourth result: fitted again");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! What a model-based searcher remembers: each trial's config and encoding, its results per
 //! resource level, which trials still run, and on finite spaces every config suggested.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use hpo_core::{Config, Context, Grid, HpoRng, Report, Space, TrialId};
 use rand::RngExt;
+use rustc_hash::FxHashSet;
 
 use crate::random::{first_unseen, key};
 
@@ -23,7 +24,7 @@ pub(crate) struct History {
     levels: BTreeMap<u64, BTreeMap<TrialId, f64>>,
     /// On a finite space: its grid of every config, and every config suggested so far, so
     /// none repeats.
-    seen: Option<(Grid, HashSet<Vec<u64>>)>,
+    seen: Option<(Grid, FxHashSet<Vec<u64>>)>,
     /// With several objectives or constraints: per level, each trial's objectives and
     /// violation, from which [`History::scalarize`] rewrites `levels`.
     scored: Option<BTreeMap<u64, Scored>>,
@@ -58,7 +59,7 @@ impl History {
             trials: Vec::new(),
             running: BTreeSet::new(),
             levels: BTreeMap::new(),
-            seen: space.every_config().map(|grid| (grid, HashSet::new())),
+            seen: space.every_config().map(|grid| (grid, FxHashSet::default())),
             scored: ctx.ranks_by_pareto().then(BTreeMap::new),
             min_points: dims + 2,
             name,

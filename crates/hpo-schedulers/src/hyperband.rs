@@ -7,10 +7,9 @@
 //! of leaving a worker idle (successive halving waits at the barrier, as in d2l); a failed trial fills its slot with the worst value, so no bracket
 //! blocks forever.
 
-use std::collections::HashMap;
-
 use hpo_core::pareto::rank_order;
 use hpo_core::{Config, Context, Decision, Report, Scheduler, Searcher, SetupError, Suggestion, TrialId};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::asha::hyperband_counts;
@@ -73,15 +72,15 @@ struct Brackets {
     next_shape: usize,
     runs: Vec<Option<BracketRun>>,
     /// Where each running trial sits: (run, slot).
-    position: HashMap<TrialId, (usize, usize)>,
-    configs: HashMap<TrialId, Config>,
+    position: FxHashMap<TrialId, (usize, usize)>,
+    configs: FxHashMap<TrialId, Config>,
     max_resource_attr: Option<String>,
     searcher_done: bool,
     /// Open another bracket when every open one waits on running trials (Hyperband), or
     /// leave workers idle at the barrier (successive halving, as in d2l).
     open_when_waiting: bool,
     /// Rank by several objectives or constraints: each trial's latest rung result.
-    pareto: Option<HashMap<TrialId, (Vec<f64>, f64)>>,
+    pareto: Option<FxHashMap<TrialId, (Vec<f64>, f64)>>,
 }
 
 impl Brackets {
@@ -90,7 +89,7 @@ impl Brackets {
             shapes,
             max_resource_attr: ctx.max_resource_attr.clone(),
             open_when_waiting,
-            pareto: ctx.ranks_by_pareto().then(HashMap::new),
+            pareto: ctx.ranks_by_pareto().then(FxHashMap::default),
             ..Brackets::default()
         }
     }

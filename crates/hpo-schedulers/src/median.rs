@@ -1,6 +1,5 @@
-use std::collections::HashMap;
-
 use hpo_core::{Context, Decision, Report, Scheduler, Searcher, SetupError, Suggestion, TrialId};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::fifo::{default_searcher, start_or_done};
@@ -37,9 +36,9 @@ pub struct MedianStopping {
 #[derive(Default)]
 struct State {
     /// Per step: the quantile of the best-so-far values trials had at that step.
-    steps: HashMap<i64, RunningQuantile>,
+    steps: FxHashMap<i64, RunningQuantile>,
     /// Per trial: best value so far and the last step it was recorded at.
-    best: HashMap<TrialId, (f64, i64)>,
+    best: FxHashMap<TrialId, (f64, i64)>,
 }
 
 impl MedianStopping {

@@ -1,11 +1,12 @@
 //! NSGA-II (Deb et al., 2002) as a searcher: a genetic algorithm over the search space that
 //! keeps the best trials by constrained non-dominated sorting and crowding distance.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use hpo_core::pareto::rank_order;
 use hpo_core::{Config, Context, Domain, HpoRng, Report, Searcher, SetupError, Space, TrialId, Value, derive_rng};
 use rand::RngExt;
+use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::random::key;
@@ -97,7 +98,7 @@ struct State {
     /// Best first.
     population: Vec<TrialId>,
     /// On a finite space, its size and every config suggested (a repeat would be wasted).
-    seen: Option<(usize, HashSet<Vec<u64>>)>,
+    seen: Option<(usize, FxHashSet<Vec<u64>>)>,
     suggested: usize,
 }
 
@@ -126,7 +127,7 @@ impl Searcher for Nsga2 {
             results: BTreeMap::new(),
             fresh: BTreeSet::new(),
             population: Vec::new(),
-            seen: ctx.space.every_config().map(|grid| (grid.len(), HashSet::new())),
+            seen: ctx.space.every_config().map(|grid| (grid.len(), FxHashSet::default())),
             suggested: 0,
         });
         Ok(())

@@ -1,10 +1,11 @@
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use hpo_core::{
     Config, Context, Decision, Domain, HpoRng, Report, Scheduler, Searcher, SetupError, Space, Suggestion, TrialId,
     Value, derive_rng,
 };
 use rand::RngExt;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::fifo::default_searcher;
@@ -66,7 +67,7 @@ struct State {
     mutate: Option<Vec<String>>,
     max_resource_attr: Option<String>,
     max_t: f64,
-    members: HashMap<TrialId, Member>,
+    members: FxHashMap<TrialId, Member>,
     started: usize,
     /// New trials to start: (config, trial whose checkpoint to copy).
     replacements: VecDeque<(Config, TrialId)>,
@@ -103,7 +104,7 @@ impl Scheduler for Pbt {
             mutate: self.mutate.clone(),
             max_resource_attr: ctx.max_resource_attr.clone(),
             max_t,
-            members: HashMap::new(),
+            members: FxHashMap::default(),
             started: 0,
             replacements: VecDeque::new(),
             rng: derive_rng(ctx.seed, "scheduler"),
