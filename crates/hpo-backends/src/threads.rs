@@ -351,9 +351,12 @@ impl Backend for ThreadBackend {
     async fn decide(&mut self, trial_id: TrialId, decision: Decision) -> Result<(), BackendError> {
         if let Some(control) = self.controls.get(&trial_id) {
             match decision {
-                // Only a trial waiting for its answer goes on: one that did not wait is running.
+                // Only a trial waiting for its answer goes on (and is woken): one that did not
+                // wait is running.
                 Decision::Continue => {
-                    let _ = control.state.compare_exchange(AWAITING, RUNNING, Ordering::AcqRel, Ordering::Acquire);
+                    if control.state.compare_exchange(AWAITING, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                        return Ok(());
+                    }
                 }
                 Decision::Stop => control.state.store(STOP, Ordering::Release),
                 Decision::Pause => control.state.store(PAUSE, Ordering::Release),
