@@ -311,15 +311,20 @@ impl Tuner {
                 }
             } else {
                 let (deadline, flush_at) = (self.deadline(), self.flush_deadline());
-                tokio::select! {
-                    biased;
-                    () = wait_for(&mut self.interrupt) => {
-                        self.interrupt = None;
-                        self.dispatcher.end(EndReason::Interrupted, self.now())?;
+                if self.interrupt.is_none() && deadline.is_none() && flush_at.is_none() {
+                    // Nothing else to wait for (a simulation without an interrupt): the events.
+                    self.backend.next_events(&mut events).await?;
+                } else {
+                    tokio::select! {
+                        biased;
+                        () = wait_for(&mut self.interrupt) => {
+                            self.interrupt = None;
+                            self.dispatcher.end(EndReason::Interrupted, self.now())?;
+                        }
+                        () = sleep_until(deadline) => self.dispatcher.end(EndReason::MaxWallclock, self.now())?,
+                        result = self.backend.next_events(&mut events) => result?,
+                        () = sleep_until(flush_at) => self.dispatcher.flush()?,
                     }
-                    () = sleep_until(deadline) => self.dispatcher.end(EndReason::MaxWallclock, self.now())?,
-                    result = self.backend.next_events(&mut events) => result?,
-                    () = sleep_until(flush_at) => self.dispatcher.flush()?,
                 }
                 let offset = self.clock_offset();
                 events.iter_mut().for_each(|event| event.time += offset);
