@@ -293,7 +293,7 @@ impl ProcessBackend {
     }
 
     /// Trials are steps of Slurm job `job`: a step that fails while Slurm takes the job back
-    /// was cancelled with it (see [`step_failure`]).
+    /// was cancelled with it (see [`hold_while_taken_back`]).
     pub(crate) fn steps_of(mut self, job: String) -> ProcessBackend {
         self.allocation = Some(job.into());
         self
@@ -542,6 +542,13 @@ async fn supervise(mut s: Supervised) {
     let tail = stderr_task.await.unwrap_or_default();
     drop(out.log.take());
     tidy_trial_dir(&s.dir);
+    let failed = out.problem.is_none() && !status.is_some_and(|status| status.success());
+    let taken_back = match &s.allocation {
+        Some(job) if failed && s.intent.load(Ordering::Acquire) == RUNNING => {
+            hold_while_taken_back(job, &s.intent).await
+        }
+        _ => None,
+    };
     let kind = match s.intent.load(Ordering::Acquire) {
         STOPPING => EventKind::Stopped,
         PAUSING => EventKind::Paused,
@@ -550,10 +557,10 @@ async fn supervise(mut s: Supervised) {
             (None, Some(status)) if status.success() => EventKind::Completed,
             (None, status) => {
                 let failure = describe_failure(status, &tail);
-                match &s.allocation {
-                    Some(job) => step_failure(job, failure, &s.intent).await,
-                    None => EventKind::Failed(failure),
-                }
+                EventKind::Failed(match taken_back {
+                    Some(why) => format!("{failure}; {why}"),
+                    None => failure,
+                })
             }
         },
     };
@@ -564,25 +571,21 @@ async fn supervise(mut s: Supervised) {
 /// Slurm's default KillWait (30 s), the time between SIGTERM and SIGKILL.
 const ALLOCATION_ENDING_WAIT: Duration = Duration::from_secs(60);
 
-/// How a Slurm job step that exited unsuccessfully ends. If Slurm is taking its allocation
-/// back (requeue, preemption, time limit, scancel: the job is no longer RUNNING), the step
-/// was cancelled with it, and hpo is about to get SIGTERM and quit with the experiment open,
-/// for `--resume` to launch the trial again from its checkpoint; which of the two Slurm
-/// signals first is a race. So the trial's end is held back, not recorded as a failure. A
-/// stop or pause asked meanwhile ends it as asked; should hpo live on past the wait, the
-/// trial fails after all, with the job's state.
-async fn step_failure(job: &str, failure: String, intent: &AtomicU8) -> EventKind {
-    let Some(state) = crate::slurm::allocation_ending(job).await else { return EventKind::Failed(failure) };
+/// Holds back the end of a Slurm job step that exited unsuccessfully while Slurm takes its
+/// allocation back (requeue, preemption, time limit, scancel: the job is no longer RUNNING).
+/// The step was cancelled with the job, and hpo is about to get SIGTERM and quit with the
+/// experiment open, for `--resume` to launch the trial again from its checkpoint; which of
+/// the two Slurm signals first is a race. Waits until a stop or pause is asked (the trial
+/// ends as asked) or, should hpo live on, [`ALLOCATION_ENDING_WAIT`] has passed: then the
+/// job's state, for the failure. `None` at once while the job runs.
+async fn hold_while_taken_back(job: &str, intent: &AtomicU8) -> Option<String> {
+    let state = crate::slurm::allocation_ending(job).await?;
     log::warn!("a trial's step ended while Slurm job {job} is {state}: waiting for hpo's own SIGTERM");
     let until = Instant::now() + ALLOCATION_ENDING_WAIT;
-    while Instant::now() < until {
-        match intent.load(Ordering::Acquire) {
-            STOPPING => return EventKind::Stopped,
-            PAUSING => return EventKind::Paused,
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
+    while Instant::now() < until && intent.load(Ordering::Acquire) == RUNNING {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    EventKind::Failed(format!("{failure}; Slurm job {job}, the allocation, is {state}"))
+    Some(format!("Slurm job {job}, the allocation, is {state}"))
 }
 
 /// The state of one trial's stdout: its log, and the first problem found in it.

@@ -17,7 +17,7 @@
 //!
 //! Steps: the process backend with `srun` before the command. A step that fails while Slurm
 //! takes the allocation back is held back, not recorded as failed (see
-//! `process::step_failure`): hpo's own SIGTERM follows and leaves the trial to `--resume`.
+//! `process::hold_while_taken_back`): hpo's own SIGTERM follows and leaves the trial to `--resume`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Read, Seek, SeekFrom};

@@ -1,6 +1,8 @@
 //! Bayesian optimization with a Gaussian process and expected improvement.
 
-use hpo_core::{Config, Context, HpoRng, Report, Searcher, SetupError, Space, TrialId, derive_rng, derive_seed};
+use hpo_core::{
+    Config, Context, HpoRng, Report, Searcher, SetupError, Space, TotalF64, TrialId, derive_rng, derive_seed,
+};
 use rand::RngExt;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -150,9 +152,7 @@ impl State {
             .filter(|c| !self.history.was_suggested(c))
             .collect();
         // On a finite space draws repeat (late in a run, most do): score each config once.
-        candidates.sort_unstable_by(|a, b| {
-            a.iter().zip(b).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
-        });
+        candidates.sort_unstable_by(|a, b| a.iter().copied().map(TotalF64).cmp(b.iter().copied().map(TotalF64)));
         candidates.dedup();
         let scores = score(&candidates);
         let mut ranked: Vec<(f64, Vec<f64>)> = scores.into_iter().zip(candidates).collect();

@@ -3,11 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hpo_core::{Config, Context, Grid, HpoRng, Report, Space, TrialId};
+use hpo_core::{Config, Context, HpoRng, Report, Space, TrialId};
 use rand::RngExt;
-use rustc_hash::FxHashSet;
 
-use crate::random::{first_unseen, key};
+use crate::random::Suggested;
 
 /// A level's results with several objectives or constraints: by trial, its objectives and
 /// violation.
@@ -24,7 +23,7 @@ pub(crate) struct History {
     levels: BTreeMap<u64, BTreeMap<TrialId, f64>>,
     /// On a finite space: its grid of every config, and every config suggested so far, so
     /// none repeats.
-    seen: Option<(Grid, FxHashSet<Vec<u64>>)>,
+    seen: Option<Suggested>,
     /// With several objectives or constraints: per level, each trial's objectives and
     /// violation, from which [`History::scalarize`] rewrites `levels`.
     scored: Option<BTreeMap<u64, Scored>>,
@@ -59,7 +58,7 @@ impl History {
             trials: Vec::new(),
             running: BTreeSet::new(),
             levels: BTreeMap::new(),
-            seen: space.every_config().map(|grid| (grid, FxHashSet::default())),
+            seen: Suggested::of(space),
             scored: ctx.ranks_by_pareto().then(BTreeMap::new),
             min_points: dims + 2,
             name,
@@ -70,35 +69,25 @@ impl History {
     /// Whether `config` may be suggested: always on a continuous space; on a finite one only
     /// the first time (it is then remembered as suggested).
     pub fn is_new(&mut self, config: &Config) -> bool {
-        match &mut self.seen {
-            Some((_, seen)) => seen.insert(key(&self.space, config)),
-            None => true,
-        }
+        self.seen.as_mut().is_none_or(|seen| seen.is_new(&self.space, config))
     }
 
     /// Whether `config` was never suggested (always, on a continuous space).
     pub fn is_unseen(&self, config: &Config) -> bool {
-        match &self.seen {
-            Some((_, seen)) => !seen.contains(&key(&self.space, config)),
-            None => true,
-        }
+        self.seen.as_ref().is_none_or(|seen| !seen.contains(&self.space, config))
     }
 
     /// On a finite space, a config never suggested (the first at or after a random grid
     /// index), once drawing at random keeps finding repeats; `None` when every config was
     /// suggested or the space is continuous.
     pub fn unseen(&self, rng: &mut HpoRng) -> Option<Config> {
-        let (grid, seen) = self.seen.as_ref()?;
-        if grid.is_empty() {
-            return None;
-        }
-        first_unseen(&self.space, grid, seen, rng.random_range(0..grid.len()))
+        let seen = self.seen.as_ref().filter(|seen| seen.size() > 0)?;
+        seen.first_unseen(&self.space, rng.random_range(0..seen.size()))
     }
 
     /// Whether `encoded` was suggested before, on a finite space.
     pub fn was_suggested(&self, encoded: &[f64]) -> bool {
-        let Some((_, seen)) = &self.seen else { return false };
-        seen.contains(bytemuck::cast_slice::<f64, u64>(encoded))
+        self.seen.as_ref().is_some_and(|seen| seen.contains_encoded(encoded))
     }
 
     fn trial(&self, id: TrialId) -> Option<&Trial> {

@@ -6,10 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use hpo_core::pareto::rank_order;
 use hpo_core::{Config, Context, Domain, HpoRng, Report, Searcher, SetupError, Space, TrialId, Value, derive_rng};
 use rand::RngExt;
-use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
-use crate::random::key;
+use crate::random::Suggested;
 
 /// NSGA-II, asynchronous (steady state): each suggestion is one child, bred from the current
 /// population, so that it keeps any number of workers busy.
@@ -97,8 +96,8 @@ struct State {
     fresh: BTreeSet<TrialId>,
     /// Best first.
     population: Vec<TrialId>,
-    /// On a finite space, its size and every config suggested (a repeat would be wasted).
-    seen: Option<(usize, FxHashSet<Vec<u64>>)>,
+    /// On a finite space, every config suggested (a repeat would be wasted).
+    seen: Option<Suggested>,
     suggested: usize,
 }
 
@@ -127,7 +126,7 @@ impl Searcher for Nsga2 {
             results: BTreeMap::new(),
             fresh: BTreeSet::new(),
             population: Vec::new(),
-            seen: ctx.space.every_config().map(|grid| (grid.len(), FxHashSet::default())),
+            seen: Suggested::of(&ctx.space),
             suggested: 0,
         });
         Ok(())
@@ -139,7 +138,7 @@ impl Searcher for Nsga2 {
         state.suggested += 1;
         state.select(self.population_size);
         let population = state.population.clone();
-        if state.seen.as_ref().is_some_and(|(size, seen)| seen.len() >= *size) {
+        if state.seen.as_ref().is_some_and(Suggested::all) {
             return None; // every config of the finite space was suggested
         }
         let breed = state.suggested > self.population_size && population.len() >= 2;
@@ -156,14 +155,13 @@ impl Searcher for Nsga2 {
             }
         }
         // Nearly every config was suggested: the first one left, in grid order.
-        let grid = state.space.every_config();
-        match (&mut state.seen, grid) {
-            (Some((_, seen)), Some(grid)) => {
-                let config = grid.iter().find(|c| !seen.contains(&key(&state.space, c)))?;
-                seen.insert(key(&state.space, &config));
+        match &mut state.seen {
+            Some(seen) => {
+                let config = seen.first_unseen(&state.space, 0)?;
+                seen.is_new(&state.space, &config);
                 Some(config)
             }
-            _ => Some(state.space.sample(&mut state.rng)),
+            None => Some(state.space.sample(&mut state.rng)),
         }
     }
 
@@ -197,10 +195,7 @@ impl State {
     /// Whether `config` may be suggested (remembering it): always on a continuous space, the
     /// first time on a finite one.
     fn is_new(&mut self, config: &Config) -> bool {
-        match &mut self.seen {
-            Some((_, seen)) => seen.insert(key(&self.space, config)),
-            None => true,
-        }
+        self.seen.as_mut().is_none_or(|seen| seen.is_new(&self.space, config))
     }
 
     /// Makes the population the `size` best of itself and the fresh results, and forgets

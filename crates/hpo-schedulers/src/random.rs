@@ -33,7 +33,7 @@ enum Finite {
     Shuffle { grid: Grid, order: LazyShuffle, given: FxHashSet<Vec<u64>> },
     /// Some domain is not uniform over its values (`lograndint`): sample it as usual and
     /// reject configs seen before.
-    Reject { grid: Grid, seen: FxHashSet<Vec<u64>> },
+    Reject(Suggested),
 }
 
 /// A random permutation of `0..len` drawn one element at a time (Fisher-Yates from the
@@ -66,17 +66,57 @@ impl LazyShuffle {
     }
 }
 
-/// The first config of `grid` at or after `start` (wrapping around) that `seen` does not
-/// hold: at most `seen.len() + 1` configs are looked at, so this is cheap however large the
-/// grid is.
-pub(crate) fn first_unseen(space: &Space, grid: &Grid, seen: &FxHashSet<Vec<u64>>, start: usize) -> Option<Config> {
-    let len = grid.len();
-    let start = start.checked_rem(len)?;
-    // Indices start, start+1, ..., len-1, 0, 1, ... without overflowing near usize::MAX.
-    let index = |k: usize| if k < len - start { start + k } else { k - (len - start) };
-    (0..len.min(seen.len().saturating_add(1)))
-        .filter_map(|k| grid.get(index(k)))
-        .find(|c| !seen.contains(&key(space, c)))
+/// On a finite space: its grid and every config suggested so far (by [`key`]), so that none
+/// repeats, in memory proportional to the suggestions, never to the space's size.
+#[derive(Clone, Debug)]
+pub(crate) struct Suggested {
+    grid: Grid,
+    seen: FxHashSet<Vec<u64>>,
+}
+
+impl Suggested {
+    /// `None` on a space too large to count or continuous.
+    pub fn of(space: &Space) -> Option<Suggested> {
+        Some(Suggested { grid: space.every_config()?, seen: FxHashSet::default() })
+    }
+
+    /// Whether `config` was never suggested; it is remembered as suggested now.
+    pub fn is_new(&mut self, space: &Space, config: &Config) -> bool {
+        self.seen.insert(key(space, config))
+    }
+
+    /// Whether `config` was suggested before.
+    pub fn contains(&self, space: &Space, config: &Config) -> bool {
+        self.seen.contains(&key(space, config))
+    }
+
+    /// Whether the config of this \[0,1\] encoding was suggested before.
+    pub fn contains_encoded(&self, encoded: &[f64]) -> bool {
+        self.seen.contains(bytemuck::cast_slice::<f64, u64>(encoded))
+    }
+
+    /// Whether every config of the space was suggested.
+    pub fn all(&self) -> bool {
+        self.seen.len() >= self.grid.len()
+    }
+
+    /// How many configs the space has.
+    pub fn size(&self) -> usize {
+        self.grid.len()
+    }
+
+    /// The first config at or after grid index `start` (wrapping around) never suggested:
+    /// at most `seen.len() + 1` configs are looked at, so this is cheap however large the
+    /// grid is. It is not remembered.
+    pub fn first_unseen(&self, space: &Space, start: usize) -> Option<Config> {
+        let len = self.grid.len();
+        let start = start.checked_rem(len)?;
+        // Indices start, start+1, ..., len-1, 0, 1, ... without overflowing near usize::MAX.
+        let index = |k: usize| if k < len - start { start + k } else { k - (len - start) };
+        (0..len.min(self.seen.len().saturating_add(1)))
+            .filter_map(|k| self.grid.get(index(k)))
+            .find(|c| !self.contains(space, c))
+    }
 }
 
 /// A config's identity without formatting it: the bits of its [0,1] encoding.
@@ -127,21 +167,18 @@ impl State {
                     return Some(config);
                 }
             },
-            Finite::Reject { grid, seen } => {
-                if seen.len() >= grid.len() {
+            Finite::Reject(suggested) => {
+                if suggested.all() {
                     return None;
                 }
                 let space = &self.space;
                 let rng = &mut self.rng;
-                let config = (0..1000).map(|_| space.sample(rng)).find(|c| !seen.contains(&key(space, c)));
+                let config = (0..1000).map(|_| space.sample(rng)).find(|c| !suggested.contains(space, c));
                 let config = match config {
                     Some(config) => config,
-                    None => {
-                        let start = rng.random_range(0..grid.len());
-                        first_unseen(space, grid, seen, start)?
-                    }
+                    None => suggested.first_unseen(space, rng.random_range(0..suggested.size()))?,
                 };
-                seen.insert(key(space, &config));
+                suggested.is_new(space, &config);
                 Some(config)
             }
         }
@@ -161,11 +198,11 @@ impl Searcher for RandomSearcher {
         let uniform = ctx.space.params().all(|(_, d)| !matches!(d, Domain::LogRandInt { .. }));
         // A space too large to count (beyond usize) is drawn with replacement: a repeat is
         // as likely as not at all.
-        let finite = ctx.space.every_config().map(|grid| {
+        let finite = Suggested::of(&ctx.space).map(|Suggested { grid, .. }| {
             if uniform {
                 Finite::Shuffle { order: LazyShuffle::new(grid.len()), grid, given }
             } else {
-                Finite::Reject { grid, seen: given }
+                Finite::Reject(Suggested { grid, seen: given })
             }
         });
         self.state =
