@@ -24,7 +24,7 @@ use crate::blackbox::{Blackbox, Curve};
 pub struct SimStats {
     /// Simulated worker-seconds spent running trials.
     pub busy_time: f64,
-    /// Reports replayed.
+    /// Reports replayed, by the trials that ended or were stopped or paused.
     pub reports: u64,
 }
 
@@ -46,10 +46,11 @@ struct SimTrial {
     epoch: u32,
     /// The epoch the trial may train to (its `max_resource_attr`).
     limit: u32,
-    /// Simulated time at which the current run segment began, and the curve's elapsed time
-    /// at the epoch it began from.
+    /// Simulated time at which the current run segment began, the curve's elapsed time at
+    /// the epoch it began from, and that epoch.
     origin: f64,
     base_elapsed: f64,
+    base_epoch: u32,
     /// Bumped when the trial is stopped or paused, so queued events of the old run are dropped.
     generation: u32,
     failure: Option<String>,
@@ -58,9 +59,10 @@ struct SimTrial {
 /// Runs trials on a simulated clock from a blackbox.
 pub struct SimulatorBackend {
     blackbox: Arc<dyn Blackbox>,
-    /// (index into the blackbox's metrics, name) of each reported metric.
-    reported: Vec<(usize, String)>,
-    resource_attr: String,
+    /// (index into the blackbox's metrics, name) of each reported metric; the names are
+    /// shared by every report.
+    reported: Vec<(usize, Arc<str>)>,
+    resource_attr: Arc<str>,
     max_resource_attr: Option<String>,
     seed: u64,
     time: f64,
@@ -87,13 +89,13 @@ impl SimulatorBackend {
             .iter()
             .map(|m| {
                 info.metric_index(m)
-                    .map(|i| (i, (*m).to_owned()))
+                    .map(|i| (i, Arc::from(*m)))
                     .ok_or_else(|| crate::Error::Setting(format!("blackbox `{}` has no metric `{m}`", info.name)))
             })
             .collect::<Result<_, _>>()?;
         Ok(SimulatorBackend {
             scratch: vec![0.0; info.metrics.len()],
-            resource_attr: info.resource_attr.clone(),
+            resource_attr: Arc::from(info.resource_attr.as_str()),
             blackbox,
             reported,
             max_resource_attr: max_resource_attr.map(str::to_owned),
@@ -152,7 +154,10 @@ impl SimulatorBackend {
         if let Some(trial) = self.trials.get(&trial_id)
             && let Ok(mut stats) = self.stats.lock()
         {
+            // Counted per segment rather than per report: a lock per report costs more than
+            // making the report.
             stats.busy_time += self.time - trial.origin;
+            stats.reports += u64::from(trial.epoch - trial.base_epoch);
         }
     }
 }
@@ -173,6 +178,7 @@ impl Backend for SimulatorBackend {
         {
             existing.limit = limit;
             existing.origin = self.time;
+            existing.base_epoch = existing.epoch;
             existing.base_elapsed = if existing.epoch == 0 {
                 0.0
             } else {
@@ -195,6 +201,7 @@ impl Backend for SimulatorBackend {
                         limit,
                         origin: self.time,
                         base_elapsed,
+                        base_epoch: done,
                         generation: 0,
                         failure: None,
                     },
@@ -211,6 +218,7 @@ impl Backend for SimulatorBackend {
                         limit,
                         origin: self.time,
                         base_elapsed: 0.0,
+                        base_epoch: 0,
                         generation: 0,
                         failure: Some(e.to_string()),
                     },
@@ -256,12 +264,9 @@ impl Backend for SimulatorBackend {
                     trial.epoch += 1;
                     trial.curve.at(trial.epoch, &mut self.scratch);
                     let mut metrics = Metrics::new();
-                    metrics.insert(self.resource_attr.clone(), f64::from(trial.epoch));
+                    metrics.insert(Arc::clone(&self.resource_attr), f64::from(trial.epoch));
                     for (i, name) in &self.reported {
-                        metrics.insert(name.clone(), self.scratch[*i]);
-                    }
-                    if let Ok(mut stats) = self.stats.lock() {
-                        stats.reports += 1;
+                        metrics.insert(Arc::clone(name), self.scratch[*i]);
                     }
                     EventKind::Report(metrics)
                 }

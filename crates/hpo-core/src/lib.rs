@@ -11,6 +11,7 @@ mod experiment;
 pub mod importance;
 pub mod interrupt;
 mod journal;
+mod metrics;
 pub mod pareto;
 mod protocol;
 mod results;
@@ -25,6 +26,7 @@ pub use hpo_space::{Condition, Config, ConfigError, Domain, Grid, Space, SpaceEr
 pub use journal::{
     ABORT_AFTER_ENTRIES, Entry, JOURNAL_VERSION, Journal, JournalError, JournalSync, Recorded, read_journal,
 };
+pub use metrics::Metrics;
 pub use protocol::{Answer, PROTOCOL_VERSION, Request, SchedulerFactory, SchedulerServer};
 pub use results::{ExperimentResults, Leaderboard, Pareto, ParetoPoint, ResultsError, Row, TrialSummary};
 pub use rng::{HpoRng, derive_rng, derive_seed};
@@ -32,9 +34,7 @@ pub use traits::{
     Backend, BackendError, Context, Event, EventKind, Scheduler, Score, Searcher, SetupError, TrialStart,
 };
 pub use tuner::{EndReason, Incumbent, Observer, Progress, StopCriteria, Summary, Tuner, TunerError};
-pub use types::{
-    Decision, MetricError, Metrics, Mode, Objective, Report, Status, Suggestion, TotalF64, TrialId, panic_message,
-};
+pub use types::{Decision, MetricError, Mode, Objective, Report, Status, Suggestion, TotalF64, TrialId, panic_message};
 
 /// Re-exported so that crates registering searchers and schedulers use the same version.
 pub use async_trait::async_trait;

@@ -60,7 +60,7 @@ impl Constraint {
     /// missing or not finite).
     pub fn violation(&self, metrics: &Metrics) -> f64 {
         match metrics.get(&self.metric) {
-            Some(&v) if v.is_finite() => {
+            Some(v) if v.is_finite() => {
                 if self.at_most {
                     (v - self.bound).max(0.0)
                 } else {

@@ -73,7 +73,7 @@ impl Request {
 
     /// The `report` request for a trial's metrics (JSON has no NaN: those become `null`).
     pub fn report(trial_id: TrialId, metrics: &Metrics) -> Request {
-        let metrics = metrics.iter().map(|(k, v)| (k.clone(), v.is_finite().then_some(*v))).collect();
+        let metrics = metrics.iter().map(|(k, v)| (k.to_owned(), v.is_finite().then_some(v))).collect();
         Request::Report { trial_id, metrics }
     }
 

@@ -54,7 +54,7 @@ impl TrialSummary {
 
     /// The resource (`resource_attr`) at which the best value was reported.
     pub fn best_at(&self, resource_attr: Option<&str>) -> Option<f64> {
-        self.best_metrics.as_ref()?.get(resource_attr?).copied()
+        self.best_metrics.as_ref()?.get(resource_attr?)
     }
 }
 
@@ -268,7 +268,7 @@ impl ExperimentResults {
             let point = ParetoPoint {
                 trial_id,
                 row,
-                values: objectives.iter().map(|o| metrics.get(&o.metric).copied().unwrap_or(f64::NAN)).collect(),
+                values: objectives.iter().map(|o| metrics.get(&o.metric).unwrap_or(f64::NAN)).collect(),
                 minimized: objectives.iter().map(|o| o.of(metrics).unwrap_or(f64::INFINITY)).collect(),
                 violation: constraints.iter().map(|c| c.violation(metrics)).sum(),
             };
@@ -313,7 +313,7 @@ impl ExperimentResults {
     /// column `metric_<name>` instead.
     pub fn metric_columns(&self) -> Vec<(String, String)> {
         let config_keys: BTreeSet<&str> = self.trials.iter().flat_map(|t| t.config.iter().map(|(k, _)| k)).collect();
-        let metric_keys: BTreeSet<&str> = self.rows.iter().flat_map(|r| r.metrics.keys().map(String::as_str)).collect();
+        let metric_keys: BTreeSet<&str> = self.rows.iter().flat_map(|r| r.metrics.names()).collect();
         let mut taken: BTreeSet<String> = FIXED_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
         taken.extend(config_keys.iter().map(|k| format!("config_{k}")));
         let unique: BTreeSet<String> = metric_keys.iter().map(|k| (*k).to_owned()).collect();
@@ -374,7 +374,7 @@ impl ExperimentResults {
                 status.as_str().to_owned(),
             ];
             record.extend(config_keys.iter().map(|k| trial.config.get(k).map(Value::to_string).unwrap_or_default()));
-            record.extend(metrics.iter().map(|(k, _)| row.metrics.get(k).map(f64::to_string).unwrap_or_default()));
+            record.extend(metrics.iter().map(|(k, _)| row.metrics.get(k).map(|v| v.to_string()).unwrap_or_default()));
             w.write_record(&record)?;
         }
         w.flush()?;
@@ -822,7 +822,7 @@ mod tests {
         let report = |trial, error: f64, speed: Option<f64>, cost: f64| {
             let mut metrics: Metrics = [("error".to_owned(), error), ("cost".to_owned(), cost)].into_iter().collect();
             if let Some(speed) = speed {
-                metrics.insert("speed".into(), speed);
+                metrics.insert("speed", speed);
             }
             Entry::Report { t: 1.0, trial, metrics: Cow::Owned(metrics), decision: Decision::Continue }
         };

@@ -78,8 +78,7 @@ impl Context {
         for objective in self.objectives() {
             objectives.push(objective.of(metrics)?);
         }
-        let resource =
-            self.resource_attr.as_deref().and_then(|attr| metrics.get(attr).copied()).unwrap_or(f64::from(reports));
+        let resource = self.resource_attr.as_deref().and_then(|attr| metrics.get(attr)).unwrap_or(f64::from(reports));
         let violation = self.constraints.iter().map(|c| c.violation(metrics)).sum();
         Ok(Score { objective: objectives[0], resource, violation })
     }

@@ -1,6 +1,5 @@
 //! The vocabulary shared by searchers, schedulers, backends and the tuner.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use hpo_space::Config;
@@ -9,8 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Trials are numbered 0, 1, 2, ... in the order they are started.
 pub type TrialId = u64;
 
-/// The metrics of one report, by name (e.g. `epoch`, `val_loss`).
-pub type Metrics = BTreeMap<String, f64>;
+pub use crate::metrics::Metrics;
 
 /// An `f64` ordered by `total_cmp`, for heaps and ordered maps.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -84,11 +82,12 @@ impl Objective {
     /// The objective of a report: `Err` says why there is none (missing or not finite).
     pub fn of(&self, metrics: &Metrics) -> Result<f64, MetricError> {
         match metrics.get(&self.metric) {
-            None => {
-                Err(MetricError::Missing { metric: self.metric.clone(), reported: metrics.keys().cloned().collect() })
-            }
-            Some(v) if !v.is_finite() => Err(MetricError::NotFinite { metric: self.metric.clone(), value: *v }),
-            Some(&v) => Ok(self.to_minimize(v)),
+            None => Err(MetricError::Missing {
+                metric: self.metric.clone(),
+                reported: metrics.names().map(str::to_owned).collect(),
+            }),
+            Some(v) if !v.is_finite() => Err(MetricError::NotFinite { metric: self.metric.clone(), value: v }),
+            Some(v) => Ok(self.to_minimize(v)),
         }
     }
 }

@@ -248,7 +248,7 @@ pub(crate) fn trials_view(r: &ExperimentResults, query: &TrialsQuery, clauses: &
             "status" => Some(SortKey::Text(t.status.as_str().to_owned())),
             "best" => t.best.map(|b| SortKey::Number(TotalF64(b))),
             "reports" => Some(SortKey::Number(TotalF64(t.reports as f64))),
-            last if last.starts_with("last:") => t.last_metrics.get(&last[5..]).map(|&x| SortKey::Number(TotalF64(x))),
+            last if last.starts_with("last:") => t.last_metrics.get(&last[5..]).map(|x| SortKey::Number(TotalF64(x))),
             param => t.config_of_best().get(param).map(|v| match v.as_f64() {
                 Some(x) => SortKey::Number(TotalF64(x)),
                 None => SortKey::Text(v.to_string()),
@@ -345,7 +345,7 @@ pub(crate) fn curves_view(r: &ExperimentResults, top: usize) -> Value {
         let Some(Some(i)) = slot.get(row.trial_id as usize) else { continue };
         let Ok(value) = r.objective.of(&row.metrics) else { continue };
         let points = &mut curves[*i];
-        let x = resource_attr.and_then(|a| row.metrics.get(a).copied()).unwrap_or((points.len() + 1) as f64);
+        let x = resource_attr.and_then(|a| row.metrics.get(a)).unwrap_or((points.len() + 1) as f64);
         points.push((x, r.objective.to_metric(value), row.decision));
     }
     let curves: Vec<Value> = chosen

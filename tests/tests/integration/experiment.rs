@@ -245,7 +245,7 @@ mod properties {
             let line = format!("{}{}\n", hpo_backends::METRIC_PREFIX, serde_json::Value::Object(json));
             let parsed = hpo_backends::metrics_line(line.as_bytes()).unwrap().unwrap();
             for (k, v) in &values {
-                let got = parsed[k];
+                let got = parsed.get(k).unwrap();
                 prop_assert!(if v.is_finite() { got.to_bits() == v.to_bits() } else { got.is_nan() }, "{k}: {v} -> {got}");
             }
         }

@@ -65,7 +65,7 @@ fn decide(sim: &mut SimulatorBackend, id: u64, d: Decision) {
 
 fn summary(e: &Event) -> (f64, u64, String) {
     let what = match &e.kind {
-        EventKind::Report(m) => format!("epoch {}", m["epoch"]),
+        EventKind::Report(m) => format!("epoch {}", m.get("epoch").unwrap()),
         other => format!("{other:?}"),
     };
     (e.time, e.trial_id, what)
@@ -80,7 +80,7 @@ fn reports_come_at_start_plus_elapsed_time_in_order() {
     for _ in 0..8 {
         let e = next(&mut sim);
         if let EventKind::Report(m) = &e.kind {
-            assert_eq!(m["loss"], if e.trial_id == 0 { 1.0 } else { 2.0 } / m["epoch"]);
+            assert_eq!(m.get("loss").unwrap(), if e.trial_id == 0 { 1.0 } else { 2.0 } / m.get("epoch").unwrap());
             decide(&mut sim, e.trial_id, Decision::Continue);
         }
         seen.push(summary(&e));
@@ -124,6 +124,8 @@ fn stop_drops_future_events_and_pause_resumes_from_the_next_epoch() {
     assert_eq!(summary(&next(&mut sim)), (30.0, 0, "Completed".into()));
     // busy: trial 1 ran 5 s, trial 0 ran 10 s then 20 s
     assert_eq!(stats.lock().unwrap().busy_time, 35.0);
+    // reports: trial 1's epoch 1; trial 0's epoch 1, then 2 and 3
+    assert_eq!(stats.lock().unwrap().reports, 4);
 }
 
 #[test]

@@ -211,12 +211,10 @@ fn learning_curves(results: &ExperimentResults, path: &Path) -> anyhow::Result<P
     let mut curves: BTreeMap<u64, Curve> = BTreeMap::new();
     let mut rungs: BTreeMap<u64, usize> = BTreeMap::new();
     for row in &results.rows {
-        let Some(&value) = row.metrics.get(metric).filter(|v| v.is_finite()) else { continue };
+        let Some(value) = row.metrics.get(metric).filter(|v| v.is_finite()) else { continue };
         let curve = curves.entry(row.trial_id).or_default();
-        let resource = resource_attr
-            .as_deref()
-            .and_then(|a| row.metrics.get(a).copied())
-            .unwrap_or((curve.points.len() + 1) as f64);
+        let resource =
+            resource_attr.as_deref().and_then(|a| row.metrics.get(a)).unwrap_or((curve.points.len() + 1) as f64);
         curve.points.push((resource, value));
         if row.decision != Decision::Continue {
             curve.decisions.push((resource, value, row.decision));

@@ -160,7 +160,7 @@ fn execute(
     let mut reported = std::collections::BTreeSet::new();
     if spec.journal {
         let results = ExperimentResults::from_entries(&read_journal(&journal_path)?)?;
-        reported.extend(results.rows.iter().flat_map(|r| r.metrics.keys().cloned()));
+        reported.extend(results.rows.iter().flat_map(|r| r.metrics.names().map(str::to_owned)));
         for (metric, column) in results.metric_columns().iter().filter(|(m, c)| m != c) {
             errln!(
                 "hpo: warning: metric `{metric}` is in results.csv's column `{column}` (`{metric}` names another column)"

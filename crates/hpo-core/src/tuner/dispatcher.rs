@@ -238,7 +238,7 @@ impl Dispatcher {
         let config = Arc::clone(config);
         if let Some(done) = trial.counted_up_to {
             let resource = self.ctx.resource_attr.as_deref().and_then(|attr| metrics.get(attr));
-            if resource.is_some_and(|r| *r <= done) {
+            if resource.is_some_and(|r| r <= done) {
                 // Relaunched, it made this report again: not counted, but answered (a
                 // thread trial waits for the answer).
                 self.actions.decisions.push((trial_id, Decision::Continue));

@@ -1,0 +1,154 @@
+//! [`Metrics`]: the numbers of one report, by name.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
+
+/// The metrics of one report, by name (e.g. `epoch`, `val_loss`), in the order of their
+/// names, as a `BTreeMap<String, f64>` keeps them.
+///
+/// Made for the tuner's hot path, where every report is built, read and dropped: the names
+/// are shared (`Arc<str>`, so a backend that reuses its names clones a pointer) and up to
+/// four metrics are held inline, so such a report costs no allocation.
+#[derive(Clone, Default, PartialEq)]
+pub struct Metrics {
+    sorted: SmallVec<[(Arc<str>, f64); 4]>,
+}
+
+impl Metrics {
+    /// No metrics.
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    /// The value of the metric `name`, if reported.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        // A report has a few metrics: a scan that compares lengths first beats a search
+        // that orders names.
+        self.sorted.iter().find(|(n, _)| **n == *name).map(|(_, value)| *value)
+    }
+
+    /// Sets the metric `name` to `value`; the value it had, if any.
+    pub fn insert(&mut self, name: impl Into<Arc<str>>, value: f64) -> Option<f64> {
+        let name = name.into();
+        if self.sorted.last().is_none_or(|(last, _)| *last < name) {
+            self.sorted.push((name, value)); // names often come in order
+            return None;
+        }
+        match self.sorted.binary_search_by(|(n, _)| (**n).cmp(&name)) {
+            Ok(i) => Some(std::mem::replace(&mut self.sorted[i].1, value)),
+            Err(i) => {
+                self.sorted.insert(i, (name, value));
+                None
+            }
+        }
+    }
+
+    /// (name, value) of every metric, by name.
+    pub fn iter(&self) -> Iter<'_> {
+        self.sorted.iter().map(|(name, value)| (&**name, *value))
+    }
+
+    /// The names of the metrics, in order.
+    pub fn names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.sorted.iter().map(|(name, _)| &**name)
+    }
+
+    /// How many metrics there are.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+}
+
+impl<K: Into<Arc<str>>> FromIterator<(K, f64)> for Metrics {
+    fn from_iter<I: IntoIterator<Item = (K, f64)>>(iter: I) -> Metrics {
+        let mut metrics = Metrics::new();
+        for (name, value) in iter {
+            metrics.insert(name, value);
+        }
+        metrics
+    }
+}
+
+impl<K: Into<Arc<str>>, const N: usize> From<[(K, f64); N]> for Metrics {
+    fn from(metrics: [(K, f64); N]) -> Metrics {
+        metrics.into_iter().collect()
+    }
+}
+
+/// The iterator of [`Metrics::iter`].
+pub type Iter<'a> = std::iter::Map<std::slice::Iter<'a, (Arc<str>, f64)>, fn(&'a (Arc<str>, f64)) -> (&'a str, f64)>;
+
+impl<'a> IntoIterator for &'a Metrics {
+    type Item = (&'a str, f64);
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Metrics {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (name, value) in self.iter() {
+            map.serialize_entry(name, &value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Metrics {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Metrics, D::Error> {
+        struct MetricsVisitor;
+        impl<'de> Visitor<'de> for MetricsVisitor {
+            type Value = Metrics;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map from metric names to numbers")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Metrics, A::Error> {
+                let mut metrics = Metrics::new();
+                while let Some((name, value)) = map.next_entry::<String, f64>()? {
+                    metrics.insert(name, value);
+                }
+                Ok(metrics)
+            }
+        }
+        deserializer.deserialize_map(MetricsVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn reads_like_a_sorted_map() {
+        let mut m: Metrics =
+            [("loss", 0.5), ("epoch", 1.0), ("acc", 0.9), ("lr", 0.1), ("time", 3.0)].into_iter().collect();
+        assert_eq!(m.names().collect::<Vec<_>>(), ["acc", "epoch", "loss", "lr", "time"]);
+        assert_eq!(m.get("loss"), Some(0.5));
+        assert_eq!(m.get("los"), None);
+        assert_eq!(m.insert("loss", 0.25), Some(0.5));
+        assert_eq!((m.len(), m.get("loss")), (5, Some(0.25)));
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, r#"{"acc":0.9,"epoch":1.0,"loss":0.25,"lr":0.1,"time":3.0}"#);
+        assert_eq!(serde_json::from_str::<Metrics>(&json).unwrap(), m);
+        assert_eq!(format!("{:?}", Metrics::from_iter([("b", 2.0), ("a", 1.0)])), r#"{"a": 1.0, "b": 2.0}"#);
+    }
+}
