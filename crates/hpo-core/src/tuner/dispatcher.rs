@@ -61,6 +61,8 @@ pub(crate) struct Dispatcher {
     front_trajectory: Vec<(f64, Vec<f64>)>,
     /// The objectives of the report being handled (kept to spare an allocation per report).
     objectives: Vec<f64>,
+    /// The time of the latest event taken in.
+    latest: f64,
     actions: Actions,
     /// A resumed run's budgets from where the record ends ([`Dispatcher::go_on_if_due`]).
     pub(crate) go_on: Option<(usize, StopCriteria)>,
@@ -87,6 +89,7 @@ impl Dispatcher {
             front: Front::default(),
             front_trajectory: Vec::new(),
             objectives: Vec::new(),
+            latest: 0.0,
             actions: Actions::default(),
             go_on: None,
             relaunch_on_resume: false,
@@ -213,6 +216,10 @@ impl Dispatcher {
     /// Takes in one event of the backend.
     pub(crate) fn handle(&mut self, event: Event) -> Result<(), TunerError> {
         let Event { time, trial_id, kind } = event;
+        // Workers read the clock before they send, so events of several workers can arrive
+        // a hair out of time order: the experiment's time never goes back.
+        let time = time.max(self.latest);
+        self.latest = time;
         let Some(trial) = self.trials.get(trial_id) else {
             return Err(TunerError::UnknownTrial(trial_id));
         };

@@ -167,6 +167,20 @@ fn trials_start_report_and_complete() {
 }
 
 #[test]
+fn events_a_hair_out_of_time_order_do_not_take_the_time_back() {
+    let mut h = Harness::new(2, vec![start(0.1), start(0.2)], vec![]);
+    h.dispatcher.fill(0.0).unwrap();
+    let report = |loss: f64| EventKind::Report([("epoch", 1.0), ("loss", loss)].into());
+    // Trial 1 read the clock later but sent first (two worker threads).
+    h.dispatcher.handle(Event { time: 2.0, trial_id: 1, kind: report(0.5) }).unwrap();
+    h.dispatcher.handle(Event { time: 1.5, trial_id: 0, kind: report(0.4) }).unwrap();
+    h.dispatcher.flush().unwrap();
+    let times: Vec<f64> = read_journal(&h.path).unwrap().iter().filter_map(Entry::time).collect();
+    assert_eq!(times, [0.0, 0.0, 2.0, 2.0]);
+    assert_eq!(h.dispatcher.finish(3.0).unwrap().trajectory, [(2.0, 0.5), (2.0, 0.4)]);
+}
+
+#[test]
 fn a_bad_suggestion_ends_the_run_with_an_error_and_journals_nothing() {
     let mut h = Harness::new(1, vec![start(7.0)], vec![]);
     let error = h.dispatcher.fill(0.0).unwrap_err();
