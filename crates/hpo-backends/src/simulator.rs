@@ -53,6 +53,9 @@ struct SimTrial {
     base_epoch: u32,
     /// Bumped when the trial is stopped or paused, so queued events of the old run are dropped.
     generation: u32,
+    /// Whether the trial waits for the decision on each report ([`TrialStart::await_decisions`]);
+    /// if not, its next epoch is queued as it reports.
+    await_decisions: bool,
     failure: Option<String>,
 }
 
@@ -179,6 +182,7 @@ impl Backend for SimulatorBackend {
             existing.limit = limit;
             existing.origin = self.time;
             existing.base_epoch = existing.epoch;
+            existing.await_decisions = trial.await_decisions;
             existing.base_elapsed = if existing.epoch == 0 {
                 0.0
             } else {
@@ -203,6 +207,7 @@ impl Backend for SimulatorBackend {
                         base_elapsed,
                         base_epoch: done,
                         generation: 0,
+                        await_decisions: trial.await_decisions,
                         failure: None,
                     },
                 );
@@ -220,6 +225,7 @@ impl Backend for SimulatorBackend {
                         base_elapsed: 0.0,
                         base_epoch: 0,
                         generation: 0,
+                        await_decisions: trial.await_decisions,
                         failure: Some(e.to_string()),
                     },
                 );
@@ -233,7 +239,8 @@ impl Backend for SimulatorBackend {
     async fn decide(&mut self, trial_id: TrialId, decision: Decision) -> Result<(), BackendError> {
         let Some(trial) = self.trials.get_mut(&trial_id) else { return Ok(()) };
         match decision {
-            Decision::Continue => self.schedule_next(trial_id),
+            Decision::Continue if trial.await_decisions => self.schedule_next(trial_id),
+            Decision::Continue => {} // it went on as it reported
             Decision::Stop | Decision::Pause => {
                 trial.generation += 1;
                 let generation = trial.generation;
@@ -275,6 +282,7 @@ impl Backend for SimulatorBackend {
                 Pending::Pause => EventKind::Paused,
                 Pending::Fail => EventKind::Failed(trial.failure.take().unwrap_or_default()),
             };
+            let goes_on = matches!(kind, EventKind::Report(_)) && !trial.await_decisions;
             if !matches!(kind, EventKind::Report(_)) {
                 self.end_segment(trial_id);
                 if let Some(trial) = self.trials.get_mut(&trial_id) {
@@ -282,6 +290,9 @@ impl Backend for SimulatorBackend {
                 }
             }
             out.push(Event { time: self.time, trial_id, kind });
+            if goes_on {
+                self.schedule_next(trial_id);
+            }
             if self.charge_decision_time {
                 self.returned_at = Some(Instant::now());
             }

@@ -171,8 +171,9 @@ pub struct TrialStart {
     pub relaunch: bool,
     /// Whether the trial waits for the decision on each report, where the backend supports
     /// synchronous decisions: `false` when the scheduler never stops or pauses trials
-    /// ([`Scheduler::interrupts_trials`]), so the trial goes on at once. A stop the tuner
-    /// sends later (the experiment ending) takes effect at the trial's next report.
+    /// ([`Scheduler::interrupts_trials`]), so the trial goes on at once and is never told
+    /// `Continue`. A stop the tuner sends later (the experiment ending) takes effect at the
+    /// trial's next report.
     pub await_decisions: bool,
 }
 
@@ -220,8 +221,9 @@ pub trait Backend: Send {
     /// Starts (or resumes) a trial on a free worker.
     async fn start(&mut self, trial: TrialStart) -> Result<(), BackendError>;
 
-    /// Tells a trial what the scheduler decided after its latest report, or asks a running
-    /// trial to stop or pause at any time.
+    /// Tells a trial what the scheduler decided after its latest report (`Continue` only to a
+    /// trial that waits for it: [`TrialStart::await_decisions`]), or asks a running trial to
+    /// stop or pause at any time.
     async fn decide(&mut self, trial_id: TrialId, decision: Decision) -> Result<(), BackendError>;
 
     /// Waits until at least one event happened and appends everything that happened so far.

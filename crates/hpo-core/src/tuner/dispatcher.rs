@@ -247,8 +247,8 @@ impl Dispatcher {
             let resource = self.ctx.resource_attr.as_deref().and_then(|attr| metrics.get(attr));
             if resource.is_some_and(|r| r <= done) {
                 // Relaunched, it made this report again: not counted, but answered (a
-                // thread trial waits for the answer).
-                self.actions.decisions.push((trial_id, Decision::Continue));
+                // thread trial may wait for the answer).
+                self.decide(trial_id, Decision::Continue);
                 return Ok(());
             }
             trial.counted_up_to = None;
@@ -285,8 +285,16 @@ impl Dispatcher {
             self.incumbent = Some(Incumbent { trial_id, config, value, metrics: metrics.clone(), time });
         }
         self.log(&Entry::Report { t: time, trial: trial_id, metrics: Cow::Owned(metrics), decision })?;
-        self.actions.decisions.push((trial_id, decision));
+        self.decide(trial_id, decision);
         Ok(())
+    }
+
+    /// Plans telling the trial the decision on its report. A trial that does not wait for
+    /// decisions ([`TrialStart::await_decisions`]) goes on by itself: it is told only to end.
+    fn decide(&mut self, trial_id: TrialId, decision: Decision) {
+        if decision != Decision::Continue || self.scheduler.interrupts_trials() {
+            self.actions.decisions.push((trial_id, decision));
+        }
     }
 
     /// Offers the objectives of the report being handled to the front; notes them if they
