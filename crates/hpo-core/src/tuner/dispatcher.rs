@@ -107,6 +107,12 @@ impl Dispatcher {
         std::mem::take(&mut self.actions)
     }
 
+    /// Whether this round planned no action.
+    pub(crate) fn nothing_to_do(&self) -> bool {
+        let a = &self.actions;
+        a.decisions.is_empty() && a.starts.is_empty() && a.failures.is_empty() && !a.take_over
+    }
+
     pub(crate) fn recycle(&mut self, mut actions: Actions) {
         actions.clear();
         self.actions = actions;

@@ -209,6 +209,8 @@ pub struct Tuner {
     last_notify: std::time::Instant,
     /// Whether the scheduler was already set up ([`Tuner::set_up`]).
     set_up: bool,
+    /// Whether the backend's clock is simulated ([`Backend::simulated`], asked once).
+    simulated: bool,
 }
 
 /// How often the observer hears about progress (the final state is always reported).
@@ -228,6 +230,7 @@ impl Tuner {
             interrupt: None,
             last_notify: std::time::Instant::now(),
             set_up: false,
+            simulated: false,
         }
     }
 
@@ -290,7 +293,8 @@ impl Tuner {
         if !self.set_up {
             self.dispatcher.scheduler.init(&self.dispatcher.ctx)?;
         }
-        self.dispatcher.relaunch_on_resume = !self.backend.simulated();
+        self.simulated = self.backend.simulated();
+        self.dispatcher.relaunch_on_resume = !self.simulated;
         let mut events = Vec::new();
         self.fill()?;
         self.act().await?;
@@ -369,7 +373,7 @@ impl Tuner {
     /// Whether events come from the journal: a resumed run of a backend that is not
     /// simulated, while recorded entries are still to be made again.
     fn replays_events(&self) -> bool {
-        !self.backend.simulated() && self.dispatcher.replaying()
+        !self.simulated && self.dispatcher.replaying()
     }
 
     /// The experiment's time: the backend's clock, which for a backend that is not
@@ -386,7 +390,7 @@ impl Tuner {
     /// a resumed run of a backend that is not simulated.
     fn clock_offset(&self) -> f64 {
         match &self.dispatcher.journal {
-            Some(journal) if !self.backend.simulated() => journal.recorded_time(),
+            Some(journal) if !self.simulated => journal.recorded_time(),
             _ => 0.0,
         }
     }
@@ -394,7 +398,7 @@ impl Tuner {
     /// When `max_wallclock` passes, for a backend with a real clock, until the experiment
     /// is ending.
     fn deadline(&self) -> Option<tokio::time::Instant> {
-        if self.dispatcher.ending().is_some() || self.backend.simulated() {
+        if self.dispatcher.ending().is_some() || self.simulated {
             return None;
         }
         let left = self.dispatcher.criteria.max_wallclock?.saturating_sub(Duration::from_secs_f64(self.now()));
@@ -427,6 +431,9 @@ impl Tuner {
         loop {
             if self.flush_now() {
                 self.dispatcher.flush()?;
+            }
+            if self.dispatcher.nothing_to_do() {
+                return Ok(()); // most rounds of a trial's reports under FIFO
             }
             let mut actions = self.dispatcher.take_actions();
             if self.replays_events() {
