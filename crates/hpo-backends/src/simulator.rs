@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hpo_core::{
-    Backend, BackendError, Decision, Event, EventKind, Metrics, TotalF64, TrialId, TrialStart, async_trait, derive_seed,
+    Backend, BackendError, Decision, Event, EventKind, MetricName, Metrics, TotalF64, TrialId, TrialStart, async_trait,
+    derive_seed,
 };
 use rustc_hash::FxHashMap;
 
@@ -64,8 +65,8 @@ pub struct SimulatorBackend {
     blackbox: Arc<dyn Blackbox>,
     /// (index into the blackbox's metrics, name) of each reported metric; the names are
     /// shared by every report.
-    reported: Vec<(usize, Arc<str>)>,
-    resource_attr: Arc<str>,
+    reported: Vec<(usize, MetricName)>,
+    resource_attr: MetricName,
     max_resource_attr: Option<String>,
     seed: u64,
     time: f64,
@@ -92,13 +93,13 @@ impl SimulatorBackend {
             .iter()
             .map(|m| {
                 info.metric_index(m)
-                    .map(|i| (i, Arc::from(*m)))
+                    .map(|i| (i, MetricName::new(m)))
                     .ok_or_else(|| crate::Error::Setting(format!("blackbox `{}` has no metric `{m}`", info.name)))
             })
             .collect::<Result<_, _>>()?;
         Ok(SimulatorBackend {
             scratch: vec![0.0; info.metrics.len()],
-            resource_attr: Arc::from(info.resource_attr.as_str()),
+            resource_attr: MetricName::new(&info.resource_attr),
             blackbox,
             reported,
             max_resource_attr: max_resource_attr.map(str::to_owned),
@@ -271,9 +272,9 @@ impl Backend for SimulatorBackend {
                     trial.epoch += 1;
                     trial.curve.at(trial.epoch, &mut self.scratch);
                     let mut metrics = Metrics::new();
-                    metrics.insert(Arc::clone(&self.resource_attr), f64::from(trial.epoch));
+                    metrics.insert(self.resource_attr.clone(), f64::from(trial.epoch));
                     for (i, name) in &self.reported {
-                        metrics.insert(Arc::clone(name), self.scratch[*i]);
+                        metrics.insert(name.clone(), self.scratch[*i]);
                     }
                     EventKind::Report(metrics)
                 }

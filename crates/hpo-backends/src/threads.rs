@@ -16,7 +16,8 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use hpo_core::{
-    Backend, BackendError, Config, Decision, Event, EventKind, Metrics, TrialId, TrialStart, async_trait, derive_seed,
+    Backend, BackendError, Config, Decision, Event, EventKind, MetricName, Metrics, TrialId, TrialStart, async_trait,
+    derive_seed,
 };
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
@@ -93,7 +94,7 @@ pub struct Reporter {
     clock: Instant,
     /// The metric names this worker's trials reported (up to [`MAX_NAMES`]), shared by their
     /// reports: a report of names seen before allocates none.
-    names: Vec<Arc<str>>,
+    names: Vec<MetricName>,
 }
 
 /// How many metric names a worker keeps for its reports to share.
@@ -123,13 +124,13 @@ impl Reporter {
         Control::interrupted(state).map_or(Ok(()), Err)
     }
 
-    fn name(&mut self, name: &str) -> Arc<str> {
-        if let Some(known) = self.names.iter().find(|known| ***known == *name) {
-            return Arc::clone(known);
+    fn name(&mut self, name: &str) -> MetricName {
+        if let Some(known) = self.names.iter().find(|known| known.as_str() == name) {
+            return known.clone();
         }
-        let name = Arc::<str>::from(name);
+        let name = MetricName::new(name);
         if self.names.len() < MAX_NAMES {
-            self.names.push(Arc::clone(&name));
+            self.names.push(name.clone());
         }
         name
     }

@@ -26,7 +26,7 @@ pub use hpo_space::{Condition, Config, ConfigError, Domain, Grid, Space, SpaceEr
 pub use journal::{
     ABORT_AFTER_ENTRIES, Entry, JOURNAL_VERSION, Journal, JournalError, JournalSync, Recorded, read_journal,
 };
-pub use metrics::Metrics;
+pub use metrics::{MetricName, Metrics};
 pub use protocol::{Answer, PROTOCOL_VERSION, Request, SchedulerFactory, SchedulerServer};
 pub use results::{ExperimentResults, Leaderboard, Pareto, ParetoPoint, ResultsError, Row, TrialSummary};
 pub use rng::{HpoRng, derive_rng, derive_seed};

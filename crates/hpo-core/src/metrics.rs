@@ -1,7 +1,9 @@
 //! [`Metrics`]: the numbers of one report, by name.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -11,12 +13,94 @@ use smallvec::SmallVec;
 /// The metrics of one report, by name (e.g. `epoch`, `val_loss`), in the order of their
 /// names, as a `BTreeMap<String, f64>` keeps them.
 ///
-/// Made for the tuner's hot path, where every report is built, read and dropped: the names
-/// are shared (`Arc<str>`, so a backend that reuses its names clones a pointer) and up to
-/// four metrics are held inline, so such a report costs no allocation.
+/// Made for the tuner's hot path, where every report is built, read and dropped: up to four
+/// metrics are held inline, and a backend that keeps its [`MetricName`]s copies a pointer per
+/// name, so such a report costs no allocation.
 #[derive(Clone, Default, PartialEq)]
 pub struct Metrics {
-    sorted: SmallVec<[(Arc<str>, f64); 4]>,
+    sorted: SmallVec<[(MetricName, f64); 4]>,
+}
+
+/// The name of a metric. An experiment reports a few names again and again, so the first
+/// 4,096 distinct names of the process are kept for its life, and a name made
+/// again from the same text is the same pointer, copied without counting references
+/// across threads; names past those are shared by reference count.
+#[derive(Clone)]
+pub struct MetricName(Repr);
+
+/// Thin pointers, so that a report's metrics stay small enough to move without a copy loop.
+#[derive(Clone)]
+enum Repr {
+    Interned(&'static String),
+    Shared(Arc<String>),
+}
+
+/// How many distinct metric names a process keeps for its life (a script that reports a
+/// new name at every step must not fill the memory).
+const MAX_INTERNED: usize = 4096;
+
+static INTERNED: LazyLock<Mutex<HashMap<&'static str, &'static String>>> = LazyLock::new(Mutex::default);
+
+impl MetricName {
+    /// The name of the metric `name` (takes a lock: a backend keeps the names it reuses).
+    pub fn new(name: &str) -> MetricName {
+        let shared = || MetricName(Repr::Shared(Arc::new(name.to_owned())));
+        let Ok(mut interned) = INTERNED.lock() else { return shared() };
+        if let Some(&known) = interned.get(name) {
+            return MetricName(Repr::Interned(known));
+        }
+        if interned.len() >= MAX_INTERNED {
+            return shared();
+        }
+        let leaked: &'static String = Box::leak(Box::new(name.to_owned()));
+        interned.insert(leaked.as_str(), leaked);
+        MetricName(Repr::Interned(leaked))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Interned(name) => name,
+            Repr::Shared(name) => name,
+        }
+    }
+}
+
+impl Deref for MetricName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for MetricName {
+    fn eq(&self, other: &MetricName) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl fmt::Debug for MetricName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl From<&str> for MetricName {
+    fn from(name: &str) -> MetricName {
+        MetricName::new(name)
+    }
+}
+
+impl From<String> for MetricName {
+    fn from(name: String) -> MetricName {
+        MetricName::new(&name)
+    }
+}
+
+impl From<&String> for MetricName {
+    fn from(name: &String) -> MetricName {
+        MetricName::new(name)
+    }
 }
 
 impl Metrics {
@@ -29,17 +113,17 @@ impl Metrics {
     pub fn get(&self, name: &str) -> Option<f64> {
         // A report has a few metrics: a scan that compares lengths first beats a search
         // that orders names.
-        self.sorted.iter().find(|(n, _)| **n == *name).map(|(_, value)| *value)
+        self.sorted.iter().find(|(n, _)| n.as_str() == name).map(|(_, value)| *value)
     }
 
     /// Sets the metric `name` to `value`; the value it had, if any.
-    pub fn insert(&mut self, name: impl Into<Arc<str>>, value: f64) -> Option<f64> {
+    pub fn insert(&mut self, name: impl Into<MetricName>, value: f64) -> Option<f64> {
         let name = name.into();
-        if self.sorted.last().is_none_or(|(last, _)| *last < name) {
+        if self.sorted.last().is_none_or(|(last, _)| last.as_str() < name.as_str()) {
             self.sorted.push((name, value)); // names often come in order
             return None;
         }
-        match self.sorted.binary_search_by(|(n, _)| (**n).cmp(&name)) {
+        match self.sorted.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
             Ok(i) => Some(std::mem::replace(&mut self.sorted[i].1, value)),
             Err(i) => {
                 self.sorted.insert(i, (name, value));
@@ -69,7 +153,7 @@ impl Metrics {
     }
 }
 
-impl<K: Into<Arc<str>>> FromIterator<(K, f64)> for Metrics {
+impl<K: Into<MetricName>> FromIterator<(K, f64)> for Metrics {
     fn from_iter<I: IntoIterator<Item = (K, f64)>>(iter: I) -> Metrics {
         let mut metrics = Metrics::new();
         for (name, value) in iter {
@@ -79,14 +163,15 @@ impl<K: Into<Arc<str>>> FromIterator<(K, f64)> for Metrics {
     }
 }
 
-impl<K: Into<Arc<str>>, const N: usize> From<[(K, f64); N]> for Metrics {
+impl<K: Into<MetricName>, const N: usize> From<[(K, f64); N]> for Metrics {
     fn from(metrics: [(K, f64); N]) -> Metrics {
         metrics.into_iter().collect()
     }
 }
 
 /// The iterator of [`Metrics::iter`].
-pub type Iter<'a> = std::iter::Map<std::slice::Iter<'a, (Arc<str>, f64)>, fn(&'a (Arc<str>, f64)) -> (&'a str, f64)>;
+pub type Iter<'a> =
+    std::iter::Map<std::slice::Iter<'a, (MetricName, f64)>, fn(&'a (MetricName, f64)) -> (&'a str, f64)>;
 
 impl<'a> IntoIterator for &'a Metrics {
     type Item = (&'a str, f64);
@@ -135,7 +220,30 @@ impl<'de> Deserialize<'de> for Metrics {
 
 #[cfg(test)]
 mod tests {
-    use super::Metrics;
+    use super::{MAX_INTERNED, MetricName, Metrics, Repr};
+
+    /// Every report is moved several times on its way through the tuner: past 128 bytes an
+    /// event is copied by a call to `memmove`, which took a seventh of a simulation's time.
+    #[test]
+    fn a_report_of_four_metrics_is_small() {
+        assert_eq!(std::mem::size_of::<super::MetricName>(), 16);
+        assert_eq!(std::mem::size_of::<Metrics>(), 104);
+        assert!(std::mem::size_of::<crate::Event>() <= 128, "{}", std::mem::size_of::<crate::Event>());
+    }
+
+    #[test]
+    fn names_are_kept_once_up_to_a_bound_then_shared() {
+        let (a, b) = (MetricName::new("val_loss"), MetricName::from(String::from("val_loss")));
+        assert_eq!(a.as_str().as_ptr(), b.as_str().as_ptr(), "the same text is the same name");
+        for i in 0..MAX_INTERNED {
+            MetricName::new(&format!("step_{i}"));
+        }
+        let past = MetricName::new("a name past the bound");
+        assert!(matches!(past.0, Repr::Shared(_)));
+        assert_eq!(past.as_str(), "a name past the bound");
+        assert_eq!(past.clone(), past);
+        assert_eq!(MetricName::new("val_loss").as_str().as_ptr(), a.as_str().as_ptr());
+    }
 
     #[test]
     fn reads_like_a_sorted_map() {
