@@ -111,15 +111,16 @@ impl Metrics {
 
     /// The value of the metric `name`, if reported.
     pub fn get(&self, name: &str) -> Option<f64> {
-        // A report has a few metrics: a scan that compares lengths first beats a search
-        // that orders names.
-        self.sorted.iter().find(|(n, _)| n.as_str() == name).map(|(_, value)| *value)
+        // A report has a few short names: a scan that compares them inline beats a search
+        // that orders them, and a call to `memcmp` per name.
+        let same = |n: &MetricName| n.len() == name.len() && n.bytes().zip(name.bytes()).all(|(a, b)| a == b);
+        self.sorted.iter().find(|(n, _)| same(n)).map(|(_, value)| *value)
     }
 
     /// Sets the metric `name` to `value`; the value it had, if any.
     pub fn insert(&mut self, name: impl Into<MetricName>, value: f64) -> Option<f64> {
         let name = name.into();
-        if self.sorted.last().is_none_or(|(last, _)| last.as_str() < name.as_str()) {
+        if self.sorted.last().is_none_or(|(last, _)| last.bytes().lt(name.bytes())) {
             self.sorted.push((name, value)); // names often come in order
             return None;
         }

@@ -245,10 +245,9 @@ impl Dispatcher {
 
     fn on_report(&mut self, time: f64, trial_id: TrialId, metrics: Metrics) -> Result<(), TunerError> {
         let Some(trial) = self.trials.get_mut(trial_id) else { return Err(TunerError::UnknownTrial(trial_id)) };
-        let Phase::Running(config) = trial.phase() else {
+        if !matches!(trial.phase(), Phase::Running(_)) {
             return Ok(()); // already told to stop or pause; late reports do not count
-        };
-        let config = Arc::clone(config);
+        }
         if let Some(done) = trial.counted_up_to {
             let resource = self.ctx.resource_attr.as_deref().and_then(|attr| metrics.get(attr));
             if resource.is_some_and(|r| r <= done) {
@@ -272,23 +271,26 @@ impl Dispatcher {
         };
         let (objective, resource, violation) = (score.objective, score.resource, score.violation);
         trial.resource = Some(resource);
+        // The config, borrowed from the table (not cloned: a reference count per report).
+        let Some(Phase::Running(config)) = self.trials.get(trial_id).map(Trial::phase) else {
+            return Err(TunerError::UnknownTrial(trial_id));
+        };
         let objectives = &self.objectives;
-        let report =
-            Report { trial_id, config: &config, metrics: &metrics, resource, objective, objectives, violation };
+        let report = Report { trial_id, config, metrics: &metrics, resource, objective, objectives, violation };
         let decision = self.scheduler.on_report(&report);
-        if decision != Decision::Continue {
-            self.trials.set(trial_id, Phase::Ending(decision));
-        }
-        if self.ctx.ranks_by_pareto() && violation == 0.0 {
-            self.join_front(time);
-        }
         // The incumbent is the best feasible report by the first objective.
         if objective < self.best_objective && violation == 0.0 {
             self.best_objective = objective;
             let value = self.ctx.objective.to_metric(objective);
             self.trajectory.push((time, value));
-            let config = (*config).clone();
+            let config = (**config).clone();
             self.incumbent = Some(Incumbent { trial_id, config, value, metrics: metrics.clone(), time });
+        }
+        if decision != Decision::Continue {
+            self.trials.set(trial_id, Phase::Ending(decision));
+        }
+        if self.ctx.ranks_by_pareto() && violation == 0.0 {
+            self.join_front(time);
         }
         self.log(&Entry::Report { t: time, trial: trial_id, metrics: Cow::Owned(metrics), decision })?;
         self.decide(trial_id, decision);
