@@ -92,19 +92,13 @@ pub struct Reporter {
     await_decisions: bool,
     events: mpsc::UnboundedSender<Event>,
     clock: Instant,
-    /// The metric names this worker's trials reported (up to [`MAX_NAMES`]), shared by their
-    /// reports: a report of names seen before allocates none.
-    names: Vec<MetricName>,
 }
-
-/// How many metric names a worker keeps for its reports to share.
-const MAX_NAMES: usize = 32;
 
 impl Reporter {
     /// Reports metrics (e.g. `[("epoch", 3.0), ("val_loss", 0.2)]`) and waits for the
     /// decision: `Ok` to go on, `Err(Interrupted)` to end the trial now.
     pub fn report<K: AsRef<str>>(&mut self, metrics: impl IntoIterator<Item = (K, f64)>) -> Result<(), Interrupted> {
-        let metrics: Metrics = metrics.into_iter().map(|(k, v)| (self.name(k.as_ref()), v)).collect();
+        let metrics: Metrics = metrics.into_iter().map(|(k, v)| (MetricName::new(k.as_ref()), v)).collect();
         let next = if self.await_decisions { AWAITING } else { RUNNING };
         if let Err(state) = self.control.state.compare_exchange(RUNNING, next, Ordering::AcqRel, Ordering::Acquire) {
             return Err(Control::interrupted(state).unwrap_or(Interrupted(Decision::Stop)));
@@ -122,17 +116,6 @@ impl Reporter {
         }
         let state = wait_while_awaiting(&self.control.state);
         Control::interrupted(state).map_or(Ok(()), Err)
-    }
-
-    fn name(&mut self, name: &str) -> MetricName {
-        if let Some(known) = self.names.iter().find(|known| known.as_str() == name) {
-            return known.clone();
-        }
-        let name = MetricName::new(name);
-        if self.names.len() < MAX_NAMES {
-            self.names.push(name.clone());
-        }
-        name
     }
 
     /// Whether the trial has been asked to stop or pause (without reporting).
@@ -302,11 +285,10 @@ fn worker(
     trial_fn: &TrialFn,
     clock: Instant,
 ) {
-    let mut names = Vec::new();
     while let Some(Job { context, control, await_decisions, copy_from }) = next_job(jobs) {
         let _ = control.thread.set(thread::current());
         let trial_id = context.trial_id;
-        let mut reporter = Reporter { trial_id, control, await_decisions, events: events.clone(), clock, names };
+        let mut reporter = Reporter { trial_id, control, await_decisions, events: events.clone(), clock };
         // Only a copy needs the folder now; a trial creates it when it first saves.
         let prepared = match &context.checkpoint_dir {
             Some(dir) if !context.resume => first_checkpoint_dir(dir, copy_from.as_deref()).map_err(TrialError::from),
@@ -316,7 +298,6 @@ fn worker(
             catch_unwind(AssertUnwindSafe(|| trial_fn(&context, &mut reporter)))
                 .unwrap_or_else(|p| Err(panic_message(&*p).into()))
         });
-        names = reporter.names;
         let kind = match outcome {
             Ok(()) => EventKind::Completed,
             Err(e) => match e.downcast_ref::<Interrupted>() {

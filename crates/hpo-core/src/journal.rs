@@ -5,7 +5,7 @@
 //! every end of a trial, so a crashed experiment can be replayed from it alone.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -95,8 +95,7 @@ impl Entry<'_> {
 
 /// Non-finite metrics are written as `null` (JSON has no NaN) and read back as NaN.
 fn metrics_with_nulls<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'static, Metrics>, D::Error> {
-    let raw = BTreeMap::<String, Option<f64>>::deserialize(d)?;
-    Ok(Cow::Owned(raw.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::NAN))).collect()))
+    Metrics::deserialize(d).map(Cow::Owned)
 }
 
 /// Appends entries to `journal.jsonl`; `flush` hands them to the OS.

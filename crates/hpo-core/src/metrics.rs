@@ -1,5 +1,6 @@
 //! [`Metrics`]: the numbers of one report, by name.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
@@ -14,8 +15,8 @@ use smallvec::SmallVec;
 /// names, as a `BTreeMap<String, f64>` keeps them.
 ///
 /// Made for the tuner's hot path, where every report is built, read and dropped: up to four
-/// metrics are held inline, and a backend that keeps its [`MetricName`]s copies a pointer per
-/// name, so such a report costs no allocation.
+/// metrics are held inline, and their names are interned ([`MetricName`]), so such a report
+/// costs no allocation.
 #[derive(Clone, Default, PartialEq)]
 pub struct Metrics {
     sorted: SmallVec<[(MetricName, f64); 4]>,
@@ -41,20 +42,39 @@ const MAX_INTERNED: usize = 4096;
 
 static INTERNED: LazyLock<Mutex<HashMap<&'static str, &'static String>>> = LazyLock::new(Mutex::default);
 
+/// How many interned names each thread keeps at hand, looked up without the lock.
+const RECENT: usize = 32;
+
+thread_local! {
+    static RECENT_NAMES: RefCell<Vec<&'static String>> = const { RefCell::new(Vec::new()) };
+}
+
 impl MetricName {
-    /// The name of the metric `name` (takes a lock: a backend keeps the names it reuses).
+    /// The name of the metric `name`: one of the names this thread made lately, or else
+    /// looked up (and kept) under a lock.
     pub fn new(name: &str) -> MetricName {
-        let shared = || MetricName(Repr::Shared(Arc::new(name.to_owned())));
-        let Ok(mut interned) = INTERNED.lock() else { return shared() };
-        if let Some(&known) = interned.get(name) {
+        let recent = RECENT_NAMES.with_borrow(|recent| recent.iter().find(|known| known.as_str() == name).copied());
+        if let Some(known) = recent {
             return MetricName(Repr::Interned(known));
         }
-        if interned.len() >= MAX_INTERNED {
-            return shared();
-        }
-        let leaked: &'static String = Box::leak(Box::new(name.to_owned()));
-        interned.insert(leaked.as_str(), leaked);
-        MetricName(Repr::Interned(leaked))
+        let shared = || MetricName(Repr::Shared(Arc::new(name.to_owned())));
+        let Ok(mut interned) = INTERNED.lock() else { return shared() };
+        let known = match interned.get(name) {
+            Some(&known) => known,
+            None if interned.len() >= MAX_INTERNED => return shared(),
+            None => {
+                let leaked: &'static String = Box::leak(Box::new(name.to_owned()));
+                interned.insert(leaked.as_str(), leaked);
+                leaked
+            }
+        };
+        RECENT_NAMES.with_borrow_mut(|recent| {
+            if recent.len() == RECENT {
+                recent.remove(0);
+            }
+            recent.push(known);
+        });
+        MetricName(Repr::Interned(known))
     }
 
     /// The name as text.
@@ -63,6 +83,23 @@ impl MetricName {
             Repr::Interned(name) => name,
             Repr::Shared(name) => name,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricName {
+    /// Made from the text as read, without an owned copy when the name is known.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<MetricName, D::Error> {
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = MetricName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a metric name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<MetricName, E> {
+                Ok(MetricName::new(name))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
     }
 }
 
@@ -209,8 +246,9 @@ impl<'de> Deserialize<'de> for Metrics {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Metrics, A::Error> {
                 let mut metrics = Metrics::new();
-                while let Some((name, value)) = map.next_entry::<String, f64>()? {
-                    metrics.insert(name, value);
+                // `null` is NaN: JSON has no NaN, and serde_json writes it as `null`.
+                while let Some((name, value)) = map.next_entry::<MetricName, Option<f64>>()? {
+                    metrics.insert(name, value.unwrap_or(f64::NAN));
                 }
                 Ok(metrics)
             }
@@ -258,6 +296,9 @@ mod tests {
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(json, r#"{"acc":0.9,"epoch":1.0,"loss":0.25,"lr":0.1,"time":3.0}"#);
         assert_eq!(serde_json::from_str::<Metrics>(&json).unwrap(), m);
+        let nan = serde_json::from_str::<Metrics>(r#"{"loss":null}"#).unwrap();
+        assert!(nan.get("loss").is_some_and(f64::is_nan));
+        assert_eq!(serde_json::to_string(&nan).unwrap(), r#"{"loss":null}"#);
         assert_eq!(format!("{:?}", Metrics::from_iter([("b", 2.0), ("a", 1.0)])), r#"{"a": 1.0, "b": 2.0}"#);
     }
 }
