@@ -180,6 +180,46 @@ fn events_a_hair_out_of_time_order_do_not_take_the_time_back() {
     assert_eq!(h.dispatcher.finish(3.0).unwrap().trajectory, [(2.0, 0.5), (2.0, 0.4)]);
 }
 
+/// The class of the case above: many workers' reports and ends, each delivered up to a few
+/// places behind its turn, for many seeds.
+#[test]
+fn the_time_of_events_delivered_out_of_order_never_goes_back() {
+    use rand::RngExt;
+    for seed in 0..50 {
+        let mut rng = crate::derive_rng(seed, "out-of-order");
+        let workers = rng.random_range(2..6);
+        let mut h = Harness::new(workers, (0..workers).map(|i| start(0.1 * i as f64)).collect(), vec![]);
+        h.dispatcher.fill(0.0).unwrap();
+        // Each trial reports three epochs at increasing times, then completes.
+        let mut events: Vec<(f64, Event)> = Vec::new();
+        let mut time = 0.0;
+        for epoch in 1..=3 {
+            for trial_id in 0..workers as TrialId {
+                time += rng.random_range(0.0..1.0);
+                let metrics = [("epoch", f64::from(epoch)), ("loss", rng.random_range(0.0..1.0))].into();
+                events.push((time, Event { time, trial_id, kind: EventKind::Report(metrics) }));
+            }
+        }
+        for trial_id in 0..workers as TrialId {
+            time += rng.random_range(0.0..1.0);
+            events.push((time, Event { time, trial_id, kind: EventKind::Completed }));
+        }
+        // Delivered in the order of a time that lags by up to two events' spacing.
+        for (key, _) in &mut events {
+            *key += rng.random_range(0.0..2.0);
+        }
+        events.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, event) in events {
+            h.dispatcher.handle(event).unwrap();
+        }
+        h.dispatcher.flush().unwrap();
+        let times: Vec<f64> = read_journal(&h.path).unwrap().iter().filter_map(Entry::time).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "seed {seed}: journal times {times:?}");
+        let trajectory = h.dispatcher.finish(time + 1.0).unwrap().trajectory;
+        assert!(trajectory.windows(2).all(|w| w[0].0 <= w[1].0), "seed {seed}: {trajectory:?}");
+    }
+}
+
 #[test]
 fn a_bad_suggestion_ends_the_run_with_an_error_and_journals_nothing() {
     let mut h = Harness::new(1, vec![start(7.0)], vec![]);
