@@ -283,8 +283,9 @@ impl Backend for SimulatorBackend {
                 Pending::Pause => EventKind::Paused,
                 Pending::Fail => EventKind::Failed(trial.failure.take().unwrap_or_default()),
             };
-            let goes_on = matches!(kind, EventKind::Report(_)) && !trial.await_decisions;
-            if !matches!(kind, EventKind::Report(_)) {
+            let report = matches!(kind, EventKind::Report(_));
+            let goes_on = report && !trial.await_decisions;
+            if !report {
                 self.end_segment(trial_id);
                 if let Some(trial) = self.trials.get_mut(&trial_id) {
                     trial.generation += 1;

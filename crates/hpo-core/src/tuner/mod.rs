@@ -209,8 +209,6 @@ pub struct Tuner {
     last_notify: std::time::Instant,
     /// Whether the scheduler was already set up ([`Tuner::set_up`]).
     set_up: bool,
-    /// Whether the backend's clock is simulated ([`Backend::simulated`], asked once).
-    simulated: bool,
 }
 
 /// How often the observer hears about progress (the final state is always reported).
@@ -230,7 +228,6 @@ impl Tuner {
             interrupt: None,
             last_notify: std::time::Instant::now(),
             set_up: false,
-            simulated: false,
         }
     }
 
@@ -293,8 +290,7 @@ impl Tuner {
         if !self.set_up {
             self.dispatcher.scheduler.init(&self.dispatcher.ctx)?;
         }
-        self.simulated = self.backend.simulated();
-        self.dispatcher.relaunch_on_resume = !self.simulated;
+        self.dispatcher.relaunch_on_resume = !self.backend.simulated();
         let mut events = Vec::new();
         self.fill()?;
         self.act().await?;
@@ -370,10 +366,16 @@ impl Tuner {
         self.dispatcher.go_on_if_due(now)
     }
 
+    /// Whether the backend's clock is simulated, as [`Backend::simulated`] said when the run
+    /// began (kept by the dispatcher: a simulated backend's trials are not relaunched).
+    fn simulated(&self) -> bool {
+        !self.dispatcher.relaunch_on_resume
+    }
+
     /// Whether events come from the journal: a resumed run of a backend that is not
     /// simulated, while recorded entries are still to be made again.
     fn replays_events(&self) -> bool {
-        !self.simulated && self.dispatcher.replaying()
+        !self.simulated() && self.dispatcher.replaying()
     }
 
     /// The experiment's time: the backend's clock, which for a backend that is not
@@ -390,7 +392,7 @@ impl Tuner {
     /// a resumed run of a backend that is not simulated.
     fn clock_offset(&self) -> f64 {
         match &self.dispatcher.journal {
-            Some(journal) if !self.simulated => journal.recorded_time(),
+            Some(journal) if !self.simulated() => journal.recorded_time(),
             _ => 0.0,
         }
     }
@@ -398,7 +400,7 @@ impl Tuner {
     /// When `max_wallclock` passes, for a backend with a real clock, until the experiment
     /// is ending.
     fn deadline(&self) -> Option<tokio::time::Instant> {
-        if self.dispatcher.ending().is_some() || self.simulated {
+        if self.dispatcher.ending().is_some() || self.simulated() {
             return None;
         }
         let left = self.dispatcher.criteria.max_wallclock?.saturating_sub(Duration::from_secs_f64(self.now()));
