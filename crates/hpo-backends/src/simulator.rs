@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hpo_core::{
-    Backend, BackendError, Decision, Event, EventKind, MetricName, Metrics, TotalF64, TrialId, TrialStart, async_trait,
+    Backend, BackendError, Decision, Event, EventKind, Metrics, Symbol, TotalF64, TrialId, TrialStart, async_trait,
     derive_seed,
 };
 use rustc_hash::FxHashMap;
@@ -65,8 +65,8 @@ pub struct SimulatorBackend {
     blackbox: Arc<dyn Blackbox>,
     /// (index into the blackbox's metrics, name) of each reported metric; the names are
     /// shared by every report.
-    reported: Vec<(usize, MetricName)>,
-    resource_attr: MetricName,
+    reported: Vec<(usize, Symbol)>,
+    resource_attr: Symbol,
     max_resource_attr: Option<String>,
     seed: u64,
     time: f64,
@@ -93,13 +93,13 @@ impl SimulatorBackend {
             .iter()
             .map(|m| {
                 info.metric_index(m)
-                    .map(|i| (i, MetricName::new(m)))
+                    .map(|i| (i, Symbol::new(m)))
                     .ok_or_else(|| crate::Error::Setting(format!("blackbox `{}` has no metric `{m}`", info.name)))
             })
             .collect::<Result<_, _>>()?;
         Ok(SimulatorBackend {
             scratch: vec![0.0; info.metrics.len()],
-            resource_attr: MetricName::new(&info.resource_attr),
+            resource_attr: Symbol::new(&info.resource_attr),
             blackbox,
             reported,
             max_resource_attr: max_resource_attr.map(str::to_owned),

@@ -16,7 +16,7 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use hpo_core::{
-    Backend, BackendError, Config, Decision, Event, EventKind, MetricName, Metrics, TrialId, TrialStart, async_trait,
+    Backend, BackendError, Config, Decision, Event, EventKind, Metrics, Symbol, TrialId, TrialStart, async_trait,
     derive_seed,
 };
 use rustc_hash::FxHashMap;
@@ -98,7 +98,7 @@ impl Reporter {
     /// Reports metrics (e.g. `[("epoch", 3.0), ("val_loss", 0.2)]`) and waits for the
     /// decision: `Ok` to go on, `Err(Interrupted)` to end the trial now.
     pub fn report<K: AsRef<str>>(&mut self, metrics: impl IntoIterator<Item = (K, f64)>) -> Result<(), Interrupted> {
-        let metrics: Metrics = metrics.into_iter().map(|(k, v)| (MetricName::new(k.as_ref()), v)).collect();
+        let metrics: Metrics = metrics.into_iter().map(|(k, v)| (Symbol::new(k.as_ref()), v)).collect();
         let next = if self.await_decisions { AWAITING } else { RUNNING };
         if let Err(state) = self.control.state.compare_exchange(RUNNING, next, Ordering::AcqRel, Ordering::Acquire) {
             return Err(Control::interrupted(state).unwrap_or(Interrupted(Decision::Stop)));

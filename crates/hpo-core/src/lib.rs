@@ -22,11 +22,11 @@ mod types;
 
 pub use duration::{DurationError, MAX_DURATION, duration_text, optional_duration_text, parse_duration};
 pub use experiment::{ExperimentError, ExperimentSpec, Origin, PLUGIN_SEARCHER};
-pub use hpo_space::{Condition, Config, ConfigError, Domain, Grid, Space, SpaceError, Value};
+pub use hpo_space::{Condition, Config, ConfigError, Domain, Grid, Space, SpaceError, Symbol, Value};
 pub use journal::{
     ABORT_AFTER_ENTRIES, Entry, JOURNAL_VERSION, Journal, JournalError, JournalSync, Recorded, read_journal,
 };
-pub use metrics::{MetricName, Metrics};
+pub use metrics::Metrics;
 pub use protocol::{Answer, PROTOCOL_VERSION, Request, SchedulerFactory, SchedulerServer};
 pub use results::{ExperimentResults, Leaderboard, Pareto, ParetoPoint, ResultsError, Row, TrialSummary};
 pub use rng::{HpoRng, derive_rng, derive_seed};

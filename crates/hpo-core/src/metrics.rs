@@ -1,11 +1,8 @@
 //! [`Metrics`]: the numbers of one report, by name.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
-use std::ops::Deref;
-use std::sync::{Arc, LazyLock, Mutex};
 
+use hpo_space::Symbol;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -15,129 +12,11 @@ use smallvec::SmallVec;
 /// names, as a `BTreeMap<String, f64>` keeps them.
 ///
 /// Made for the tuner's hot path, where every report is built, read and dropped: up to four
-/// metrics are held inline, and their names are interned ([`MetricName`]), so such a report
+/// metrics are held inline, and their names are interned ([`Symbol`]s), so such a report
 /// costs no allocation.
 #[derive(Clone, Default, PartialEq)]
 pub struct Metrics {
-    sorted: SmallVec<[(MetricName, f64); 4]>,
-}
-
-/// The name of a metric. An experiment reports a few names again and again, so the first
-/// 4,096 distinct names of the process are kept for its life, and a name made
-/// again from the same text is the same pointer, copied without counting references
-/// across threads; names past those are shared by reference count.
-#[derive(Clone)]
-pub struct MetricName(Repr);
-
-/// Thin pointers, so that a report's metrics stay small enough to move without a copy loop.
-#[derive(Clone)]
-enum Repr {
-    Interned(&'static String),
-    Shared(Arc<String>),
-}
-
-/// How many distinct metric names a process keeps for its life (a script that reports a
-/// new name at every step must not fill the memory).
-const MAX_INTERNED: usize = 4096;
-
-static INTERNED: LazyLock<Mutex<HashMap<&'static str, &'static String>>> = LazyLock::new(Mutex::default);
-
-/// How many interned names each thread keeps at hand, looked up without the lock.
-const RECENT: usize = 32;
-
-thread_local! {
-    static RECENT_NAMES: RefCell<Vec<&'static String>> = const { RefCell::new(Vec::new()) };
-}
-
-impl MetricName {
-    /// The name of the metric `name`: one of the names this thread made lately, or else
-    /// looked up (and kept) under a lock.
-    pub fn new(name: &str) -> MetricName {
-        let recent = RECENT_NAMES.with_borrow(|recent| recent.iter().find(|known| known.as_str() == name).copied());
-        if let Some(known) = recent {
-            return MetricName(Repr::Interned(known));
-        }
-        let shared = || MetricName(Repr::Shared(Arc::new(name.to_owned())));
-        let Ok(mut interned) = INTERNED.lock() else { return shared() };
-        let known = match interned.get(name) {
-            Some(&known) => known,
-            None if interned.len() >= MAX_INTERNED => return shared(),
-            None => {
-                let leaked: &'static String = Box::leak(Box::new(name.to_owned()));
-                interned.insert(leaked.as_str(), leaked);
-                leaked
-            }
-        };
-        RECENT_NAMES.with_borrow_mut(|recent| {
-            if recent.len() == RECENT {
-                recent.remove(0);
-            }
-            recent.push(known);
-        });
-        MetricName(Repr::Interned(known))
-    }
-
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        match &self.0 {
-            Repr::Interned(name) => name,
-            Repr::Shared(name) => name,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for MetricName {
-    /// Made from the text as read, without an owned copy when the name is known.
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<MetricName, D::Error> {
-        struct NameVisitor;
-        impl Visitor<'_> for NameVisitor {
-            type Value = MetricName;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a metric name")
-            }
-            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<MetricName, E> {
-                Ok(MetricName::new(name))
-            }
-        }
-        deserializer.deserialize_str(NameVisitor)
-    }
-}
-
-impl Deref for MetricName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl PartialEq for MetricName {
-    fn eq(&self, other: &MetricName) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl fmt::Debug for MetricName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl From<&str> for MetricName {
-    fn from(name: &str) -> MetricName {
-        MetricName::new(name)
-    }
-}
-
-impl From<String> for MetricName {
-    fn from(name: String) -> MetricName {
-        MetricName::new(&name)
-    }
-}
-
-impl From<&String> for MetricName {
-    fn from(name: &String) -> MetricName {
-        MetricName::new(name)
-    }
+    sorted: SmallVec<[(Symbol, f64); 4]>,
 }
 
 impl Metrics {
@@ -150,12 +29,11 @@ impl Metrics {
     pub fn get(&self, name: &str) -> Option<f64> {
         // A report has a few short names: a scan that compares them inline beats a search
         // that orders them, and a call to `memcmp` per name.
-        let same = |n: &MetricName| n.len() == name.len() && n.bytes().zip(name.bytes()).all(|(a, b)| a == b);
-        self.sorted.iter().find(|(n, _)| same(n)).map(|(_, value)| *value)
+        self.sorted.iter().find(|(n, _)| n.is(name)).map(|(_, value)| *value)
     }
 
     /// Sets the metric `name` to `value`; the value it had, if any.
-    pub fn insert(&mut self, name: impl Into<MetricName>, value: f64) -> Option<f64> {
+    pub fn insert(&mut self, name: impl Into<Symbol>, value: f64) -> Option<f64> {
         let name = name.into();
         if self.sorted.last().is_none_or(|(last, _)| last.bytes().lt(name.bytes())) {
             self.sorted.push((name, value)); // names often come in order
@@ -191,7 +69,7 @@ impl Metrics {
     }
 }
 
-impl<K: Into<MetricName>> FromIterator<(K, f64)> for Metrics {
+impl<K: Into<Symbol>> FromIterator<(K, f64)> for Metrics {
     fn from_iter<I: IntoIterator<Item = (K, f64)>>(iter: I) -> Metrics {
         let mut metrics = Metrics::new();
         for (name, value) in iter {
@@ -201,15 +79,14 @@ impl<K: Into<MetricName>> FromIterator<(K, f64)> for Metrics {
     }
 }
 
-impl<K: Into<MetricName>, const N: usize> From<[(K, f64); N]> for Metrics {
+impl<K: Into<Symbol>, const N: usize> From<[(K, f64); N]> for Metrics {
     fn from(metrics: [(K, f64); N]) -> Metrics {
         metrics.into_iter().collect()
     }
 }
 
 /// The iterator of [`Metrics::iter`].
-pub type Iter<'a> =
-    std::iter::Map<std::slice::Iter<'a, (MetricName, f64)>, fn(&'a (MetricName, f64)) -> (&'a str, f64)>;
+pub type Iter<'a> = std::iter::Map<std::slice::Iter<'a, (Symbol, f64)>, fn(&'a (Symbol, f64)) -> (&'a str, f64)>;
 
 impl<'a> IntoIterator for &'a Metrics {
     type Item = (&'a str, f64);
@@ -247,7 +124,7 @@ impl<'de> Deserialize<'de> for Metrics {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Metrics, A::Error> {
                 let mut metrics = Metrics::new();
                 // `null` is NaN: JSON has no NaN, and serde_json writes it as `null`.
-                while let Some((name, value)) = map.next_entry::<MetricName, Option<f64>>()? {
+                while let Some((name, value)) = map.next_entry::<Symbol, Option<f64>>()? {
                     metrics.insert(name, value.unwrap_or(f64::NAN));
                 }
                 Ok(metrics)
@@ -259,29 +136,14 @@ impl<'de> Deserialize<'de> for Metrics {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_INTERNED, MetricName, Metrics, Repr};
+    use super::Metrics;
 
     /// Every report is moved several times on its way through the tuner: past 128 bytes an
     /// event is copied by a call to `memmove`, which took a seventh of a simulation's time.
     #[test]
     fn a_report_of_four_metrics_is_small() {
-        assert_eq!(std::mem::size_of::<super::MetricName>(), 16);
         assert_eq!(std::mem::size_of::<Metrics>(), 104);
         assert!(std::mem::size_of::<crate::Event>() <= 128, "{}", std::mem::size_of::<crate::Event>());
-    }
-
-    #[test]
-    fn names_are_kept_once_up_to_a_bound_then_shared() {
-        let (a, b) = (MetricName::new("val_loss"), MetricName::from(String::from("val_loss")));
-        assert_eq!(a.as_str().as_ptr(), b.as_str().as_ptr(), "the same text is the same name");
-        for i in 0..MAX_INTERNED {
-            MetricName::new(&format!("step_{i}"));
-        }
-        let past = MetricName::new("a name past the bound");
-        assert!(matches!(past.0, Repr::Shared(_)));
-        assert_eq!(past.as_str(), "a name past the bound");
-        assert_eq!(past.clone(), past);
-        assert_eq!(MetricName::new("val_loss").as_str().as_ptr(), a.as_str().as_ptr());
     }
 
     #[test]

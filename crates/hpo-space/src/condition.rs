@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::domain::Domain;
+use crate::symbol::Symbol;
 use crate::value::{Config, Value};
 
 /// A comparison operator.
@@ -78,9 +79,9 @@ impl Atom {
 
     /// Checks the comparison against the parameter's domain: the parameter exists, the
     /// operator suits it, and each literal is one of its values.
-    fn check(&self, params: &BTreeMap<String, Domain>) -> Result<(), String> {
+    fn check(&self, params: &BTreeMap<Symbol, Domain>) -> Result<(), String> {
         let p = &self.param;
-        let domain = params.get(p).ok_or_else(|| format!("`{p}` is not a parameter of the space"))?;
+        let domain = params.get(p.as_str()).ok_or_else(|| format!("`{p}` is not a parameter of the space"))?;
         let continuous = matches!(domain, Domain::Uniform { .. } | Domain::LogUniform { .. });
         let literals: Vec<&Value> = match &self.test {
             Test::Compare(_, x) => vec![x],
@@ -199,7 +200,7 @@ impl Condition {
     }
 
     /// Checks every comparison against the space's domains.
-    pub(crate) fn check(&self, params: &BTreeMap<String, Domain>) -> Result<(), String> {
+    pub(crate) fn check(&self, params: &BTreeMap<Symbol, Domain>) -> Result<(), String> {
         self.atoms().into_iter().try_for_each(|atom| atom.check(params))
     }
 }
@@ -277,7 +278,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                     .ok_or_else(|| format!("`{text}`: a text that is not closed"))?;
                 let s: String = chars[i..i + end].iter().collect();
                 i += end + 1;
-                Token::Literal(Value::Str(s))
+                Token::Literal(Value::Str(s.into()))
             }
             c if c.is_ascii_digit() || c == '-' || c == '+' || c == '.' => {
                 while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "+-.".contains(chars[i])) {
@@ -469,8 +470,8 @@ impl Allowed {
 /// (each comparison also requiring its parameter to be active); `None` when too large to
 /// tell.
 pub(crate) struct Analysis<'a> {
-    params: &'a BTreeMap<String, Domain>,
-    conditions: &'a BTreeMap<String, Condition>,
+    params: &'a BTreeMap<Symbol, Domain>,
+    conditions: &'a BTreeMap<Symbol, Condition>,
     /// Per conditional parameter: when it is active, or `None` when too large to tell.
     active: BTreeMap<&'a str, Option<Vec<Vec<&'a Atom>>>>,
 }
@@ -478,9 +479,9 @@ pub(crate) struct Analysis<'a> {
 impl<'a> Analysis<'a> {
     /// `order` lists every parameter after those its condition compares.
     pub(crate) fn new(
-        params: &'a BTreeMap<String, Domain>,
-        conditions: &'a BTreeMap<String, Condition>,
-        order: &'a [String],
+        params: &'a BTreeMap<Symbol, Domain>,
+        conditions: &'a BTreeMap<Symbol, Condition>,
+        order: &'a [Symbol],
     ) -> Analysis<'a> {
         let mut analysis = Analysis { params, conditions, active: BTreeMap::new() };
         for name in order {
@@ -507,7 +508,7 @@ impl<'a> Analysis<'a> {
             Expr::Atom(atom) => {
                 let when = match self.active.get(atom.param.as_str()) {
                     Some(when) => when.clone()?,
-                    None if self.conditions.contains_key(&atom.param) => return None,
+                    None if self.conditions.contains_key(atom.param.as_str()) => return None,
                     None => vec![Vec::new()],
                 };
                 when.into_iter()
@@ -550,7 +551,7 @@ impl<'a> Analysis<'a> {
     fn consistent(&self, conj: &[&Atom]) -> bool {
         let mut allowed: BTreeMap<&str, Allowed> = BTreeMap::new();
         for atom in conj {
-            let Some(domain) = self.params.get(&atom.param) else { return true };
+            let Some(domain) = self.params.get(atom.param.as_str()) else { return true };
             allowed.entry(&atom.param).or_insert_with(|| Allowed::of(domain)).narrow(atom, domain);
         }
         allowed.values().all(Allowed::possible)

@@ -370,7 +370,7 @@ impl Domain {
         use serde_json::Value as J;
         let domain = match spec {
             J::Bool(b) => Domain::Constant(Value::Bool(*b)),
-            J::String(s) => Domain::Constant(Value::Str(s.clone())),
+            J::String(s) => Domain::Constant(Value::Str(s.into())),
             J::Number(n) => Domain::Constant(match n.as_i64() {
                 Some(i) => Value::Int(i),
                 None => Value::Float(n.as_f64().ok_or("number out of range")?),

@@ -37,9 +37,11 @@
 mod condition;
 mod domain;
 mod space;
+mod symbol;
 mod value;
 
 pub use condition::Condition;
 pub use domain::{Axis, Domain, DomainError, KEYWORDS};
 pub use space::{Grid, Location, Space, SpaceBuilder, SpaceError, line_of};
+pub use symbol::Symbol;
 pub use value::{Config, ConfigError, Value};

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::{Analysis, Condition};
 use crate::domain::{Axis, Domain};
+use crate::symbol::Symbol;
 use crate::value::{Config, Value};
 
 /// Where a search space came from, so errors can name the file and line.
@@ -51,13 +52,13 @@ impl SpaceError {
 /// condition on others (`when`), and combinations that are never suggested (`forbid`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Space {
-    params: BTreeMap<String, Domain>,
+    params: BTreeMap<Symbol, Domain>,
     /// When each conditional parameter is active.
-    conditions: BTreeMap<String, Condition>,
+    conditions: BTreeMap<Symbol, Condition>,
     /// Combinations never suggested.
     forbid: Vec<Condition>,
     /// Every parameter after those its condition compares (by name otherwise).
-    order: Vec<String>,
+    order: Vec<Symbol>,
 }
 
 /// A forbid clause must leave at least this many of [`FORBID_DRAWS`] random configs.
@@ -73,7 +74,7 @@ const MAX_LISTED_CONFIGS: usize = 1_000_000;
 /// A space's entries as parsed, before they are checked together.
 #[derive(Default)]
 struct Parts {
-    params: BTreeMap<String, Domain>,
+    params: BTreeMap<Symbol, Domain>,
     whens: BTreeMap<String, String>,
     forbids: Vec<String>,
 }
@@ -99,7 +100,7 @@ impl Parts {
             }
             Some(other) => return Err(format!("`when` is a condition such as \"optimizer == 'sgd'\", got {other}")),
         }
-        self.params.insert(name.to_owned(), Domain::from_json(&spec).map_err(|e| e.0)?);
+        self.params.insert(name.into(), Domain::from_json(&spec).map_err(|e| e.0)?);
         Ok(())
     }
 
@@ -116,7 +117,7 @@ impl Space {
 
     /// A space from already checked domains.
     pub fn from_domains(params: impl IntoIterator<Item = (String, Domain)>) -> Result<Space, SpaceError> {
-        let params: BTreeMap<String, Domain> = params.into_iter().collect();
+        let params: BTreeMap<Symbol, Domain> = params.into_iter().map(|(name, domain)| (name.into(), domain)).collect();
         for (name, domain) in &params {
             domain.check().map_err(|m| SpaceError::new(name, m.0))?;
         }
@@ -128,12 +129,13 @@ impl Space {
     /// parameter able to be active, every forbid clause able to hold, and at least 1 in 1,000
     /// random configs left allowed.
     fn assemble(
-        params: BTreeMap<String, Domain>,
+        params: BTreeMap<Symbol, Domain>,
         whens: BTreeMap<String, String>,
         forbids: Vec<String>,
     ) -> Result<Space, SpaceError> {
         let mut conditions = BTreeMap::new();
         for (name, text) in whens {
+            let name = Symbol::from(name);
             let when = |m: String| SpaceError::new(&name, format!("`when = \"{text}\"`: {m}"));
             let condition = Condition::parse(&text).map_err(when)?;
             condition.check(&params).map_err(when)?;
@@ -238,7 +240,7 @@ impl Space {
                 if let (Some(c), Some(o)) = (self.conditions.get(k), json.as_object_mut()) {
                     o.insert("when".into(), c.text().into());
                 }
-                (k.clone(), json)
+                (k.to_string(), json)
             })
             .collect();
         if !self.forbid.is_empty() {
@@ -315,8 +317,10 @@ impl Space {
     /// One draw, forbidden or not.
     fn draw<R: Rng + ?Sized>(&self, rng: &mut R) -> Config {
         let mut config = Config::new();
-        for (name, domain) in self.params_in_order() {
-            if self.is_active(name, &config) {
+        for name in &self.order {
+            if self.is_active(name, &config)
+                && let Some(domain) = self.params.get(name.as_str())
+            {
                 config.insert(name, domain.sample(rng));
             }
         }
@@ -331,10 +335,14 @@ impl Space {
     /// Like [`Space::validate`], but `resource_key` (a multi-fidelity scheduler's
     /// `max_resource_attr`, which it sets to each rung level) need only be a number.
     pub fn validate_except(&self, config: &Config, resource_key: Option<&str>) -> Result<(), SpaceError> {
+        let mut found = 0;
         for (name, domain) in &self.params {
             let active = self.is_active(name, config);
             let value = match (config.get(name), active) {
-                (Some(value), true) => value,
+                (Some(value), true) => {
+                    found += 1;
+                    value
+                }
                 (None, false) => continue,
                 (None, true) => return Err(SpaceError::new(name, "missing from the config")),
                 (Some(_), false) => {
@@ -353,7 +361,10 @@ impl Space {
             }
             domain.validate(value).map_err(|m| SpaceError::new(name, m.0))?;
         }
-        if let Some((extra, _)) = config.iter().find(|(k, _)| !self.params.contains_key(*k)) {
+        // Every value found is one of the config's: any more are not the space's.
+        if found < config.len()
+            && let Some((extra, _)) = config.iter().find(|(k, _)| !self.params.contains_key(*k))
+        {
             return Err(SpaceError::new(extra, "is in the config but not in the search space"));
         }
         if let Some(clause) = self.forbid.iter().find(|c| c.holds(config)) {
@@ -558,7 +569,7 @@ pub struct Grid {
 #[derive(Clone, Debug)]
 enum Points {
     /// Every combination of the axes' values.
-    Product(Vec<(String, Axis)>),
+    Product(Vec<(Symbol, Axis)>),
     /// The valid combinations of a conditional space.
     Listed(Vec<Config>),
 }
@@ -632,11 +643,11 @@ fn non_finite(value: &toml::Value) -> Option<String> {
 /// The parameters, each after those its condition compares (by name otherwise); a cycle of
 /// conditions is an error naming it.
 fn dependency_order(
-    params: &BTreeMap<String, Domain>,
-    conditions: &BTreeMap<String, Condition>,
-) -> Result<Vec<String>, SpaceError> {
+    params: &BTreeMap<Symbol, Domain>,
+    conditions: &BTreeMap<Symbol, Condition>,
+) -> Result<Vec<Symbol>, SpaceError> {
     let depends = |name: &str| conditions.get(name).map(Condition::params).unwrap_or_default();
-    let mut order: Vec<String> = Vec::with_capacity(params.len());
+    let mut order: Vec<Symbol> = Vec::with_capacity(params.len());
     let mut placed: BTreeSet<&str> = BTreeSet::new();
     while order.len() < params.len() {
         // The first parameter by name whose dependencies are all placed.
@@ -757,6 +768,10 @@ impl SpaceBuilder {
                 return Err(SpaceError::new(&name, "has two conditions: join them with `and`"));
             }
         }
-        Space::assemble(self.params.into_iter().collect(), whens, self.forbids)
+        Space::assemble(
+            self.params.into_iter().map(|(name, domain)| (name.into(), domain)).collect(),
+            whens,
+            self.forbids,
+        )
     }
 }

@@ -1,9 +1,13 @@
 //! Values of hyperparameters and configs (one value per hyperparameter name).
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
+
+use crate::Symbol;
 
 /// The value of one hyperparameter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -15,8 +19,8 @@ pub enum Value {
     Int(i64),
     /// A float.
     Float(f64),
-    /// A string.
-    Str(String),
+    /// A string (a categorical value, mostly: interned).
+    Str(Symbol),
 }
 
 impl Value {
@@ -41,7 +45,7 @@ impl Value {
     /// The string, if it is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            Value::Str(s) => Some(s),
+            Value::Str(s) => Some(s.as_str()),
             _ => None,
         }
     }
@@ -89,19 +93,30 @@ impl From<bool> for Value {
 }
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
-        Value::Str(s.to_owned())
+        Value::Str(Symbol::new(s))
     }
 }
 impl From<String> for Value {
     fn from(s: String) -> Self {
+        Value::Str(Symbol::new(&s))
+    }
+}
+impl From<Symbol> for Value {
+    fn from(s: Symbol) -> Self {
         Value::Str(s)
     }
 }
 
-/// A config: one value per hyperparameter name, in name order.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Config(BTreeMap<String, Value>);
+/// A config: one value per hyperparameter name, in name order, as a `BTreeMap<String, Value>`
+/// keeps them (and serialized as such a map).
+///
+/// Made for the tuner's hot path, where a config is drawn for every trial: up to six values
+/// are held inline, and names and categorical values are [`Symbol`]s, so that drawing one
+/// allocates nothing.
+#[derive(Clone, Default, PartialEq)]
+pub struct Config {
+    sorted: SmallVec<[(Symbol, Value); 6]>,
+}
 
 /// Asked a config for a value it does not have, or of another type.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -119,39 +134,62 @@ impl Config {
         Self::default()
     }
 
+    /// Where `name` is, or where it would go.
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        if self.sorted.len() <= SCANNED {
+            // A few short names: a scan that compares them inline beats a search.
+            return match self.sorted.iter().position(|(n, _)| n.is(name)) {
+                Some(i) => Ok(i),
+                None => Err(self.sorted.partition_point(|(n, _)| n.as_str() < name)),
+            };
+        }
+        self.sorted.binary_search_by(|(n, _)| n.as_str().cmp(name))
+    }
+
     /// The value of `name`, if any.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0.get(name)
+        self.position(name).ok().map(|i| &self.sorted[i].1)
     }
 
     /// Sets `name`; returns the value it had.
-    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
-        self.0.insert(name.into(), value.into())
+    pub fn insert(&mut self, name: impl Into<Symbol>, value: impl Into<Value>) -> Option<Value> {
+        let (name, value) = (name.into(), value.into());
+        if self.sorted.last().is_none_or(|(last, _)| *last < name) {
+            self.sorted.push((name, value)); // names mostly come in order
+            return None;
+        }
+        match self.position(&name) {
+            Ok(i) => Some(std::mem::replace(&mut self.sorted[i].1, value)),
+            Err(i) => {
+                self.sorted.insert(i, (name, value));
+                None
+            }
+        }
     }
 
     /// Removes `name`, returning its value if it had one.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
-        self.0.remove(name)
+        self.position(name).ok().map(|i| self.sorted.remove(i).1)
     }
 
     /// Every (name, value), in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
+        self.sorted.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// Values in the config.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.sorted.len()
     }
 
     /// Whether the config has no value.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.sorted.is_empty()
     }
 
     fn typed<T>(&self, name: &str, kind: &str, f: impl Fn(&Value) -> Option<T>) -> Result<T, ConfigError> {
         let value =
-            self.0.get(name).ok_or_else(|| ConfigError { name: name.to_owned(), problem: "missing".to_owned() })?;
+            self.get(name).ok_or_else(|| ConfigError { name: name.to_owned(), problem: "missing".to_owned() })?;
         f(value)
             .ok_or_else(|| ConfigError { name: name.to_owned(), problem: format!("expected {kind}, got {value:?}") })
     }
@@ -169,16 +207,59 @@ impl Config {
     /// The named value as a string.
     pub fn str(&self, name: &str) -> Result<&str, ConfigError> {
         let value =
-            self.0.get(name).ok_or_else(|| ConfigError { name: name.to_owned(), problem: "missing".to_owned() })?;
+            self.get(name).ok_or_else(|| ConfigError { name: name.to_owned(), problem: "missing".to_owned() })?;
         value
             .as_str()
             .ok_or_else(|| ConfigError { name: name.to_owned(), problem: format!("expected a string, got {value:?}") })
     }
 }
 
-impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Config {
+/// Configs up to this many values are searched by a scan, larger ones by bisection.
+const SCANNED: usize = 8;
+
+impl<K: Into<Symbol>, V: Into<Value>> FromIterator<(K, V)> for Config {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Config(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        let mut config = Config::new();
+        for (name, value) in iter {
+            config.insert(name, value);
+        }
+        config
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Config {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (name, value) in self.iter() {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Config {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Config, D::Error> {
+        struct ConfigVisitor;
+        impl<'de> Visitor<'de> for ConfigVisitor {
+            type Value = Config;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map from hyperparameter names to values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Config, A::Error> {
+                let mut config = Config::new();
+                while let Some((name, value)) = map.next_entry::<Symbol, Value>()? {
+                    config.insert(name, value); // the last of a repeated name, as a map reads it
+                }
+                Ok(config)
+            }
+        }
+        deserializer.deserialize_map(ConfigVisitor)
     }
 }
 
@@ -189,5 +270,42 @@ impl fmt::Display for Config {
             Ok(s) => f.write_str(&s),
             Err(_) => Err(fmt::Error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Config, Value};
+
+    /// A config of up to six values is drawn, moved into its `Arc` and dropped for every trial.
+    #[test]
+    fn a_config_of_six_values_is_inline_and_small() {
+        assert_eq!(std::mem::size_of::<Value>(), 16);
+        assert!(std::mem::size_of::<Config>() <= 200, "{}", std::mem::size_of::<Config>());
+        let config: Config = (0..6).map(|i| (format!("p{i}"), i)).collect();
+        assert!(!config.sorted.spilled());
+    }
+
+    #[test]
+    fn reads_like_a_sorted_map() {
+        let mut c: Config =
+            [("lr", Value::from(0.1)), ("act", "relu".into()), ("depth", 3.into())].into_iter().collect();
+        assert_eq!(c.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["act", "depth", "lr"]);
+        assert_eq!((c.f64("lr"), c.i64("depth"), c.str("act")), (Ok(0.1), Ok(3), Ok("relu")));
+        assert_eq!(c.get("l"), None);
+        assert_eq!(c.insert("depth", 4), Some(Value::Int(3)));
+        assert_eq!(c.remove("act"), Some(Value::from("relu")));
+        assert_eq!(c.to_string(), r#"{"depth":4,"lr":0.1}"#);
+        assert_eq!(format!("{c:?}"), r#"{"depth": Int(4), "lr": Float(0.1)}"#);
+        // Many values: searched by bisection, in the same order.
+        let many: Config = (0..20).rev().map(|i| (format!("p{i:02}"), i)).collect();
+        assert_eq!(
+            many.iter().map(|(k, _)| k.to_owned()).collect::<Vec<_>>(),
+            (0..20).map(|i| format!("p{i:02}")).collect::<Vec<_>>()
+        );
+        assert!((0..20).all(|i| many.i64(&format!("p{i:02}")) == Ok(i)));
+        let json = serde_json::to_string(&many).unwrap();
+        assert_eq!(serde_json::from_str::<Config>(&json).unwrap(), many);
+        assert_eq!(serde_json::from_str::<Config>(r#"{"a":1,"a":2}"#).unwrap().i64("a"), Ok(2));
     }
 }

@@ -156,7 +156,7 @@ fn domain_strategy() -> impl Strategy<Value = Domain> {
         (-1000..1000i64, 1..1000i64).prop_map(|(low, w)| Domain::RandInt { low, high: low + w }),
         (1..1000i64, 1..100_000i64).prop_map(|(low, w)| Domain::LogRandInt { low, high: low + w }),
         proptest::collection::vec("[a-z]{1,6}", 1..6).prop_map(|v| {
-            let mut v: Vec<Value> = v.into_iter().map(Value::Str).collect();
+            let mut v: Vec<Value> = v.into_iter().map(Value::from).collect();
             v.dedup();
             Domain::Choice(v)
         }),
