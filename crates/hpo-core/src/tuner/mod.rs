@@ -332,8 +332,9 @@ impl Tuner {
             for event in events.drain(..) {
                 self.dispatcher.handle(event)?;
                 self.go_on_if_due()?;
-                self.dispatcher.check_criteria(self.now())?;
-                self.fill()?;
+                let now = self.now(); // one clock read for the criteria and the starts
+                self.dispatcher.check_criteria(now)?;
+                self.fill_at(now)?;
             }
             self.act().await?;
             self.notify();
@@ -348,7 +349,12 @@ impl Tuner {
     /// Plans work for the free workers, again if the experiment went on meanwhile (a resumed
     /// run whose record ended: see [`Dispatcher::go_on_if_due`]).
     fn fill(&mut self) -> Result<(), TunerError> {
-        self.dispatcher.fill(self.now())?;
+        self.fill_at(self.now())
+    }
+
+    /// [`Tuner::fill`] at time `now`, just read.
+    fn fill_at(&mut self, now: f64) -> Result<(), TunerError> {
+        self.dispatcher.fill(now)?;
         if self.go_on_if_due()? {
             self.dispatcher.fill(self.now())?;
         }
