@@ -10,17 +10,18 @@ use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::TryRecvError;
 use hpo_core::{
     Backend, BackendError, Config, Decision, Event, EventKind, Metrics, Symbol, TrialId, TrialStart, async_trait,
     derive_seed,
 };
 use rustc_hash::FxHashMap;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::checkpoint::first_checkpoint_dir;
 
@@ -85,12 +86,50 @@ impl Control {
     }
 }
 
+/// The workers' way to the tuner: a channel the tuner takes events from without ever
+/// blocking (while events come every few microseconds, it polls), and a bell the workers
+/// ring only when the tuner said it sleeps.
+#[derive(Clone)]
+struct ToTuner {
+    events: crossbeam_channel::Sender<Event>,
+    bell: Arc<Bell>,
+}
+
+#[derive(Default)]
+struct Bell {
+    /// Set by the tuner before it sleeps, and again checked for events after that.
+    tuner_sleeps: AtomicBool,
+    ring: Notify,
+}
+
+impl ToTuner {
+    /// Sends the event; `Err` when the tuner is gone.
+    fn send(&self, event: Event) -> Result<(), ()> {
+        self.events.send(event).map_err(drop)?;
+        self.bell.ring_if_asleep();
+        Ok(())
+    }
+}
+
+impl Bell {
+    /// Wakes the tuner if it sleeps. The fence orders what was sent before the look at
+    /// `tuner_sleeps`, as the tuner orders its `tuner_sleeps` before its last look for
+    /// events: either this sees it sleep, or it sees the event. A ring that finds nobody
+    /// waiting is kept for the next sleep, which then only looks again.
+    fn ring_if_asleep(&self) {
+        fence(Ordering::SeqCst);
+        if self.tuner_sleeps.load(Ordering::Relaxed) {
+            self.ring.notify_one();
+        }
+    }
+}
+
 /// Hands a trial's metrics to the tuner and brings back the scheduler's decision.
 pub struct Reporter {
     trial_id: TrialId,
     control: Arc<Control>,
     await_decisions: bool,
-    events: mpsc::UnboundedSender<Event>,
+    to_tuner: ToTuner,
     clock: Instant,
 }
 
@@ -108,7 +147,7 @@ impl Reporter {
             trial_id: self.trial_id,
             kind: EventKind::Report(metrics),
         };
-        if self.events.send(event).is_err() {
+        if self.to_tuner.send(event).is_err() {
             return Err(Interrupted(Decision::Stop)); // the tuner is gone
         }
         if !self.await_decisions {
@@ -142,7 +181,7 @@ fn wait_while_awaiting(state: &AtomicU8) -> u8 {
 /// for a few microseconds (a handoff between running threads takes well under one), then
 /// yielding the core a number of times (the answering thread may need it), then `None`: block.
 fn poll_briefly<T>(mut ready: impl FnMut() -> Option<T>) -> Option<T> {
-    let spin_until = Instant::now() + SPIN;
+    let mut spin_until = None; // the clock is read only if the answer takes a while
     loop {
         for _ in 0..64 {
             if let Some(x) = ready() {
@@ -150,7 +189,8 @@ fn poll_briefly<T>(mut ready: impl FnMut() -> Option<T>) -> Option<T> {
             }
             std::hint::spin_loop();
         }
-        if Instant::now() >= spin_until {
+        let now = Instant::now();
+        if now >= *spin_until.get_or_insert(now + SPIN) {
             break;
         }
     }
@@ -215,7 +255,8 @@ fn check_address_space(workers: usize) -> Result<(), BackendError> {
 /// Runs trial functions on worker threads.
 pub struct ThreadBackend {
     jobs: Option<crossbeam_channel::Sender<Job>>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: crossbeam_channel::Receiver<Event>,
+    bell: Arc<Bell>,
     controls: FxHashMap<TrialId, Arc<Control>>,
     clock: Instant,
     trials_dir: Option<PathBuf>,
@@ -232,20 +273,22 @@ impl ThreadBackend {
         check_address_space(workers.max(1))?;
         let trial_fn: Arc<TrialFn> = Arc::new(trial_fn);
         let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
-        let (event_tx, event_rx) = mpsc::unbounded_channel();
+        let (event_tx, event_rx) = crossbeam_channel::unbounded();
+        let to_tuner = ToTuner { events: event_tx, bell: Arc::default() };
         let clock = Instant::now();
         for i in 0..workers.max(1) {
             let jobs = job_rx.clone();
-            let events = event_tx.clone();
+            let to_tuner = to_tuner.clone();
             let trial_fn = Arc::clone(&trial_fn);
             thread::Builder::new()
                 .name(format!("hpo-worker-{i}"))
-                .spawn(move || worker(&jobs, &events, &*trial_fn, clock))
+                .spawn(move || worker(&jobs, to_tuner, &*trial_fn, clock))
                 .map_err(|e| BackendError(format!("cannot start worker thread {} of {workers}: {e}", i + 1)))?;
         }
         Ok(ThreadBackend {
             jobs: Some(job_tx),
             events: event_rx,
+            bell: to_tuner.bell,
             controls: FxHashMap::default(),
             clock,
             trials_dir: None,
@@ -265,10 +308,17 @@ impl ThreadBackend {
         self
     }
 
-    fn drain(&mut self, out: &mut Vec<Event>) {
-        while let Ok(event) = self.events.try_recv() {
-            self.forget_if_ended(&event);
-            out.push(event);
+    /// Takes the events sent so far; `Err` when every worker has exited.
+    fn drain(&mut self, out: &mut Vec<Event>) -> Result<(), BackendError> {
+        loop {
+            match self.events.try_recv() {
+                Ok(event) => {
+                    self.forget_if_ended(&event);
+                    out.push(event);
+                }
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => return Err(BackendError("every worker thread has exited".into())),
+            }
         }
     }
 
@@ -279,23 +329,35 @@ impl ThreadBackend {
     }
 }
 
-fn worker(
-    jobs: &crossbeam_channel::Receiver<Job>,
-    events: &mpsc::UnboundedSender<Event>,
-    trial_fn: &TrialFn,
-    clock: Instant,
-) {
+fn worker(jobs: &crossbeam_channel::Receiver<Job>, to_tuner: ToTuner, trial_fn: &TrialFn, clock: Instant) {
+    // Rung once `run_jobs` has dropped this worker's senders (even by a panic): a tuner asleep
+    // must learn that the channel may have closed.
+    let _ring = RingOnDrop(Arc::clone(&to_tuner.bell));
+    run_jobs(jobs, to_tuner, trial_fn, clock);
+}
+
+fn run_jobs(jobs: &crossbeam_channel::Receiver<Job>, to_tuner: ToTuner, trial_fn: &TrialFn, clock: Instant) {
+    let mut reporter: Option<Reporter> = None;
     while let Some(Job { context, control, await_decisions, copy_from }) = next_job(jobs) {
-        let _ = control.thread.set(thread::current());
+        if await_decisions {
+            let _ = control.thread.set(thread::current()); // to be woken by the decision
+        }
         let trial_id = context.trial_id;
-        let mut reporter = Reporter { trial_id, control, await_decisions, events: events.clone(), clock };
+        // One reporter per worker, handed from trial to trial.
+        let reporter = match &mut reporter {
+            Some(r) => {
+                (r.trial_id, r.control, r.await_decisions) = (trial_id, control, await_decisions);
+                r
+            }
+            None => reporter.insert(Reporter { trial_id, control, await_decisions, to_tuner: to_tuner.clone(), clock }),
+        };
         // Only a copy needs the folder now; a trial creates it when it first saves.
         let prepared = match &context.checkpoint_dir {
             Some(dir) if !context.resume => first_checkpoint_dir(dir, copy_from.as_deref()).map_err(TrialError::from),
             _ => Ok(()),
         };
         let outcome = prepared.and_then(|()| {
-            catch_unwind(AssertUnwindSafe(|| trial_fn(&context, &mut reporter)))
+            catch_unwind(AssertUnwindSafe(|| trial_fn(&context, reporter)))
                 .unwrap_or_else(|p| Err(panic_message(&*p).into()))
         });
         let kind = match outcome {
@@ -307,9 +369,35 @@ fn worker(
             },
         };
         let event = Event { time: clock.elapsed().as_secs_f64(), trial_id, kind };
-        if events.send(event).is_err() {
+        if to_tuner.send(event).is_err() {
             return;
         }
+    }
+}
+
+/// Rings the bell when dropped.
+struct RingOnDrop(Arc<Bell>);
+
+impl Drop for RingOnDrop {
+    fn drop(&mut self) {
+        self.0.ring.notify_one();
+    }
+}
+
+/// The tuner sleeping on the bell, until dropped.
+struct Asleep<'a>(&'a Bell);
+
+impl<'a> Asleep<'a> {
+    fn new(bell: &'a Bell) -> Asleep<'a> {
+        bell.tuner_sleeps.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst); // before the tuner's last look for events: see `Bell::ring_if_asleep`
+        Asleep(bell)
+    }
+}
+
+impl Drop for Asleep<'_> {
+    fn drop(&mut self) {
+        self.0.tuner_sleeps.store(false, Ordering::Relaxed);
     }
 }
 
@@ -372,20 +460,23 @@ impl Backend for ThreadBackend {
     async fn next_events(&mut self, out: &mut Vec<Event>) -> Result<(), BackendError> {
         let before = out.len();
         // Trials of a few microseconds answer before a thread could go to sleep and wake up:
-        // poll briefly before waiting.
-        if poll_briefly(|| {
-            self.drain(out);
-            (out.len() > before).then_some(())
-        })
-        .is_none()
-        {
-            let event =
-                self.events.recv().await.ok_or_else(|| BackendError("every worker thread has exited".into()))?;
-            self.forget_if_ended(&event);
-            out.push(event);
-            self.drain(out);
+        // poll briefly before sleeping.
+        let polled = poll_briefly(|| match self.drain(out) {
+            Ok(()) if out.len() == before => None,
+            done => Some(done),
+        });
+        if let Some(done) = polled {
+            return done;
         }
-        Ok(())
+        let bell = Arc::clone(&self.bell);
+        let _awake_again = Asleep::new(&bell); // also when this future is dropped
+        loop {
+            self.drain(out)?; // a last look, after saying it sleeps
+            if out.len() > before {
+                return Ok(());
+            }
+            bell.ring.notified().await;
+        }
     }
 
     fn now(&self) -> f64 {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{context, max_trials, tune};
 use hpo_core::{Config, EndReason, ExperimentResults, Journal, Mode, Space, Status, StopCriteria, Tuner, read_journal};
-use hpo_schedulers::{Fifo, GridSearcher, RandomSearcher};
+use hpo_schedulers::{Asha, Fifo, GridSearcher, RandomSearcher, Variant};
 
 fn space() -> Space {
     Space::builder()
@@ -48,6 +48,36 @@ fn same_seed_same_configs() {
     assert_ne!(a, c, "another seed gives other configs");
     for config in &a {
         space().validate(config).unwrap();
+    }
+}
+
+/// The thread backend hands events over by polling while they come fast and by waking a
+/// sleeping tuner otherwise: trials of every length around the switch (a microsecond to a
+/// millisecond: polled, yielded, slept), some waiting for decisions (ASHA) and some not
+/// (FIFO), on several workers, are all taken in. A wake-up lost would leave the tuner asleep
+/// until the deadline, short of trials.
+#[test]
+fn every_event_is_taken_in_whether_the_tuner_polls_or_sleeps() {
+    let space = Space::builder().uniform("x", 0.0, 1.0).build().unwrap();
+    for asha in [false, true] {
+        let scheduler: Box<dyn hpo_core::Scheduler> = match asha {
+            true => Box::new(Asha::new(Variant::Stopping, 1.0, 3.0, Some(3.0))),
+            false => Box::new(Fifo::default()),
+        };
+        let stop =
+            StopCriteria { max_trials: Some(600), max_wallclock: Some(Duration::from_secs(60)), ..max_trials(600) };
+        let summary = tune(context(space.clone(), "loss", Mode::Min, 5), scheduler, 3, stop, |t, r| {
+            let x = t.config.f64("x")?;
+            for epoch in 1..=3 {
+                // 0 to 1,000 us, most of them within the first few microseconds' poll.
+                std::thread::sleep(Duration::from_nanos((x.powi(4) * 1e6) as u64));
+                r.report([("epoch", f64::from(epoch)), ("loss", x)])?;
+            }
+            Ok(())
+        });
+        assert_eq!(summary.reason, EndReason::MaxTrials, "asha: {asha}");
+        assert_eq!((summary.trials, summary.failed), (600, 0), "asha: {asha}");
+        assert_eq!(summary.completed + summary.stopped, 600, "asha: {asha}");
     }
 }
 
