@@ -323,11 +323,10 @@ impl Dispatcher {
 
     /// The trial completed, stopped or paused.
     fn on_ended(&mut self, t: f64, trial: TrialId, kind: EventKind) -> Result<(), TunerError> {
-        let (told, resume) = match self.trials.get(trial).map(|trial| trial.phase().clone()) {
-            Some(Phase::Failing(error)) => return self.fail(trial, t, error),
-            Some(Phase::Ending(told)) => (Some(told), None),
-            Some(Phase::Resuming(told, config)) => (Some(told), Some(config)),
-            _ => (None, None),
+        let told = match self.trials.get(trial).map(Trial::phase) {
+            Some(Phase::Failing(error)) => return self.fail(trial, t, error.clone()),
+            Some(Phase::Ending(told) | Phase::Resuming(told, _)) => Some(*told),
+            _ => None,
         };
         // A trial told to pause or stop that finished first still counts as paused or
         // stopped (a script may end before the signal reaches it).
@@ -336,7 +335,11 @@ impl Dispatcher {
             (EventKind::Stopped, _) | (EventKind::Completed, Some(_)) => Phase::Stopped,
             _ => Phase::Completed,
         };
-        self.trials.set(trial, phase.clone());
+        // The config a resume waits with is taken from the phase it leaves (not cloned).
+        let resume = match self.trials.set(trial, phase.clone()) {
+            Phase::Resuming(_, config) => Some(config),
+            _ => None,
+        };
         let no_report = self.trials.get(trial).is_some_and(|trial| trial.reports == 0);
         self.log(&match phase {
             Phase::Paused => Entry::Paused { t, trial },
