@@ -135,6 +135,11 @@ impl Dispatcher {
         self.journal.as_ref()?.recorded_event()
     }
 
+    /// The time of the latest event taken in.
+    pub(crate) fn latest(&self) -> f64 {
+        self.latest
+    }
+
     /// Why the experiment is ending, once it is.
     pub(crate) fn ending(&self) -> Option<EndReason> {
         self.ending
