@@ -320,7 +320,7 @@ impl Space {
         if self.conditions.is_empty() {
             // Every parameter, in name order: the draw order, and the config's.
             for (name, domain) in &self.params {
-                config.insert(name, domain.sample(rng));
+                config.push_in_order(name.clone(), domain.sample(rng));
             }
             return config;
         }

@@ -167,6 +167,13 @@ impl Config {
         }
     }
 
+    /// Appends `name`, which the caller knows comes after every name in the config (a
+    /// space's parameters drawn in name order): no comparison.
+    pub(crate) fn push_in_order(&mut self, name: Symbol, value: Value) {
+        debug_assert!(self.sorted.last().is_none_or(|(last, _)| *last < name), "{name} out of order");
+        self.sorted.push((name, value));
+    }
+
     /// Removes `name`, returning its value if it had one.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
         self.position(name).ok().map(|i| self.sorted.remove(i).1)
