@@ -68,6 +68,7 @@ impl Symbol {
     }
 
     /// The text.
+    #[inline]
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Interned(text) => text,
@@ -76,6 +77,7 @@ impl Symbol {
     }
 
     /// Whether the text is `text`: short texts are compared inline, without a call to `memcmp`.
+    #[inline]
     pub fn is(&self, text: &str) -> bool {
         let own = self.as_str();
         own.len() == text.len() && own.bytes().zip(text.bytes()).all(|(a, b)| a == b)
@@ -84,18 +86,21 @@ impl Symbol {
 
 impl Deref for Symbol {
     type Target = str;
+    #[inline]
     fn deref(&self) -> &str {
         self.as_str()
     }
 }
 
 impl Borrow<str> for Symbol {
+    #[inline]
     fn borrow(&self) -> &str {
         self.as_str()
     }
 }
 
 impl PartialEq for Symbol {
+    #[inline]
     fn eq(&self, other: &Symbol) -> bool {
         self.as_str() == other.as_str()
     }
@@ -104,6 +109,7 @@ impl PartialEq for Symbol {
 impl Eq for Symbol {}
 
 impl PartialOrd for Symbol {
+    #[inline]
     fn partial_cmp(&self, other: &Symbol) -> Option<Ordering> {
         Some(self.cmp(other))
     }
@@ -111,6 +117,7 @@ impl PartialOrd for Symbol {
 
 /// In the order of the texts, as `String`s are ordered.
 impl Ord for Symbol {
+    #[inline]
     fn cmp(&self, other: &Symbol) -> Ordering {
         self.as_str().cmp(other.as_str())
     }

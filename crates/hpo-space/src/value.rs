@@ -25,6 +25,7 @@ pub enum Value {
 
 impl Value {
     /// The value as a number, if it is one (integers widen to `f64`).
+    #[inline]
     pub fn as_f64(&self) -> Option<f64> {
         match *self {
             Value::Int(i) => Some(i as f64),
@@ -34,6 +35,7 @@ impl Value {
     }
 
     /// The value as an integer, if it is one (a float with no fractional part counts).
+    #[inline]
     pub fn as_i64(&self) -> Option<i64> {
         match *self {
             Value::Int(i) => Some(i),
@@ -43,6 +45,7 @@ impl Value {
     }
 
     /// The string, if it is one.
+    #[inline]
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s.as_str()),
@@ -135,6 +138,7 @@ impl Config {
     }
 
     /// Where `name` is, or where it would go.
+    #[inline]
     fn position(&self, name: &str) -> Result<usize, usize> {
         if self.sorted.len() <= SCANNED {
             // A few short names: a scan that compares them inline beats a search.
@@ -147,6 +151,7 @@ impl Config {
     }
 
     /// The value of `name`, if any.
+    #[inline]
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.position(name).ok().map(|i| &self.sorted[i].1)
     }
@@ -185,11 +190,13 @@ impl Config {
     }
 
     /// Values in the config.
+    #[inline]
     pub fn len(&self) -> usize {
         self.sorted.len()
     }
 
     /// Whether the config has no value.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.sorted.is_empty()
     }
@@ -202,11 +209,13 @@ impl Config {
     }
 
     /// The named value as a float (integers widen).
+    #[inline]
     pub fn f64(&self, name: &str) -> Result<f64, ConfigError> {
         self.typed(name, "a number", Value::as_f64)
     }
 
     /// The named value as an integer.
+    #[inline]
     pub fn i64(&self, name: &str) -> Result<i64, ConfigError> {
         self.typed(name, "an integer", Value::as_i64)
     }
