@@ -2,11 +2,9 @@
 
 use std::fmt;
 
-use hpo_space::Symbol;
+use hpo_space::{Symbol, SymbolMap};
 use serde::de::{MapAccess, Visitor};
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use smallvec::SmallVec;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The metrics of one report, by name (e.g. `epoch`, `val_loss`), in the order of their
 /// names, as a `BTreeMap<String, f64>` keeps them.
@@ -14,10 +12,9 @@ use smallvec::SmallVec;
 /// Made for the tuner's hot path, where every report is built, read and dropped: up to four
 /// metrics are held inline, and their names are interned ([`Symbol`]s), so such a report
 /// costs no allocation.
-#[derive(Clone, Default, PartialEq)]
-pub struct Metrics {
-    sorted: SmallVec<[(Symbol, f64); 4]>,
-}
+#[derive(Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Metrics(SymbolMap<f64, 4>);
 
 impl Metrics {
     /// No metrics.
@@ -27,45 +24,32 @@ impl Metrics {
 
     /// The value of the metric `name`, if reported.
     pub fn get(&self, name: &str) -> Option<f64> {
-        // A report has a few short names: a scan that compares them inline beats a search
-        // that orders them, and a call to `memcmp` per name.
-        self.sorted.iter().find(|(n, _)| n.is(name)).map(|(_, value)| *value)
+        self.0.get(name).copied()
     }
 
     /// Sets the metric `name` to `value`; the value it had, if any.
     pub fn insert(&mut self, name: impl Into<Symbol>, value: f64) -> Option<f64> {
-        let name = name.into();
-        if self.sorted.last().is_none_or(|(last, _)| last.bytes().lt(name.bytes())) {
-            self.sorted.push((name, value)); // names often come in order
-            return None;
-        }
-        match self.sorted.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
-            Ok(i) => Some(std::mem::replace(&mut self.sorted[i].1, value)),
-            Err(i) => {
-                self.sorted.insert(i, (name, value));
-                None
-            }
-        }
+        self.0.insert(name.into(), value)
     }
 
     /// (name, value) of every metric, by name.
     pub fn iter(&self) -> Iter<'_> {
-        self.sorted.iter().map(|(name, value)| (&**name, *value))
+        self.0.entries().iter().map(|(name, value)| (&**name, *value))
     }
 
     /// The names of the metrics, in order.
     pub fn names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.sorted.iter().map(|(name, _)| &**name)
+        self.0.entries().iter().map(|(name, _)| &**name)
     }
 
     /// How many metrics there are.
     pub fn len(&self) -> usize {
-        self.sorted.len()
+        self.0.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.sorted.is_empty()
+        self.0.is_empty()
     }
 }
 
@@ -99,17 +83,7 @@ impl<'a> IntoIterator for &'a Metrics {
 
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
-    }
-}
-
-impl Serialize for Metrics {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.len()))?;
-        for (name, value) in self.iter() {
-            map.serialize_entry(name, &value)?;
-        }
-        map.end()
+        fmt::Debug::fmt(&self.0, f)
     }
 }
 

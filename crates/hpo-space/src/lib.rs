@@ -38,10 +38,12 @@ mod condition;
 mod domain;
 mod space;
 mod symbol;
+mod symbol_map;
 mod value;
 
 pub use condition::Condition;
 pub use domain::{Axis, Domain, DomainError, KEYWORDS};
 pub use space::{Grid, Location, Space, SpaceBuilder, SpaceError, line_of};
 pub use symbol::Symbol;
+pub use symbol_map::SymbolMap;
 pub use value::{Config, ConfigError, Value};

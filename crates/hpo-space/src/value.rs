@@ -2,12 +2,9 @@
 
 use std::fmt;
 
-use serde::de::{MapAccess, Visitor};
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use smallvec::SmallVec;
+use serde::{Deserialize, Serialize};
 
-use crate::Symbol;
+use crate::{Symbol, SymbolMap};
 
 /// The value of one hyperparameter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -116,10 +113,9 @@ impl From<Symbol> for Value {
 /// Made for the tuner's hot path, where a config is drawn for every trial: up to six values
 /// are held inline, and names and categorical values are [`Symbol`]s, so that drawing one
 /// allocates nothing.
-#[derive(Clone, Default, PartialEq)]
-pub struct Config {
-    sorted: SmallVec<[(Symbol, Value); 6]>,
-}
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Config(SymbolMap<Value, 6>);
 
 /// Asked a config for a value it does not have, or of another type.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -137,68 +133,42 @@ impl Config {
         Self::default()
     }
 
-    /// Where `name` is, or where it would go.
-    #[inline]
-    fn position(&self, name: &str) -> Result<usize, usize> {
-        if self.sorted.len() <= SCANNED {
-            // A few short names: a scan that compares them inline beats a search.
-            return match self.sorted.iter().position(|(n, _)| n.is(name)) {
-                Some(i) => Ok(i),
-                None => Err(self.sorted.partition_point(|(n, _)| n.as_str() < name)),
-            };
-        }
-        self.sorted.binary_search_by(|(n, _)| n.as_str().cmp(name))
-    }
-
     /// The value of `name`, if any.
     #[inline]
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.position(name).ok().map(|i| &self.sorted[i].1)
+        self.0.get(name)
     }
 
     /// Sets `name`; returns the value it had.
     pub fn insert(&mut self, name: impl Into<Symbol>, value: impl Into<Value>) -> Option<Value> {
-        let (name, value) = (name.into(), value.into());
-        if self.sorted.last().is_none_or(|(last, _)| *last < name) {
-            self.sorted.push((name, value)); // names mostly come in order
-            return None;
-        }
-        match self.position(&name) {
-            Ok(i) => Some(std::mem::replace(&mut self.sorted[i].1, value)),
-            Err(i) => {
-                self.sorted.insert(i, (name, value));
-                None
-            }
-        }
+        self.0.insert(name.into(), value.into())
     }
 
-    /// Appends `name`, which the caller knows comes after every name in the config (a
-    /// space's parameters drawn in name order): no comparison.
+    /// Appends `name`, which the caller knows comes after every name in the config.
     pub(crate) fn push_in_order(&mut self, name: Symbol, value: Value) {
-        debug_assert!(self.sorted.last().is_none_or(|(last, _)| *last < name), "{name} out of order");
-        self.sorted.push((name, value));
+        self.0.push_in_order(name, value);
     }
 
     /// Removes `name`, returning its value if it had one.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
-        self.position(name).ok().map(|i| self.sorted.remove(i).1)
+        self.0.remove(name)
     }
 
     /// Every (name, value), in name order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
-        self.sorted.iter().map(|(k, v)| (k.as_str(), v))
+        self.0.entries().iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// Values in the config.
     #[inline]
     pub fn len(&self) -> usize {
-        self.sorted.len()
+        self.0.len()
     }
 
     /// Whether the config has no value.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.sorted.is_empty()
+        self.0.is_empty()
     }
 
     fn typed<T>(&self, name: &str, kind: &str, f: impl Fn(&Value) -> Option<T>) -> Result<T, ConfigError> {
@@ -230,9 +200,6 @@ impl Config {
     }
 }
 
-/// Configs up to this many values are searched by a scan, larger ones by bisection.
-const SCANNED: usize = 8;
-
 impl<K: Into<Symbol>, V: Into<Value>> FromIterator<(K, V)> for Config {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut config = Config::new();
@@ -245,37 +212,7 @@ impl<K: Into<Symbol>, V: Into<Value>> FromIterator<(K, V)> for Config {
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
-    }
-}
-
-impl Serialize for Config {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.len()))?;
-        for (name, value) in self.iter() {
-            map.serialize_entry(name, value)?;
-        }
-        map.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for Config {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Config, D::Error> {
-        struct ConfigVisitor;
-        impl<'de> Visitor<'de> for ConfigVisitor {
-            type Value = Config;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map from hyperparameter names to values")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Config, A::Error> {
-                let mut config = Config::new();
-                while let Some((name, value)) = map.next_entry::<Symbol, Value>()? {
-                    config.insert(name, value); // the last of a repeated name, as a map reads it
-                }
-                Ok(config)
-            }
-        }
-        deserializer.deserialize_map(ConfigVisitor)
+        fmt::Debug::fmt(&self.0, f)
     }
 }
 
@@ -299,7 +236,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Value>(), 16);
         assert!(std::mem::size_of::<Config>() <= 200, "{}", std::mem::size_of::<Config>());
         let config: Config = (0..6).map(|i| (format!("p{i}"), i)).collect();
-        assert!(!config.sorted.spilled());
+        assert!(!config.0.spilled());
     }
 
     #[test]
