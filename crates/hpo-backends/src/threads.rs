@@ -77,6 +77,10 @@ struct Control {
 }
 
 impl Control {
+    fn new() -> Control {
+        Control { state: AtomicU8::new(RUNNING), thread: OnceLock::new() }
+    }
+
     fn interrupted(state: u8) -> Option<Interrupted> {
         match state {
             STOP => Some(Interrupted(Decision::Stop)),
@@ -258,6 +262,9 @@ pub struct ThreadBackend {
     events: crossbeam_channel::Receiver<Event>,
     bell: Arc<Bell>,
     controls: FxHashMap<TrialId, Arc<Control>>,
+    /// Controls of ended trials, to be used again: one allocated here and freed on a worker's
+    /// thread would cost both threads' allocators.
+    spare_controls: Vec<Arc<Control>>,
     clock: Instant,
     trials_dir: Option<PathBuf>,
     seed: u64,
@@ -290,6 +297,7 @@ impl ThreadBackend {
             events: event_rx,
             bell: to_tuner.bell,
             controls: FxHashMap::default(),
+            spare_controls: Vec::new(),
             clock,
             trials_dir: None,
             seed: 0,
@@ -323,9 +331,23 @@ impl ThreadBackend {
     }
 
     fn forget_if_ended(&mut self, event: &Event) {
-        if !matches!(event.kind, EventKind::Report(_)) {
-            self.controls.remove(&event.trial_id);
+        if !matches!(event.kind, EventKind::Report(_))
+            && let Some(control) = self.controls.remove(&event.trial_id)
+        {
+            self.spare_controls.push(control);
         }
+    }
+
+    /// A control for a new trial: that of an ended trial if there is one (its worker let go
+    /// of it before saying the trial ended).
+    fn new_control(&mut self) -> Arc<Control> {
+        if let Some(mut spare) = self.spare_controls.pop()
+            && let Some(control) = Arc::get_mut(&mut spare)
+        {
+            *control = Control::new();
+            return spare;
+        }
+        Arc::new(Control::new())
     }
 }
 
@@ -338,6 +360,8 @@ fn worker(jobs: &crossbeam_channel::Receiver<Job>, to_tuner: ToTuner, trial_fn: 
 
 fn run_jobs(jobs: &crossbeam_channel::Receiver<Job>, to_tuner: ToTuner, trial_fn: &TrialFn, clock: Instant) {
     let mut reporter: Option<Reporter> = None;
+    // The reporter's control between trials, so that the tuner can use a trial's again.
+    let no_trial = Arc::new(Control::new());
     while let Some(Job { context, control, await_decisions, copy_from }) = next_job(jobs) {
         if await_decisions {
             let _ = control.thread.set(thread::current()); // to be woken by the decision
@@ -360,6 +384,7 @@ fn run_jobs(jobs: &crossbeam_channel::Receiver<Job>, to_tuner: ToTuner, trial_fn
             catch_unwind(AssertUnwindSafe(|| trial_fn(&context, reporter)))
                 .unwrap_or_else(|p| Err(panic_message(&*p).into()))
         });
+        reporter.control = Arc::clone(&no_trial);
         let kind = match outcome {
             Ok(()) => EventKind::Completed,
             Err(e) => match e.downcast_ref::<Interrupted>() {
@@ -421,7 +446,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 #[async_trait]
 impl Backend for ThreadBackend {
     async fn start(&mut self, trial: TrialStart) -> Result<(), BackendError> {
-        let control = Arc::new(Control { state: AtomicU8::new(RUNNING), thread: OnceLock::new() });
+        let control = self.new_control();
         self.controls.insert(trial.trial_id, Arc::clone(&control));
         let context = TrialContext {
             trial_id: trial.trial_id,
