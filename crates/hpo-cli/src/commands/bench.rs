@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use hpo_backends::ThreadBackend;
 use hpo_core::{
-    Config, Context, Decision, Domain, ExperimentSpec, Journal, JournalSync, Mode, Objective, Recorded, Report, Space,
-    StopCriteria, Suggestion, TrialId, Tuner,
+    Backend, BackendError, Config, Context, Decision, Domain, Event, EventKind, ExperimentSpec, Journal, JournalSync,
+    Mode, Objective, Recorded, Report, Space, StopCriteria, Suggestion, TrialId, TrialStart, Tuner, async_trait,
 };
 use hpo_schedulers::Fifo;
 use rand::RngExt;
@@ -20,16 +20,19 @@ use crate::{
 };
 
 /// Random search + FIFO over a function that reports once and returns: what is left is the
-/// tuner's own cost per trial, without and with the journal.
+/// tuner's own cost per trial, without and with the journal; and the part of it the tuner's
+/// thread spends, with trials that end at once in that thread.
 pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
     let dir = scratch_dir("overhead")?;
     let mut plain = Vec::new();
+    let mut tuner_only = Vec::new();
     let mut journaled = Vec::new();
     let mut synced = Vec::new();
     // An fsync per round costs a disk's latency: fewer trials for `journal_sync = "disk"`.
     let disk_trials = args.trials.min(DISK_TRIALS);
     for repeat in 0..args.repeats {
         plain.push(time_trials(args.workers, args.trials, None)?);
+        tuner_only.push(time_tuner_only(args.workers, args.trials)?);
         for (sync, trials, times) in
             [(JournalSync::Os, args.trials, &mut journaled), (JournalSync::Disk, disk_trials, &mut synced)]
         {
@@ -40,6 +43,7 @@ pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::remove_dir_all(&dir).ok();
     let (us, us_journal, us_disk) = (median(&mut plain), median(&mut journaled), median(&mut synced));
+    let us_tuner = median(&mut tuner_only);
     if args.json {
         outln!(
             "{}",
@@ -49,6 +53,7 @@ pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
                 "workers": args.workers,
                 "repeats": args.repeats,
                 "us_per_trial": us,
+                "us_per_trial_tuner_only": us_tuner,
                 "us_per_trial_journal": us_journal,
                 "us_per_trial_journal_disk": us_disk,
                 "trials_journal_disk": disk_trials,
@@ -56,8 +61,9 @@ pub fn overhead(args: OverheadArgs) -> anyhow::Result<ExitCode> {
         );
     } else {
         outln!(
-            "{} trials on {} workers: {us:.2} us per trial without the journal, {us_journal:.2} us with it, \
-             {us_disk:.2} us with journal_sync = \"disk\" ({disk_trials} trials) (median of {})",
+            "{} trials on {} workers: {us:.2} us per trial without the journal ({us_tuner:.2} us of it the tuner's own \
+             work), {us_journal:.2} us with it, {us_disk:.2} us with journal_sync = \"disk\" ({disk_trials} trials) \
+             (median of {})",
             args.trials,
             args.workers,
             args.repeats
@@ -74,16 +80,26 @@ fn loss_context(space: Space) -> Context {
 /// Trials of the `journal_sync = "disk"` figure, at most.
 const DISK_TRIALS: u64 = 5000;
 
-/// Microseconds per trial for one run of `trials` trials.
+/// Microseconds per trial for one run of `trials` trials on the thread backend.
 fn time_trials(workers: usize, trials: u64, journal: Option<(&std::path::Path, JournalSync)>) -> anyhow::Result<f64> {
-    let ctx = loss_context(
-        Space::builder().uniform("x", 0.0, 1.0).randint("n", 1, 100).choice("act", ["relu", "tanh"]).build()?,
-    );
     let backend = ThreadBackend::new(workers, |trial, reporter| {
         reporter.report([("loss", trial.config.f64("x")?)])?;
         Ok(())
     })?;
-    let mut tuner = Tuner::new(ctx, Box::new(Fifo::default()), Box::new(backend))
+    time_experiment(Box::new(backend), workers, trials, journal)
+}
+
+/// Microseconds per trial of random search + FIFO minimizing `loss` on `backend`.
+fn time_experiment(
+    backend: Box<dyn Backend>,
+    workers: usize,
+    trials: u64,
+    journal: Option<(&std::path::Path, JournalSync)>,
+) -> anyhow::Result<f64> {
+    let ctx = loss_context(
+        Space::builder().uniform("x", 0.0, 1.0).randint("n", 1, 100).choice("act", ["relu", "tanh"]).build()?,
+    );
+    let mut tuner = Tuner::new(ctx, Box::new(Fifo::default()), backend)
         .workers(workers)
         .stop_when(StopCriteria { max_trials: Some(trials), ..StopCriteria::default() });
     if let Some((path, sync)) = journal {
@@ -95,6 +111,49 @@ fn time_trials(workers: usize, trials: u64, journal: Option<(&std::path::Path, J
     let elapsed = start.elapsed();
     anyhow::ensure!(summary.trials as u64 == trials, "ran {} trials, not {}", summary.trials, trials);
     Ok(elapsed.as_secs_f64() * 1e6 / trials as f64)
+}
+
+/// Microseconds per trial of the same experiment as [`time_trials`] with trials that report
+/// and end at once, in the tuner's thread: the tuner's own work, without the handoffs to and
+/// from worker threads.
+fn time_tuner_only(workers: usize, trials: u64) -> anyhow::Result<f64> {
+    time_experiment(Box::new(AtOnce { events: Vec::new(), clock: Instant::now() }), workers, trials, None)
+}
+
+/// A backend whose trials report `loss = x` and complete as they start, as a worker
+/// thread's trial would, but in the tuner's thread.
+struct AtOnce {
+    events: Vec<Event>,
+    clock: Instant,
+}
+
+#[async_trait]
+impl Backend for AtOnce {
+    async fn start(&mut self, trial: TrialStart) -> Result<(), BackendError> {
+        let loss = trial.config.f64("x").map_err(|e| BackendError(e.to_string()))?;
+        let report = EventKind::Report([("loss", loss)].into_iter().collect());
+        for kind in [report, EventKind::Completed] {
+            self.events.push(Event { time: self.now(), trial_id: trial.trial_id, kind });
+        }
+        Ok(())
+    }
+
+    async fn decide(&mut self, _: TrialId, _: Decision) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    async fn next_events(&mut self, out: &mut Vec<Event>) -> Result<(), BackendError> {
+        out.append(&mut self.events);
+        Ok(())
+    }
+
+    fn now(&self) -> f64 {
+        self.clock.elapsed().as_secs_f64()
+    }
+
+    fn runs_in_process(&self) -> bool {
+        true
+    }
 }
 
 /// `hpo bench scale`: each run, then `hpo results` and `hpo best` on its folder, in a process
