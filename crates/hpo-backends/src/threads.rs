@@ -504,6 +504,10 @@ impl Backend for ThreadBackend {
         }
     }
 
+    fn events_so_far(&mut self, out: &mut Vec<Event>) -> Result<(), BackendError> {
+        self.drain(out)
+    }
+
     fn now(&self) -> f64 {
         self.clock.elapsed().as_secs_f64()
     }

@@ -229,6 +229,14 @@ pub trait Backend: Send {
     /// Waits until at least one event happened and appends everything that happened so far.
     async fn next_events(&mut self, out: &mut Vec<Event>) -> Result<(), BackendError>;
 
+    /// Appends the events that happened so far, without waiting (none if the backend cannot
+    /// tell at once). The tuner takes these before it waits with [`Backend::next_events`]:
+    /// a call without a future to allocate, for backends whose events come every few
+    /// microseconds.
+    fn events_so_far(&mut self, _out: &mut Vec<Event>) -> Result<(), BackendError> {
+        Ok(())
+    }
+
     /// Seconds since the backend started, on its own clock (simulated or wall).
     fn now(&self) -> f64;
 

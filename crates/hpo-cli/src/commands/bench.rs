@@ -143,6 +143,10 @@ impl Backend for AtOnce {
     }
 
     async fn next_events(&mut self, out: &mut Vec<Event>) -> Result<(), BackendError> {
+        self.events_so_far(out)
+    }
+
+    fn events_so_far(&mut self, out: &mut Vec<Event>) -> Result<(), BackendError> {
         out.append(&mut self.events);
         Ok(())
     }

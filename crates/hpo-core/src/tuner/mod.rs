@@ -312,8 +312,12 @@ impl Tuner {
             } else {
                 let (deadline, flush_at) = (self.deadline(), self.flush_deadline());
                 if self.interrupt.is_none() && deadline.is_none() && flush_at.is_none() {
-                    // Nothing else to wait for (a simulation without an interrupt): the events.
-                    self.backend.next_events(&mut events).await?;
+                    // Nothing else to wait for (no interrupt, no deadline, nothing to flush): the
+                    // events, without a future to allocate when there are some already.
+                    self.backend.events_so_far(&mut events)?;
+                    if events.is_empty() {
+                        self.backend.next_events(&mut events).await?;
+                    }
                 } else {
                     tokio::select! {
                         biased;

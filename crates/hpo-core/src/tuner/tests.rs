@@ -460,6 +460,8 @@ fn a_preempted_trial_is_launched_again_and_is_no_failure() {
 /// A backend that plays batches of events and records what it was asked to do.
 #[derive(Default)]
 struct ScriptedBackend {
+    /// Batches it has at once (`events_so_far`), one per call, before those it waits for.
+    at_once: VecDeque<Vec<Event>>,
     batches: VecDeque<Vec<Event>>,
     calls: Calls,
     /// A start that never returns (a cluster's scheduler that does not answer).
@@ -489,15 +491,42 @@ impl Backend for ScriptedBackend {
         Ok(())
     }
 
+    fn events_so_far(&mut self, out: &mut Vec<Event>) -> Result<(), BackendError> {
+        out.extend(self.at_once.pop_front().unwrap_or_default());
+        Ok(())
+    }
+
     fn now(&self) -> f64 {
         0.0
     }
 }
 
+fn report(trial_id: TrialId) -> Event {
+    Event { time: 0.0, trial_id, kind: EventKind::Report([("loss".to_owned(), 1.0)].into()) }
+}
+
+fn completed(trial_id: TrialId) -> Event {
+    Event { time: 0.0, trial_id, kind: EventKind::Completed }
+}
+
+#[test]
+fn events_the_backend_has_at_once_come_before_those_it_waits_for() {
+    // Trial 0's events are there at once, trial 1's end only by waiting: a tuner that waited
+    // first would take trial 1's end before trial 1 started.
+    let backend = ScriptedBackend {
+        at_once: [vec![report(0), completed(0)]].into(),
+        batches: [vec![completed(1)]].into(),
+        ..ScriptedBackend::default()
+    };
+    let scheduler = Scripted { suggestions: [start(0.1), start(0.2)].into(), ..Scripted::default() };
+    let tuner = Tuner::new(context(), Box::new(scheduler), Box::new(backend));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let summary = runtime.block_on(tuner.run()).unwrap();
+    assert_eq!((summary.reason, summary.completed), (EndReason::Stalled, 2));
+}
+
 #[test]
 fn the_loop_carries_out_decisions_before_starts_and_ends_when_no_trial_runs() {
-    let report = |trial_id| Event { time: 0.0, trial_id, kind: EventKind::Report([("loss".to_owned(), 1.0)].into()) };
-    let completed = |trial_id| Event { time: 0.0, trial_id, kind: EventKind::Completed };
     let backend_calls = Calls::default();
     let backend = ScriptedBackend {
         batches: [vec![report(0), completed(0)], vec![completed(1)]].into(),
@@ -532,8 +561,12 @@ fn an_interrupt_is_honoured_while_a_backend_call_hangs() {
     let path = dir.path().join("journal.jsonl");
     let backend_calls = Calls::default();
     let stopped = Event { time: 0.0, trial_id: 0, kind: EventKind::Stopped };
-    let backend =
-        ScriptedBackend { batches: [vec![stopped]].into(), calls: Arc::clone(&backend_calls), hang_on_start: Some(1) };
+    let backend = ScriptedBackend {
+        batches: [vec![stopped]].into(),
+        calls: Arc::clone(&backend_calls),
+        hang_on_start: Some(1),
+        ..ScriptedBackend::default()
+    };
     let scheduler = Scripted { suggestions: [start(0.1), start(0.2)].into(), ..Scripted::default() };
     let tuner = Tuner::new(context(), Box::new(scheduler), Box::new(backend))
         .workers(2)
