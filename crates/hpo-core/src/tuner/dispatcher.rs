@@ -201,8 +201,8 @@ impl Dispatcher {
         for (id, phase) in live {
             match phase {
                 Phase::Running(config) => {
-                    let Some(trial) = self.trials.get_mut(id) else { return Err(TunerError::UnknownTrial(id)) };
-                    trial.counted_up_to = trial.resource;
+                    let Some(trial) = self.trials.get(id) else { return Err(TunerError::UnknownTrial(id)) };
+                    self.trials.set_counted_up_to(id, trial.resource);
                     self.launch_again(id, config, t, true)?;
                 }
                 Phase::Failing(_) => self.on_failed(t, id, String::new())?,
@@ -249,11 +249,11 @@ impl Dispatcher {
     }
 
     fn on_report(&mut self, time: f64, trial_id: TrialId, metrics: Metrics) -> Result<(), TunerError> {
-        let Some(trial) = self.trials.get_mut(trial_id) else { return Err(TunerError::UnknownTrial(trial_id)) };
+        let Some(trial) = self.trials.get(trial_id) else { return Err(TunerError::UnknownTrial(trial_id)) };
         if !matches!(trial.phase(), Phase::Running(_)) {
             return Ok(()); // already told to stop or pause; late reports do not count
         }
-        if let Some(done) = trial.counted_up_to {
+        if let Some(done) = self.trials.counted_up_to(trial_id) {
             let resource = self.ctx.resource_attr.as_deref().and_then(|attr| metrics.get(attr));
             if resource.is_some_and(|r| r <= done) {
                 // Relaunched, it made this report again: not counted, but answered (a
@@ -261,8 +261,9 @@ impl Dispatcher {
                 self.decide(trial_id, Decision::Continue);
                 return Ok(());
             }
-            trial.counted_up_to = None;
+            self.trials.set_counted_up_to(trial_id, None);
         }
+        let Some(trial) = self.trials.get_mut(trial_id) else { return Err(TunerError::UnknownTrial(trial_id)) };
         trial.reports += 1;
         let score = match self.ctx.score(&metrics, trial.reports, &mut self.objectives) {
             Ok(score) => score,
