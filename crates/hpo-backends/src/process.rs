@@ -579,7 +579,7 @@ const ALLOCATION_ENDING_WAIT: Duration = Duration::from_secs(60);
 /// ends as asked) or, should hpo live on, [`ALLOCATION_ENDING_WAIT`] has passed: then the
 /// job's state, for the failure. `None` at once while the job runs.
 async fn hold_while_taken_back(job: &str, intent: &AtomicU8) -> Option<String> {
-    let state = allocation_ending_lately(job).await?;
+    let state = crate::slurm::allocation_ending(job).await?;
     log::warn!("a trial's step ended while Slurm job {job} is {state}: waiting for hpo's own SIGTERM");
     let until = Instant::now() + ALLOCATION_ENDING_WAIT;
     while Instant::now() < until && intent.load(Ordering::Acquire) == RUNNING {
@@ -587,25 +587,6 @@ async fn hold_while_taken_back(job: &str, intent: &AtomicU8) -> Option<String> {
     }
     Some(format!("Slurm job {job}, the allocation, is {state}"))
 }
-
-/// Slurm's state of job `job` if Slurm is taking it back, looked at again for up to
-/// [`ALLOCATION_STATE_LAG`] while it still shows RUNNING: Slurm cancels a job's steps
-/// before `squeue` shows the job leave RUNNING (a step cancelled "due to job requeue" found
-/// the job RUNNING and was recorded as a failed trial). `None` if it runs on.
-async fn allocation_ending_lately(job: &str) -> Option<String> {
-    let until = Instant::now() + ALLOCATION_STATE_LAG;
-    loop {
-        let state = crate::slurm::allocation_ending(job).await;
-        if state.is_some() || Instant::now() >= until {
-            return state;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// How long a failed step's allocation may still show RUNNING after Slurm began to take it
-/// back: a genuine failure of a step is recorded this much later.
-const ALLOCATION_STATE_LAG: Duration = Duration::from_secs(3);
 
 /// The state of one trial's stdout: its log, and the first problem found in it.
 struct Supervisor {

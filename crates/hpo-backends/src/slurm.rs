@@ -638,12 +638,28 @@ async fn job_state(id: &str) -> Option<(String, String)> {
 }
 
 /// Slurm's state of job `job` if Slurm is taking it back (anything but RUNNING: COMPLETING
-/// after a requeue, CANCELLED, TIMEOUT, PREEMPTED, ...); `None` while it runs, or when
-/// `squeue` cannot say.
+/// after a requeue, CANCELLED, TIMEOUT, PREEMPTED, ...); `None` while it runs on, or when
+/// `squeue` cannot say. A job that shows RUNNING is looked at again for up to
+/// [`ALLOCATION_STATE_LAG`]: Slurm cancels a job's steps before `squeue` shows the job leave
+/// RUNNING (a step cancelled "due to job requeue" found the job RUNNING and was recorded as
+/// a failed trial).
 pub(crate) async fn allocation_ending(job: &str) -> Option<String> {
-    let (state, _) = job_state(job).await?;
-    (state != "RUNNING").then_some(state)
+    let until = Instant::now() + ALLOCATION_STATE_LAG;
+    loop {
+        let (state, _) = job_state(job).await?;
+        if state != "RUNNING" {
+            return Some(state);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
+
+/// How long a job may still show RUNNING after Slurm began to take it back: a genuine
+/// failure of a step is recorded this much later.
+const ALLOCATION_STATE_LAG: Duration = Duration::from_secs(3);
 
 /// Whether a Slurm job state means the cluster took the job's resources back.
 fn preempted(state: &str) -> bool {

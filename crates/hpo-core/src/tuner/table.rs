@@ -91,6 +91,8 @@ pub(crate) struct TrialTable {
     counts: [usize; PHASES],
     /// Trials relaunched after the driver died, each with the resource up to which its
     /// reports were counted before (kept aside: rare, and a row's size is memory per trial).
+    /// An entry goes when the trial reports beyond it, not when it leaves `Running`: paused
+    /// before that and resumed, it repeats those reports from its checkpoint.
     counted_up_to: BTreeMap<TrialId, f64>,
 }
 
