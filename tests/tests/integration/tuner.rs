@@ -87,7 +87,7 @@ fn every_event_is_taken_in_whether_the_tuner_polls_or_sleeps() {
 /// side by side while the tuner takes nothing for a while, then everything at once.
 #[test]
 fn the_thread_backend_hands_over_every_event_in_time_order() {
-    use hpo_core::{Backend, Event, EventKind, TrialStart};
+    use hpo_core::{Backend, Event, EventKind};
     use std::sync::atomic::{AtomicU32, Ordering};
     const REPORTS: u32 = 600;
     let sent: Arc<[AtomicU32; 2]> = Arc::default();
@@ -105,17 +105,7 @@ fn the_thread_backend_hands_over_every_event_in_time_order() {
     .unwrap();
     let events: Vec<Vec<Event>> = common::runtime().block_on(async {
         for trial_id in 0..2 {
-            let start = TrialStart {
-                trial_id,
-                config: Arc::new(Config::new()),
-                resume: false,
-                checkpoint_from: None,
-                resource_done: None,
-                launch: 1,
-                relaunch: false,
-                await_decisions: false,
-            };
-            backend.start(start).await.unwrap();
+            backend.start(fresh_start(trial_id)).await.unwrap();
         }
         // Both trials report until their rings are full (the tuner takes nothing meanwhile).
         let until = std::time::Instant::now() + Duration::from_secs(30);
@@ -146,6 +136,47 @@ fn the_thread_backend_hands_over_every_event_in_time_order() {
             .collect();
         assert_eq!(steps, (0..REPORTS).map(f64::from).collect::<Vec<_>>(), "trial {trial}'s reports");
         assert_eq!(kinds.last(), Some(&&EventKind::Completed), "trial {trial} ends last");
+    }
+}
+
+/// A worker waiting for room in its ring (the tuner took nothing) is not left waiting when
+/// the backend goes: its trial's report says to stop, and the trial ends.
+#[test]
+fn a_worker_waiting_for_the_tuner_stops_when_the_backend_goes() {
+    use hpo_backends::Interrupted;
+    use hpo_core::{Backend, Decision};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut backend = hpo_backends::ThreadBackend::new(1, move |_, r| {
+        let mut sent = 0u32;
+        let stopped = loop {
+            match r.report([("step", f64::from(sent))]) {
+                Ok(()) => sent += 1,
+                Err(interrupted) => break interrupted,
+            }
+        };
+        tx.send((sent, stopped)).unwrap();
+        Ok(())
+    })
+    .unwrap();
+    common::runtime().block_on(backend.start(fresh_start(0))).unwrap();
+    std::thread::sleep(Duration::from_millis(20)); // the worker fills its ring and waits
+    drop(backend);
+    let (sent, stopped) = rx.recv_timeout(Duration::from_secs(10)).expect("the trial still waits for room");
+    assert!(sent > 0);
+    assert_eq!(stopped, Interrupted(Decision::Stop));
+}
+
+/// The start of trial `trial_id`, new, that does not wait for decisions.
+fn fresh_start(trial_id: u64) -> hpo_core::TrialStart {
+    hpo_core::TrialStart {
+        trial_id,
+        config: Arc::new(Config::new()),
+        resume: false,
+        checkpoint_from: None,
+        resource_done: None,
+        launch: 1,
+        relaunch: false,
+        await_decisions: false,
     }
 }
 
