@@ -577,7 +577,8 @@ const ALLOCATION_ENDING_WAIT: Duration = Duration::from_secs(60);
 /// experiment open, for `--resume` to launch the trial again from its checkpoint; which of
 /// the two Slurm signals first is a race. Waits until a stop or pause is asked (the trial
 /// ends as asked) or, should hpo live on, [`ALLOCATION_ENDING_WAIT`] has passed: then the
-/// job's state, for the failure. `None` at once while the job runs.
+/// job's state, for the failure. `None` while the job runs on (see
+/// [`crate::slurm::allocation_ending`]: up to 3 s later, as `squeue` may lag).
 async fn hold_while_taken_back(job: &str, intent: &AtomicU8) -> Option<String> {
     let state = crate::slurm::allocation_ending(job).await?;
     log::warn!("a trial's step ended while Slurm job {job} is {state}: waiting for hpo's own SIGTERM");

@@ -3,7 +3,8 @@
 //! Reports are synchronous: [`Reporter::report`] hands the metrics to the tuner and returns
 //! once the scheduler has decided, with `Err(Interrupted)` when the trial is to stop or
 //! pause, so a training loop written with `?` ends exactly where the scheduler said. Under a
-//! scheduler that never stops or pauses trials (FIFO) it returns at once, and a stop sent
+//! scheduler that never stops or pauses trials (FIFO) it returns at once (unless the trial is
+//! 256 reports ahead of the tuner: then it waits for the tuner to catch up), and a stop sent
 //! later (the experiment ending) is returned by the next report.
 
 use std::any::Any;
