@@ -112,22 +112,21 @@ const EVENT_RING: usize = 256;
 
 impl ToTuner {
     /// Sends the event, waiting while the ring is full (the tuner is behind); `Err` when the
-    /// tuner is gone.
+    /// tuner is gone meanwhile. (A tuner that goes first tells every running trial to stop.)
     fn send(&mut self, mut event: Event) -> Result<(), ()> {
-        loop {
-            if self.events.is_abandoned() {
+        while let Err(rtrb::PushError::Full(back)) = self.events.push(event) {
+            event = back;
+            self.bell.ring_if_asleep();
+            let events = &self.events;
+            let gone = wait_until(
+                || {
+                    let gone = events.is_abandoned();
+                    (gone || !events.is_full()).then_some(gone)
+                },
+                Duration::from_millis(1),
+            );
+            if gone {
                 return Err(());
-            }
-            match self.events.push(event) {
-                Ok(()) => break,
-                Err(rtrb::PushError::Full(back)) => {
-                    event = back;
-                    self.bell.ring_if_asleep();
-                    let room = || (!self.events.is_full() || self.events.is_abandoned()).then_some(());
-                    if poll_briefly(room).is_none() {
-                        thread::park_timeout(Duration::from_millis(1));
-                    }
-                }
             }
         }
         self.bell.ring_if_asleep();
@@ -187,16 +186,22 @@ impl Reporter {
     }
 }
 
-/// Waits for the tuner's answer: polls for a while, then parks until unparked.
+/// Waits for the tuner's answer (it unparks the trial's thread when it decides).
 fn wait_while_awaiting(state: &AtomicU8) -> u8 {
     let answer = || Some(state.load(Ordering::Acquire)).filter(|&s| s != AWAITING);
-    if let Some(s) = poll_briefly(answer) {
-        return s;
+    wait_until(answer, Duration::from_millis(50))
+}
+
+/// Waits until `ready` gives an answer: polls for a while, then parks `nap` at a time (or
+/// until unparked) and looks again.
+fn wait_until<T>(mut ready: impl FnMut() -> Option<T>, nap: Duration) -> T {
+    if let Some(x) = poll_briefly(&mut ready) {
+        return x;
     }
     loop {
-        thread::park_timeout(Duration::from_millis(50));
-        if let Some(s) = answer() {
-            return s;
+        thread::park_timeout(nap);
+        if let Some(x) = ready() {
+            return x;
         }
     }
 }

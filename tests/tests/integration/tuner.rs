@@ -83,59 +83,65 @@ fn every_event_is_taken_in_whether_the_tuner_polls_or_sleeps() {
 
 /// Each worker of the thread backend has a ring of its own for its events: the tuner still
 /// gets them in time order, and none is lost when a trial reports faster than the tuner
-/// takes them in (more than its ring holds: the worker waits for room). Two trials report
-/// side by side while the tuner takes nothing for a while, then everything at once.
+/// takes them in (more than its ring holds: the worker waits for room). One, two and four
+/// trials report side by side while the tuner takes nothing for a while, then everything.
 #[test]
 fn the_thread_backend_hands_over_every_event_in_time_order() {
     use hpo_core::{Backend, Event, EventKind};
     use std::sync::atomic::{AtomicU32, Ordering};
     const REPORTS: u32 = 600;
-    let sent: Arc<[AtomicU32; 2]> = Arc::default();
-    let count = Arc::clone(&sent);
-    let mut backend = hpo_backends::ThreadBackend::new(2, move |t, r| {
-        for step in 0..REPORTS {
-            if step % 100 == 0 {
+    for workers in [1, 2, 4] {
+        let sent: Arc<Vec<AtomicU32>> = Arc::new((0..workers).map(|_| AtomicU32::new(0)).collect());
+        let count = Arc::clone(&sent);
+        let mut backend = hpo_backends::ThreadBackend::new(workers, move |t, r| {
+            for step in 0..REPORTS {
+                if step % 100 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                r.report([("step", f64::from(step))])?;
+                count[t.trial_id as usize].fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        })
+        .unwrap();
+        let events: Vec<Vec<Event>> = common::runtime().block_on(async {
+            for trial_id in 0..workers as u64 {
+                backend.start(fresh_start(trial_id)).await.unwrap();
+            }
+            // Every trial reports until its ring is full (the tuner takes nothing meanwhile).
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            while sent.iter().any(|n| n.load(Ordering::Relaxed) < 200) && std::time::Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            r.report([("step", f64::from(step))])?;
-            count[t.trial_id as usize].fetch_add(1, Ordering::Relaxed);
+            let (mut batches, mut ended) = (Vec::new(), 0);
+            while ended < workers {
+                let mut batch = Vec::new();
+                backend.next_events(&mut batch).await.unwrap();
+                ended += batch.iter().filter(|e| e.kind == EventKind::Completed).count();
+                batches.push(batch);
+            }
+            batches
+        });
+        for batch in &events {
+            assert!(batch.windows(2).all(|w| w[0].time <= w[1].time), "{workers} workers: a batch out of time order");
         }
-        Ok(())
-    })
-    .unwrap();
-    let events: Vec<Vec<Event>> = common::runtime().block_on(async {
-        for trial_id in 0..2 {
-            backend.start(fresh_start(trial_id)).await.unwrap();
+        for trial in 0..workers as u64 {
+            assert!(
+                events[0].iter().any(|e| e.trial_id == trial),
+                "{workers} workers: trial {trial} in the first batch"
+            );
+            let kinds: Vec<&EventKind> =
+                events.iter().flatten().filter(|e| e.trial_id == trial).map(|e| &e.kind).collect();
+            let steps: Vec<f64> = kinds
+                .iter()
+                .filter_map(|k| match k {
+                    EventKind::Report(m) => m.get("step"),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(steps, (0..REPORTS).map(f64::from).collect::<Vec<_>>(), "{workers} workers: trial {trial}");
+            assert_eq!(kinds.last(), Some(&&EventKind::Completed), "{workers} workers: trial {trial} ends last");
         }
-        // Both trials report until their rings are full (the tuner takes nothing meanwhile).
-        let until = std::time::Instant::now() + Duration::from_secs(30);
-        while sent.iter().any(|n| n.load(Ordering::Relaxed) < 200) && std::time::Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let (mut batches, mut ended) = (Vec::new(), 0);
-        while ended < 2 {
-            let mut batch = Vec::new();
-            backend.next_events(&mut batch).await.unwrap();
-            ended += batch.iter().filter(|e| e.kind == EventKind::Completed).count();
-            batches.push(batch);
-        }
-        batches
-    });
-    for batch in &events {
-        assert!(batch.windows(2).all(|w| w[0].time <= w[1].time), "a batch out of time order");
-    }
-    assert!(events[0].iter().any(|e| e.trial_id == 0) && events[0].iter().any(|e| e.trial_id == 1));
-    for trial in 0..2 {
-        let kinds: Vec<&EventKind> = events.iter().flatten().filter(|e| e.trial_id == trial).map(|e| &e.kind).collect();
-        let steps: Vec<f64> = kinds
-            .iter()
-            .filter_map(|k| match k {
-                EventKind::Report(m) => m.get("step"),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(steps, (0..REPORTS).map(f64::from).collect::<Vec<_>>(), "trial {trial}'s reports");
-        assert_eq!(kinds.last(), Some(&&EventKind::Completed), "trial {trial} ends last");
     }
 }
 
